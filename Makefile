@@ -1,0 +1,46 @@
+# dbd_lightning — every target installs what it needs into .venv first.
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+PYTHON  := $(BIN)/python
+STAMP   := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+export WANDB_MODE ?= offline
+export HF_HUB_OFFLINE ?= 1
+export NO_ALBUMENTATIONS_UPDATE ?= 1
+export PYTHONUNBUFFERED := 1
+
+.PHONY: help setup demo train test test-full bench lint format clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --upgrade-strategy only-if-needed -e '.[test]'
+	@rm -f $(VENV)/.installed-*; touch $@
+
+setup: $(STAMP)  ## create .venv and install pinned dependencies (torch from the local wheel store)
+
+demo: $(STAMP)  ## train DFFNet (resnet18, 128 px) on synthetic data on the CPU, test, print the table
+	$(PYTHON) -m dbd_lightning.train experiment=demo
+
+train: $(STAMP)  ## python -m dbd_lightning.train $(ARGS), e.g. make train ARGS="model=dffnet data=synthetic"
+	$(PYTHON) -m dbd_lightning.train $(ARGS)
+
+test: $(STAMP)  ## fast offline CPU test suite (slow tests excluded)
+	$(PYTHON) -m pytest -n 2 -q $(ARGS)
+
+test-full: $(STAMP)  ## every test, slow ones included
+	$(PYTHON) -m pytest -n 2 -q -m "" $(ARGS)
+
+bench: $(STAMP)  ## benchmarks -> bench/results.json (ms/image, images/s, peak memory)
+	$(PYTHON) -m dbd_lightning.bench --out bench/results.json $(ARGS)
+
+lint: $(STAMP)  ## ruff
+	$(BIN)/ruff check src tests
+
+format: $(STAMP)
+	$(BIN)/ruff format src tests
+
+clean:
+	rm -rf outputs multirun bench/*.json .pytest_cache

@@ -1,0 +1,88 @@
+"""One LightningDataModule for every DBD split: named train/val/test dataset dicts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import lightning as L
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
+
+from .samples import TransformedDataset, collate_samples
+
+
+class DBDDataModule(L.LightningDataModule):
+    """Datasets come from config (Hydra-instantiated raw-sample datasets).
+
+    ``train`` sets are concatenated (combined splits such as CUHK-TR-1 + DUT-TR);
+    every ``val``/``test`` set gets its own dataloader and its own metrics,
+    logged as ``val/<name>/<metric>`` and ``test/<name>/<metric>``.
+    """
+
+    def __init__(
+        self,
+        train: Mapping[str, Dataset] | None = None,
+        val: Mapping[str, Dataset] | None = None,
+        test: Mapping[str, Dataset] | None = None,
+        train_transform: Callable | None = None,
+        eval_transform: Callable | None = None,
+        batch_size: int = 6,
+        eval_batch_size: int = 1,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        drop_last: bool = True,
+    ) -> None:
+        super().__init__()
+        self.train_sets = dict(train or {})
+        self.val_sets = dict(val or {})
+        self.test_sets = dict(test or {})
+        for split, sets, tf in (("train", self.train_sets, train_transform), ("val", self.val_sets, eval_transform),
+                                ("test", self.test_sets, eval_transform)):
+            if sets and tf is None:
+                raise ValueError(f"data: {split} datasets given but no {'train' if split == 'train' else 'eval'}_transform")
+        self.train_transform, self.eval_transform = train_transform, eval_transform
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.num_workers, self.pin_memory, self.drop_last = num_workers, pin_memory, drop_last
+
+    @property
+    def val_names(self) -> list[str]:
+        return list(self.val_sets)
+
+    @property
+    def test_names(self) -> list[str]:
+        return list(self.test_sets)
+
+    def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool, drop_last: bool) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            drop_last=drop_last,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+            collate_fn=collate_samples,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        if not self.train_sets:
+            raise ValueError("data: no training datasets configured (data.train is empty)")
+        sets = [TransformedDataset(d, self.train_transform) for d in self.train_sets.values()]
+        dataset = sets[0] if len(sets) == 1 else ConcatDataset(sets)
+        drop = self.drop_last and len(dataset) > self.batch_size
+        return self._loader(dataset, self.batch_size, shuffle=True, drop_last=drop)
+
+    def _eval_loaders(self, sets: Mapping[str, Dataset]) -> list[DataLoader]:
+        return [
+            self._loader(TransformedDataset(d, self.eval_transform, keep_full_gt=True), self.eval_batch_size,
+                         shuffle=False, drop_last=False)
+            for d in sets.values()
+        ]
+
+    def val_dataloader(self) -> list[DataLoader]:
+        return self._eval_loaders(self.val_sets)
+
+    def test_dataloader(self) -> list[DataLoader]:
+        return self._eval_loaders(self.test_sets)
+
+    def predict_dataloader(self) -> list[DataLoader]:
+        return self._eval_loaders(self.test_sets)

@@ -1,0 +1,88 @@
+"""Reading images and masks of any mode into the toolkit's conventions.
+
+Images -> uint8 RGB (H, W, 3) whatever the file holds (grayscale, palette,
+RGBA, 16-bit); EXIF orientation is applied. Masks -> uint8 {0, 1} (H, W),
+binarised at half the value range of the file's dtype, with the dataset's
+on-disk polarity converted to in-focus = 1.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+Polarity = Literal["white_in_focus", "white_blurred"]
+POLARITIES = ("white_in_focus", "white_blurred")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+class ImageReadError(RuntimeError):
+    """An image or mask file could not be decoded."""
+
+
+def _open(path: str | Path) -> Image.Image:
+    try:
+        img = Image.open(path)
+        img.load()
+    except FileNotFoundError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise ImageReadError(f"cannot decode image file {path}: {exc}") from exc
+    return ImageOps.exif_transpose(img)
+
+
+def _to_array_full_range(img: Image.Image) -> tuple[np.ndarray, float]:
+    """Array of the image and the maximum value of its dtype range."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        return np.asarray(img, dtype=np.uint16).astype(np.float32), 65535.0
+    if img.mode == "I":
+        arr = np.asarray(img, dtype=np.int64)
+        top = 65535.0 if arr.max(initial=0) <= 65535 else float(arr.max())
+        return arr.astype(np.float32), top
+    if img.mode == "F":
+        arr = np.asarray(img, dtype=np.float32)
+        return arr, 1.0 if arr.max(initial=0) <= 1.0 else 255.0
+    if img.mode == "1":
+        return np.asarray(img.convert("L"), dtype=np.float32), 255.0
+    return np.asarray(img), 255.0
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """Read any image file as uint8 RGB (H, W, 3)."""
+    img = _open(path)
+    if img.mode in ("RGB",):
+        return np.asarray(img, dtype=np.uint8).copy()
+    if img.mode in ("L", "P", "RGBA", "LA", "CMYK", "YCbCr", "PA", "1", "RGBX"):
+        return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+    arr, top = _to_array_full_range(img)  # 16-bit / 32-bit / float
+    arr = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    return arr[..., :3].copy()
+
+
+def read_mask(path: str | Path, polarity: Polarity = "white_in_focus") -> np.ndarray:
+    """Read a GT mask as uint8 {0,1} with in-focus = 1.
+
+    Colour masks are reduced to their first channel (DBD masks are grey);
+    values >= half the dtype range count as white.
+    """
+    if polarity not in POLARITIES:
+        raise ValueError(f"unknown mask polarity {polarity!r}; expected one of {POLARITIES}")
+    img = _open(path)
+    if img.mode in ("P", "RGB", "RGBA", "LA", "CMYK", "YCbCr"):
+        img = img.convert("L")
+    arr, top = _to_array_full_range(img)
+    if arr.ndim == 3:
+        arr = arr[..., 0]
+    white = arr >= top / 2.0
+    focus = white if polarity == "white_in_focus" else ~white
+    return focus.astype(np.uint8)
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files in ``folder`` (case-insensitive suffix), sorted by name."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)

@@ -1,0 +1,401 @@
+"""DBD metrics as ``torchmetrics.Metric`` classes.
+
+Inputs of every ``update(preds, target)``:
+
+* ``preds``: in-focus probability in ``[0, 1]`` (``sigmoid(logits)``), float;
+* ``target``: binary mask, in-focus = 1 (bool, integer or float 0/1);
+* either one tensor ``(H, W)``, ``(B, H, W)`` or ``(B, 1, H, W)``, or a **list**
+  of such tensors with different sizes (each image scored at its own original
+  size; the caller resizes predictions back to the GT size).
+
+Common options:
+
+* ``positive``: ``'blur'`` (default; scores ``1 - preds`` against ``1 - target``)
+  or ``'focus'``.
+* ``threshold``: a float (default 0.5; positive where ``s >= threshold``), or
+  ``'adaptive'``: per image ``min(adaptive_factor * mean(s), adaptive_cap)`` with
+  ``s`` the positive-class map (factor 1.5 = BTBNet / DD; pysodmetrics uses 2,
+  capped at 1).  ``FBeta`` also takes ``'max'`` (max over 256 quantised thresholds,
+  see :mod:`dbd_lightning.metrics.functional`).
+* ``strict``: compare with ``>`` instead of ``>=`` (DD's notebook: ``x > 1.5 * mean``).
+* ``adaptive_target``: also binarise the (positive-class) GT with the adaptive
+  rule, as DD's notebook does (``gt > 1.5 * mean(gt)``).  On a binary GT this is a
+  no-op unless ``factor * mean(gt) >= 1`` (then the GT becomes empty, for ``>``)
+  or the GT is all zero; it exists only to reproduce that notebook.
+* ``averaging``: ``'per_image'`` (score each image, average over images) or
+  ``'pooled'`` (sum TP/FP/FN over the dataset, score once).
+* ``empty_score``: value of P, R, F and IoU for an image (or a pooled dataset)
+  whose GT **and** prediction have no positive pixel (default 1; pysodmetrics: 0).
+  Any other ``0/0`` is 0 (see :mod:`~dbd_lightning.metrics.functional`).
+* ``validate_args``: check ranges, binary targets and shapes (default True).
+
+States are fixed-size tensors reduced with ``dist_reduce_fx='sum'`` (exact
+int64 counts, float64 sums), so the metrics work on any device, under DDP and
+with ``merge_state``; memory does not grow with the number of images.
+``compute()`` returns float32 tensors (NaN before any update).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+from torchmetrics import Metric
+
+from . import functional as F
+
+_AVERAGINGS = ("per_image", "pooled")
+
+
+def _check_averaging(averaging: str) -> str:
+    if averaging not in _AVERAGINGS:
+        raise ValueError(f"averaging must be one of {_AVERAGINGS}, got {averaging!r}")
+    return averaging
+
+
+def _mean(total: Tensor, count: Tensor) -> Tensor:
+    """``total / count`` as float32, NaN when ``count == 0``."""
+    return (total.double() / count.double()).float() if int(count) > 0 else torch.full_like(total, float("nan"), dtype=torch.float32)
+
+
+class _DBDMetric(Metric):
+    is_differentiable = False
+    full_state_update = False
+
+    def __init__(self, validate_args: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.validate_args = validate_args
+
+    def _groups(self, preds, target):
+        return F.as_row_groups(preds, target, validate=self.validate_args)
+
+    def _add_sum_state(self, name: str, shape: tuple[int, ...] = (), dtype: torch.dtype = torch.float64) -> None:
+        self.add_state(name, default=torch.zeros(shape, dtype=dtype), dist_reduce_fx="sum")
+
+
+# --------------------------------------------------------------------------- #
+# MAE
+# --------------------------------------------------------------------------- #
+class MAE(_DBDMetric):
+    """Mean absolute error between the continuous prediction and the binary GT.
+
+    ``per_image`` (default, D-DFFNet / DD / BTBNet): ``mean_i mean_pixels |p - t|``;
+    ``pooled``: ``sum_all |p - t| / total pixels``.  Independent of the positive
+    class (``|(1-p) - (1-t)| = |p - t|``).  ``compute()``: scalar float32.
+    """
+
+    higher_is_better = False
+    sum_mae: Tensor
+    count: Tensor
+    sum_abs: Tensor
+    n_pixels: Tensor
+
+    def __init__(self, averaging: str = "per_image", validate_args: bool = True, **kwargs):
+        super().__init__(validate_args=validate_args, **kwargs)
+        self.averaging = _check_averaging(averaging)
+        self._add_sum_state("sum_mae")
+        self._add_sum_state("count", dtype=torch.long)
+        self._add_sum_state("sum_abs")
+        self._add_sum_state("n_pixels", dtype=torch.long)
+
+    def update(self, preds: Tensor | Sequence[Tensor], target: Tensor | Sequence[Tensor]) -> None:
+        for p, t in self._groups(preds, target):
+            err = F.abs_error_sums(p, t)
+            self.sum_mae += (err / p.shape[1]).sum()
+            self.count += p.shape[0]
+            self.sum_abs += err.sum()
+            self.n_pixels += p.numel()
+
+    def compute(self) -> Tensor:
+        if self.averaging == "per_image":
+            return _mean(self.sum_mae, self.count)
+        return _mean(self.sum_abs, self.n_pixels)
+
+
+# --------------------------------------------------------------------------- #
+# single-threshold scores: precision, recall, F-beta, IoU
+# --------------------------------------------------------------------------- #
+class _ThresholdedMetric(_DBDMetric):
+    """Base of the single-threshold scores; subclasses define :meth:`_score`."""
+
+    higher_is_better = True
+    score_name = "score"  # per-image sums live in state ``sum_<score_name>_score``
+    tp: Tensor
+    fp: Tensor
+    fn: Tensor
+    count: Tensor
+
+    def __init__(
+        self,
+        positive: str = "blur",
+        threshold: float | str = 0.5,
+        averaging: str = "per_image",
+        adaptive_factor: float = 1.5,
+        adaptive_cap: float | None = 1.0,
+        strict: bool = False,
+        adaptive_target: bool = False,
+        empty_score: float = 1.0,
+        validate_args: bool = True,
+        **kwargs,
+    ):
+        super().__init__(validate_args=validate_args, **kwargs)
+        self.positive = F.check_positive(positive)
+        if isinstance(threshold, str):
+            if threshold != "adaptive":
+                raise ValueError(f"threshold must be a float or 'adaptive', got {threshold!r}")
+        elif not 0.0 <= float(threshold) <= 1.0:
+            raise ValueError(f"threshold must lie in [0, 1], got {threshold}")
+        self.threshold = threshold
+        self.averaging = _check_averaging(averaging)
+        self.adaptive_factor = float(adaptive_factor)
+        self.adaptive_cap = adaptive_cap
+        self.strict = strict
+        self.adaptive_target = adaptive_target
+        self.empty_score = float(empty_score)
+        for name in ("tp", "fp", "fn", "count"):
+            self._add_sum_state(name, dtype=torch.long)
+        # class-specific name: MetricCollection's compute groups never merge e.g. F and IoU
+        self._sum_name = f"sum_{self.score_name}_score"
+        self._add_sum_state(self._sum_name)
+
+    def _score(self, tp: Tensor, fp: Tensor, fn: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def _binarize(self, s: Tensor) -> Tensor:
+        if self.threshold == "adaptive":
+            thr = F.adaptive_threshold(s, self.adaptive_factor, self.adaptive_cap)
+        else:
+            thr = float(self.threshold)
+        return F.binarize(s, thr, self.strict)
+
+    def update(self, preds: Tensor | Sequence[Tensor], target: Tensor | Sequence[Tensor]) -> None:
+        for p, t in self._groups(preds, target):
+            s, g = F.positive_class(p, t, self.positive)
+            if self.adaptive_target:
+                g = self._binarize(g.to(s.dtype))
+            tp, fp, fn = F.confusion_counts(self._binarize(s), g)
+            self.tp += tp.sum()
+            self.fp += fp.sum()
+            self.fn += fn.sum()
+            setattr(self, self._sum_name, getattr(self, self._sum_name) + self._score(tp, fp, fn).sum())
+            self.count += tp.shape[0]
+
+    def compute(self) -> Tensor:
+        if self.averaging == "per_image":
+            return _mean(getattr(self, self._sum_name), self.count)
+        if int(self.count) == 0:
+            return torch.tensor(float("nan"), device=self.tp.device)
+        return self._score(self.tp, self.fp, self.fn).float()
+
+
+class Precision(_ThresholdedMetric):
+    """Precision ``TP / (TP + FP)`` at one threshold; options as in the module docstring."""
+
+    score_name = "precision"
+
+    def _score(self, tp, fp, fn):
+        return F.precision_from_counts(tp, fp, fn, self.empty_score)
+
+
+class Recall(_ThresholdedMetric):
+    """Recall ``TP / (TP + FN)`` at one threshold; options as in the module docstring."""
+
+    score_name = "recall"
+
+    def _score(self, tp, fp, fn):
+        return F.recall_from_counts(tp, fp, fn, self.empty_score)
+
+
+class IoU(_ThresholdedMetric):
+    """IoU ``TP / (TP + FP + FN)`` of the positive class; empty union -> ``empty_score`` (1).
+
+    Default = D-DFFNet table: threshold 0.5, blur positive, **pooled** over the
+    dataset.  ``compute()``: scalar float32.
+    """
+
+    score_name = "iou"
+
+    def __init__(self, positive: str = "blur", threshold: float | str = 0.5, averaging: str = "pooled", **kwargs):
+        super().__init__(positive=positive, threshold=threshold, averaging=averaging, **kwargs)
+
+    def _score(self, tp, fp, fn):
+        return F.iou_from_counts(tp, fp, fn, self.empty_score)
+
+
+# --------------------------------------------------------------------------- #
+# 256-threshold curves
+# --------------------------------------------------------------------------- #
+class _CurveStates:
+    """Mixin: TP/FP at the 256 quantised thresholds ``k / 255`` (``bin >= k``).
+
+    Pooled states: ``tp_curve``, ``fp_curve`` (int64, 256) and ``n_pos``.  Per-image
+    states: sums over images of the per-image precision, recall and F-beta curves
+    (float64, 256) and ``count``.  Both are kept (about 8 KiB) so either averaging
+    works.  Needs ``positive``, ``averaging``, ``beta2``, ``empty_score`` attributes.
+    """
+
+    tp_curve: Tensor
+    fp_curve: Tensor
+    n_pos: Tensor
+    sum_precision: Tensor
+    sum_recall: Tensor
+    sum_fbeta: Tensor
+    count: Tensor
+
+    def _add_curve_states(self) -> None:
+        self._add_sum_state("tp_curve", (F.NUM_BINS,), torch.long)
+        self._add_sum_state("fp_curve", (F.NUM_BINS,), torch.long)
+        self._add_sum_state("n_pos", dtype=torch.long)
+        for name in ("sum_precision", "sum_recall", "sum_fbeta"):
+            self._add_sum_state(name, (F.NUM_BINS,))
+        self._add_sum_state("count", dtype=torch.long)
+
+    def _update_curves(self, preds, target) -> None:
+        for p, t in self._groups(preds, target):
+            s, g = F.positive_class(p, t, self.positive)
+            tp, fp, n_pos = F.curve_counts(s, g)
+            fn = n_pos[:, None] - tp
+            prec = F.precision_from_counts(tp, fp, fn, self.empty_score)
+            rec = F.recall_from_counts(tp, fp, fn, self.empty_score)
+            f = F.fbeta_from_counts(tp, fp, fn, self.beta2, self.empty_score)
+            self.tp_curve += tp.sum(0)
+            self.fp_curve += fp.sum(0)
+            self.n_pos += n_pos.sum()
+            self.sum_precision += prec.sum(0)
+            self.sum_recall += rec.sum(0)
+            self.sum_fbeta += f.sum(0)
+            self.count += tp.shape[0]
+
+    def _curves(self) -> tuple[Tensor, Tensor, Tensor]:
+        """Precision, recall, F-beta curves (float32, 256) for the chosen averaging."""
+        if int(self.count) == 0:
+            nan = torch.full((F.NUM_BINS,), float("nan"), device=self.tp_curve.device)
+            return nan, nan.clone(), nan.clone()
+        if self.averaging == "per_image":
+            n = self.count.double()
+            return (
+                (self.sum_precision / n).float(),
+                (self.sum_recall / n).float(),
+                (self.sum_fbeta / n).float(),
+            )
+        tp, fp = self.tp_curve, self.fp_curve
+        fn = self.n_pos - tp
+        return (
+            F.precision_from_counts(tp, fp, fn, self.empty_score).float(),
+            F.recall_from_counts(tp, fp, fn, self.empty_score).float(),
+            F.fbeta_from_counts(tp, fp, fn, self.beta2, self.empty_score).float(),
+        )
+
+    def thresholds(self) -> Tensor:
+        """The threshold values ``k / 255`` of the curve entries (float32, 256)."""
+        return F.threshold_values(self.tp_curve.device)
+
+
+class _CurveMetric(_CurveStates, _DBDMetric):
+    higher_is_better = True
+
+    def __init__(
+        self,
+        positive: str = "blur",
+        averaging: str = "per_image",
+        beta2: float = 0.3,
+        empty_score: float = 1.0,
+        validate_args: bool = True,
+        **kwargs,
+    ):
+        super().__init__(validate_args=validate_args, **kwargs)
+        self.positive = F.check_positive(positive)
+        self.averaging = _check_averaging(averaging)
+        self.beta2 = float(beta2)
+        self.empty_score = float(empty_score)
+        self._add_curve_states()
+
+    def update(self, preds: Tensor | Sequence[Tensor], target: Tensor | Sequence[Tensor]) -> None:
+        self._update_curves(preds, target)
+
+
+class PrecisionRecallCurve(_CurveMetric):
+    """Precision-recall curve over the 256 quantised thresholds ``k / 255``, ``k = 0..255``.
+
+    ``averaging='per_image'`` (default, BTBNet / SOD style): mean over images of the
+    per-image curves; ``'pooled'``: curves from dataset-level TP/FP/FN.
+
+    ``compute()`` returns ``(precision, recall, thresholds)``, three float32 tensors
+    of length 256, index ``k`` = threshold ``k / 255`` (ascending; positive where
+    ``floor(255 s + 0.5) >= k``).  Precision is 0 where nothing is predicted
+    positive (unless the GT is empty too: ``empty_score``).  :meth:`fbeta_curve`
+    gives the matching F-beta curve (``beta2``, per-image F averaged for
+    ``per_image``).  Not loggable as a scalar: keep it out of ``log_dict``.
+    """
+
+    def compute(self) -> tuple[Tensor, Tensor, Tensor]:
+        prec, rec, _ = self._curves()
+        return prec, rec, self.thresholds()
+
+    def fbeta_curve(self) -> Tensor:
+        """F-beta at each of the 256 thresholds (float32)."""
+        return self._curves()[2]
+
+
+class FBeta(_CurveStates, _ThresholdedMetric):
+    """F-beta score, ``(1 + beta2) P R / (beta2 P + R)`` with ``beta2`` = beta^2 = 0.3.
+
+    Default = D-DFFNet table: threshold 0.5, **blur positive**, per image then
+    averaged.  ``threshold='adaptive'`` gives BTBNet's / DD's adaptive F
+    (``adaptive_factor`` x mean, see the module docstring); ``threshold='max'``
+    gives the max over the 256 quantised thresholds of the F curve (for
+    ``per_image``: the max of the image-averaged F curve, as pysodmetrics' maxF;
+    for ``pooled``: the max of the dataset-level F curve).  ``compute()``: scalar
+    float32.
+    """
+
+    score_name = "fbeta"
+
+    def __init__(
+        self,
+        positive: str = "blur",
+        threshold: float | str = 0.5,
+        averaging: str = "per_image",
+        beta2: float = 0.3,
+        **kwargs,
+    ):
+        self.beta2 = float(beta2)
+        self._is_max = threshold == "max"
+        super().__init__(
+            positive=positive, threshold="adaptive" if self._is_max else threshold, averaging=averaging, **kwargs
+        )
+        if self._is_max:
+            self.threshold = "max"
+            self._add_curve_states()
+
+    def _score(self, tp, fp, fn):
+        return F.fbeta_from_counts(tp, fp, fn, self.beta2, self.empty_score)
+
+    def update(self, preds: Tensor | Sequence[Tensor], target: Tensor | Sequence[Tensor]) -> None:
+        if self._is_max:
+            self._update_curves(preds, target)
+        else:
+            super().update(preds, target)
+
+    def compute(self) -> Tensor:
+        if self._is_max:
+            return self._curves()[2].max()
+        return super().compute()
+
+    def fbeta_curve(self) -> Tensor:
+        """F-beta at each of the 256 thresholds (only for ``threshold='max'``)."""
+        if not self._is_max:
+            raise RuntimeError("fbeta_curve() needs threshold='max'")
+        return self._curves()[2]
+
+    def best_threshold(self) -> Tensor:
+        """Threshold value ``k / 255`` that attains the max F (only for ``threshold='max'``)."""
+        return F.threshold_values(self.tp.device)[self.fbeta_curve().argmax()]
+
+
+class MaxFBeta(FBeta):
+    """``FBeta(threshold='max')``: max F-beta over the 256 quantised thresholds."""
+
+    def __init__(self, positive: str = "blur", averaging: str = "per_image", beta2: float = 0.3, **kwargs):
+        super().__init__(positive=positive, threshold="max", averaging=averaging, beta2=beta2, **kwargs)

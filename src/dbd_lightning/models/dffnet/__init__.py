@@ -1,0 +1,3 @@
+from .torch_model import DFFNet
+
+__all__ = ["DFFNet"]

@@ -1,0 +1,62 @@
+"""DFFNet: timm encoder + per-level RFB + DFFM decoder (D-DFFNet, Sec. III-A).
+
+Plain ``nn.Module``; knows nothing of Lightning. Stage 1 of D-DFFNet trains this
+network alone; stage 2 (distillation) trains a fresh one with frozen teachers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..components.dffm import DFFM
+from ..components.encoder import TimmEncoder
+from ..components.rfb import RFB
+
+
+class DFFNet(nn.Module):
+    """Defocus blur detection network of Jin et al. (2023).
+
+    Args:
+        encoder: timm backbone name (paper: ``resnest101e``).
+        pretrained / weights_file: see :class:`TimmEncoder`.
+        out_indices: the four encoder levels at strides 4, 8, 16, 32.
+        channels: RFB output width (paper: 32).
+        attention: spatial attention from the side outputs (SAB).
+        dense_guidance: the DFFM multiplicative guidance (False = "w/o DFFM").
+
+    ``forward`` returns a dict:
+        ``logits`` (B,1,H,W) in-focus logits at input size (bilinear from 1/4),
+        ``side_logits`` four maps at strides 16, 16, 8, 4 (s1..s4),
+        ``features`` the four encoder maps (for feature distillation).
+    """
+
+    def __init__(
+        self,
+        encoder: str = "resnest101e",
+        pretrained: bool = False,
+        weights_file: str | None = None,
+        out_indices: Sequence[int] = (1, 2, 3, 4),
+        channels: int = 32,
+        attention: bool = True,
+        dense_guidance: bool = True,
+    ) -> None:
+        super().__init__()
+        self.encoder = TimmEncoder(encoder, pretrained, weights_file, out_indices)
+        if len(self.encoder.channels) != 4 or self.encoder.reductions != [4, 8, 16, 32]:
+            raise ValueError(
+                f"DFFNet needs four encoder levels at strides [4, 8, 16, 32]; {encoder!r} with "
+                f"out_indices={list(out_indices)} gives strides {self.encoder.reductions}"
+            )
+        self.rfbs = nn.ModuleList([RFB(c, channels) for c in self.encoder.channels])
+        self.decoder = DFFM(channels, attention=attention, dense_guidance=dense_guidance)
+
+    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor | list[torch.Tensor]]:
+        features = self.encoder(image)
+        r4, r3, r2, r1 = (rfb(f) for rfb, f in zip(self.rfbs, features, strict=True))  # strides 4..32
+        out, sides = self.decoder(r1, r2, r3, r4)
+        logits = F.interpolate(out, size=image.shape[-2:], mode="bilinear", align_corners=True)
+        return {"logits": logits, "side_logits": sides, "features": features}

@@ -1,0 +1,160 @@
+"""LightningModule shared by every DBD family (BTBNet, DD, DFFNet & co)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..metrics import build_dbd_metrics
+from .visualize import prediction_grid
+
+
+class DetectionTask(L.LightningModule):
+    """Train/validate/test a defocus blur detection network.
+
+    The network returns a dict with ``logits`` (in-focus logits at input size)
+    and optionally ``side_logits`` and ``features``; ``loss`` maps
+    ``(outputs, batch)`` to a dict of terms with the total under ``"loss"``.
+    Validation/test predictions are resized (bilinear) to each image's original
+    size and scored there by one metric collection per dataset.
+
+    Args:
+        net: the torch model (knows nothing of Lightning).
+        loss: the loss module.
+        optimizer: partial optimizer ``(params) -> Optimizer``.
+        scheduler: optional partial scheduler ``(optimizer) -> LRScheduler``.
+        scheduler_interval: ``"epoch"`` (paper's poly per epoch) or ``"step"``.
+        metrics: metric convention kwargs for :func:`build_dbd_metrics`.
+        log_images: number of validation samples in the logged grid (0 = off).
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        loss: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., Any] | None = None,
+        scheduler_interval: str = "epoch",
+        metrics: Mapping[str, Any] | None = None,
+        log_images: int = 4,
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.loss = loss
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.scheduler_interval = scheduler_interval
+        self.metric_convention = dict(metrics or {})
+        self.log_images = log_images
+        self.val_metrics = nn.ModuleDict()
+        self.test_metrics = nn.ModuleDict()
+        self._grid_batch: dict | None = None
+        self._updated: set[tuple[str, str]] = set()
+
+    # ------------------------------------------------------------------ setup
+    def setup(self, stage: str) -> None:
+        dm = getattr(self.trainer, "datamodule", None)
+        for names, store in ((getattr(dm, "val_names", []), self.val_metrics),
+                             (getattr(dm, "test_names", []), self.test_metrics)):
+            for name in names:
+                if name not in store:
+                    store[name] = build_dbd_metrics(**self.metric_convention)
+
+    def forward(self, image: torch.Tensor) -> dict:
+        return self.net(image)
+
+    # --------------------------------------------------------------- training
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        outputs = self.net(batch["image"])
+        terms = self.loss(outputs, batch)
+        bs = batch["image"].shape[0]
+        self.log("train/loss", terms["loss"], prog_bar=True, batch_size=bs)
+        self.log_dict({f"train/{k}": v for k, v in terms.items() if k != "loss"}, batch_size=bs)
+        return terms["loss"]
+
+    # ------------------------------------------------------------- evaluation
+    @staticmethod
+    def probabilities_at_original_size(logits: torch.Tensor, sizes) -> list[torch.Tensor]:
+        """Sigmoid of each logit map resized (bilinear) to its image's original (H, W)."""
+        probs = torch.sigmoid(logits.float())
+        out = []
+        for p, size in zip(probs, sizes, strict=True):
+            size = tuple(int(s) for s in size)
+            if tuple(p.shape[-2:]) != size:
+                p = F.interpolate(p[None], size=size, mode="bilinear", align_corners=False)[0]
+            out.append(p.clamp_(0, 1))
+        return out
+
+    def _eval_step(self, batch: dict, stage: str, names: list[str], store: nn.ModuleDict, idx: int) -> dict:
+        name = names[idx] if idx < len(names) else f"set{idx}"
+        outputs = self.net(batch["image"])
+        terms = self.loss(outputs, batch)
+        self.log(f"{stage}/{name}/loss", terms["loss"], batch_size=batch["image"].shape[0],
+                 add_dataloader_idx=False, sync_dist=True)
+        gts = batch["gt_full"]
+        preds = self.probabilities_at_original_size(outputs["logits"], [g.shape[-2:] for g in gts])
+        store[name].update(preds, [g.to(preds[0].device) for g in gts])
+        self._updated.add((stage, name))
+        return outputs
+
+    def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
+        names = self.trainer.datamodule.val_names
+        outputs = self._eval_step(batch, "val", names, self.val_metrics, dataloader_idx)
+        if dataloader_idx == 0 and batch_idx == 0 and self.log_images:
+            n = self.log_images
+            self._grid_batch = {
+                "image": batch["image"][:n].detach().cpu(),
+                "mask": batch["mask"][:n].detach().cpu(),
+                "pred": torch.sigmoid(outputs["logits"][:n]).detach().float().cpu(),
+            }
+
+    def test_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._eval_step(batch, "test", self.trainer.datamodule.test_names, self.test_metrics, dataloader_idx)
+
+    def _log_metrics(self, stage: str, store: nn.ModuleDict) -> None:
+        for name, collection in store.items():
+            if (stage, name) not in self._updated:
+                continue
+            self._updated.discard((stage, name))
+            values = collection.compute()
+            for key, value in values.items():
+                if isinstance(value, torch.Tensor) and value.numel() == 1:
+                    self.log(f"{stage}/{name}/{key}", value.float(), add_dataloader_idx=False)
+            collection.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics("val", self.val_metrics)
+        if self._grid_batch is not None:
+            self._log_grid(self._grid_batch)
+            self._grid_batch = None
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metrics("test", self.test_metrics)
+
+    def predict_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> dict:
+        outputs = self.net(batch["image"])
+        sizes = batch["orig_size"]
+        return {"name": batch["name"], "prob": self.probabilities_at_original_size(outputs["logits"], sizes)}
+
+    def _log_grid(self, grid_batch: dict) -> None:
+        if self.trainer.sanity_checking:
+            return
+        grid = prediction_grid(**grid_batch)
+        for logger in self.loggers:
+            if hasattr(logger, "log_image"):  # WandbLogger
+                logger.log_image(key="val/predictions", images=[grid], caption=["image | GT | prediction"],
+                                 step=self.global_step)
+
+    # -------------------------------------------------------------- optimiser
+    def configure_optimizers(self):
+        params = [p for p in self.net.parameters() if p.requires_grad]
+        optimizer = self.optimizer_factory(params=params)
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}

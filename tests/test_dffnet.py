@@ -1,0 +1,89 @@
+import pytest
+import timm
+import torch
+
+from dbd_lightning.models.components.rfb import RFB
+from dbd_lightning.models.dffnet import DFFNet
+
+
+@pytest.fixture(scope="module")
+def small_net():
+    return DFFNet("resnet18")
+
+
+def test_output_shapes_and_strides(small_net):
+    x = torch.randn(2, 3, 96, 128)
+    out = small_net(x)
+    assert out["logits"].shape == (2, 1, 96, 128)
+    sides = [tuple(s.shape[-2:]) for s in out["side_logits"]]
+    assert sides == [(6, 8), (6, 8), (12, 16), (24, 32)]  # strides 16, 16, 8, 4
+    assert [f.shape[1] for f in out["features"]] == [64, 128, 256, 512]
+    assert [f.shape[-1] for f in out["features"]] == [32, 16, 8, 4]
+
+
+def test_paper_decoder_size_and_no_unused_parameters():
+    net = DFFNet("resnest101e")
+    decoder = sum(p.numel() for n, p in net.named_parameters() if not n.startswith("encoder."))
+    # ddffnet.md: "Decoder (4 RFB + DFFM) ~1.58 M parameters"
+    assert 1_575_000 < decoder < 1_590_000
+    assert net.encoder.channels == [256, 512, 1024, 2048]
+    # the authors' model builds a 44.5 M-parameter branch it never uses; timm features_only builds no head
+    encoder = sum(p.numel() for p in net.encoder.parameters())
+    full = sum(p.numel() for p in timm.create_model("resnest101e", pretrained=False).parameters())
+    assert full - encoder == 2048 * 1000 + 1000  # exactly the classifier is left out
+
+
+def test_rfb_branch_structure():
+    rfb = RFB(16, 32)
+    kernels = [[m.kernel_size for m in b.modules() if isinstance(m, torch.nn.Conv2d)] for b in rfb.branches]
+    assert kernels[0] == [(1, 1)]
+    assert kernels[1] == [(1, 1), (1, 3), (3, 1), (3, 3)]
+    assert kernels[3] == [(1, 1), (1, 7), (7, 1), (3, 3)]
+    dil = [m.dilation for m in rfb.branches[2].modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    assert dil == (5, 5)
+    assert all(m.bias is None for m in rfb.modules() if isinstance(m, torch.nn.Conv2d))
+    y = rfb(torch.randn(1, 16, 10, 10))
+    assert y.shape == (1, 32, 10, 10) and (y >= 0).all()  # ReLU(residual sum)
+
+
+def test_every_parameter_gets_a_gradient(small_net):
+    small_net.zero_grad()
+    out = small_net(torch.randn(2, 3, 64, 64))
+    loss = out["logits"].mean() + sum(s.mean() for s in out["side_logits"])
+    loss.backward()
+    no_grad = [n for n, p in small_net.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert no_grad == []
+    assert small_net.encoder.body.conv1.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("kw", [dict(attention=False), dict(dense_guidance=False)])
+def test_ablation_switches(kw):
+    net = DFFNet("resnet18", **kw)
+    out = net(torch.randn(1, 3, 64, 64))
+    assert out["logits"].shape == (1, 1, 64, 64)
+    if not kw.get("attention", True):
+        assert net.decoder.attention is None
+
+
+def test_bad_encoder_and_offline_pretrained(monkeypatch):
+    with pytest.raises(ValueError, match="Unknown timm encoder 'resnet1800'"):
+        DFFNet("resnet1800")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(RuntimeError, match="weights_file"):
+        DFFNet("resnet18", pretrained=True)
+    with pytest.raises(FileNotFoundError, match="nope.pth"):
+        DFFNet("resnet18", weights_file="/nope.pth")
+
+
+def test_local_weights_file_is_loaded(tmp_path):
+    reference = timm.create_model("resnet18", pretrained=False)
+    path = tmp_path / "resnet18.pth"
+    torch.save(reference.state_dict(), path)
+    net = DFFNet("resnet18", weights_file=str(path))
+    assert torch.equal(net.encoder.body.conv1.weight, reference.conv1.weight)
+    assert torch.equal(net.encoder.body.layer4[1].conv2.weight, reference.layer4[1].conv2.weight)
+
+
+def test_encoder_levels_must_be_strides_4_to_32():
+    with pytest.raises(ValueError, match=r"strides \[4, 8, 16, 32\]"):
+        DFFNet("resnet18", out_indices=(0, 1, 2, 3))
