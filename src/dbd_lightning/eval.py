@@ -21,7 +21,7 @@ import hydra  # noqa: E402
 import lightning as L  # noqa: E402
 from omegaconf import DictConfig, OmegaConf, open_dict  # noqa: E402
 
-from .metrics import describe_convention  # noqa: E402
+from .metrics.describe import describe_convention  # noqa: E402
 from .utils.checkpoint import load_weights  # noqa: E402
 from .utils.config import build_datamodule, build_task, config_dir  # noqa: E402
 from .utils.report import results_table, scalar_metrics, write_metrics  # noqa: E402

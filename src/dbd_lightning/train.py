@@ -17,9 +17,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import hydra  # noqa: E402
 import lightning as L  # noqa: E402
+from lightning.pytorch.callbacks import LearningRateMonitor  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from .metrics import describe_convention  # noqa: E402
+from .metrics.describe import describe_convention  # noqa: E402
 from .utils.checkpoint import load_weights  # noqa: E402
 from .utils.config import build_datamodule, build_task, config_dir, instantiate_dict  # noqa: E402
 from .utils.report import results_table, scalar_metrics, write_metrics  # noqa: E402
@@ -49,6 +50,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
     task = build_task(cfg)
     callbacks = instantiate_dict(cfg.get("callbacks"))
     loggers = instantiate_dict(cfg.get("logger"))
+    if not loggers:  # LearningRateMonitor refuses to run without a logger
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for lg in loggers:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))

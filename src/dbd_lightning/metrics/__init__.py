@@ -1,0 +1,22 @@
+"""DBD metrics (torchmetrics): MAE, F-beta, IoU, PR curve and max-F.
+
+Prediction = in-focus probability in [0, 1]; target = binary mask, in-focus = 1.
+See :mod:`.dbd` for the options and :mod:`.functional` for exact definitions,
+binning and edge cases.
+"""
+
+from .collection import PRESETS, build_dbd_metrics, resolve_convention
+from .dbd import MAE, FBeta, IoU, MaxFBeta, Precision, PrecisionRecallCurve, Recall
+
+__all__ = [
+    "MAE",
+    "FBeta",
+    "IoU",
+    "MaxFBeta",
+    "PRESETS",
+    "Precision",
+    "PrecisionRecallCurve",
+    "Recall",
+    "build_dbd_metrics",
+    "resolve_convention",
+]

@@ -56,7 +56,11 @@ def _check_averaging(averaging: str) -> str:
 
 def _mean(total: Tensor, count: Tensor) -> Tensor:
     """``total / count`` as float32, NaN when ``count == 0``."""
-    return (total.double() / count.double()).float() if int(count) > 0 else torch.full_like(total, float("nan"), dtype=torch.float32)
+    return (
+        (total.double() / count.double()).float()
+        if int(count) > 0
+        else torch.full_like(total, float("nan"), dtype=torch.float32)
+    )
 
 
 class _DBDMetric(Metric):
@@ -70,7 +74,9 @@ class _DBDMetric(Metric):
     def _groups(self, preds, target):
         return F.as_row_groups(preds, target, validate=self.validate_args)
 
-    def _add_sum_state(self, name: str, shape: tuple[int, ...] = (), dtype: torch.dtype = torch.float64) -> None:
+    def _add_sum_state(
+        self, name: str, shape: tuple[int, ...] = (), dtype: torch.dtype = torch.float64
+    ) -> None:
         self.add_state(name, default=torch.zeros(shape, dtype=dtype), dist_reduce_fx="sum")
 
 
@@ -216,7 +222,9 @@ class IoU(_ThresholdedMetric):
 
     score_name = "iou"
 
-    def __init__(self, positive: str = "blur", threshold: float | str = 0.5, averaging: str = "pooled", **kwargs):
+    def __init__(
+        self, positive: str = "blur", threshold: float | str = 0.5, averaging: str = "pooled", **kwargs
+    ):
         super().__init__(positive=positive, threshold=threshold, averaging=averaging, **kwargs)
 
     def _score(self, tp, fp, fn):
@@ -363,7 +371,10 @@ class FBeta(_CurveStates, _ThresholdedMetric):
         self.beta2 = float(beta2)
         self._is_max = threshold == "max"
         super().__init__(
-            positive=positive, threshold="adaptive" if self._is_max else threshold, averaging=averaging, **kwargs
+            positive=positive,
+            threshold="adaptive" if self._is_max else threshold,
+            averaging=averaging,
+            **kwargs,
         )
         if self._is_max:
             self.threshold = "max"

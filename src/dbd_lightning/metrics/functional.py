@@ -86,10 +86,12 @@ def check_pred(preds: Tensor) -> None:
         )
     if preds.numel() == 0:
         return
-    if torch.isnan(preds).any():
-        raise ValueError("preds contains NaN values")
-    lo, hi = torch.aminmax(preds)
+    lo, hi = torch.aminmax(preds)  # NaN propagates into lo/hi: one pass checks both
     lo, hi = float(lo), float(hi)
+    if lo != lo or hi != hi:
+        raise ValueError(
+            "preds contains NaN values; check the model output (in-focus probabilities in [0, 1] expected)"
+        )
     if lo < 0.0 or hi > 1.0:
         raise ValueError(
             f"preds must be in-focus probabilities in [0, 1], but found values in [{lo:.6g}, {hi:.6g}]. "
@@ -205,19 +207,13 @@ def adaptive_threshold(score_rows: Tensor, factor: float = 1.5, cap: float | Non
 def binarize(score_rows: Tensor, threshold: float | Tensor, strict: bool = False) -> Tensor:
     """``s >= threshold`` (or ``s > threshold`` when ``strict``); threshold scalar or ``(B, 1)``.
 
-    The comparison is exact against the float64 threshold even for float32 maps:
-    the threshold is rounded to the map's dtype in the direction that keeps the
-    result identical (up for ``>=``, down for ``>``), so no float64 copy of the
-    map is made.
+    The comparison happens in the map's dtype, exactly like ``s >= threshold`` in
+    torch: a float64 threshold (e.g. the adaptive one) is rounded to nearest in
+    float32 for float32 maps.  Pass float64 maps for float64 comparisons.
     """
-    thr64 = torch.as_tensor(threshold, dtype=torch.float64, device=score_rows.device)
-    thr = thr64.to(score_rows.dtype)
-    if score_rows.dtype != torch.float64:
-        if strict:  # s > t  <=>  s > largest representable value <= t
-            thr = torch.where(thr.double() > thr64, torch.nextafter(thr, torch.full_like(thr, -float("inf"))), thr)
-        else:  # s >= t  <=>  s >= smallest representable value >= t
-            thr = torch.where(thr.double() < thr64, torch.nextafter(thr, torch.full_like(thr, float("inf"))), thr)
-    return score_rows > thr if strict else score_rows >= thr
+    if isinstance(threshold, Tensor):
+        threshold = threshold.to(score_rows.dtype)
+    return score_rows > threshold if strict else score_rows >= threshold
 
 
 def confusion_counts(pred_bin: Tensor, target_bin: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -254,7 +250,9 @@ def recall_from_counts(tp: Tensor, fp: Tensor, fn: Tensor, empty_score: float = 
 def fbeta_from_pr(precision: Tensor, recall: Tensor, beta2: float = 0.3) -> Tensor:
     """``(1 + beta2) P R / (beta2 P + R)``, 0 where ``P = R = 0``."""
     den = beta2 * precision + recall
-    return torch.where(den > 0, (1 + beta2) * precision * recall / den.clamp(min=1e-300), torch.zeros_like(den))
+    return torch.where(
+        den > 0, (1 + beta2) * precision * recall / den.clamp(min=1e-300), torch.zeros_like(den)
+    )
 
 
 def fbeta_from_counts(

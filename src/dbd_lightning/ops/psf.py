@@ -78,6 +78,9 @@ def _disk_kernel_cached(radius: float, supersampling: int) -> np.ndarray:
         inside = (coords[:, None] ** 2 + coords[None, :] ** 2) <= radius * radius
         n = 2 * half + 1
         coverage = inside.reshape(n, s, n, s).mean(axis=(1, 3))
+        # drop an outer ring whose sliver of coverage fell between the sub-samples
+        while coverage.shape[0] > 1 and not coverage[0].any():
+            coverage = coverage[1:-1, 1:-1]
         kernel = (coverage / coverage.sum()).astype(np.float32)
     kernel.setflags(write=False)
     return kernel
@@ -88,7 +91,9 @@ def disk_kernel(radius: float, supersampling: int = DISK_SUPERSAMPLING) -> np.nd
 
     Each tap is the fraction of its pixel square covered by the disk (estimated
     on ``supersampling x supersampling`` sub-pixel samples), renormalised to sum
-    1. ``radius <= 0.5`` returns the 1x1 identity kernel. The result is cached and
+    1; its half width is at most :func:`kernel_half_size` (an outer ring whose
+    coverage is below the sampling resolution is dropped). ``radius <= 0.5``
+    returns the 1x1 identity kernel. The result is cached and
     read-only; copy it before modifying.
     """
     radius = _check_finite_nonneg("radius", radius)

@@ -50,13 +50,15 @@ class DFFM(nn.Module):
         self.head = nn.Sequential(ConvBN(4 * c, 4 * c), nn.Conv2d(4 * c, 1, 1))
 
     def forward(self, f1, f2, f3, f4) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        f1_up = up2(f1)  # each upsampled map is computed once and shared
         if self.dense_guidance:
-            g2 = self.cu1(up2(f1)) * f2
-            g3 = self.cu2(up2(f1, 2)) * self.cu3(up2(f2)) * f3
-            g4 = self.cu2(up2(f1, 3)) * self.cu3(up2(f2, 2)) * self.cu6(up2(f3)) * f4
+            f1_up2, f2_up = up2(f1_up), up2(f2)
+            g2 = self.cu1(f1_up) * f2
+            g3 = self.cu2(f1_up2) * self.cu3(f2_up) * f3
+            g4 = self.cu2(up2(f1_up2)) * self.cu3(up2(f2_up)) * self.cu6(up2(f3)) * f4
         else:
             g2, g3, g4 = f2, f3, f4
-        g1 = self.cu4(up2(f1))
+        g1 = self.cu4(f1_up)
         gs = [g1, g2, g3, g4]
         sides = [head(g) for head, g in zip(self.side_heads, gs, strict=True)]
         if self.attention is not None:

@@ -1,0 +1,160 @@
+"""Benchmarks -> JSON (``make bench``): ms/image, images/s, peak memory per case.
+
+Each case runs in its own subprocess so its peak resident memory (ru_maxrss)
+is its own. Numbers are wall-clock medians on this machine; compare ratios
+across commits, not absolute values across machines.
+
+    python -m dbd_lightning.bench --out bench/results.json [--cases dffnet_infer_resnet18 ...] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+CASES = (
+    "dffnet_infer_resnest101e",
+    "dffnet_infer_resnet18",
+    "dffnet_train_resnest101e",
+    "dffnet_train_resnet18",
+    "synthetic_renderer",
+    "metrics",
+)
+
+
+def _timeit(fn, repeats: int, warmup: int = 2) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def bench_dffnet_infer(encoder: str, size: int = 320, repeats: int = 10) -> dict:
+    """Forward time of DFFNet vs its timm backbone alone (batch 1, inference mode)."""
+
+    from .models.dffnet import DFFNet
+
+    net = DFFNet(encoder).eval()
+    x = torch.randn(1, 3, size, size)
+    with torch.inference_mode():
+        feats = net.encoder(x)
+
+        def decoder():
+            r4, r3, r2, r1 = (rfb(f) for rfb, f in zip(net.rfbs, feats, strict=True))
+            return net.decoder(r1, r2, r3, r4)
+
+        full = statistics.median(_timeit(lambda: net(x), repeats))
+        backbone = statistics.median(_timeit(lambda: net.encoder(x), repeats))
+        dec = statistics.median(_timeit(decoder, repeats))
+    params = sum(p.numel() for p in net.parameters())
+    dec_params = sum(p.numel() for n, p in net.named_parameters() if not n.startswith("encoder."))
+    return {
+        "encoder": encoder, "size": size, "batch": 1,
+        "ms_per_image": full * 1e3, "images_per_s": 1 / full,
+        "backbone_ms": backbone * 1e3, "decoder_ms": dec * 1e3,
+        "decoder_over_backbone": dec / backbone,
+        "params_total_M": params / 1e6, "params_decoder_M": dec_params / 1e6,
+    }
+
+
+def bench_dffnet_train(encoder: str, size: int = 320, batch: int = 6, repeats: int = 3) -> dict:
+    """One Adam step of DFFNet with the paper loss (BCE + 0.5 DOF-edge Dice, final + sides)."""
+    from .losses.detection import DeepSupervisionLoss
+    from .losses.dof_edge import DOFEdgeDiceLoss
+    from .models.dffnet import DFFNet
+
+    net = DFFNet(encoder).train()
+    loss_fn = DeepSupervisionLoss(DOFEdgeDiceLoss(), edge_weight=0.5)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-4)
+    batch_data = {"image": torch.randn(batch, 3, size, size), "mask": (torch.rand(batch, 1, size, size) > 0.5).float()}
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss_fn(net(batch_data["image"]), batch_data)["loss"].backward()
+        opt.step()
+
+    t = statistics.median(_timeit(step, repeats, warmup=1))
+    return {"encoder": encoder, "size": size, "batch": batch, "ms_per_step": t * 1e3,
+            "ms_per_image": t * 1e3 / batch, "images_per_s": batch / t}
+
+
+def run_case(name: str, quick: bool) -> dict:
+    if name.startswith("dffnet_infer_"):
+        return bench_dffnet_infer(name.removeprefix("dffnet_infer_"), repeats=3 if quick else 10)
+    if name.startswith("dffnet_train_"):
+        return bench_dffnet_train(name.removeprefix("dffnet_train_"), repeats=1 if quick else 3)
+    if name == "synthetic_renderer":
+        from .data.synthetic.bench import bench_renderer
+
+        return bench_renderer(n=20 if quick else 100, size=320)
+    if name == "metrics":
+        from .metrics.bench import bench_metrics
+
+        return bench_metrics(n=5 if quick else 20)
+    raise ValueError(f"unknown bench case {name!r}; cases: {CASES}")
+
+
+def _child(name: str, quick: bool) -> None:
+    torch.set_num_threads(int(os.environ.get("DBD_BENCH_THREADS", os.cpu_count() or 1)))
+    result = run_case(name, quick)
+    result["peak_rss_MiB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print("BENCH_JSON " + json.dumps(result), flush=True)
+
+
+def _git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    except Exception:
+        return None
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default="bench/results.json")
+    ap.add_argument("--cases", nargs="*", default=list(CASES), choices=CASES)
+    ap.add_argument("--quick", action="store_true", help="fewer repeats (smoke run)")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        _child(args.child, args.quick)
+        return {}
+    results = {
+        "commit": _git_commit(), "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "machine": {"cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+                    "python": platform.python_version(), "platform": platform.platform()},
+        "cases": {},
+    }
+    for name in args.cases:
+        cmd = [sys.executable, "-m", "dbd_lightning.bench", "--child", name] + (["--quick"] if args.quick else [])
+        print(f"[bench] {name} ...", flush=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH_JSON ")), None)
+        if proc.returncode != 0 or line is None:
+            results["cases"][name] = {"error": (proc.stderr or proc.stdout)[-2000:]}
+            print(f"[bench] {name} FAILED:\n{proc.stderr[-2000:]}", flush=True)
+            continue
+        results["cases"][name] = json.loads(line.removeprefix("BENCH_JSON "))
+        print(f"[bench] {name}: {json.dumps(results['cases'][name])}", flush=True)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"[bench] wrote {out}")
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""The table metrics of a DBD evaluation as one ``torchmetrics.MetricCollection``.
+
+Presets (``preset=``), each overridable key by key through ``**convention``:
+
+* ``'ddffnet'`` (default, D-DFFNet Table I): MAE per image; F-beta (beta^2 = 0.3)
+  at threshold 0.5, blur positive, per image then averaged; IoU at 0.5, blur
+  positive, pooled over the dataset.
+* ``'dd'`` (DD's evaluation notebook): in-focus positive, adaptive threshold
+  ``x > 1.5 * mean`` (uncapped, strict) applied to the prediction **and** the GT,
+  F-beta and IoU pooled over the dataset; MAE per image.
+* ``'sod'`` (pysodmetrics / classic SOD code): in-focus (white) positive, adaptive
+  threshold ``x >= min(2 * mean, 1)``, per image, both-empty images score 0.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torchmetrics import MetricCollection
+
+from .dbd import MAE, FBeta, IoU, MaxFBeta
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "ddffnet": dict(
+        positive="blur",
+        threshold=0.5,
+        beta2=0.3,
+        adaptive_factor=1.5,
+        adaptive_cap=1.0,
+        strict=False,
+        adaptive_target=False,
+        empty_score=1.0,
+        mae_averaging="per_image",
+        fbeta_averaging="per_image",
+        iou_averaging="pooled",
+    ),
+    "dd": dict(
+        positive="focus",
+        threshold="adaptive",
+        beta2=0.3,
+        adaptive_factor=1.5,
+        adaptive_cap=None,
+        strict=True,
+        adaptive_target=True,
+        empty_score=1.0,
+        mae_averaging="per_image",
+        fbeta_averaging="pooled",
+        iou_averaging="pooled",
+    ),
+    "sod": dict(
+        positive="focus",
+        threshold="adaptive",
+        beta2=0.3,
+        adaptive_factor=2.0,
+        adaptive_cap=1.0,
+        strict=False,
+        adaptive_target=False,
+        empty_score=0.0,
+        mae_averaging="per_image",
+        fbeta_averaging="per_image",
+        iou_averaging="per_image",
+    ),
+}
+
+
+def resolve_convention(preset: str = "ddffnet", **convention: Any) -> dict[str, Any]:
+    """The preset's settings with ``convention`` overrides applied (unknown keys raise)."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown metric preset {preset!r}; choose one of {sorted(PRESETS)}")
+    cfg = dict(PRESETS[preset])
+    unknown = set(convention) - set(cfg)
+    if unknown:
+        raise ValueError(f"unknown metric convention keys {sorted(unknown)}; valid keys: {sorted(cfg)}")
+    cfg.update(convention)
+    return cfg
+
+
+def build_dbd_metrics(
+    prefix: str = "",
+    preset: str = "ddffnet",
+    max_fbeta: bool = False,
+    adaptive_fbeta: bool = False,
+    validate_args: bool = True,
+    **convention: Any,
+) -> MetricCollection:
+    """Build the table metrics, keyed ``'mae'``, ``'fbeta'``, ``'iou'`` (+ options).
+
+    Args:
+        prefix: key prefix, e.g. ``'val/cuhk/'`` -> ``'val/cuhk/mae'``.
+        preset: ``'ddffnet'`` (default), ``'dd'`` or ``'sod'`` (see module docstring).
+        max_fbeta: add ``'max_fbeta'`` (max over 256 thresholds, ``fbeta_averaging``).
+        adaptive_fbeta: add ``'adaptive_fbeta'`` (adaptive threshold with the
+            convention's ``adaptive_factor`` / ``adaptive_cap`` / ``strict`` /
+            ``adaptive_target``, ``fbeta_averaging``).
+        validate_args: check inputs in every metric (range, binary target, shapes).
+        **convention: overrides of the preset: ``positive``, ``threshold`` (float or
+            ``'adaptive'``; used by ``fbeta`` and ``iou``), ``beta2``,
+            ``adaptive_factor``, ``adaptive_cap``, ``strict``, ``adaptive_target``,
+            ``empty_score``, ``mae_averaging``, ``fbeta_averaging``, ``iou_averaging``.
+
+    Every value of ``compute()`` is a scalar tensor, so the collection can go to
+    ``LightningModule.log_dict``.  Compute groups are disabled on purpose:
+    torchmetrics would merge two metrics whose states happen to be equal after
+    the first batch (e.g. F at 0.5 and adaptive F on a binary prediction) and
+    then report one metric's value for both.
+    """
+    c = resolve_convention(preset, **convention)
+    thr_kwargs = dict(
+        positive=c["positive"],
+        adaptive_factor=c["adaptive_factor"],
+        adaptive_cap=c["adaptive_cap"],
+        strict=c["strict"],
+        adaptive_target=c["adaptive_target"],
+        empty_score=c["empty_score"],
+        validate_args=validate_args,
+    )
+    metrics = {
+        "mae": MAE(averaging=c["mae_averaging"], validate_args=validate_args),
+        "fbeta": FBeta(
+            threshold=c["threshold"], averaging=c["fbeta_averaging"], beta2=c["beta2"], **thr_kwargs
+        ),
+        "iou": IoU(threshold=c["threshold"], averaging=c["iou_averaging"], **thr_kwargs),
+    }
+    if max_fbeta:
+        metrics["max_fbeta"] = MaxFBeta(
+            positive=c["positive"],
+            averaging=c["fbeta_averaging"],
+            beta2=c["beta2"],
+            empty_score=c["empty_score"],
+            validate_args=validate_args,
+        )
+    if adaptive_fbeta:
+        metrics["adaptive_fbeta"] = FBeta(
+            threshold="adaptive", averaging=c["fbeta_averaging"], beta2=c["beta2"], **thr_kwargs
+        )
+    return MetricCollection(metrics, prefix=prefix or None, compute_groups=False)
