@@ -1,4 +1,5 @@
 """Disk / Gaussian PSF kernels and image blurring (dbd_lightning.ops.psf)."""
+
 import math
 
 import numpy as np
@@ -132,7 +133,9 @@ def test_multires_blur_matches_moments_and_direct_blur():
     y, x = np.mgrid[0:96, 0:96]
     cy, cx = (out * y).sum(), (out * x).sum()
     var_x = (out * (x - cx) ** 2).sum()
+    var_y = (out * (y - cy) ** 2).sum()
     assert var_x == pytest.approx(r * r / 4.0, rel=0.1)
+    assert var_y == pytest.approx(r * r / 4.0, rel=0.1)
     # same step-edge profile as the exact disk blur, up to a few percent
     step = np.zeros((64, 64, 3), np.float32)
     step[:, 32:] = 1.0
@@ -140,4 +143,19 @@ def test_multires_blur_matches_moments_and_direct_blur():
     exact = blur_with_psf(step, r, direct_max_radius=None)
     assert fast.shape == step.shape
     assert np.abs(fast - exact).max() < 0.06
-    np.testing.assert_allclose(blur_with_psf(np.full((30, 41, 4), 0.25), 9.0, direct_max_radius=4.0), 0.25, atol=1e-5)
+    np.testing.assert_allclose(
+        blur_with_psf(np.full((30, 41, 4), 0.25), 9.0, direct_max_radius=4.0), 0.25, atol=1e-5
+    )
+
+
+@pytest.mark.parametrize("kind,k", [("disk", 0.5), ("gaussian", 0.5), ("gaussian", 0.35)])
+def test_multires_blur_keeps_the_psf_variance(kind, k):
+    r = 12.0
+    delta = np.zeros((128, 128), np.float32)
+    delta[64, 64] = 1.0
+    out = blur_with_psf(delta, r, kind, sigma_per_radius=k, direct_max_radius=4.0).astype(np.float64)
+    x = np.arange(128)
+    px = out.sum(axis=0)
+    cx = (px * x).sum()
+    expected = r * r / 4.0 if kind == "disk" else (k * r) ** 2
+    assert (px * (x - cx) ** 2).sum() == pytest.approx(expected, rel=0.1)

@@ -1,4 +1,5 @@
 """Thin-lens circle of confusion (dbd_lightning.ops.thin_lens)."""
+
 import numpy as np
 import pytest
 

@@ -10,6 +10,7 @@ Usage (``key=value`` arguments, Hydra-like)::
 ``f_number=[1.4,2.8]``, ``psf=gaussian``, ``jpeg_quality=null``,
 ``source_dir=/photos``. See :mod:`dbd_lightning.data.synthetic.writer` for the layout.
 """
+
 from __future__ import annotations
 
 import ast
@@ -66,7 +67,13 @@ def parse_args(argv: Sequence[str]) -> dict[str, Any]:
 
     fields = {f.name for f in dataclasses.fields(RenderConfig)} - {"size", "name"}
     args: dict[str, Any] = {
-        "n": 100, "seed": 0, "preset": "random", "size": 320, "overwrite": False, "progress": True, "start": 0
+        "n": 100,
+        "seed": 0,
+        "preset": "random",
+        "size": 320,
+        "overwrite": False,
+        "progress": True,
+        "start": 0,
     }
     overrides: dict[str, Any] = {}
     for arg in argv:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+import warnings
+
 import lightning as L
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
+from .cache import InMemoryCache
 from .samples import TransformedDataset, collate_samples
 
 
@@ -16,6 +19,7 @@ class DBDDataModule(L.LightningDataModule):
     ``train`` sets are concatenated (combined splits such as CUHK-TR-1 + DUT-TR);
     every ``val``/``test`` set gets its own dataloader and its own metrics,
     logged as ``val/<name>/<metric>`` and ``test/<name>/<metric>``.
+    ``cache=True`` keeps raw samples in memory after their first read.
     """
 
     def __init__(
@@ -30,11 +34,16 @@ class DBDDataModule(L.LightningDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
         drop_last: bool = True,
+        cache: bool = False,
     ) -> None:
         super().__init__()
-        self.train_sets = dict(train or {})
-        self.val_sets = dict(val or {})
-        self.test_sets = dict(test or {})
+        if cache and num_workers > 0:
+            warnings.warn("data.cache=true keeps one copy per DataLoader worker; use num_workers=0 with it",
+                          stacklevel=2)
+        wrap = InMemoryCache if cache else (lambda d: d)
+        self.train_sets = {k: wrap(d) for k, d in (train or {}).items()}
+        self.val_sets = {k: wrap(d) for k, d in (val or {}).items()}
+        self.test_sets = {k: wrap(d) for k, d in (test or {}).items()}
         for split, sets, tf in (("train", self.train_sets, train_transform), ("val", self.val_sets, eval_transform),
                                 ("test", self.test_sets, eval_transform)):
             if sets and tf is None:

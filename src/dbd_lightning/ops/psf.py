@@ -18,6 +18,7 @@ Conventions
 Blurring always goes through :func:`cv2.filter2D` with ``BORDER_REFLECT``
 (OpenCV switches to a DFT implementation for large kernels).
 """
+
 from __future__ import annotations
 
 import math
@@ -190,11 +191,13 @@ def blur_with_psf(
 
     Otherwise (fast path for large radii) the image is reduced by the smallest
     power of two ``s`` with ``radius / s <= direct_max_radius`` (exact ``s x s`` box
-    average after reflect padding), blurred there with the PSF of radius
-    ``r' = sqrt(r^2 - s^2) / s`` and enlarged back bilinearly. The box
-    (variance ``s^2/12``) and the bilinear tent (``s^2/6``) add ``s^2/4`` per axis,
-    so ``r'`` keeps the total second moment equal to that of the full-resolution
-    PSF (disk variance ``r^2/4``): same amount of blur, softer disk rim.
+    average after reflect padding), blurred there with the PSF of a radius
+    ``r'`` and enlarged back bilinearly. The box (variance ``s^2/12``) and the
+    bilinear tent (``s^2/6``) add ``s^2/4`` per axis, so ``r'`` is chosen to keep
+    the total second moment equal to that of the full-resolution PSF:
+    ``v(r') s^2 + s^2/4 = v(r)`` with the per-axis variance ``v(r) = r^2/4`` (disk)
+    or ``(sigma_per_radius r)^2`` (Gaussian); for the disk ``r' = sqrt(r^2 - s^2)/s``.
+    Same amount of blur, softer disk rim.
     """
     radius = _check_finite_nonneg("radius", radius)
     if direct_max_radius is None or radius <= direct_max_radius:
@@ -208,7 +211,8 @@ def blur_with_psf(
     if ph or pw:
         src = cv2.copyMakeBorder(src, 0, ph, 0, pw, cv2.BORDER_REFLECT)
     small = cv2.resize(src, ((w + pw) // s, (h + ph) // s), interpolation=cv2.INTER_AREA)
-    r_small = math.sqrt(max(radius * radius - s * s, 0.0)) / s
+    per_axis = 0.25 if kind == "disk" else sigma_per_radius * sigma_per_radius  # v(r) = per_axis r^2
+    r_small = math.sqrt(max(radius * radius - s * s / (4.0 * per_axis), 0.0)) / s
     small = blur(small, psf_kernel(kind, r_small, sigma_per_radius))
     out = cv2.resize(small, (w + pw, h + ph), interpolation=cv2.INTER_LINEAR)
     if out.ndim == 2 and src.ndim == 3:

@@ -15,6 +15,7 @@ Because ``c`` is affine in ``1/d`` (``c ∝ |1 - s_f / d|``), the *signed* radiu
 returned by :func:`signed_coc_radius_px` is convenient for planes, whose inverse
 depth is affine in image coordinates.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,7 +41,9 @@ def _check_camera(focal_length_m: float, f_number: float, focus_distance_m: floa
 
 
 def _depth_array(depth_m) -> np.ndarray:
-    d = np.asarray(depth_m, dtype=np.float64)
+    d = np.asarray(depth_m)
+    if d.dtype not in (np.float32, np.float64):  # float32 maps stay float32 (speed)
+        d = d.astype(np.float64)
     if np.any(~(d > 0)):
         raise ValueError("depths must be > 0 metres (and not NaN)")
     return d
@@ -77,7 +80,11 @@ def coc_diameter_m(depth_m, focal_length_m: float, f_number: float, focus_distan
     """
     _check_camera(focal_length_m, f_number, focus_distance_m)
     d = _depth_array(depth_m)
-    return focal_length_m**2 * np.abs(d - focus_distance_m) / (f_number * d * (focus_distance_m - focal_length_m))
+    return (
+        focal_length_m**2
+        * np.abs(d - focus_distance_m)
+        / (f_number * d * (focus_distance_m - focal_length_m))
+    )
 
 
 def coc_diameter_px(
@@ -106,7 +113,9 @@ def coc_radius_px(
     image_width_px: int,
 ) -> np.ndarray:
     """Blur (PSF) radius in pixels, ``r = c_px / 2 = f^2 |d - s_f| W / (2 N d (s_f - f) w_s)``."""
-    return 0.5 * coc_diameter_px(depth_m, focal_length_m, f_number, focus_distance_m, sensor_width_m, image_width_px)
+    return 0.5 * coc_diameter_px(
+        depth_m, focal_length_m, f_number, focus_distance_m, sensor_width_m, image_width_px
+    )
 
 
 def depth_of_field_limits(

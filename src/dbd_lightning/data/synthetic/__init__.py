@@ -3,6 +3,7 @@
 Importing this package is light (numpy + OpenCV); the torch ``Dataset``
 (:class:`SyntheticDefocusDataset`) is imported on first access.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any

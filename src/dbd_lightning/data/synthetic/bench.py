@@ -1,4 +1,5 @@
 """Throughput benchmark of the synthetic renderer (single process)."""
+
 from __future__ import annotations
 
 import time

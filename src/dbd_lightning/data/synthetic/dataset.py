@@ -1,4 +1,5 @@
 """PyTorch ``Dataset`` of on-the-fly synthetic defocus samples (no transforms, numpy out)."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence

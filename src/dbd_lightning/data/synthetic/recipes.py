@@ -15,6 +15,7 @@
 [0, 1]; resized to ``size`` when given) or a :class:`TextureBank`, from which a
 random photo crop of ``size`` is drawn.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -216,4 +217,3 @@ def karaali_enet_sample(
         "r_fg": float(r_fg),
         "r_bg": float(r_bg),
     }
-

@@ -41,6 +41,7 @@ Returned ground truth (all numpy, ``H x W``):
 * ``layers`` uint8: label of the visible layer (0 = background, 1..n objects
   ordered far to near).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -71,7 +72,6 @@ __all__ = [
 
 #: Keys of the dict returned by :meth:`SyntheticRenderer.render`.
 SAMPLE_KEYS: tuple[str, ...] = ("image", "mask", "radius", "depth", "dof_edge", "edge_type", "layers")
-
 
 
 def sample_name(seed: int, index: int) -> str:
@@ -135,7 +135,7 @@ class RenderConfig:
     psf: str = "disk"
     gaussian_sigma_per_radius: float = 0.5
     max_radius_frac: float = 0.05
-    n_depth_bins: int = 8
+    n_depth_bins: int = 16
     radius_step: float = 0.25
     direct_blur_max_radius: float | None = 4.0
     # degradations
@@ -173,8 +173,15 @@ class RenderConfig:
         if not 0 <= lo <= hi:
             raise ValueError(f"n_layers must satisfy 0 <= lo <= hi, got {self.n_layers!r}")
         set_(self, "n_layers", (lo, hi))
-        for f in ("focal_length_mm", "f_number", "depth_range_m", "background_depth_m", "object_depth_m",
-                  "focus_distance_m", "tilt_near_ratio"):
+        for f in (
+            "focal_length_mm",
+            "f_number",
+            "depth_range_m",
+            "background_depth_m",
+            "object_depth_m",
+            "focus_distance_m",
+            "tilt_near_ratio",
+        ):
             if getattr(self, f)[0] <= 0:
                 raise ValueError(f"{f} must be > 0, got {getattr(self, f)!r}")
         if self.tilt_near_ratio[1] > 1:
@@ -214,11 +221,15 @@ class RenderConfig:
             raise ValueError(f"n_depth_bins must be >= 1, got {self.n_depth_bins!r}")
         set_(self, "n_depth_bins", int(self.n_depth_bins))
         if self.direct_blur_max_radius is not None and self.direct_blur_max_radius <= 0.5:
-            raise ValueError(f"direct_blur_max_radius must be > 0.5 or None, got {self.direct_blur_max_radius!r}")
+            raise ValueError(
+                f"direct_blur_max_radius must be > 0.5 or None, got {self.direct_blur_max_radius!r}"
+            )
         if self.jpeg_quality is not None:
             qlo, qhi = (int(q) for q in self.jpeg_quality)
             if not 1 <= qlo <= qhi <= 100:
-                raise ValueError(f"jpeg_quality must be None or 1 <= lo <= hi <= 100, got {self.jpeg_quality!r}")
+                raise ValueError(
+                    f"jpeg_quality must be None or 1 <= lo <= hi <= 100, got {self.jpeg_quality!r}"
+                )
             set_(self, "jpeg_quality", (qlo, qhi))
         weights = (self.photo_weight, self.noise_weight, self.stripes_weight, self.checkers_weight)
         if min(weights) < 0 or sum(weights) <= 0:
@@ -434,19 +445,21 @@ class SyntheticRenderer:
         y0, y1, x0, x1 = box
         m = self._margin(r)
         ey0, ey1, ex0, ex1 = max(0, y0 - m), min(h, y1 + m), max(0, x0 - m), min(w, x1 + m)
-        stack = np.zeros((ey1 - ey0, ex1 - ex0, 4), np.float32)
-        sl = (slice(y0 - ey0, y1 - ey0), slice(x0 - ex0, x1 - ex0))
+        # RGBA stack (a T, a); OpenCV channel ops avoid slow numpy broadcasting over RGB
         if alpha is None:
-            stack[sl[0], sl[1], :3] = texture
-            stack[sl[0], sl[1], 3] = 1.0
+            stack = cv2.cvtColor(texture, cv2.COLOR_RGB2RGBA)  # alpha = 1
         else:
-            stack[sl[0], sl[1], :3] = texture * alpha[..., None]
-            stack[sl[0], sl[1], 3] = alpha
+            premult = cv2.multiply(texture, cv2.cvtColor(alpha, cv2.COLOR_GRAY2RGB))
+            stack = cv2.cvtColor(premult, cv2.COLOR_RGB2RGBA)
+            stack[..., 3] = alpha
+        pads = (y0 - ey0, ey1 - y1, x0 - ex0, ex1 - x1)
+        if any(pads):  # zeros around the layer's box, so its blur can spread there
+            stack = cv2.copyMakeBorder(stack, *pads, cv2.BORDER_CONSTANT, value=(0.0, 0.0, 0.0, 0.0))
         if r > 0.5:
             stack = blur_with_psf(
                 stack, r, cfg.psf, cfg.gaussian_sigma_per_radius, cfg.direct_blur_max_radius
             )
-        return stack[..., :3], stack[..., 3], (ey0, ey1, ex0, ex1)
+        return cv2.cvtColor(stack, cv2.COLOR_RGBA2RGB), cv2.extractChannel(stack, 3), (ey0, ey1, ex0, ex1)
 
     def _plane_bins(self, signed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Quantise a signed radius map into bins; returns (bin index map, signed centre per bin)."""
@@ -482,18 +495,16 @@ class SyntheticRenderer:
             return np.clip(q, -r_max, r_max)
 
         radius = np.empty((h, w), np.float32)
-        colour = np.empty((h, w, 3), np.float32)
-        sharp = np.empty((h, w, 3), np.float32)
 
         # --- background: whole image, fronto-parallel or binned tilted plane
         bg = scene.layers[0]
-        sharp[:] = bg.texture
+        sharp = bg.texture.copy()  # all-in-focus composite, for the edge labels
         if isinstance(bg.depth_m, np.ndarray):
             idx, centres = self._plane_bins(signed_radius(bg.depth_m).astype(np.float32))
             radii = np.abs(centres).astype(np.float32)
             radius[:] = radii[idx]
             acc_a = np.zeros((h, w), np.float32)
-            colour[:] = 0.0
+            colour = np.zeros((h, w, 3), np.float32)
             for b in range(len(centres)):
                 sel = (idx == b).astype(np.uint8)
                 x, y, bw, bh = cv2.boundingRect(sel)
@@ -506,13 +517,12 @@ class SyntheticRenderer:
                 )
                 colour[ey0:ey1, ex0:ex1] += c_i
                 acc_a[ey0:ey1, ex0:ex1] += a_i
-            colour /= np.maximum(acc_a, 1e-6)[..., None]
+            colour = cv2.divide(colour, cv2.cvtColor(np.maximum(acc_a, 1e-6), cv2.COLOR_GRAY2RGB))
             n_bins = len(centres)
         else:
             r_bg = float(abs(signed_radius(bg.depth_m)))
             radius[:] = r_bg
-            c_i, _, _ = self._blurred_layer(None, bg.texture, bg.box, r_bg)
-            colour[:] = c_i
+            colour, _, _ = self._blurred_layer(None, bg.texture, bg.box, r_bg)
             n_bins = 1
 
         # --- foreground objects, far to near, "over" compositing of blurred layers
@@ -523,16 +533,20 @@ class SyntheticRenderer:
             y0, y1, x0, x1 = layer.box
             inside = layer.alpha >= 0.5
             radius[y0:y1, x0:x1][inside] = r
-            sharp[y0:y1, x0:x1][inside] = layer.texture[inside]
+            sharp[y0:y1, x0:x1] = cv2.copyTo(
+                layer.texture, inside.view(np.uint8), np.ascontiguousarray(sharp[y0:y1, x0:x1])
+            )
             c_i, a_i, (ey0, ey1, ex0, ex1) = self._blurred_layer(layer.alpha, layer.texture, layer.box, r)
-            region = colour[ey0:ey1, ex0:ex1]
-            region *= (1.0 - a_i)[..., None]
-            region += c_i
+            # over: C <- C_i + (1 - A_i) C
+            behind = cv2.multiply(colour[ey0:ey1, ex0:ex1], cv2.cvtColor(1.0 - a_i, cv2.COLOR_GRAY2RGB))
+            colour[ey0:ey1, ex0:ex1] = cv2.add(behind, c_i)
 
         image = self._degrade(rng, colour)
         mask = (radius <= cfg.r0).astype(np.uint8)
         dlo, dhi = cfg.depth_range_m
-        depth = np.clip((scene.depth_m - np.float32(dlo)) / np.float32(dhi - dlo), 0.0, 1.0).astype(np.float32)
+        depth = np.clip((scene.depth_m - np.float32(dlo)) / np.float32(dhi - dlo), 0.0, 1.0).astype(
+            np.float32
+        )
         sample = {
             "image": image,
             "mask": mask,

@@ -15,6 +15,7 @@ back to front:
   different source. Object alpha is the anti-aliased coverage of the shape; the
   label map takes a layer where its coverage is >= 0.5.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,7 +25,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .textures import TextureBank
+from .textures import TextureBank, pixel_grid
 
 __all__ = ["Layer", "Scene", "SHAPES", "random_shape", "make_background_depth", "make_scene"]
 
@@ -86,7 +87,13 @@ def random_shape(rng: np.random.Generator, size: tuple[int, int], diameter: floa
             canvas,
             (int(round(cx * _ONE)), int(round(cy * _ONE))),
             (max(1, int(round(a * _ONE))), max(1, int(round(b * _ONE)))),
-            angle, 0, 360, 255, -1, cv2.LINE_AA, _SHIFT,
+            angle,
+            0,
+            360,
+            255,
+            -1,
+            cv2.LINE_AA,
+            _SHIFT,
         )
         return canvas
     if kind == "polygon":
@@ -125,14 +132,18 @@ def make_background_depth(
         return float(depth_far_m)
     h, w = size
     theta = rng.uniform(0, 2 * math.pi)
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    p = xs * np.float32(math.cos(theta)) + ys * np.float32(math.sin(theta))
-    p -= p.min()
-    p /= max(float(p.max()), 1e-6)
+    c, s = math.cos(theta), math.sin(theta)
+    ys, xs = pixel_grid((h, w))
+    # p = x cos + y sin, rescaled to [0, 1] using its extremes at the image corners
+    corners = [0.0, (w - 1) * c, (h - 1) * s, (w - 1) * c + (h - 1) * s]
+    pmin, pmax = min(corners), max(corners)
     inv_far = 1.0 / depth_far_m
     inv_near = 1.0 / (near_ratio * depth_far_m)
-    inv = np.float32(inv_far) + p * np.float32(inv_near - inv_far)
-    return (1.0 / inv).astype(np.float32)
+    g = (inv_near - inv_far) / max(pmax - pmin, 1e-6)
+    inv = xs * np.float32(c * g)
+    inv += ys * np.float32(s * g)
+    inv += np.float32(inv_far - pmin * g)
+    return np.reciprocal(inv, out=inv)
 
 
 def make_scene(rng: np.random.Generator, cfg: Any, bank: TextureBank) -> Scene:

@@ -9,20 +9,21 @@ comes from the ``numpy.random.Generator`` passed in. Sources (papers/synthetic.m
   or of a user folder of all-in-focus photos (``source_dir``). Crops are at
   least as large as the output where the photo allows it, so they are mostly
   *down*-scaled (no interpolation blur); random flips; grey photos get a tint.
-* ``noise``: multi-scale value noise (octaves of uniform noise on grids of 4 px
-  up to 1 px, bicubic upsampling, amplitude ``∝ cell^beta``) mapped between two
-  random colours plus a little per-channel noise.
+* ``noise``: multi-scale value noise (octaves of uniform noise on grids with
+  cells of 32 px down to 1 px, bicubic upsampling, amplitude ``∝ cell^beta``)
+  mapped between two random colours.
 * ``stripes``: rotated sinusoidal or square-wave stripes of period 3-32 px.
 * ``checkers``: rotated checkerboards of cell 3-32 px.
 * ``homogeneous``: a flat colour or a gentle linear shading (amplitude <= 0.12)
   - the textureless in-focus regions every DBD paper calls its failure case.
 """
+
 from __future__ import annotations
 
 import math
 import os
 from collections.abc import Sequence
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import cv2
@@ -41,6 +42,7 @@ __all__ = [
     "stripes_texture",
     "checkers_texture",
     "homogeneous_texture",
+    "pixel_grid",
 ]
 
 #: scikit-image sample images that ship inside the package (no ``pooch`` download)
@@ -78,7 +80,7 @@ def _to_rgb_float(img: np.ndarray) -> np.ndarray:
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_bundled_photo(name: str) -> np.ndarray:
     """Load scikit-image sample ``name`` as read-only float32 RGB in [0, 1] (cached per process)."""
     import skimage.data  # local import keeps ``import dbd_lightning.data.synthetic`` light
@@ -110,7 +112,9 @@ def list_source_dir(source_dir: str) -> tuple[str, ...]:
         raise FileNotFoundError(f"source_dir {str(root)!r} is not a directory")
     files = sorted(str(p) for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
-        raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found under source_dir {str(root)!r}")
+        raise FileNotFoundError(
+            f"no images ({', '.join(IMAGE_SUFFIXES)}) found under source_dir {str(root)!r}"
+        )
     return tuple(files)
 
 
@@ -133,7 +137,8 @@ def _random_colour(rng: np.random.Generator) -> np.ndarray:
 
 
 @lru_cache(maxsize=8)
-def _grid(size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def pixel_grid(size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Read-only float32 ``(ys, xs)`` pixel coordinate grids of ``size`` (cached)."""
     h, w = size
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     ys.setflags(write=False)
@@ -151,33 +156,48 @@ def random_crop(rng: np.random.Generator, photo: np.ndarray, size: tuple[int, in
     ph, pw = photo.shape[:2]
     max_scale = min(ph / h, pw / w)  # crop = scale * output
     min_scale = min(1.0, max_scale)
-    scale = math.exp(_uniform(rng, math.log(min_scale), math.log(max_scale))) if max_scale > min_scale else max_scale
+    scale = (
+        math.exp(_uniform(rng, math.log(min_scale), math.log(max_scale)))
+        if max_scale > min_scale
+        else max_scale
+    )
     ch, cw = max(1, min(ph, round(h * scale))), max(1, min(pw, round(w * scale)))
     y0 = int(rng.integers(0, ph - ch + 1))
     x0 = int(rng.integers(0, pw - cw + 1))
     crop = photo[y0 : y0 + ch, x0 : x0 + cw]
-    interp = cv2.INTER_AREA if ch >= h else cv2.INTER_CUBIC
-    out = cv2.resize(crop, (w, h), interpolation=interp) if (ch, cw) != (h, w) else crop.copy()
+    if (ch, cw) == (h, w):
+        out = crop.copy()  # never hand out a view of the cached (read-only) photo
+    elif ch >= h:
+        out = cv2.resize(crop, (w, h), interpolation=cv2.INTER_AREA)  # convex weights: stays in [0, 1]
+    else:
+        out = np.clip(cv2.resize(crop, (w, h), interpolation=cv2.INTER_CUBIC), 0.0, 1.0)
     if rng.random() < 0.5:
         out = out[:, ::-1]
     if rng.random() < 0.2:
         out = out[::-1]
-    return np.ascontiguousarray(np.clip(out, 0.0, 1.0), dtype=np.float32)
+    return np.ascontiguousarray(out, dtype=np.float32)
 
 
 def _tint_if_grey(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
     if img.shape[2] == 3 and np.array_equal(img[::16, ::16, 0], img[::16, ::16, 1]):
-        tint = rng.uniform(0.65, 1.0, size=3).astype(np.float32)
-        img = img * tint
+        tint = rng.uniform(0.65, 1.0, size=3)
+        img = cv2.multiply(img, (*tint.tolist(), 0.0))
     return img
 
 
 def _colourise(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
-    """Map a scalar field ``t`` in [0, 1] between two random colours."""
+    """Map a scalar field ``t`` in [0, 1] between two random colours: ``c0 + t (c1 - c0)``."""
     c0, c1 = _random_colour(rng), _random_colour(rng)
     if float(np.abs(c1 - c0).sum()) < 0.6:  # keep enough contrast for a visible texture
         c1 = 1.0 - c0
-    return c0 + t[..., None] * (c1 - c0)
+    return _affine_rgb(t, c1 - c0, c0)
+
+
+def _affine_rgb(t: np.ndarray, scale: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    """``offset + t * scale`` per RGB channel for a scalar field ``t`` (OpenCV, float32 HxWx3)."""
+    t3 = cv2.cvtColor(np.ascontiguousarray(t, dtype=np.float32), cv2.COLOR_GRAY2RGB)
+    out = cv2.multiply(t3, (*np.asarray(scale, np.float64).tolist(), 0.0))
+    return cv2.add(out, (*np.asarray(offset, np.float64).tolist(), 0.0))
 
 
 def noise_texture(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
@@ -200,13 +220,11 @@ def noise_texture(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray
     acc /= np.float32(total)
     lo, hi = np.percentile(acc[:: max(1, h // 32), :: max(1, w // 32)], (2, 98))
     t = np.clip((acc - lo) / max(hi - lo, 1e-3), 0.0, 1.0)
-    out = _colourise(rng, t)
-    out += rng.normal(0.0, 0.03, size=(1, 1, 3)).astype(np.float32) * (t[..., None] - 0.5)
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
+    return _colourise(rng, t)
 
 
 def _rotated_coords(rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    ys, xs = _grid(tuple(size))
+    ys, xs = pixel_grid(tuple(size))
     theta = _uniform(rng, 0.0, math.pi)
     c, s = np.float32(math.cos(theta)), np.float32(math.sin(theta))
     ox, oy = np.float32(_uniform(rng, 0, 64)), np.float32(_uniform(rng, 0, 64))
@@ -221,7 +239,7 @@ def stripes_texture(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarr
     period = math.exp(_uniform(rng, math.log(3.0), math.log(32.0)))
     wave = np.sin(u * np.float32(2.0 * math.pi / period))
     t = (wave > 0).astype(np.float32) if rng.random() < 0.5 else 0.5 + 0.5 * wave
-    return np.clip(_colourise(rng, t), 0.0, 1.0).astype(np.float32)
+    return _colourise(rng, t)
 
 
 def checkers_texture(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
@@ -229,20 +247,22 @@ def checkers_texture(rng: np.random.Generator, size: tuple[int, int]) -> np.ndar
     u, v = _rotated_coords(rng, size)
     cell = np.float32(math.exp(_uniform(rng, math.log(3.0), math.log(32.0))))
     t = ((np.floor(u / cell) + np.floor(v / cell)) % 2).astype(np.float32)
-    return np.clip(_colourise(rng, t), 0.0, 1.0).astype(np.float32)
+    return _colourise(rng, t)
 
 
 def homogeneous_texture(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
     """Flat colour (40 %) or a gentle linear shading of amplitude <= 0.12 across the region."""
     h, w = size
-    base = rng.uniform(0.05, 0.95, size=3).astype(np.float32)
+    base = rng.uniform(0.07, 0.93, size=3)
     if rng.random() < 0.4:
-        return np.broadcast_to(base, (h, w, 3)).astype(np.float32)
+        return np.broadcast_to(base.astype(np.float32), (h, w, 3)).copy()
     u, _ = _rotated_coords(rng, size)
-    span = max(float(u.max() - u.min()), 1.0)
-    amp = np.float32(_uniform(rng, 0.03, 0.12))
-    ramp = (u - u.min()) / np.float32(span) - np.float32(0.5)
-    return np.clip(base + amp * ramp[..., None], 0.0, 1.0).astype(np.float32)
+    umin = float(u.min())
+    span = max(float(u.max()) - umin, 1.0)
+    amp = _uniform(rng, 0.03, 0.12)
+    ramp = (u - np.float32(umin)) * np.float32(1.0 / span)  # [0, 1]
+    # base + amp (ramp - 1/2): stays inside [0.01, 0.99]
+    return _affine_rgb(ramp, np.full(3, amp), base - 0.5 * amp)
 
 
 class TextureBank:
@@ -309,7 +329,9 @@ class TextureBank:
             return load_bundled_photo(photo_id.split(":", 1)[1])
         return _load_user_photo(photo_id)
 
-    def photo(self, rng: np.random.Generator, size: tuple[int, int], exclude: Sequence[str] = ()) -> tuple[np.ndarray, str]:
+    def photo(
+        self, rng: np.random.Generator, size: tuple[int, int], exclude: Sequence[str] = ()
+    ) -> tuple[np.ndarray, str]:
         """A random photo crop of ``size``, avoiding photo ids in ``exclude`` when possible."""
         ids = self.photo_ids()
         pool = [i for i in ids if i not in set(exclude)] or list(ids)

@@ -15,6 +15,7 @@ Layout of ``out_dir`` (``NAME = synth_<seed>_<index:06d>``)::
 The ``image/`` + ``gt/`` pair matches the DUT test layout, so benchmark loaders
 read it too.
 """
+
 from __future__ import annotations
 
 import json
