@@ -16,7 +16,7 @@ def test_read_rgb_any_mode(tmp_path):
     Image.fromarray(rgb[..., 0]).save(tmp_path / "gray.png")
     Image.fromarray(np.dstack([rgb, np.full((5, 7), 128, np.uint8)])).save(tmp_path / "rgba.png")
     Image.fromarray(rgb).convert("P").save(tmp_path / "pal.png")
-    Image.fromarray((rgb[..., 0].astype(np.uint16) * 257)).save(tmp_path / "g16.png")
+    Image.fromarray(rgb[..., 0].astype(np.uint16) * 257).save(tmp_path / "g16.png")
     assert np.array_equal(read_rgb(tmp_path / "rgb.png"), rgb)
     assert np.array_equal(read_rgb(tmp_path / "rgba.png"), rgb)  # alpha dropped
     gray = read_rgb(tmp_path / "gray.png")
@@ -38,7 +38,7 @@ def test_read_mask_binarizes_at_half_range_and_converts_polarity(tmp_path):
     Image.fromarray(values).save(tmp_path / "m.png")
     assert read_mask(tmp_path / "m.png").tolist() == [[0, 0, 0, 1, 1, 1]]
     assert read_mask(tmp_path / "m.png", "white_blurred").tolist() == [[1, 1, 1, 0, 0, 0]]
-    Image.fromarray((values.astype(np.uint16) * 257)).save(tmp_path / "m16.png")
+    Image.fromarray(values.astype(np.uint16) * 257).save(tmp_path / "m16.png")
     assert read_mask(tmp_path / "m16.png").tolist() == [[0, 0, 0, 1, 1, 1]]
     with pytest.raises(ValueError, match="unknown mask polarity"):
         read_mask(tmp_path / "m.png", "white")

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-
 import warnings
+from collections.abc import Callable, Mapping
 
 import lightning as L
 from torch.utils.data import ConcatDataset, DataLoader, Dataset

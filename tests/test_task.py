@@ -1,0 +1,69 @@
+import collections
+
+import pytest
+import torch
+
+from dbd_lightning.tasks.detection import DetectionTask
+from dbd_lightning.tasks.visualize import prediction_grid
+from dbd_lightning.utils.checkpoint import load_state_dict, load_weights
+
+from .helpers import compose_cfg
+
+
+def test_predictions_are_resized_back_to_each_original_size():
+    logits = torch.zeros(2, 1, 8, 8)
+    logits[0, :, :, :4] = 10.0
+    probs = DetectionTask.probabilities_at_original_size(logits, [(16, 32), (8, 8)])
+    assert [tuple(p.shape) for p in probs] == [(1, 16, 32), (1, 8, 8)]
+    assert probs[0][0, :, :14].min() > 0.99 and probs[0][0, :, 18:].max() == pytest.approx(0.5)
+    assert all(float(p.min()) >= 0 and float(p.max()) <= 1 for p in probs)
+
+
+def test_prediction_grid_layout():
+    image = torch.zeros(2, 3, 10, 12)
+    grid = prediction_grid(image, torch.ones(2, 1, 10, 12), torch.full((2, 1, 10, 12), 0.25))
+    # 3 columns (image | GT | prediction) x 2 rows, padding 2
+    assert grid.shape == (3, 2 * 10 + 3 * 2, 3 * 12 + 4 * 2)
+    assert grid.min() >= 0 and grid.max() <= 1
+
+
+class Evil:
+    def __reduce__(self):
+        return (print, ("executed!",))
+
+
+def test_checkpoint_loading_is_weights_only(tmp_path):
+    good = tmp_path / "good.ckpt"
+    torch.save({"state_dict": collections.OrderedDict(w=torch.ones(2)), "epoch": 3, "name": "x"}, good)
+    assert torch.equal(load_state_dict(good)["w"], torch.ones(2))
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {"w": torch.ones(2)}, "payload": Evil()}, evil)
+    with pytest.raises(RuntimeError, match="weights_only=True"):
+        load_state_dict(evil)
+    with pytest.raises(FileNotFoundError):
+        load_state_dict(tmp_path / "missing.ckpt")
+
+
+def test_load_weights_reports_mismatched_keys(tmp_path):
+    module = torch.nn.Linear(2, 3)
+    path = tmp_path / "w.ckpt"
+    torch.save({"state_dict": {"weight": torch.zeros(4, 2), "extra": torch.zeros(1)}}, path)
+    with pytest.raises(RuntimeError) as err:
+        load_weights(module, path)
+    msg = str(err.value)
+    assert "missing keys (1): ['bias']" in msg and "unexpected keys (1): ['extra']" in msg
+    assert "('weight', (4, 2), (3, 2))" in msg
+
+
+@pytest.mark.parametrize("trainer", ["cpu", "gpu", "ddp"])
+def test_trainer_configs_compose(tmp_path, trainer):
+    cfg = compose_cfg(tmp_path, [f"trainer={trainer}"])
+    assert cfg.trainer._target_ == "lightning.pytorch.Trainer"
+    if trainer == "ddp":
+        assert cfg.trainer.strategy == "ddp"
+
+
+def test_callbacks_are_a_dict_that_can_be_edited_from_the_command_line(tmp_path):
+    cfg = compose_cfg(tmp_path, ["~callbacks.lr_monitor", "callbacks.model_checkpoint.save_top_k=3"])
+    assert "lr_monitor" not in cfg.callbacks and cfg.callbacks.model_checkpoint.save_top_k == 3
+    assert cfg.callbacks.model_checkpoint.monitor == "val/synthetic/mae"
