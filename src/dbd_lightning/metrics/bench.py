@@ -69,9 +69,11 @@ def _time_ours(maps, repeat_to: int, device: str) -> tuple[float, torch.Tensor, 
     coll = build_dbd_metrics().to(device)
     pr = PrecisionRecallCurve().to(device)
     maps = [(p.to(device), g.to(device)) for p, g in maps]
-    # warm-up on a tiny map (allocator, lazy init), then reset
-    coll.update(maps[0][0][..., :8, :8], maps[0][1][..., :8, :8])
+    # warm-up on one full-size map (allocator, lazy init), then reset
+    coll.update(*maps[0])
+    pr.update(*maps[0])
     coll.reset()
+    pr.reset()
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     t0 = time.perf_counter()
@@ -93,6 +95,7 @@ def bench_metrics(
     pool: int = 20,
     device: str = "cpu",
     seed: int = 0,
+    num_threads: int | None = None,
 ) -> dict:
     """Images/s of our metrics vs the numpy threshold loop, and the speed-up.
 
@@ -102,6 +105,9 @@ def bench_metrics(
         size: ``(H, W)`` of every map.
         baseline_n: images for the (slow) numpy baseline; ``None`` = ``min(n, pool)``.
         device: where our metrics run.
+        num_threads: torch CPU threads for our metrics during the run (restored
+            afterwards); ``None`` keeps the current setting.  numpy's baseline
+            loop is single-threaded either way.
 
     Returns:
         dict with ``ours_images_per_s``, ``baseline_images_per_s``, ``speedup``,
@@ -111,7 +117,14 @@ def bench_metrics(
         table values.
     """
     maps = make_maps(min(n, pool), size, seed)
-    ours_s, _, values = _time_ours(maps, n, device)
+    old_threads = torch.get_num_threads()
+    if num_threads is not None:
+        torch.set_num_threads(num_threads)
+    try:
+        threads = torch.get_num_threads()
+        ours_s, _, values = _time_ours(maps, n, device)
+    finally:
+        torch.set_num_threads(old_threads)
 
     nb = min(n, pool) if baseline_n is None else min(baseline_n, len(maps))
     # inputs of the baseline: blur maps as 8-bit images (as read from PNG files)
@@ -134,7 +147,7 @@ def bench_metrics(
         n=n,
         size=tuple(size),
         device=device,
-        threads=torch.get_num_threads(),
+        threads=threads,
         ours_seconds=ours_s,
         ours_images_per_s=ours_ips,
         baseline_n=nb,
@@ -154,8 +167,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--width", type=int, default=1600)
     ap.add_argument("--baseline-n", type=int, default=3)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=None)
     a = ap.parse_args(argv)
-    res = bench_metrics(a.n, (a.height, a.width), a.baseline_n, device=a.device)
+    res = bench_metrics(a.n, (a.height, a.width), a.baseline_n, device=a.device, num_threads=a.threads)
     print(json.dumps(res, indent=2))
 
 

@@ -12,16 +12,19 @@ Common options:
 
 * ``positive``: ``'blur'`` (default; scores ``1 - preds`` against ``1 - target``)
   or ``'focus'``.
-* ``threshold``: a float (default 0.5; positive where ``s >= threshold``), or
+* ``threshold``: a float (default 0.5; positive where ``s >= threshold``, compared
+  in the map's dtype exactly as torch's ``s >= threshold``), or
   ``'adaptive'``: per image ``min(adaptive_factor * mean(s), adaptive_cap)`` with
   ``s`` the positive-class map (factor 1.5 = BTBNet / DD; pysodmetrics uses 2,
   capped at 1).  ``FBeta`` also takes ``'max'`` (max over 256 quantised thresholds,
   see :mod:`dbd_lightning.metrics.functional`).
 * ``strict``: compare with ``>`` instead of ``>=`` (DD's notebook: ``x > 1.5 * mean``).
 * ``adaptive_target``: also binarise the (positive-class) GT with the adaptive
-  rule, as DD's notebook does (``gt > 1.5 * mean(gt)``).  On a binary GT this is a
-  no-op unless ``factor * mean(gt) >= 1`` (then the GT becomes empty, for ``>``)
-  or the GT is all zero; it exists only to reproduce that notebook.
+  rule, as DD's notebook does (``gt > 1.5 * mean(gt)``).  On a binary GT with
+  positive fraction ``f`` this keeps the GT unchanged while ``0 < threshold < 1``;
+  with ``>`` a threshold ``>= 1`` (``factor * f >= 1``, uncapped) empties the GT,
+  and with ``>=`` an all-zero GT becomes all positive.  It exists only to
+  reproduce that notebook.
 * ``averaging``: ``'per_image'`` (score each image, average over images) or
   ``'pooled'`` (sum TP/FP/FN over the dataset, score once).
 * ``empty_score``: value of P, R, F and IoU for an image (or a pooled dataset)
@@ -30,8 +33,11 @@ Common options:
 * ``validate_args``: check ranges, binary targets and shapes (default True).
 
 States are fixed-size tensors reduced with ``dist_reduce_fx='sum'`` (exact
-int64 counts, float64 sums), so the metrics work on any device, under DDP and
-with ``merge_state``; memory does not grow with the number of images.
+int64 counts, float64 sums), so the metrics work on CPU / CUDA, under DDP and
+with ``merge_state``; memory does not grow with the number of images.  (Apple
+MPS has no float64: keep the metrics on CPU there.)  Nothing uses
+non-deterministic CUDA kernels (``bincount`` without weights, integer
+``cumsum``), so ``torch.use_deterministic_algorithms(True)`` is fine.
 ``compute()`` returns float32 tensors (NaN before any update).
 """
 

@@ -216,11 +216,22 @@ def binarize(score_rows: Tensor, threshold: float | Tensor, strict: bool = False
     return score_rows > threshold if strict else score_rows >= threshold
 
 
+def count_true(mask_rows: Tensor) -> Tensor:
+    """Per-row number of True values of a bool ``(B, N)`` tensor, as int64 ``(B,)``.
+
+    Sums the bytes in int32 when a row cannot overflow it (about 1.5x faster than
+    ``bool.sum()`` on CPU), in int64 otherwise.
+    """
+    if mask_rows.shape[1] < 2**31:
+        return mask_rows.view(torch.uint8).sum(dim=1, dtype=torch.int32).long()
+    return mask_rows.sum(dim=1)
+
+
 def confusion_counts(pred_bin: Tensor, target_bin: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Per-image ``(TP, FP, FN)`` as int64 tensors of shape ``(B,)`` from bool ``(B, N)`` rows."""
-    tp = (pred_bin & target_bin).sum(dim=1)
-    fp = pred_bin.sum(dim=1) - tp
-    fn = target_bin.sum(dim=1) - tp
+    tp = count_true(pred_bin & target_bin)
+    fp = count_true(pred_bin) - tp
+    fn = count_true(target_bin) - tp
     return tp, fp, fn
 
 
@@ -274,8 +285,13 @@ def iou_from_counts(tp: Tensor, fp: Tensor, fn: Tensor, empty_score: float = 1.0
 # MAE
 # --------------------------------------------------------------------------- #
 def abs_error_sums(pred_rows: Tensor, target_rows: Tensor) -> Tensor:
-    """Per-image ``sum |p - t|`` (float64, shape ``(B,)``); polarity-free since ``|(1-p)-(1-t)| = |p-t|``."""
-    return (pred_rows - target_rows.to(pred_rows.dtype)).abs().sum(dim=1, dtype=torch.float64)
+    """Per-image ``sum |p - t|`` as float64 ``(B,)``; polarity-free since ``|(1-p)-(1-t)| = |p-t|``.
+
+    The per-image sum runs in the map's dtype (torch's pairwise / tree reduction,
+    relative error about 1e-7 for float32 maps) and is then promoted to float64
+    for the dataset-level accumulation.
+    """
+    return (pred_rows - target_rows.to(pred_rows.dtype)).abs_().sum(dim=1).double()
 
 
 # --------------------------------------------------------------------------- #
@@ -284,8 +300,9 @@ def abs_error_sums(pred_rows: Tensor, target_rows: Tensor) -> Tensor:
 def quantize(score_rows: Tensor) -> Tensor:
     """Bin index ``floor(255 * s + 0.5)`` in ``0..255`` (int32), same shape as ``score_rows``."""
     q = score_rows * (NUM_BINS - 1)
-    q.add_(0.5).floor_()
-    return q.clamp_(0, NUM_BINS - 1).to(torch.int32)
+    # truncation == floor for the non-negative values of a [0, 1] map; the clamp
+    # after the cast gives the same bins as clamping before it
+    return q.add_(0.5).to(torch.int32).clamp_(0, NUM_BINS - 1)
 
 
 def threshold_values(device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> Tensor:
