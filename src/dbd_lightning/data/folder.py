@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from torch.utils.data import Dataset
@@ -11,6 +12,24 @@ from .io import POLARITIES, Polarity, list_images, read_mask, read_rgb
 
 class DatasetLayoutError(RuntimeError):
     """The files on disk do not form the expected dataset layout."""
+
+
+def _stem(path: Path) -> str:
+    return path.stem
+
+
+def match_by_key(
+    images: list[Path], gts: list[Path], image_key: Callable[[Path], str] = _stem,
+    gt_key: Callable[[Path], str] = _stem,
+) -> tuple[dict[str, Path], dict[str, Path], list[str], list[str]]:
+    """Index images and GT files by key (default: file stem).
+
+    Returns ``(images, gts, no_gt, no_image)``: the two ``key -> path`` dicts and
+    the sorted keys that have no GT / no image.
+    """
+    by_image = {image_key(p): p for p in images}
+    by_gt = {gt_key(p): p for p in gts}
+    return by_image, by_gt, sorted(set(by_image) - set(by_gt)), sorted(set(by_gt) - set(by_image))
 
 
 class ImageMaskFolder(Dataset):
@@ -46,10 +65,7 @@ class ImageMaskFolder(Dataset):
                 f"(expected {self.root}/{image_dir}/ and {self.root}/{gt_dir}/; set data.root or the "
                 "DBD_DATA_ROOT environment variable to where the data lives)"
             )
-        images = {p.stem: p for p in list_images(img_dir)}
-        gts = {p.stem: p for p in list_images(gt_path)}
-        no_gt = sorted(set(images) - set(gts))
-        no_image = sorted(set(gts) - set(images))
+        images, gts, no_gt, no_image = match_by_key(list_images(img_dir), list_images(gt_path))
         if strict and (no_gt or no_image):
             lines = [f"unpaired files in {self.root}:"]
             if no_gt:

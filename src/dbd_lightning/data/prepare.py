@@ -1,0 +1,173 @@
+"""Import a downloaded benchmark into the canonical layout under the data root.
+
+``python -m dbd_lightning.data.prepare {cuhk,dut,ctcug,ebd,lytro} SRC [--root DEST] [--mode symlink|copy]``
+
+Finds the benchmark's folders anywhere up to three levels below ``SRC``
+(the layouts the releases come in), then symlinks (default) or copies their
+files into ``DEST/<CUHK|DUT|CTCUG|EBD|Lytro>/...``; ``DEST`` defaults to
+``$DBD_DATA_ROOT`` or ``./data``. The source is never modified. Running it
+again is a no-op: files already imported (same link target or same content)
+are skipped, and a different file already at a destination is reported, not
+overwritten. Finally the published counts are checked (exit status 1 if not).
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .benchmarks import CTCUG, CUHK, DUT, EBD, Lytro
+from .io import IMAGE_SUFFIXES
+from .layout import check_datasets, format_report
+
+MAX_DEPTH = 3
+
+
+def _is_image(p: Path) -> bool:
+    return p.suffix.lower() in IMAGE_SUFFIXES
+
+
+def _is_lytro(p: Path) -> bool:
+    name = p.name.lower()
+    return (name.startswith("image_") and _is_image(p)) or (name.startswith("map_") and name.endswith(".mat")) \
+        or name == "convertion.mat"
+
+
+@dataclass(frozen=True)
+class Part:
+    """One canonical folder, the source folder names it may have, and which files it takes."""
+
+    dest: str
+    sources: tuple[str, ...]
+    keep: Callable[[Path], bool] = _is_image
+
+
+SPECS: dict[str, tuple[str, tuple[Part, ...], list]] = {
+    "cuhk": ("CUHK", (Part("image", ("image", "images", "BlurDatasetImage")), Part("gt", ("gt", "GT", "BlurDatasetGT"))),
+             [(CUHK, {"split": "all"})]),
+    "dut": ("DUT", (Part("DUT600S_Training", ("DUT600S_Training",)),
+                    Part("DUT600GT_Training", ("DUT600GT_Training",)),
+                    Part("test/image", ("DUT500S-Testing", "test/image", "image")),
+                    Part("test/gt", ("DUT500GT-Testing", "test/gt", "gt"))),
+            [(DUT, {"split": "train"}), (DUT, {"split": "test"})]),
+    "ctcug": ("CTCUG", (Part("CTCUG_images", ("CTCUG_images",)), Part("CTCUG_gt", ("CTCUG_gt",))),
+              [(CTCUG, {})]),
+    "ebd": ("EBD", (Part("image", ("image", "images")), Part("gt", ("gt", "GT"))), [(EBD, {"split": "all"})]),
+    "lytro": ("Lytro", (Part(".", (".",), _is_lytro),), [(Lytro, {})]),
+}
+
+
+class PrepareError(RuntimeError):
+    """The source folder does not hold the benchmark, or the destination conflicts."""
+
+
+def _dirs_by_depth(src: Path):
+    level = [src]
+    for depth in range(MAX_DEPTH + 1):
+        yield depth, level
+        level = sorted(d for parent in level for d in parent.iterdir() if d.is_dir() and not d.is_symlink())
+
+
+def find_source(src: Path, part: Part) -> Path | None:
+    """The folder under ``src`` holding ``part`` (shallowest match); error if ambiguous."""
+    for _, level in _dirs_by_depth(src):
+        found = []
+        for parent in level:
+            for name in part.sources:
+                cand = parent / name if name != "." else parent
+                if cand.is_dir() and any(part.keep(f) for f in cand.iterdir() if f.is_file()):
+                    found.append(cand.resolve())
+                    break
+        found = sorted(set(found))
+        if len(found) > 1:
+            raise PrepareError(f"ambiguous source for {part.dest}: {[str(f) for f in found]}; pass the "
+                               "benchmark's own folder as SRC")
+        if found:
+            return found[0]
+    return None
+
+
+def _same(dest: Path, source: Path) -> bool:
+    if dest.is_symlink():
+        return dest.resolve() == source.resolve()
+    return dest.is_file() and filecmp.cmp(dest, source, shallow=False)
+
+
+def import_files(source: Path, dest: Path, keep: Callable[[Path], bool], mode: str) -> tuple[int, int, list[str]]:
+    """Link/copy ``source``'s kept files into ``dest``: (new, already there, conflicts)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    new = same = 0
+    conflicts = []
+    for f in sorted(p for p in source.iterdir() if p.is_file() and keep(p)):
+        target = dest / f.name
+        if target.exists() or target.is_symlink():
+            if _same(target, f):
+                same += 1
+            else:
+                conflicts.append(f"{target} exists and differs from {f}")
+            continue
+        if mode == "symlink":
+            target.symlink_to(f.resolve())
+        else:
+            shutil.copy2(f, target)
+        new += 1
+    return new, same, conflicts
+
+
+def prepare(dataset: str, src: str | Path, root: str | Path, mode: str = "symlink") -> tuple[int, str]:
+    """Import ``dataset`` from ``src`` into ``root``; returns (exit status, report)."""
+    if dataset not in SPECS:
+        raise PrepareError(f"unknown dataset {dataset!r}; expected one of {list(SPECS)}")
+    if mode not in ("symlink", "copy"):
+        raise PrepareError(f"mode must be symlink or copy, got {mode!r}")
+    src, root = Path(src).expanduser().resolve(), Path(root).expanduser()
+    if not src.is_dir():
+        raise PrepareError(f"source folder not found: {src}")
+    folder, parts, classes = SPECS[dataset]
+    bench_root = root / folder
+    if bench_root.resolve() == src or src in bench_root.resolve().parents:
+        raise PrepareError(f"destination {bench_root} is inside the source {src}")
+    lines, conflicts, missing = [f"import {dataset} from {src} into {bench_root} ({mode})"], [], []
+    for part in parts:
+        source = find_source(src, part)
+        if source is None:
+            missing.append(f"{part.dest} (looked for {', '.join(part.sources)} up to {MAX_DEPTH} levels below {src})")
+            continue
+        new, same, bad = import_files(source, bench_root / part.dest, part.keep, mode)
+        conflicts += bad
+        lines.append(f"  {part.dest}: {new} new, {same} already there  <- {source}")
+    if len(missing) == len(parts):
+        raise PrepareError(f"no {dataset} folder found under {src}: " + "; ".join(missing))
+    lines += [f"  not found: {m}" for m in missing]
+    if conflicts:
+        raise PrepareError("\n".join(lines + ["conflicting files (not overwritten):", *conflicts[:20]]))
+    sets = {f"{cls.NAME} {kw.get('split', 'all')}": cls(bench_root, **kw) for cls, kw in classes}
+    issues, summary = check_datasets({"imported": sets}, level="headers")
+    return (1 if issues or missing else 0), "\n".join(lines) + "\n" + format_report(issues, summary)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dbd_lightning.data.prepare", description=__doc__.split("\n")[0])
+    parser.add_argument("dataset", choices=sorted(SPECS))
+    parser.add_argument("src", help="the downloaded / extracted folder")
+    parser.add_argument("--root", default=os.environ.get("DBD_DATA_ROOT", "data"),
+                        help="data root to import into (default: $DBD_DATA_ROOT or ./data)")
+    parser.add_argument("--mode", choices=("symlink", "copy"), default="symlink")
+    args = parser.parse_args(argv)
+    try:
+        code, report = prepare(args.dataset, args.src, args.root, args.mode)
+    except PrepareError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(report)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
