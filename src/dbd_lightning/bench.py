@@ -46,6 +46,8 @@ def _timeit(fn, repeats: int, warmup: int = 2) -> list[float]:
 def bench_dffnet_infer(encoder: str, size: int = 320, repeats: int = 10) -> dict:
     """Forward time of DFFNet vs its timm backbone alone (batch 1, inference mode)."""
 
+    from torch.utils.flop_counter import FlopCounterMode
+
     from .models.dffnet import DFFNet
 
     net = DFFNet(encoder).eval()
@@ -60,6 +62,10 @@ def bench_dffnet_infer(encoder: str, size: int = 320, repeats: int = 10) -> dict
         full = statistics.median(_timeit(lambda: net(x), repeats))
         backbone = statistics.median(_timeit(lambda: net.encoder(x), repeats))
         dec = statistics.median(_timeit(decoder, repeats))
+        with FlopCounterMode(display=False) as backbone_flops:
+            net.encoder(x)
+        with FlopCounterMode(display=False) as decoder_flops:
+            decoder()
     params = sum(p.numel() for p in net.parameters())
     dec_params = sum(p.numel() for n, p in net.named_parameters() if not n.startswith("encoder."))
     return {
@@ -67,6 +73,9 @@ def bench_dffnet_infer(encoder: str, size: int = 320, repeats: int = 10) -> dict
         "ms_per_image": full * 1e3, "images_per_s": 1 / full,
         "backbone_ms": backbone * 1e3, "decoder_ms": dec * 1e3,
         "decoder_over_backbone": dec / backbone,
+        "backbone_gflops": backbone_flops.get_total_flops() / 1e9,
+        "decoder_gflops": decoder_flops.get_total_flops() / 1e9,
+        "decoder_over_backbone_flops": decoder_flops.get_total_flops() / backbone_flops.get_total_flops(),
         "params_total_M": params / 1e6, "params_decoder_M": dec_params / 1e6,
     }
 

@@ -40,7 +40,15 @@ def _resolve_resume(cfg: DictConfig, output_dir: Path) -> str | None:
 
 
 def run(cfg: DictConfig) -> dict[str, float]:
-    """Fit + test as the config says; returns the final scalar metrics."""
+    """Fit + test as the config says; returns the final scalar metrics.
+
+    A config with a ``pipeline`` node (``experiment=ddffnet_two_stage``) runs
+    D-DFFNet's two stages instead (:mod:`dbd_lightning.pipelines.two_stage`).
+    """
+    if cfg.get("pipeline"):
+        from .pipelines.two_stage import run_two_stage
+
+        return run_two_stage(cfg, run)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))

@@ -23,9 +23,16 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_weights(module: nn.Module, path: str | Path, strict: bool = True) -> None:
-    """Load a checkpoint's weights into ``module`` with a clear report of mismatched keys."""
+def load_weights(module: nn.Module, path: str | Path, strict: bool = True, prefix: str | None = None) -> None:
+    """Load a checkpoint's weights into ``module`` with a clear report of mismatched keys.
+
+    ``prefix`` (e.g. ``"net."``): load only the keys under it, stripped, so the
+    torch model inside a Lightning checkpoint loads into a bare network. A
+    state dict with no key under ``prefix`` (a bare network's) is used as is.
+    """
     state = load_state_dict(path)
+    if prefix and any(k.startswith(prefix) for k in state):
+        state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
     own = module.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))

@@ -50,6 +50,12 @@ class DFFM(nn.Module):
         self.head = nn.Sequential(ConvBN(4 * c, 4 * c), nn.Conv2d(4 * c, 1, 1))
 
     def forward(self, f1, f2, f3, f4) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        out, sides, _ = self.forward_with_features(f1, f2, f3, f4)
+        return out, sides
+
+    def forward_with_features(self, f1, f2, f3, f4) -> tuple[torch.Tensor, list[torch.Tensor], dict]:
+        """As :meth:`forward`, plus the branch features ``g1..g4`` (the side heads' inputs,
+        before attention) and ``final`` (the input of the last 1x1 classifier, 4C channels)."""
         f1_up = up2(f1)  # each upsampled map is computed once and shared
         if self.dense_guidance:
             f1_up2, f2_up = up2(f1_up), up2(f2)
@@ -60,6 +66,7 @@ class DFFM(nn.Module):
             g2, g3, g4 = f2, f3, f4
         g1 = self.cu4(f1_up)
         gs = [g1, g2, g3, g4]
+        branches = list(gs)
         sides = [head(g) for head, g in zip(self.side_heads, gs, strict=True)]
         if self.attention is not None:
             gs = [sab(g, s) for sab, g, s in zip(self.attention, gs, sides, strict=True)]
@@ -67,4 +74,5 @@ class DFFM(nn.Module):
         h2 = self.fuse2(torch.cat([g2, g1], dim=1))
         h3 = self.fuse3(torch.cat([g3, self.cu5(up2(h2))], dim=1))
         h4 = self.fuse4(torch.cat([g4, self.cu7(up2(h3))], dim=1))
-        return self.head(h4), sides
+        final = self.head[0](h4)
+        return self.head[1](final), sides, {"branches": branches, "final": final}

@@ -1,0 +1,3 @@
+from .torch_model import DepthNet
+
+__all__ = ["DepthNet"]

@@ -1,0 +1,3 @@
+from .torch_model import PDNet
+
+__all__ = ["PDNet"]

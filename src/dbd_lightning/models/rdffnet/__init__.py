@@ -1,0 +1,3 @@
+from .torch_model import RDFFNet
+
+__all__ = ["RDFFNet"]

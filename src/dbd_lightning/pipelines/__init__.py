@@ -1,0 +1,1 @@
+"""Multi-run pipelines (D-DFFNet's two stages)."""
