@@ -1,7 +1,8 @@
 """Convert the authors' released D-DFFNet weights to our module names.
 
     python -m dbd_lightning.convert ddffnet SRC.pth DST.ckpt [--encoder resnest101e] [--no-check]
-    python -m dbd_lightning.convert pdnet SRC.pth DST.ckpt
+    python -m dbd_lightning.convert dffnet  SRC.pth DST.ckpt
+    python -m dbd_lightning.convert pdnet   SRC.pth DST.ckpt
 
 ``ddffnet`` / ``dffnet``: the authors' DFFNet (``PDnet_ResNest_4F_SL_LA``; the D-DFFNet
 student has the same architecture). ``pdnet``: their ``PDnet`` (``aggregation_basic``).
@@ -146,22 +147,27 @@ def convert_state(state: dict[str, torch.Tensor], kind: str) -> tuple[dict[str, 
 
 def build_net(kind: str, encoder: str):
     if kind == "pdnet":
-        from .models.pdnet import PDNet
+        from ..models.pdnet import PDNet
 
         return PDNet(encoder)
-    from .models.dffnet import DFFNet
+    from ..models.dffnet import DFFNet
 
     return DFFNet(encoder)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dbd_lightning.convert", description=__doc__.splitlines()[0])
-    parser.add_argument("kind", choices=sorted(CONVERTERS))
+def main(argv: list[str] | None = None, kind: str | None = None) -> int:
+    """CLI of the D-DFFNet-family converter; ``kind`` given = it was chosen by the dispatcher."""
+    parser = argparse.ArgumentParser(prog=f"python -m dbd_lightning.convert {kind or ''}".rstrip(),
+                                     description=__doc__.splitlines()[0])
+    if kind is None:
+        parser.add_argument("kind", choices=sorted(CONVERTERS))
     parser.add_argument("src")
     parser.add_argument("dst")
     parser.add_argument("--encoder", default="resnest101e", help="timm encoder of the target network")
     parser.add_argument("--no-check", action="store_true", help="skip the strict load into our network")
     args = parser.parse_args(argv)
+    if kind is not None:
+        args.kind = kind
     state, dropped = convert_state(load_authors_state(args.src), args.kind)
     if not args.no_check:
         net = build_net(args.kind, args.encoder)
@@ -177,7 +183,3 @@ def main(argv: list[str] | None = None) -> int:
     torch.save({"state_dict": {f"net.{k}": v for k, v in state.items()}}, args.dst)
     print(f"wrote {args.dst}: {len(state)} tensors; dropped {len(dropped)} unused authors' keys")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
