@@ -10,6 +10,7 @@ across commits, not absolute values across machines.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import platform
@@ -22,14 +23,20 @@ from pathlib import Path
 
 import torch
 
-CASES = (
-    "dffnet_infer_resnest101e",
-    "dffnet_infer_resnet18",
-    "dffnet_train_resnest101e",
-    "dffnet_train_resnet18",
-    "synthetic_renderer",
-    "metrics",
-)
+# name -> ("module:function", kwargs, kwargs for --quick). Families register their cases here;
+# the function runs in a child process and returns a JSON-able dict.
+CASES: dict[str, tuple[str, dict, dict]] = {
+    "dffnet_infer_resnest101e": ("dbd_lightning.bench:bench_dffnet_infer",
+                                 {"encoder": "resnest101e", "repeats": 10}, {"repeats": 3}),
+    "dffnet_infer_resnet18": ("dbd_lightning.bench:bench_dffnet_infer",
+                              {"encoder": "resnet18", "repeats": 10}, {"repeats": 3}),
+    "dffnet_train_resnest101e": ("dbd_lightning.bench:bench_dffnet_train",
+                                 {"encoder": "resnest101e", "repeats": 3}, {"repeats": 1}),
+    "dffnet_train_resnet18": ("dbd_lightning.bench:bench_dffnet_train",
+                              {"encoder": "resnet18", "repeats": 3}, {"repeats": 1}),
+    "synthetic_renderer": ("dbd_lightning.data.synthetic.bench:bench_renderer", {"n": 100, "size": 320}, {"n": 20}),
+    "metrics": ("dbd_lightning.metrics.bench:bench_metrics", {"n": 20}, {"n": 5}),
+}
 
 
 def _timeit(fn, repeats: int, warmup: int = 2) -> list[float]:
@@ -102,19 +109,12 @@ def bench_dffnet_train(encoder: str, size: int = 320, batch: int = 6, repeats: i
 
 
 def run_case(name: str, quick: bool) -> dict:
-    if name.startswith("dffnet_infer_"):
-        return bench_dffnet_infer(name.removeprefix("dffnet_infer_"), repeats=3 if quick else 10)
-    if name.startswith("dffnet_train_"):
-        return bench_dffnet_train(name.removeprefix("dffnet_train_"), repeats=1 if quick else 3)
-    if name == "synthetic_renderer":
-        from .data.synthetic.bench import bench_renderer
-
-        return bench_renderer(n=20 if quick else 100, size=320)
-    if name == "metrics":
-        from .metrics.bench import bench_metrics
-
-        return bench_metrics(n=5 if quick else 20)
-    raise ValueError(f"unknown bench case {name!r}; cases: {CASES}")
+    if name not in CASES:
+        raise ValueError(f"unknown bench case {name!r}; cases: {sorted(CASES)}")
+    target, kwargs, quick_kwargs = CASES[name]
+    module, func = target.split(":")
+    fn = getattr(importlib.import_module(module), func)
+    return fn(**{**kwargs, **(quick_kwargs if quick else {})})
 
 
 def _child(name: str, quick: bool) -> None:
