@@ -3,7 +3,7 @@
 from .callback import Distillation
 from .projectors import ProjectorBank, projector
 from .schedules import SCHEDULES, beta_at
-from .teachers import DefocusTeacher, DepthTeacher, FrozenTeacher
+from .teachers import DefocusTeacher, DepthTeacher, FrozenTeacher, NoTeacher
 
-__all__ = ["SCHEDULES", "DefocusTeacher", "DepthTeacher", "Distillation", "FrozenTeacher", "ProjectorBank",
+__all__ = ["SCHEDULES", "DefocusTeacher", "DepthTeacher", "Distillation", "FrozenTeacher", "NoTeacher", "ProjectorBank",
            "beta_at", "projector"]

@@ -103,3 +103,20 @@ class DepthTeacher(FrozenTeacher):
     def extract(self, image: torch.Tensor) -> dict:
         out = self.net(image)
         return {"features": list(out["features"]), "depth": out["depth"]}
+
+
+class NoTeacher(FrozenTeacher):
+    """``teacher/depth=none``: no depth teacher (the "w/o depth distillation" ablation of DD / R-DFFNet).
+
+    Its output is ``{"depth": None}``; :class:`~dbd_lightning.losses.depth.ResponseDepthDistillationLoss`
+    then computes only the detection terms. It has no parameters and no features, so it cannot
+    stand in for a feature-distillation teacher (its ``channels`` are empty).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.channels = []
+        self.freeze()
+
+    def extract(self, image: torch.Tensor) -> dict:
+        return {"depth": None}

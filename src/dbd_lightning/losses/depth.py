@@ -95,6 +95,10 @@ class ResponseDepthDistillationLoss(DeepSupervisionLoss):
                 raise RuntimeError(f"R-DFFNet loss: no batch['teacher'][{self.teacher!r}] in training; "
                                    "add the distillation callback (experiment=rdffnet)")
             return terms
+        if "depth" not in teacher:
+            raise KeyError(f"teacher {self.teacher!r} gives no depth map (MiDaS needs hub_dir for depth)")
+        if teacher["depth"] is None:  # teacher/depth=none: no depth distillation
+            return terms
         target = teacher["depth"].detach().float()
         if self.normalize == "minmax":
             target = minmax_normalize(target)
