@@ -1,0 +1,375 @@
+"""Image -> maps predictors shared by ``predict.py``, ``eval.py`` and ``export.py``.
+
+The protocol (one place, used by every family)::
+
+    class Predictor(Protocol):
+        def predict_image(self, rgb: np.ndarray) -> dict[str, np.ndarray]: ...
+
+* input: ``rgb`` uint8 ``(H, W, 3)`` RGB at the image's native resolution;
+* output: a dict with at least ``"focus"``: float32 ``(H, W)`` in ``[0, 1]``,
+  the **in-focus probability** (in-focus = 1, blurred = 0), at the input's
+  resolution; optional extra maps at the same resolution (e.g. Karaali's
+  ``"blur_radius"`` in pixels), which ``predict.py`` saves as ``.npy`` and as a
+  min-max normalised PNG.
+
+Two ways to get one (:func:`build_predictor`):
+
+* ``ckpt=<run dir | .ckpt file | wandb:<run id>>``: a trained DBD network,
+  rebuilt from the run's saved config and loaded with ``weights_only=True``,
+  wrapped in :class:`CheckpointPredictor` (resizing to the training input size,
+  tiling of large images, resize back);
+* ``model=<name>`` without ``ckpt``: ``hydra.utils.instantiate`` of the whole
+  ``conf/model/<name>.yaml`` node must return an object with ``predict_image``
+  (non-learned pipelines such as Karaali's blur estimation).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import cv2
+import hydra
+import numpy as np
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf, open_dict
+from torch import nn
+
+from .data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from .utils.checkpoint import load_weights
+
+log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    """Anything that maps one RGB image to named maps (see the module docstring)."""
+
+    def predict_image(self, rgb: np.ndarray) -> dict[str, np.ndarray]: ...
+
+
+# --------------------------------------------------------------------------- #
+# locating a trained run
+# --------------------------------------------------------------------------- #
+class CheckpointSpecError(FileNotFoundError):
+    """A ``ckpt=`` value that does not name a usable trained run / checkpoint."""
+
+
+@dataclass(frozen=True)
+class RunCheckpoint:
+    """A trained run's folder (holding ``.hydra/config.yaml``) and one of its checkpoints."""
+
+    run_dir: Path
+    ckpt: Path
+
+    @property
+    def config_file(self) -> Path:
+        return self.run_dir / ".hydra" / "config.yaml"
+
+    def load_config(self) -> DictConfig:
+        return OmegaConf.load(self.config_file)
+
+    @property
+    def label(self) -> str:
+        """Short default name: the run folder's name, plus the checkpoint's stem for ``last``/explicit files."""
+        kind = "" if self.ckpt.stem.startswith("epoch") else f":{self.ckpt.stem}"
+        return f"{self.run_dir.name}{kind}"
+
+
+def _is_run_dir(path: Path) -> bool:
+    return (path / ".hydra" / "config.yaml").is_file()
+
+
+def best_checkpoint(run_dir: Path, which: str = "best") -> Path:
+    """``best`` = the run's non-``last`` checkpoint (the one ModelCheckpoint kept), ``last``, or a file name."""
+    folder = run_dir / "checkpoints"
+    if which == "last":
+        path = folder / "last.ckpt"
+    elif which == "best":
+        candidates = sorted(p for p in folder.glob("*.ckpt") if not p.name.startswith("last"))
+        if not candidates:
+            found = sorted(os.listdir(folder)) if folder.is_dir() else "no checkpoints/ folder"
+            raise CheckpointSpecError(f"no best checkpoint in {folder} (found: {found})")
+        path = candidates[-1]
+    else:
+        path = Path(which) if Path(which).is_absolute() else folder / which
+    if not path.is_file():
+        raise CheckpointSpecError(f"checkpoint not found: {path}")
+    return path
+
+
+def find_wandb_run(run_id: str, search_root: str | Path) -> Path:
+    """The local train run folder whose ``wandb/`` holds the (offline or synced) run ``run_id``.
+
+    Offline first: W&B runs are resolved on disk (``<run>/wandb/*run-<id>``), never over the network.
+    """
+    root = Path(search_root)
+    hits = sorted({p.parent.parent for p in root.glob(f"**/wandb/*run-*-{run_id}") if p.is_dir()})
+    if not hits:
+        raise CheckpointSpecError(f"W&B run {run_id!r} not found under {root} (looked for **/wandb/*run-*-{run_id})")
+    if len(hits) > 1:
+        raise CheckpointSpecError(f"W&B run id {run_id!r} is ambiguous under {root}: {[str(h) for h in hits]}")
+    return hits[0]
+
+
+def resolve_checkpoint(spec: str | Path, which: str = "best", search_root: str | Path = "outputs") -> RunCheckpoint:
+    """Turn a ``ckpt=`` value into a :class:`RunCheckpoint`.
+
+    ``spec``: a train run folder (``which`` = ``best``/``last``/file name picks the
+    checkpoint), a ``.ckpt`` file inside ``<run>/checkpoints/``, or
+    ``wandb:<run id>`` (a W&B run logged by a local train run under ``search_root``).
+    """
+    text = str(spec)
+    if text.startswith("wandb:"):
+        run_dir = find_wandb_run(text.split(":", 1)[1].split("/")[-1], search_root)
+        return RunCheckpoint(run_dir, best_checkpoint(run_dir, which))
+    path = Path(text).expanduser()
+    if path.is_dir():
+        if not _is_run_dir(path):
+            raise CheckpointSpecError(f"{path} is not a train run folder: {path / '.hydra' / 'config.yaml'} is missing")
+        return RunCheckpoint(path, best_checkpoint(path, which))
+    if path.is_file():
+        for run_dir in (path.parent.parent, path.parent):
+            if _is_run_dir(run_dir):
+                return RunCheckpoint(run_dir, path)
+        raise CheckpointSpecError(
+            f"cannot find the config of checkpoint {path}: expected <run>/.hydra/config.yaml next to "
+            f"<run>/checkpoints/{path.name}; pass the run folder instead"
+        )
+    raise CheckpointSpecError(f"checkpoint or run folder not found: {path}")
+
+
+# --------------------------------------------------------------------------- #
+# tiling
+# --------------------------------------------------------------------------- #
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles of size ``tile`` covering ``[0, length)`` with at least ``overlap`` overlap.
+
+    The tiles are spread evenly, the first at 0 and the last ending at ``length``.
+    """
+    if tile >= length:
+        return [0]
+    if not 0 <= overlap < tile:
+        raise ValueError(f"tile overlap must be in [0, tile size={tile}), got {overlap}")
+    n = math.ceil((length - overlap) / (tile - overlap))
+    n = max(n, 2)
+    return [round(i * (length - tile) / (n - 1)) for i in range(n)]
+
+
+def blend_window(h: int, w: int, overlap: int) -> np.ndarray:
+    """Separable blending weights: linear ramps over ``overlap`` pixels at each border, 1 inside.
+
+    Ramps start at ``1 / (overlap + 1)`` (never 0), so image borders covered by a
+    single tile keep their prediction.
+    """
+
+    def ramp(n: int) -> np.ndarray:
+        r = np.ones(n, np.float32)
+        k = min(overlap, n // 2)
+        if k > 0:
+            up = np.arange(1, k + 1, dtype=np.float32) / (k + 1)
+            r[:k] = up
+            r[n - k:] = up[::-1]
+        return r
+
+    return np.outer(ramp(h), ramp(w))
+
+
+# --------------------------------------------------------------------------- #
+# DBD checkpoint predictor
+# --------------------------------------------------------------------------- #
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class CheckpointPredictor:
+    """A DBD network as a :class:`Predictor`: normalise, resize, run, sigmoid, resize back.
+
+    Whole-image mode (the papers' test protocol): resize the image to
+    ``image_size`` (bilinear, as the eval transform), predict, resize the
+    in-focus probability back to the native size (bilinear), exactly what
+    :class:`~dbd_lightning.tasks.detection.DetectionTask` scores in ``test``.
+
+    Tiled mode (large images, e.g. EBD ~1600x1024): the native image is cut into
+    ``tile_size`` squares overlapping by at least ``tile_overlap`` pixels; each
+    tile is resized to ``image_size``, predicted, resized back, and the
+    probabilities are blended with :func:`blend_window` weights. With the
+    default ``tile_size`` (2x the network input) a tile sees the same scale as a
+    CUHK image (~640x480) resized to 320 in training.
+
+    Args:
+        net: the torch model (returns ``{"logits": ...}``).
+        image_size: network input ``(h, w)``; ``None`` = native size (rounded
+            to ``size_multiple``).
+        tile: ``"auto"`` (tile when the long side exceeds ``tile_above``),
+            ``True`` (always) or ``False`` (never).
+        tile_above / tile_size / tile_overlap / tile_batch: tiling numbers (pixels).
+        mean / std: input normalisation (ImageNet by default, as the eval transform).
+        device: ``"auto"`` = CUDA when available, else CPU.
+        amp: bfloat16/float16 autocast on CUDA.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        image_size: Sequence[int] | None = (320, 320),
+        tile: bool | str = "auto",
+        tile_above: int = 1280,
+        tile_size: int = 640,
+        tile_overlap: int = 128,
+        tile_batch: int = 4,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        device: str | torch.device = "auto",
+        size_multiple: int = 32,
+        amp: bool = False,
+    ) -> None:
+        if tile not in ("auto", True, False):
+            raise ValueError(f"tile must be 'auto', true or false, got {tile!r}")
+        self.device = resolve_device(device)
+        self.net = net.to(self.device).eval()
+        self.image_size = tuple(int(s) for s in image_size) if image_size else None
+        self.tile, self.tile_above = tile, int(tile_above)
+        self.tile_size, self.tile_overlap, self.tile_batch = int(tile_size), int(tile_overlap), int(tile_batch)
+        self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+        self.size_multiple = int(size_multiple)
+        self.amp = amp and self.device.type == "cuda"
+
+    # ---------------------------------------------------------------- helpers
+    def uses_tiles(self, h: int, w: int) -> bool:
+        if self.tile == "auto":
+            return max(h, w) > self.tile_above
+        return bool(self.tile)
+
+    def _input_size(self, h: int, w: int) -> tuple[int, int]:
+        if self.image_size:
+            return self.image_size
+        m = self.size_multiple
+        return max(m, round(h / m) * m), max(m, round(w / m) * m)
+
+    @torch.inference_mode()
+    def _probabilities(self, crops: list[np.ndarray]) -> list[np.ndarray]:
+        """In-focus probability of each uint8 RGB crop, at the crop's own size."""
+        sizes = [c.shape[:2] for c in crops]
+        ih, iw = self._input_size(*sizes[0])
+        batch = []
+        for c in crops:  # the eval transform's steps: cv2 bilinear resize of the uint8 image, then normalise
+            if c.shape[:2] != (ih, iw):
+                c = cv2.resize(c, (iw, ih), interpolation=cv2.INTER_LINEAR)
+            batch.append(torch.from_numpy(np.ascontiguousarray(c)).permute(2, 0, 1))
+        x = torch.stack(batch).to(self.device).float()
+        x = (x - self.mean * 255.0) / (self.std * 255.0)
+        with torch.autocast(self.device.type, enabled=self.amp):
+            logits = self.net(x)["logits"]
+        probs = torch.sigmoid(logits.float())
+        out = []
+        for p, size in zip(probs, sizes, strict=True):
+            if tuple(p.shape[-2:]) != tuple(size):
+                p = F.interpolate(p[None], size=tuple(size), mode="bilinear", align_corners=False)[0]
+            out.append(p[0].clamp(0, 1).cpu().numpy().astype(np.float32))
+        return out
+
+    def _tiled(self, rgb: np.ndarray) -> np.ndarray:
+        h, w = rgb.shape[:2]
+        t = self.tile_size
+        th, tw = min(t, h), min(t, w)
+        boxes = [(y, x) for y in tile_starts(h, th, self.tile_overlap) for x in tile_starts(w, tw, self.tile_overlap)]
+        acc = np.zeros((h, w), np.float64)
+        weight = np.zeros((h, w), np.float64)
+        win = blend_window(th, tw, self.tile_overlap)
+        for i in range(0, len(boxes), self.tile_batch):
+            chunk = boxes[i:i + self.tile_batch]
+            probs = self._probabilities([rgb[y:y + th, x:x + tw] for y, x in chunk])
+            for (y, x), p in zip(chunk, probs, strict=True):
+                acc[y:y + th, x:x + tw] += p * win
+                weight[y:y + th, x:x + tw] += win
+        return (acc / weight).astype(np.float32)
+
+    # -------------------------------------------------------------- protocol
+    def predict_image(self, rgb: np.ndarray) -> dict[str, np.ndarray]:
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"predict_image expects uint8 RGB (H, W, 3), got {rgb.dtype} {rgb.shape}")
+        h, w = rgb.shape[:2]
+        focus = self._tiled(rgb) if self.uses_tiles(h, w) else self._probabilities([rgb])[0]
+        return {"focus": focus}
+
+    # ---------------------------------------------------------------- builder
+    @classmethod
+    def from_run(cls, run: RunCheckpoint, **kwargs) -> CheckpointPredictor:
+        """Rebuild the run's network from its saved config and load the checkpoint (``weights_only=True``).
+
+        ``image_size`` / ``mean`` / ``std`` default to the run's eval transform.
+        """
+        cfg = run.load_config()
+        net_cfg = cfg.get("model", {}).get("net") if isinstance(cfg.get("model"), DictConfig) else None
+        if net_cfg is None:
+            raise CheckpointSpecError(f"{run.config_file} has no model.net node: not a DBD network run")
+        with open_dict(net_cfg):  # never download weights for a network whose weights we load anyway
+            for key in ("pretrained", "weights_file"):
+                if key in net_cfg:
+                    net_cfg[key] = False if key == "pretrained" else None
+        net = hydra.utils.instantiate(net_cfg)
+        load_weights(net, run.ckpt, prefix="net.")
+        tf = OmegaConf.select(cfg, "data.datamodule.eval_transform", default=None) or {}
+        defaults = {
+            "image_size": OmegaConf.select(cfg, "data.image_size", default=None) or tf.get("size") or (320, 320),
+            "mean": tf.get("mean", IMAGENET_MEAN),
+            "std": tf.get("std", IMAGENET_STD),
+        }
+        for k, v in defaults.items():
+            if kwargs.get(k) is None:
+                kwargs[k] = list(v) if not isinstance(v, str) else v
+        return cls(net, **kwargs)
+
+
+def build_predictor(
+    ckpt: str | None = None,
+    model_cfg: DictConfig | None = None,
+    model_name: str | None = None,
+    which: str = "best",
+    search_root: str | Path = "outputs",
+    **kwargs,
+) -> tuple[Predictor, str]:
+    """A :class:`Predictor` and its display name from ``ckpt=`` or a ``model=<name>`` config node."""
+    if ckpt:
+        run = resolve_checkpoint(ckpt, which, search_root)
+        log.info("predictor: %s (config %s)", run.ckpt, run.config_file)
+        return CheckpointPredictor.from_run(run, **kwargs), run.label
+    if model_cfg is None:
+        raise ValueError("nothing to predict with: pass ckpt=<run dir | .ckpt | wandb:<id>> or model=<name>")
+    name = model_name or str(model_cfg.get("_target_", "model")).rsplit(".", 1)[-1]
+    try:
+        obj = hydra.utils.instantiate(model_cfg)
+    except Exception as exc:
+        raise ValueError(
+            f"model={name}: cannot build it without a checkpoint ({type(exc).__name__}: {str(exc)[:300]}). "
+            "Trainable DBD networks need ckpt=<run dir>; model=<name> is for pipelines with predict_image()."
+        ) from exc
+    if not callable(getattr(obj, "predict_image", None)):
+        raise ValueError(
+            f"model={name} builds a {type(obj).__name__}, which has no predict_image(rgb) method; "
+            "trained DBD networks are used through ckpt=<run dir | .ckpt>"
+        )
+    return obj, name
+
+
+def check_prediction(maps: dict, shape: tuple[int, int], source: str = "predictor") -> np.ndarray:
+    """Validate a :class:`Predictor` result and return its ``focus`` map (float32, ``shape``)."""
+    if not isinstance(maps, dict) or "focus" not in maps:
+        raise ValueError(f"{source}: predict_image must return a dict with a 'focus' map, got {type(maps).__name__}"
+                         f"{' keys ' + str(sorted(maps)) if isinstance(maps, dict) else ''}")
+    focus = np.asarray(maps["focus"], dtype=np.float32)
+    if focus.shape != tuple(shape):
+        raise ValueError(f"{source}: focus map has shape {focus.shape}, expected the image's {tuple(shape)}")
+    if not np.isfinite(focus).all() or focus.min() < -1e-4 or focus.max() > 1 + 1e-4:
+        raise ValueError(f"{source}: focus map must be finite and in [0, 1] (got {focus.min()}..{focus.max()})")
+    return np.clip(focus, 0.0, 1.0)
