@@ -16,6 +16,7 @@ from .ddffnet import convert_dffnet_key, convert_pdnet_key, convert_state, load_
 
 # family name -> module (relative to this package) holding its ``main(argv, kind)``
 FAMILIES: dict[str, str] = {
+    "dd": ".dd",
     "ddffnet": ".ddffnet",
     "dffnet": ".ddffnet",
     "pdnet": ".ddffnet",
