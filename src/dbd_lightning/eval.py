@@ -1,14 +1,26 @@
-"""Evaluate a trained run: ``python -m dbd_lightning.eval run_dir=outputs/train/runs/<stamp>``.
+"""Evaluate and compare: ``python -m dbd_lightning.eval ckpt=<run> data=[cuhk_te1,dut_te,ctcug,ebd,ebd1305]``.
 
-The model is rebuilt from the run's saved config (``<run_dir>/.hydra/config.yaml``)
-and its weights loaded with ``torch.load(weights_only=True)``; nothing from the
-checkpoint is executed. ``ckpt`` = ``best`` (default), ``last`` or a path;
-``data=<option>`` / ``metrics=<option>`` evaluate on another data config or
-metric convention than the run's.
+Models come from ``ckpt`` (one or a list of train run folders, ``.ckpt`` files
+inside ``<run>/checkpoints`` or ``wandb:<run id>`` of local W&B runs; ``run_dir``
+is the older single-run form) and from ``maps`` (folders of saved prediction
+maps of other methods, any polarity, see :mod:`dbd_lightning.reports.saved_maps`).
+Each network is rebuilt from its run's saved config and loaded with
+``torch.load(weights_only=True)``; nothing from a checkpoint is executed.
+
+The output folder holds: ``results.md`` / ``results.csv`` / ``results.tex``
+(rows = models, column groups = datasets, MAE / F-beta / IoU, the metric
+convention stated under the table), ``results.json`` (everything, with the
+checkpoints used), ``metrics.json`` (``test/<dataset>/<metric>`` of the first
+model, the keys training logs), ``pr_<dataset>.png`` (+ ``pr_curves.json``) and
+``qualitative_grid.png`` (input | GT | each model).
+
+``data=`` / ``metrics=`` default to the first run's own test sets and
+convention; every model is scored with the same convention on the same images.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -19,67 +31,158 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import hydra  # noqa: E402
 import lightning as L  # noqa: E402
-from omegaconf import DictConfig, OmegaConf, open_dict  # noqa: E402
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict  # noqa: E402
 
 from .metrics.describe import describe_convention  # noqa: E402
-from .utils.checkpoint import load_weights  # noqa: E402
-from .utils.config import build_datamodule, build_task, config_dir  # noqa: E402
-from .utils.report import results_table, scalar_metrics, write_metrics  # noqa: E402
+from .predictors import (  # noqa: E402
+    CheckpointPredictor,
+    CheckpointSpecError,
+    RunCheckpoint,
+    best_checkpoint,
+    resolve_checkpoint,
+)  # noqa: E402
+from .reports import (  # noqa: E402
+    SavedMaps,
+    csv_table,
+    evaluate_sources,
+    latex_table,
+    markdown_table,
+    plot_pr_curves,
+    qualitative_grid,
+)
+from .utils.config import config_dir  # noqa: E402
+from .utils.report import write_metrics  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 
-def find_checkpoint(run_dir: Path, ckpt: str) -> Path:
-    """``best`` = the non-``last`` checkpoint of the run (lowest monitored value), ``last``, or a path."""
-    folder = run_dir / "checkpoints"
-    if ckpt == "last":
-        path = folder / "last.ckpt"
-    elif ckpt == "best":
-        candidates = sorted(p for p in folder.glob("*.ckpt") if not p.name.startswith("last"))
-        if not candidates:
-            raise FileNotFoundError(f"no best checkpoint in {folder} (found: {sorted(os.listdir(folder)) if folder.is_dir() else 'no folder'})")
-        path = candidates[-1]
-    else:
-        path = Path(ckpt)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    return path
+def resolve_runs(cfg: DictConfig) -> list[RunCheckpoint]:
+    """The checkpoints to compare, from ``ckpt`` (one spec or a list) and/or ``run_dir``.
+
+    ``run_dir=<run> [ckpt=best|last|<file>]`` is the single-run form; otherwise each
+    ``ckpt`` entry is a run folder (``which`` picks best/last), a ``.ckpt`` file
+    inside ``<run>/checkpoints`` or ``wandb:<run id>``.
+    """
+    ckpt = cfg.get("ckpt")
+    specs = [str(s) for s in ckpt] if isinstance(ckpt, ListConfig | list | tuple) else (
+        [] if ckpt in (None, "") else [str(ckpt)])
+    which, root = str(cfg.get("which", "best")), cfg.paths.log_dir
+    if cfg.get("run_dir"):
+        run_dir = Path(str(cfg.run_dir)).expanduser()
+        if len(specs) > 1:
+            raise ValueError("run_dir= takes one ckpt (best | last | a file); compare runs with ckpt=[run1,run2,...]")
+        if specs and specs[0] not in ("best", "last"):
+            run = RunCheckpoint(run_dir, Path(specs[0]))
+            if not run.config_file.is_file():
+                raise CheckpointSpecError(f"{run_dir} is not a train run folder: {run.config_file} is missing")
+            return [run if run.ckpt.is_file() else RunCheckpoint(run_dir, best_checkpoint(run_dir, specs[0]))]
+        return [resolve_checkpoint(run_dir, specs[0] if specs else which, root)]
+    if any(s in ("best", "last") for s in specs):
+        raise ValueError("ckpt=best/last needs run_dir=<run folder>; to compare runs use ckpt=[run1,run2] which=last")
+    return [resolve_checkpoint(s, which, root) for s in specs]
 
 
-def load_run_config(run_dir: Path, cfg: DictConfig) -> DictConfig:
-    saved = run_dir / ".hydra" / "config.yaml"
-    if not saved.is_file():
-        raise FileNotFoundError(f"{run_dir} is not a train run folder: {saved} is missing")
-    run_cfg = OmegaConf.load(saved)
-    with open_dict(run_cfg):
-        run_cfg.paths = cfg.paths
-        run_cfg.trainer = cfg.trainer
-        run_cfg.task_name = "eval"
-        if cfg.get("data") is not None:
-            run_cfg.data = cfg.data
-        if cfg.get("metrics") is not None:
-            run_cfg.metrics = cfg.metrics
-        run_cfg.data.num_workers = cfg.get("num_workers", run_cfg.data.get("num_workers", 0))
-    return run_cfg
+def unique_names(labels: list[str], given) -> list[str]:
+    names = [str(n) for n in given] if given else list(labels)
+    if given and len(names) != len(labels):
+        raise ValueError(f"names has {len(names)} entries but {len(labels)} checkpoints were given")
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+        out.append(n if seen[n] == 1 else f"{n}#{seen[n]}")
+    return out
+
+
+def eval_config(cfg: DictConfig, runs: list[RunCheckpoint]) -> tuple[DictConfig, DictConfig]:
+    """The ``data`` and ``metrics`` nodes to use: the command line's, else the first run's."""
+    first = runs[0].load_config() if runs else None
+    data = cfg.get("data") or (first.data if first is not None else None)
+    metrics = cfg.get("metrics") or (first.get("metrics") if first is not None else None)
+    if data is None:
+        raise ValueError("no test data: pass data=<config> (e.g. data=[cuhk_te1,dut_te]) when only maps are evaluated")
+    data = OmegaConf.create(OmegaConf.to_container(data, resolve=False))
+    root = OmegaConf.create({"data": data, "paths": cfg.paths})
+    with open_dict(root):
+        root.data.num_workers = int(cfg.num_workers)
+        if "cache" in root.data:
+            root.data.cache = False
+    return root.data, (metrics if metrics is not None else OmegaConf.create({"preset": "ddffnet"}))
+
+
+def write_report(out: Path, result, convention: str, sources: dict[str, str], cfg: DictConfig) -> dict[str, Path]:
+    """Tables, curves, grid and JSON files of one evaluation; returns what was written."""
+    files: dict[str, Path] = {}
+    notes = ["Models: " + "; ".join(f"{k} = {v}" for k, v in sources.items()),
+             "Images: " + ", ".join(f"{k} {n}" for k, n in result.counts.items())]
+    md = markdown_table(result.results, convention, notes=notes)
+    files["md"] = out / "results.md"
+    files["md"].write_text(md + "\n")
+    files["csv"] = out / "results.csv"
+    files["csv"].write_text(csv_table(result.results))
+    files["tex"] = out / "results.tex"
+    files["tex"].write_text(latex_table(result.results, convention))
+    files["json"] = out / "results.json"
+    files["json"].write_text(json.dumps({"convention": convention, "sources": sources, "counts": result.counts,
+                                         "results": result.results}, indent=2) + "\n")
+    rep = cfg.report
+    if rep.pr_curves and result.curves:
+        positive = "blur" if "blur positive" in convention else "in-focus"
+        beta2 = float(OmegaConf.select(cfg, "report.beta2", default=0.3))
+        for ds, curves in result.curves.items():
+            files[f"pr_{ds}"] = plot_pr_curves(curves, out / f"pr_{ds}.png", title=f"PR curve: {ds}",
+                                               positive=positive, beta2=beta2,
+                                               iso_f=list(rep.iso_f) if rep.iso_f else ())
+        files["pr_json"] = out / "pr_curves.json"
+        files["pr_json"].write_text(json.dumps(
+            {ds: {m: {"precision": p, "recall": r} for m, (p, r) in c.items()} for ds, c in result.curves.items()}))
+    if rep.grid_samples and result.grid_rows:
+        files["grid"] = qualitative_grid(result.grid_rows, list(result.results), out / "qualitative_grid.png")
+    return files
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
-    run_dir = Path(cfg.run_dir).expanduser()
-    run_cfg = load_run_config(run_dir, cfg)
-    ckpt = find_checkpoint(run_dir, str(cfg.ckpt))
+    runs = resolve_runs(cfg)
+    maps_cfg = cfg.get("maps") or {}
+    if not runs and not maps_cfg:
+        raise ValueError("nothing to evaluate: pass ckpt=<run dir | .ckpt | wandb:<id>> (or a list) and/or maps")
     L.seed_everything(cfg.seed, workers=True)
-    task = build_task(run_cfg)
-    load_weights(task, ckpt)
-    datamodule = build_datamodule(run_cfg)
-    trainer: L.Trainer = hydra.utils.instantiate(run_cfg.trainer, logger=False, callbacks=[])
-    trainer.test(task, datamodule=datamodule)
-    metrics = scalar_metrics(trainer.callback_metrics)
+    data_cfg, metrics_cfg = eval_config(cfg, runs)
+    names = unique_names([r.label for r in runs], cfg.get("names"))
+    t = cfg.tile
+    sources: dict = {}
+    origin: dict[str, str] = {}
+    for name, run in zip(names, runs, strict=True):
+        sources[name] = CheckpointPredictor.from_run(
+            run, device=cfg.device, tile=t.mode, tile_above=t.above, tile_size=t.size, tile_overlap=t.overlap,
+            tile_batch=t.batch, image_size=list(cfg.image_size) if cfg.get("image_size") else None)
+        origin[name] = str(run.ckpt)
+    for name, spec in maps_cfg.items():
+        if name in sources:
+            raise ValueError(f"maps.{name}: the name is already used by a checkpoint (set names=[...])")
+        kwargs = OmegaConf.to_container(spec, resolve=True)
+        sources[name] = SavedMaps(name=name, **kwargs)
+        origin[name] = f"saved maps {kwargs.get('root') or kwargs.get('dirs')} ({kwargs.get('polarity', 'white_in_focus')})"
+
+    datamodule = hydra.utils.instantiate(data_cfg.datamodule)
+    datasets = getattr(datamodule, "test_sets", None)
+    if not datasets:
+        raise ValueError("the data config defines no test set (data.datamodule.test is empty)")
+    metric_kwargs = OmegaConf.to_container(metrics_cfg, resolve=True)
+    result = evaluate_sources(sources, datasets, metric_kwargs, pr_curves=bool(cfg.report.pr_curves),
+                              grid_samples=int(cfg.report.grid_samples), num_workers=int(cfg.num_workers))
+    convention = describe_convention(**metric_kwargs)
     out = Path(cfg.paths.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = write_report(out, result, convention, origin, cfg)
+    first = next(iter(result.results))
+    metrics = result.flat(first)
     write_metrics(out / "metrics.json", metrics)
-    convention = describe_convention(**OmegaConf.to_container(run_cfg.metrics, resolve=True))
-    table = results_table(metrics, "test", convention + f"\nCheckpoint: {ckpt}")
-    (out / "results.md").write_text(table + "\n")
-    print("\n" + table + f"\n\noutputs: {out}\n", flush=True)
+    if cfg.get("wandb"):
+        from .utils.wandb import log_eval_report
+
+        log_eval_report(cfg, result, files, convention)
+    print("\n" + files["md"].read_text() + f"\noutputs: {out}\n", flush=True)
     return metrics
 
 
