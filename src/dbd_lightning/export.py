@@ -1,0 +1,166 @@
+"""Export a trained DBD network: ``python -m dbd_lightning.export ckpt=<run> formats=[onnx,torchscript]``.
+
+The exported graph is :class:`ExportWrapper`: input an RGB batch ``(B, 3, H, W)``
+float in ``[0, 1]`` (no ImageNet normalisation needed: the run's mean/std are
+inside), output the in-focus probability ``(B, 1, H, W)`` (``output=logits``
+for raw logits). Batch, height and width are dynamic by default (multiples of
+32 are safe for every encoder). After export each file is run once (ONNX with
+onnxruntime, TorchScript with ``torch.jit.load``) on an input of another size
+than the tracing example and compared with PyTorch; ``export.json`` records the
+maximum differences. No network access: the network is rebuilt from the run's
+saved config with ``pretrained=false`` and the checkpoint loaded with
+``weights_only=True``.
+
+ONNX uses ``torch.onnx.export``: ``dynamo=false`` (default, the TorchScript-based
+exporter, fast, needs only ``onnx``) or ``dynamo=true`` (``torch.export`` based,
+needs ``onnxscript``; ``pip install -e '.[export]'``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import hydra  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+from torch import nn  # noqa: E402
+
+from .predictors import CheckpointPredictor, resolve_checkpoint  # noqa: E402
+from .utils.config import config_dir  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("onnx", "torchscript")
+
+
+class ExportWrapper(nn.Module):
+    """``rgb in [0, 1] -> in-focus probability`` (or logits) of a DBD network, one tensor in, one out."""
+
+    def __init__(self, net: nn.Module, mean: Sequence[float], std: Sequence[float], output: str = "probability"):
+        super().__init__()
+        if output not in ("probability", "logits"):
+            raise ValueError(f"output must be 'probability' or 'logits', got {output!r}")
+        self.net = net.eval()
+        self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, 3, 1, 1))
+        self.probability = output == "probability"
+
+    def forward(self, rgb: torch.Tensor) -> torch.Tensor:
+        logits = self.net((rgb - self.mean) / self.std)["logits"]
+        return torch.sigmoid(logits) if self.probability else logits
+
+
+def export_onnx(model: nn.Module, example: torch.Tensor, path: Path, dynamic: bool = True, opset: int = 17,
+                dynamo: bool = False) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    names = dict(input_names=["rgb"], output_names=["focus"])
+    if dynamo:
+        try:
+            import onnxscript  # noqa: F401
+        except ImportError as exc:
+            raise ImportError("dynamo=true needs onnxscript: pip install -e '.[export]'") from exc
+        shapes = None
+        if dynamic:
+            b, h, w = torch.export.Dim("batch"), torch.export.Dim("height", min=32), torch.export.Dim("width", min=32)
+            shapes = {"rgb": {0: b, 2: h, 3: w}}
+        torch.onnx.export(model, (example,), str(path), dynamo=True, dynamic_shapes=shapes, opset_version=opset,
+                          **names)
+    else:
+        axes = {"rgb": {0: "batch", 2: "height", 3: "width"}, "focus": {0: "batch", 2: "height", 3: "width"}}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript-based exporter's deprecation / tracer notes
+            torch.onnx.export(model, (example,), str(path), dynamo=False, opset_version=opset,
+                              dynamic_axes=axes if dynamic else None, **names)
+    return path
+
+
+def export_torchscript(model: nn.Module, example: torch.Tensor, path: Path) -> Path:
+    """``torch.jit.trace`` (timm encoders are traceable, not scriptable)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(model, example, check_trace=False)
+    traced.save(str(path))
+    return path
+
+
+def run_onnx(path: Path, x: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+
+def run_torchscript(path: Path, x: np.ndarray) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated in favour of torch.export
+        module = torch.jit.load(str(path), map_location="cpu")
+    with torch.no_grad():
+        return module(torch.from_numpy(x)).numpy()
+
+
+def export(cfg: DictConfig) -> dict:
+    """Export the checkpoint in every requested format, check each against PyTorch; returns the manifest."""
+    formats = [str(f) for f in cfg.formats]
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown:
+        raise ValueError(f"unknown export format(s) {unknown}; choose from {list(FORMATS)}")
+    run = resolve_checkpoint(str(cfg.ckpt), str(cfg.which), cfg.paths.log_dir)
+    pred = CheckpointPredictor.from_run(run, device="cpu",
+                                        image_size=list(cfg.image_size) if cfg.get("image_size") else None)
+    model = ExportWrapper(pred.net.cpu(), pred.mean.view(-1).tolist(), pred.std.view(-1).tolist(),
+                          output=str(cfg.output)).eval()
+    h, w = pred.image_size
+    g = torch.Generator().manual_seed(0)
+    example = torch.rand(1, 3, h, w, generator=g)
+    out = Path(str(cfg.get("output_dir") or cfg.paths.output_dir))
+    stem = str(cfg.name)
+    manifest: dict = {
+        "checkpoint": str(run.ckpt), "config": str(run.config_file),
+        "input": {"name": "rgb", "shape": ["batch", 3, "height", "width"] if cfg.dynamic else [1, 3, h, w],
+                  "range": "RGB float in [0, 1] (normalisation is inside the graph)"},
+        "output": {"name": "focus", "shape": ["batch", 1, "height", "width"] if cfg.dynamic else [1, 1, h, w],
+                   "meaning": "in-focus probability (1 = in focus)" if cfg.output == "probability" else "in-focus logits"},
+        "trained_input_size": [h, w], "mean": model.mean.view(-1).tolist(), "std": model.std.view(-1).tolist(),
+        "files": {}, "max_abs_diff": {},
+    }
+    check_size = (h + 32, w + 64) if cfg.dynamic else (h, w)
+    x = torch.rand(2 if cfg.dynamic else 1, 3, *check_size, generator=g)
+    with torch.no_grad():
+        reference = model(x).numpy()
+    for fmt in formats:
+        if fmt == "onnx":
+            path = export_onnx(model, example, out / f"{stem}.onnx", bool(cfg.dynamic), int(cfg.opset), bool(cfg.dynamo))
+            runner = run_onnx
+        else:
+            path = export_torchscript(model, example, out / f"{stem}.torchscript.pt")
+            runner = run_torchscript
+        manifest["files"][fmt] = str(path)
+        if cfg.check:
+            diff = float(np.abs(runner(path, x.numpy()) - reference).max())
+            manifest["max_abs_diff"][fmt] = diff
+            if diff > float(cfg.atol):
+                raise RuntimeError(f"{fmt} export {path} differs from PyTorch by {diff:.3g} > atol={cfg.atol}")
+        log.info("exported %s -> %s", fmt, path)
+    (out / "export.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    print(json.dumps(manifest, indent=2), flush=True)
+    return manifest
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="export")
+def main(cfg: DictConfig) -> None:
+    export(cfg)
+
+
+if __name__ == "__main__":
+    main()
