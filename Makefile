@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export NO_ALBUMENTATIONS_UPDATE ?= 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help setup demo train test test-full bench lint format clean
+.PHONY: help setup demo train test test-full bench lint format clean wandb-sync
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -41,6 +41,11 @@ lint: $(STAMP)  ## ruff
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests
+
+wandb-sync: $(STAMP)  ## upload offline W&B runs found under DBD_LOG_DIR or outputs/ (ARGS=--dry-run, RUNS="dirs")
+	@runs="$(RUNS)"; [ -n "$$runs" ] || runs=$$(find "$${DBD_LOG_DIR:-outputs}" -type d -path '*/wandb/offline-run-*' -prune 2>/dev/null | sort); \
+	if [ -z "$$runs" ]; then echo "no offline W&B runs under $${DBD_LOG_DIR:-outputs}"; exit 0; fi; \
+	echo "syncing $$(echo $$runs | wc -w) run(s)"; WANDB_MODE=online $(BIN)/wandb sync --yes $(ARGS) $$runs
 
 clean:
 	rm -rf outputs multirun bench/*.json .pytest_cache

@@ -199,3 +199,11 @@ def test_eval_cli_compares_runs_in_one_command(tmp_path, runs):
               "qualitative_grid.png"):
         assert (out / f).is_file(), f
     assert "| run0 |" in proc.stdout and "| run1 |" in proc.stdout
+
+
+def test_eval_logs_its_report_to_an_offline_wandb_run(tmp_path, runs):
+    cfg = _eval_cfg(tmp_path, [f"ckpt={runs[0]}", "device=cpu", "wandb=true", "report.grid_samples=1"])
+    evaluate(cfg)
+    out = tmp_path / "out"
+    assert list((out / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert (out / "grid_cuhk.png").is_file() and (out / "grid_dut.png").is_file()

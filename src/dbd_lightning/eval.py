@@ -138,6 +138,10 @@ def write_report(out: Path, result, convention: str, sources: dict[str, str], cf
             {ds: {m: {"precision": p, "recall": r} for m, (p, r) in c.items()} for ds, c in result.curves.items()}))
     if rep.grid_samples and result.grid_rows:
         files["grid"] = qualitative_grid(result.grid_rows, list(result.results), out / "qualitative_grid.png")
+        if len(result.counts) > 1:  # and one grid per dataset
+            for ds in result.counts:
+                rows = [r for r in result.grid_rows if r["label"].startswith(f"{ds}/")]
+                files[f"grid_{ds}"] = qualitative_grid(rows, list(result.results), out / f"grid_{ds}.png")
     return files
 
 
@@ -179,7 +183,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     metrics = result.flat(first)
     write_metrics(out / "metrics.json", metrics)
     if cfg.get("wandb"):
-        from .utils.wandb import log_eval_report
+        from .utils.wandb_tools import log_eval_report
 
         log_eval_report(cfg, result, files, convention)
     print("\n" + files["md"].read_text() + f"\noutputs: {out}\n", flush=True)

@@ -53,7 +53,7 @@ class DetectionTask(L.LightningModule):
         self.log_images = log_images
         self.val_metrics = nn.ModuleDict()
         self.test_metrics = nn.ModuleDict()
-        self._grid_batch: dict | None = None
+        self._grid_batches: dict[str, dict] = {}  # first validation batch of each dataset, for the image grids
         self._updated: set[tuple[str, str]] = set()
 
     # ------------------------------------------------------------------ setup
@@ -105,9 +105,10 @@ class DetectionTask(L.LightningModule):
     def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
         names = self.trainer.datamodule.val_names
         outputs = self._eval_step(batch, "val", names, self.val_metrics, dataloader_idx)
-        if dataloader_idx == 0 and batch_idx == 0 and self.log_images:
+        if batch_idx == 0 and self.log_images:
             n = self.log_images
-            self._grid_batch = {
+            name = names[dataloader_idx] if dataloader_idx < len(names) else f"set{dataloader_idx}"
+            self._grid_batches[name] = {
                 "image": batch["image"][:n].detach().cpu(),
                 "mask": batch["mask"][:n].detach().cpu(),
                 "pred": torch.sigmoid(outputs["logits"][:n]).detach().float().cpu(),
@@ -129,9 +130,9 @@ class DetectionTask(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self._log_metrics("val", self.val_metrics)
-        if self._grid_batch is not None:
-            self._log_grid(self._grid_batch)
-            self._grid_batch = None
+        for name, grid_batch in self._grid_batches.items():
+            self._log_grid(grid_batch, key=f"val/{name}/predictions")
+        self._grid_batches = {}
 
     def on_test_epoch_end(self) -> None:
         self._log_metrics("test", self.test_metrics)
@@ -141,13 +142,13 @@ class DetectionTask(L.LightningModule):
         sizes = batch["orig_size"]
         return {"name": batch["name"], "prob": self.probabilities_at_original_size(outputs["logits"], sizes)}
 
-    def _log_grid(self, grid_batch: dict) -> None:
+    def _log_grid(self, grid_batch: dict, key: str = "val/predictions") -> None:
         if self.trainer.sanity_checking:
             return
         grid = prediction_grid(**grid_batch)
         for logger in self.loggers:
             if hasattr(logger, "log_image"):  # WandbLogger
-                logger.log_image(key="val/predictions", images=[grid], caption=["image | GT | prediction"],
+                logger.log_image(key=key, images=[grid], caption=["image | GT | prediction"],
                                  step=self.global_step)
 
     # -------------------------------------------------------------- optimiser
