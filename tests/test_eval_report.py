@@ -207,3 +207,38 @@ def test_eval_logs_its_report_to_an_offline_wandb_run(tmp_path, runs):
     out = tmp_path / "out"
     assert list((out / "wandb").glob("offline-run-*/run-*.wandb"))
     assert (out / "grid_cuhk.png").is_file() and (out / "grid_dut.png").is_file()
+
+
+def test_five_benchmark_test_sets_in_one_table_with_each_polarity(tmp_path):
+    """data=[cuhk_te1,dut_te,ctcug,ebd,ebd1305]: GT polarities differ per dataset (CUHK/CTCUG white = blurred);
+    a method whose saved maps are the truth scores MAE 0 / F 1 / IoU 1 on all, the same files read with the
+    opposite polarity score MAE 1 / F 0 / IoU 0."""
+    from .benchmark_trees import focus_mask, make_ctcug, make_cuhk, make_dut, make_ebd
+
+    root = tmp_path / "data"
+    make_cuhk(root / "CUHK", n=100, motion=0)
+    make_dut(root / "DUT", n_train=0, n_test=6)
+    make_ctcug(root / "CTCUG", n=5)
+    make_ebd(root / "EBD", n=7)
+    truth = Image.fromarray(focus_mask() * 255)
+    stems = {"cuhk_te1": [p.stem for p in list_images(root / "CUHK" / "image")],
+             "dut_te": [str(i) for i in range(1, 7)], "ctcug": [str(i) for i in range(1, 6)],
+             "ebd": [str(i) for i in range(1, 8)], "ebd1305": [str(i) for i in range(1, 8)]}
+    for ds, names in stems.items():
+        (tmp_path / "maps" / ds).mkdir(parents=True)
+        for n in names:
+            truth.save(tmp_path / "maps" / ds / f"{n}.png")
+    cfg = compose_cfg(tmp_path / "out", ["data=[cuhk_te1,dut_te,ctcug,ebd,ebd1305]", f"data.root={root}",
+                                         "data.strict=false", "data.num_workers=0", "report.grid_samples=1",
+                                         f"+maps.Truth.root={tmp_path}/maps", f"+maps.Inverted.root={tmp_path}/maps",
+                                         "+maps.Inverted.polarity=white_blurred"], config_name="eval")
+    with pytest.warns(UserWarning):  # the reduced trees do not have the published image counts
+        evaluate(cfg)
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert res["counts"] == {"cuhk_te1": 100, "dut_te": 6, "ctcug": 5, "ebd": 7, "ebd1305": 7}
+    for ds in stems:
+        assert res["results"]["Truth"][ds] == {"mae": 0.0, "fbeta": 1.0, "iou": 1.0}
+        assert res["results"]["Inverted"][ds] == {"mae": 1.0, "fbeta": 0.0, "iou": 0.0}
+        assert (tmp_path / "out" / f"pr_{ds}.png").is_file()
+    header = (tmp_path / "out" / "results.csv").read_text().splitlines()[0]
+    assert header.startswith("model,cuhk_te1/mae,cuhk_te1/fbeta,cuhk_te1/iou,dut_te/mae")

@@ -225,6 +225,11 @@ def test_predict_cli_end_to_end(tmp_path, run_dir):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "1 image(s) written" in proc.stdout
     assert np.asarray(Image.open(tmp_path / "out" / "focus" / "a.png")).shape == (40, 56)
-    bad = run_module("dbd_lightning.predict", ["model=dffnet_small", f"input={tmp_path}/in", f"output={tmp_path}/o"],
-                     cwd=tmp_path)
-    assert bad.returncode != 0 and "Trainable DBD networks need ckpt=" in bad.stderr
+
+
+def test_model_option_with_a_trainable_dbd_config_asks_for_a_checkpoint(tmp_path):
+    from dbd_lightning.predict import make_predictor
+
+    cfg = _cfg(tmp_path, ["model=dffnet_small", f"input={tmp_path}", f"output={tmp_path}/o"])
+    with pytest.raises(ValueError, match="Trainable DBD networks need ckpt="):
+        make_predictor(cfg)
