@@ -36,6 +36,10 @@ CASES: dict[str, tuple[str, dict, dict]] = {
                               {"encoder": "resnet18", "repeats": 3}, {"repeats": 1}),
     "synthetic_renderer": ("dbd_lightning.data.synthetic.bench:bench_renderer", {"n": 100, "size": 320}, {"n": 20}),
     "metrics": ("dbd_lightning.metrics.bench:bench_metrics", {"n": 20}, {"n": 5}),
+    # predict: EBD-size image, whole-image resize vs native-resolution tiles; exported ONNX in onnxruntime vs torch
+    "predict_tiling_ebd": ("dbd_lightning.bench_predict:bench_predict_tiling", {"repeats": 3},
+                           {"repeats": 1, "height": 512, "width": 800}),
+    "onnx_runtime_resnet18": ("dbd_lightning.bench_predict:bench_onnx_runtime", {"repeats": 5}, {"repeats": 1, "size": 128}),
 }
 
 

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..metrics import build_dbd_metrics
+from ..utils.param_groups import build_param_groups
 from .visualize import prediction_grid
 
 
@@ -31,6 +32,8 @@ class DetectionTask(L.LightningModule):
         scheduler_interval: ``"epoch"`` (paper's poly per epoch) or ``"step"``.
         metrics: metric convention kwargs for :func:`build_dbd_metrics`.
         log_images: number of validation samples in the logged grid (0 = off).
+        param_groups: optional per-name-pattern optimizer groups, e.g.
+            ``[{match: "streams.*.trunk.*", lr: 1e-4}]`` (see :mod:`..utils.param_groups`).
     """
 
     def __init__(
@@ -42,6 +45,7 @@ class DetectionTask(L.LightningModule):
         scheduler_interval: str = "epoch",
         metrics: Mapping[str, Any] | None = None,
         log_images: int = 4,
+        param_groups: list[Mapping[str, Any]] | None = None,
     ) -> None:
         super().__init__()
         self.net = net
@@ -51,6 +55,7 @@ class DetectionTask(L.LightningModule):
         self.scheduler_interval = scheduler_interval
         self.metric_convention = dict(metrics or {})
         self.log_images = log_images
+        self.param_groups = [dict(g) for g in param_groups or []]
         self.val_metrics = nn.ModuleDict()
         self.test_metrics = nn.ModuleDict()
         self._grid_batches: dict[str, dict] = {}  # first validation batch of each dataset, for the image grids
@@ -153,7 +158,10 @@ class DetectionTask(L.LightningModule):
 
     # -------------------------------------------------------------- optimiser
     def configure_optimizers(self):
-        params = [p for p in self.net.parameters() if p.requires_grad]
+        if self.param_groups:
+            params = build_param_groups(self.net.named_parameters(), self.param_groups)
+        else:
+            params = [p for p in self.net.parameters() if p.requires_grad]
         optimizer = self.optimizer_factory(params=params)
         if self.scheduler_factory is None:
             return optimizer
