@@ -8,6 +8,11 @@ Presets (``preset=``), each overridable key by key through ``**convention``:
 * ``'dd'`` (DD's evaluation notebook): in-focus positive, adaptive threshold
   ``x > 1.5 * mean`` (uncapped, strict) applied to the prediction **and** the GT,
   F-beta and IoU pooled over the dataset; MAE per image.
+* ``'btbnet'`` (BTBNet Sec. 4.2): adaptive threshold ``1.5 x mean`` of the map
+  (uncapped, ``>=``), precision / recall / F-beta (beta^2 = 0.3) per image then
+  averaged, blur positive (BTBNet's maps are blur maps: white = blurred); MAE per
+  image. With ``precision_recall`` / ``pr_curve`` (conf/metrics/btbnet.yaml) it also
+  reports the average precision and recall and the PR curve over 256 thresholds.
 * ``'sod'`` (pysodmetrics / classic SOD code): in-focus (white) positive, adaptive
   threshold ``x >= min(2 * mean, 1)``, per image, both-empty images score 0.
 """
@@ -18,7 +23,7 @@ from typing import Any
 
 from torchmetrics import MetricCollection
 
-from .dbd import MAE, FBeta, IoU, MaxFBeta
+from .dbd import MAE, FBeta, IoU, MaxFBeta, Precision, PrecisionRecallCurve, Recall
 
 PRESETS: dict[str, dict[str, Any]] = {
     "ddffnet": dict(
@@ -46,6 +51,19 @@ PRESETS: dict[str, dict[str, Any]] = {
         mae_averaging="per_image",
         fbeta_averaging="pooled",
         iou_averaging="pooled",
+    ),
+    "btbnet": dict(
+        positive="blur",
+        threshold="adaptive",
+        beta2=0.3,
+        adaptive_factor=1.5,
+        adaptive_cap=None,
+        strict=False,
+        adaptive_target=False,
+        empty_score=1.0,
+        mae_averaging="per_image",
+        fbeta_averaging="per_image",
+        iou_averaging="per_image",
     ),
     "sod": dict(
         positive="focus",
@@ -81,18 +99,24 @@ def build_dbd_metrics(
     max_fbeta: bool = False,
     adaptive_fbeta: bool = False,
     validate_args: bool = True,
+    precision_recall: bool = False,
+    pr_curve: bool = False,
     **convention: Any,
 ) -> MetricCollection:
     """Build the table metrics, keyed ``'mae'``, ``'fbeta'``, ``'iou'`` (+ options).
 
     Args:
         prefix: key prefix, e.g. ``'val/cuhk/'`` -> ``'val/cuhk/mae'``.
-        preset: ``'ddffnet'`` (default), ``'dd'`` or ``'sod'`` (see module docstring).
+        preset: ``'ddffnet'`` (default), ``'dd'``, ``'btbnet'`` or ``'sod'`` (see module docstring).
         max_fbeta: add ``'max_fbeta'`` (max over 256 thresholds, ``fbeta_averaging``).
         adaptive_fbeta: add ``'adaptive_fbeta'`` (adaptive threshold with the
             convention's ``adaptive_factor`` / ``adaptive_cap`` / ``strict`` /
             ``adaptive_target``, ``fbeta_averaging``).
         validate_args: check inputs in every metric (range, binary target, shapes).
+        precision_recall: add ``'precision'`` and ``'recall'`` at the convention's
+            ``threshold`` with ``fbeta_averaging`` (BTBNet's average P / R).
+        pr_curve: add ``'pr_curve'`` (:class:`PrecisionRecallCurve`, 256 thresholds,
+            ``fbeta_averaging``); its ``compute()`` is a tuple, not a loggable scalar.
         **convention: overrides of the preset: ``positive``, ``threshold`` (float or
             ``'adaptive'``; used by ``fbeta`` and ``iou``), ``beta2``,
             ``adaptive_factor``, ``adaptive_cap``, ``strict``, ``adaptive_target``,
@@ -132,5 +156,16 @@ def build_dbd_metrics(
     if adaptive_fbeta:
         metrics["adaptive_fbeta"] = FBeta(
             threshold="adaptive", averaging=c["fbeta_averaging"], beta2=c["beta2"], **thr_kwargs
+        )
+    if precision_recall:
+        for key, cls in (("precision", Precision), ("recall", Recall)):
+            metrics[key] = cls(threshold=c["threshold"], averaging=c["fbeta_averaging"], **thr_kwargs)
+    if pr_curve:
+        metrics["pr_curve"] = PrecisionRecallCurve(
+            positive=c["positive"],
+            averaging=c["fbeta_averaging"],
+            beta2=c["beta2"],
+            empty_score=c["empty_score"],
+            validate_args=validate_args,
         )
     return MetricCollection(metrics, prefix=prefix or None, compute_groups=False)

@@ -12,6 +12,8 @@ def describe_convention(
     max_fbeta: bool = False,
     adaptive_fbeta: bool = False,
     validate_args: bool = True,
+    precision_recall: bool = False,
+    pr_curve: bool = False,
     **convention: Any,
 ) -> str:
     """Human-readable statement of the convention :func:`build_dbd_metrics` would use."""
@@ -30,4 +32,8 @@ def describe_convention(
     )
     if max_fbeta:
         text += " max-F over 256 thresholds."
+    if precision_recall:
+        text += f" Precision and recall at the F-beta threshold, {avg[c['fbeta_averaging']]}."
+    if pr_curve:
+        text += " PR curve over 256 thresholds."
     return text
