@@ -14,11 +14,18 @@ MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
 LOSSES = sorted(p.stem for p in (CONF / "loss").glob("*.yaml"))
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 FDR = ["++trainer.fast_dev_run=true", "logger=none", "data=synthetic"]
+# BTBNet's paper widths (full-resolution VGG16, ~10 s per 64 px step on CPU) smoke-run with CPU
+# widths here; tests/test_btbnet.py runs model=btbnet at paper widths (slow mark)
+BTBNET_CPU = ["model.net.widths=[4,8,8,16,16]", "model.net.ffic_channels=[8,8,4,1]"]
+
+
+def _shrink(name: str) -> list[str]:
+    return BTBNET_CPU if name.startswith("btbnet") else []
 
 
 @pytest.mark.parametrize("model", MODELS)
 def test_every_model_config_fast_dev_run(tmp_path, model):
-    cfg = compose_cfg(tmp_path, [f"model={model}", *FDR, *TINY])
+    cfg = compose_cfg(tmp_path, [f"model={model}", *FDR, *TINY, *_shrink(model)])
     metrics = run(cfg)
     if cfg.model._target_.endswith("DepthTask"):  # depth-teacher pretraining: depth errors, no DBD metrics
         assert {"test/synthetic/mae", "test/synthetic/rmse"} <= set(metrics)
@@ -35,7 +42,7 @@ def test_every_loss_config_fast_dev_run(tmp_path, loss):
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_config_fast_dev_run(tmp_path, experiment):
-    cfg = compose_cfg(tmp_path, [f"experiment={experiment}", *FDR, *TINY])
+    cfg = compose_cfg(tmp_path, [f"experiment={experiment}", *FDR, *TINY, *_shrink(experiment)])
     metrics = run(cfg)
     assert "test/synthetic/fbeta" in metrics
     assert (tmp_path / "config_resolved.yaml").is_file() and (tmp_path / "metrics.json").is_file()

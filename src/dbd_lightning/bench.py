@@ -40,6 +40,8 @@ CASES: dict[str, tuple[str, dict, dict]] = {
     "predict_tiling_ebd": ("dbd_lightning.bench_predict:bench_predict_tiling", {"repeats": 3},
                            {"repeats": 1, "height": 512, "width": 800}),
     "onnx_runtime_resnet18": ("dbd_lightning.bench_predict:bench_onnx_runtime", {"repeats": 5}, {"repeats": 1, "size": 128}),
+    # BTBNet full model (3S + FNet + RRNet x3, paper widths), one SGD step at 320 px, batch 1
+    "btbnet_train_320": ("dbd_lightning.models.btbnet.bench:bench_btbnet_step", {"size": 320}, {"size": 64}),
 }
 
 

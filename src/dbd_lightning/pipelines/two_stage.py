@@ -87,10 +87,17 @@ def _save_stage_config(cfg: DictConfig, stage_dir: Path) -> None:
 
 
 def run_two_stage(cfg: DictConfig, run: Callable[[DictConfig], dict]) -> dict[str, float]:
-    """Run stage 1 then stage 2 of ``cfg`` (a stage-2 config with a ``pipeline`` node)."""
+    """Run stage 1 then stage 2 of ``cfg`` (a stage-2 config with a ``pipeline`` node).
+
+    ``pipeline.kind: pretrain_finetune`` (BTBNet) goes to :mod:`.pretrain_finetune` instead.
+    """
     from ..utils.report import write_metrics
 
     pipe = cfg.pipeline
+    if pipe.get("kind") == "pretrain_finetune":
+        from .pretrain_finetune import run_pretrain_finetune
+
+        return run_pretrain_finetune(cfg, run)
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))

@@ -1,0 +1,281 @@
+"""BTBNet family: shapes at every scale set, RRNet weight sharing, gradients, FFIC wiring, recipe pieces."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from dbd_lightning.models.btbnet import BTBNet, MapRefiner, TopBottom, VGGTrunk
+
+SMALL = dict(widths=[4, 8, 8, 16, 16], ffic_channels=[8, 8, 4, 1], fnet_channels=[8, 8, 8, 1],
+             rrnet_channels=[8, 8, 8, 1])
+SCALE_SETS = [[1.0], [1.0, 0.8], [1.0, 0.8, 0.6], [1.0, 0.8, 0.6, 0.4]]
+
+
+@pytest.mark.parametrize("scales", SCALE_SETS)
+@pytest.mark.parametrize("size", [(32, 32), (37, 50)])
+def test_output_resolution_equals_input_for_every_scale_set(scales, size):
+    torch.manual_seed(0)
+    fusion = "none" if len(scales) == 1 else "fnet"
+    net = BTBNet(scales=scales, fusion=fusion, **SMALL)
+    out = net(torch.randn(2, 3, *size))
+    assert out["logits"].shape == (2, 1, *size)
+    assert len(out["side_logits"]) == len(scales) and len(net.streams) == len(scales)
+    assert all(s.shape == (2, 1, *size) for s in out["side_logits"])
+
+
+def test_trunk_keeps_full_resolution_and_vgg16_layout():
+    trunk = VGGTrunk()
+    feats = trunk(torch.randn(1, 3, 9, 11))
+    assert [f.shape[1:] for f in feats] == [(c, 9, 11) for c in (64, 128, 256, 512, 512)]
+    assert not any(isinstance(m, nn.MaxPool2d | nn.Linear) for m in trunk.modules())
+    assert len(trunk.convs()) == 13 and sum(p.numel() for p in trunk.parameters()) == 14_714_688  # VGG16 convs
+
+
+def test_stream_maps_are_each_streams_output_at_its_scale_resized_back():
+    torch.manual_seed(0)
+    net = BTBNet(scales=[1.0, 0.5], **SMALL)
+    x = torch.randn(1, 3, 16, 24)
+    maps = net.stream_maps(x)
+    small = nn.functional.interpolate(x, size=(8, 12), mode="bilinear", align_corners=False)
+    expect = nn.functional.interpolate(net.streams[1](small), size=(16, 24), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(maps[1], expect)
+    torch.testing.assert_close(maps[0], net.streams[0](x))
+    assert net.streams[0] is not net.streams[1]
+
+
+def test_rrnet_is_one_parameter_set_applied_three_times():
+    torch.manual_seed(0)
+    net = BTBNet(scales=[1.0, 0.8], rrnet_steps=3, **SMALL)
+    rr = [m for n, m in net.named_modules() if isinstance(m, MapRefiner)]
+    assert len(rr) == 2  # FNet + one RRNet, never three RRNet copies
+    calls = []
+    net.rrnet.register_forward_hook(lambda m, i, o: calls.append((i[0].detach().clone(), o.detach().clone())))
+    x = torch.randn(1, 3, 16, 16)
+    out = net(x)
+    assert len(calls) == 3
+    # each step's input map is the previous step's output (eq. 5), the first one FNet's map
+    fused = net.fnet(torch.cat(net.stream_maps(x), 1), x)
+    torch.testing.assert_close(calls[0][0], fused)
+    torch.testing.assert_close(calls[1][0], calls[0][1])
+    torch.testing.assert_close(calls[2][0], calls[1][1])
+    torch.testing.assert_close(out["logits"], calls[2][1])
+    # gradient of the shared weights sums the contributions of the three applications
+    out["logits"].sum().backward()
+    assert net.rrnet.body[0].weight.grad is not None and net.rrnet.body[0].weight.grad.abs().sum() > 0
+
+
+def test_gradients_reach_every_stream_and_every_parameter():
+    from dbd_lightning.losses.detection import DeepSupervisionLoss
+
+    torch.manual_seed(0)
+    net = BTBNet(scales=[1.0, 0.8, 0.6], **SMALL)
+    x = torch.randn(2, 3, 20, 20)
+    mask = (torch.rand(2, 1, 20, 20) > 0.5).float()
+    out = net(x)
+    # main loss alone already reaches every stream (through FNet / RRNet)
+    out["logits"].sum().backward(retain_graph=True)
+    for n, s in enumerate(net.streams):
+        g = s.trunk.convs()[0].weight.grad
+        assert g is not None and g.abs().sum() > 0, f"stream {n} gets no gradient from the main map"
+    net.zero_grad()
+    DeepSupervisionLoss(edge_weight=0.0)(out, {"mask": mask})["loss"].backward()
+    dead = [n for n, p in net.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
+    assert not dead
+
+
+def test_ffic_adds_feedback_and_forward_convs_step_by_step():
+    torch.manual_seed(0)
+    tb = TopBottom([2, 3, 4], channels=[5, 1])
+    feats = [torch.randn(1, c, 6, 6) for c in (2, 3, 4)]
+    x1 = torch.relu(tb.feedback[0](feats[2])) + torch.relu(tb.forward_convs[0](feats[1]))
+    x2 = tb.feedback[1](x1) + tb.forward_convs[1](feats[0])  # last step linear (final_relu=False)
+    torch.testing.assert_close(tb(feats), x2)
+    tb.final_relu = True
+    assert (tb(feats) >= 0).all()
+    with pytest.raises(ValueError, match="blocks - 1"):
+        TopBottom([2, 3, 4], channels=[5, 4, 1])
+    with pytest.raises(ValueError, match="must be 1"):
+        TopBottom([2, 3, 4], channels=[5, 2])
+
+
+def test_fnet_and_rrnet_shapes_are_the_papers():
+    net = BTBNet(scales=[1.0, 0.8, 0.6])
+    convs = [m for m in net.fnet.body if isinstance(m, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size) for c in convs] == [
+        (6, 64, (3, 3)), (64, 128, (3, 3)), (128, 64, (3, 3)), (64, 1, (3, 3))]
+    rr = [m for m in net.rrnet.body if isinstance(m, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels) for c in rr] == [(4, 64), (64, 128), (128, 64), (64, 1)]
+    assert sum(isinstance(m, nn.ReLU) for m in net.fnet.body) == 3  # ReLU between, linear last (eq. 3-4)
+    ffic = net.streams[0].head
+    assert [c.out_channels for c in ffic.feedback] == [256, 128, 64, 1]
+    assert [c.in_channels for c in ffic.forward_convs] == [512, 256, 128, 64]
+
+
+def test_variants_vggfc_and_1s_have_no_extra_heads():
+    fc = BTBNet(scales=[1.0], fusion="none", rrnet_steps=0, top_bottom=False, **SMALL)
+    out = fc(torch.randn(1, 3, 8, 8))
+    assert fc.fnet is None and fc.rrnet is None and out["side_logits"] == []
+    assert not any(isinstance(m, TopBottom) for m in fc.modules())
+    one = BTBNet(scales=[1.0], fusion="none", rrnet_steps=0, **SMALL)
+    assert one(torch.randn(1, 3, 8, 8))["side_logits"] == []
+
+
+def test_bad_configs_raise_clear_errors():
+    with pytest.raises(ValueError, match="fusion='none' needs exactly one scale"):
+        BTBNet(scales=[1.0, 0.8], fusion="none", **SMALL)
+    with pytest.raises(ValueError, match="scales"):
+        BTBNet(scales=[], **SMALL)
+    with pytest.raises(ValueError, match="map_input"):
+        BTBNet(map_input="x", **SMALL)
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        BTBNet(**SMALL)(torch.randn(3, 8, 8))
+
+
+def test_map_input_prob_feeds_sigmoid_maps():
+    torch.manual_seed(0)
+    net = BTBNet(scales=[1.0, 0.8], map_input="prob", rrnet_steps=1, **SMALL)
+    seen = []
+    net.fnet.register_forward_hook(lambda m, i, o: seen.append(i[0]))
+    net(torch.randn(1, 3, 8, 8))
+    assert seen[0].min() >= 0 and seen[0].max() <= 1
+
+
+def test_vgg16_imagenet_weights_load_from_a_torchvision_state_dict(tmp_path):
+    tv = pytest.importorskip("torchvision")
+    ref = tv.models.vgg16(weights=None).features
+    torch.save({f"features.{k}": v for k, v in ref.state_dict().items()}, tmp_path / "vgg16.pth")
+    net = BTBNet(scales=[1.0], fusion="none", rrnet_steps=0, weights_file=str(tmp_path / "vgg16.pth"))
+    ref_convs = [m for m in ref if isinstance(m, nn.Conv2d)]
+    for mine, theirs in zip(net.streams[0].trunk.convs(), ref_convs, strict=True):
+        torch.testing.assert_close(mine.weight, theirs.weight)
+        torch.testing.assert_close(mine.bias, theirs.bias)
+    # without pooling, block 1 of the trunk equals torchvision's first two convs + ReLUs exactly
+    x = torch.randn(1, 3, 12, 12)
+    torch.testing.assert_close(net.streams[0].trunk(x)[0], ref[:4](x))
+    with pytest.raises(ValueError, match="paper widths|conv layers"):
+        BTBNet(scales=[1.0], fusion="none", weights_file=str(tmp_path / "vgg16.pth"), **SMALL)
+
+
+def test_init_ckpt_loads_a_lightning_style_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    a = BTBNet(scales=[1.0, 0.8], **SMALL)
+    torch.save({"state_dict": {f"net.{k}": v for k, v in a.state_dict().items()}}, tmp_path / "a.ckpt")
+    torch.manual_seed(1)
+    b = BTBNet(scales=[1.0, 0.8], init_ckpt=str(tmp_path / "a.ckpt"), **SMALL)
+    x = torch.randn(1, 3, 8, 8)
+    torch.testing.assert_close(a(x)["logits"], b(x)["logits"])
+
+
+def test_tiny_overfit_loss_decreases():
+    from dbd_lightning.losses.detection import DeepSupervisionLoss
+
+    torch.manual_seed(0)
+    net = BTBNet(scales=[1.0, 0.8], rrnet_steps=1, **SMALL)
+    x = torch.randn(2, 3, 16, 16)
+    mask = torch.zeros(2, 1, 16, 16)
+    mask[..., :8] = 1.0
+    x[..., :8] += 1.0
+    loss_fn = DeepSupervisionLoss(edge_weight=0.0)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(40):
+        opt.zero_grad()
+        loss = loss_fn(net(x), {"mask": mask})["loss"]
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.6 * losses[0]
+
+
+# --------------------------------------------------------------------------- recipe pieces
+def test_param_groups_split_backbone_and_new_layers():
+    from dbd_lightning.utils.param_groups import build_param_groups
+
+    net = BTBNet(scales=[1.0, 0.8], **SMALL)
+    groups = build_param_groups(net.named_parameters(), [{"match": "streams.*.trunk.*", "lr": 1e-4}])
+    trunk = {id(p) for s in net.streams for p in s.trunk.parameters()}
+    assert {id(p) for p in groups[0]["params"]} == trunk and groups[0]["lr"] == 1e-4
+    assert {id(p) for p in groups[1]["params"]} == {id(p) for p in net.parameters()} - trunk
+    assert "lr" not in groups[1]
+    opt = torch.optim.SGD(groups, lr=1e-3, momentum=0.9, weight_decay=5e-4)
+    assert [g["lr"] for g in opt.param_groups] == [1e-4, 1e-3]
+    with pytest.raises(ValueError, match="matches no trainable parameter"):
+        build_param_groups(net.named_parameters(), [{"match": "encoder.*", "lr": 1e-4}])
+    with pytest.raises(ValueError, match="needs a 'match'"):
+        build_param_groups(net.named_parameters(), [{"lr": 1e-4}])
+
+
+def test_detection_task_builds_param_groups_from_config(tmp_path):
+    from dbd_lightning.utils.config import build_task
+
+    from .helpers import TINY, compose_cfg
+
+    cfg = compose_cfg(tmp_path, ["experiment=btbnet_paper", "data=synthetic", *TINY,
+                                 "model.net.widths=[4,8,8,16,16]", "model.net.ffic_channels=[8,8,4,1]"])
+    opt = build_task(cfg).configure_optimizers()
+    assert isinstance(opt, torch.optim.SGD)
+    assert [g["lr"] for g in opt.param_groups] == [1e-4, 1e-3]
+    assert all(g["momentum"] == 0.9 and g["weight_decay"] == 5e-4 for g in opt.param_groups)
+    assert cfg.loss.side_weights == 1.0 and cfg.model.net.rrnet_steps == 3
+
+
+def test_pretrain_dataset_enumerates_the_20_variants_per_source():
+    from dbd_lightning.data.synthetic.btbnet import BTBNetPretrainDataset
+
+    ds = BTBNetPretrainDataset(length=40, seed=0, size=24)
+    got = [(ds[i]["times"], ds[i]["position"]) for i in range(20)]
+    assert len(set(got)) == 20 and {t for t, _ in got} == {1, 2, 3, 4, 5}
+    a, b = ds[0], ds[7]  # same source, different variant: the sharp half is identical
+    assert a["mask"].mean() == 0.5
+    sharp = (a["mask"] == 1) & (b["mask"] == 1)
+    assert sharp.any() and np.array_equal(a["image"][sharp], b["image"][sharp])
+    assert not np.array_equal(ds[0]["image"], ds[20]["image"])  # next source
+    np.testing.assert_array_equal(ds[5]["image"], BTBNetPretrainDataset(length=40, seed=0, size=24)[5]["image"])
+
+
+def test_orientations16_rotates_and_flips_image_and_mask_together():
+    from dbd_lightning.data.orientations import Orientations16, inscribed_size, orient
+
+    img = np.arange(6 * 8 * 3, dtype=np.uint8).reshape(6, 8, 3)
+    mask = np.zeros((6, 8), np.uint8)
+    mask[:, :3] = 1
+
+    class Base(torch.utils.data.Dataset):
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            return {"image": img, "mask": mask, "name": f"s{i}"}
+
+    ds = Orientations16(Base())
+    assert len(ds) == 32 and ds[17]["name"] == "s1_o1"
+    np.testing.assert_array_equal(ds[2]["image"], np.rot90(img, 1))      # 90 degrees
+    np.testing.assert_array_equal(ds[2]["mask"], np.rot90(mask, 1))
+    np.testing.assert_array_equal(ds[12]["mask"], np.rot90(mask, 2)[:, ::-1])  # 180 + flip
+    diag = ds[1]
+    assert diag["image"].shape[:2] == diag["mask"].shape == inscribed_size(6, 8, 45)
+    assert set(np.unique(diag["mask"])) <= {0, 1}
+    assert inscribed_size(100, 100, 45) == (70, 70) and inscribed_size(10, 20, 0) == (10, 20)
+    assert len(Orientations16(Base(), enabled=False)) == 2
+    with pytest.raises(ValueError, match="0..15"):
+        orient(img, 16)
+
+
+def test_btbnet_metric_preset_is_adaptive_average_prf():
+    from dbd_lightning.metrics import build_dbd_metrics
+
+    pred = torch.tensor([[0.9, 0.8], [0.1, 0.2]])  # in-focus probability; blur map = 1 - pred
+    gt = torch.tensor([[1.0, 0.0], [0.0, 0.0]])
+    m = build_dbd_metrics(preset="btbnet", precision_recall=True, pr_curve=True)
+    m.update([pred], [gt])
+    r = m.compute()
+    # blur map (0.1, 0.2, 0.9, 0.8), mean 0.5, threshold 0.75 -> predicted blur at (1,0), (1,1)
+    # blur GT = (0, 1, 1, 1): TP 2, FP 0, FN 1 -> P 1, R 2/3, F = 1.3 * 2/3 / (0.3 + 2/3)
+    assert r["precision"].item() == pytest.approx(1.0)
+    assert r["recall"].item() == pytest.approx(2 / 3)
+    assert r["fbeta"].item() == pytest.approx(1.3 * (2 / 3) / (0.3 + 2 / 3), rel=1e-5)
+    prec, rec, thr = r["pr_curve"]
+    assert prec.shape == rec.shape == thr.shape == (256,)
