@@ -19,6 +19,7 @@ FAMILIES: dict[str, str] = {
     "dd": ".dd",
     "ddffnet": ".ddffnet",
     "dffnet": ".ddffnet",
+    "karaali": ".karaali",
     "pdnet": ".ddffnet",
 }
 

@@ -87,28 +87,40 @@ def domain_transform_derivatives(
     return dx, dy
 
 
-def _scan_last(v: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
-    """Inclusive scan of ``y[x] = v[x] y[x-1] + (1 - v[x]) f[x]`` along the last dim (``v[0]`` ignored)."""
-    a = v.clone()
-    a[..., 0] = 0.0
-    b = (1.0 - a) * f
-    n = f.shape[-1]
+#: products of feedback coefficients below this are set to 0 (their effect is < 1e-30 anyway)
+_TINY = 1e-30
+
+
+def _scan(a: torch.Tensor, b: torch.Tensor, dim: int, reverse: bool) -> torch.Tensor:
+    """Inclusive scan of ``y[x] = a[x] y[x -/+ 1] + b[x]`` along ``dim`` (``a`` is 0 at the start).
+
+    Hillis-Steele: after the step with shift ``s`` each ``(a, b)`` is the composition of
+    the ``2s`` maps ending at ``x``: ``(a, b) o (a', b') = (a a', a b' + b)``. Slices
+    along ``dim`` (``narrow``), no transposes or concatenations.
+    """
+    n = b.shape[dim]
     s = 1
     while s < n:
-        # compose with the map s steps back: (a, b) o (a', b') = (a a', a b' + b)
-        b = torch.cat([b[..., :s], a[..., s:] * b[..., :-s] + b[..., s:]], dim=-1)
-        a = torch.cat([a[..., :s], a[..., s:] * a[..., :-s]], dim=-1)
+        dst, src = (0, s) if reverse else (s, 0)
+        nb = b.clone()
+        nb.narrow(dim, dst, n - s).addcmul_(a.narrow(dim, dst, n - s), b.narrow(dim, src, n - s))
+        if 2 * s < n:
+            na = a.clone()
+            na.narrow(dim, dst, n - s).mul_(a.narrow(dim, src, n - s))
+            a = na.masked_fill_(na < _TINY, 0.0)  # no denormals (x86 is ~100x slower on them)
+        b = nb
         s *= 2
     return b
 
 
-def _pass_last(f: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Causal + anti-causal recursion along the last dim; ``v``: ``(..., W-1)`` coefficients between samples."""
-    pad = torch.zeros_like(v[..., :1])
-    causal = _scan_last(torch.cat([pad, v], -1), f)
-    # anti-causal: z[x] = v[x] z[x+1] + (1 - v[x]) y[x]  == causal scan of the flipped line
-    vr = torch.cat([pad, v.flip(-1)], -1)
-    return _scan_last(vr, causal.flip(-1)).flip(-1)
+def _pass(f: torch.Tensor, v: torch.Tensor, dim: int) -> torch.Tensor:
+    """Causal + anti-causal recursion along ``dim``; ``v`` has size ``n - 1`` there (between samples)."""
+    zero = torch.zeros_like(v.narrow(dim, 0, 1))
+    v = v.masked_fill(v < _TINY, 0.0)
+    a = torch.cat([zero, v], dim)  # y[x] = v[x-1] y[x-1] + (1 - v[x-1]) f[x]
+    causal = _scan(a, (1.0 - a) * f, dim, reverse=False)
+    a = torch.cat([v, zero], dim)  # z[x] = v[x] z[x+1] + (1 - v[x]) y[x]
+    return _scan(a, (1.0 - a) * causal, dim, reverse=True)
 
 
 def recursive_filter(
@@ -123,15 +135,14 @@ def recursive_filter(
     b, _, h, w = image.shape
     if dx.shape[0] != b or dx.shape[-2:] != (h, w - 1) or dy.shape[-2:] != (h - 1, w):
         raise ValueError(f"dx/dy shapes {tuple(dx.shape)}/{tuple(dy.shape)} do not fit the image {tuple(image.shape)}")
-    out = image
-    dyt = dy.transpose(-1, -2)
+    out = image.contiguous()
     for sigma_h in iteration_sigmas(sigma_s, iterations):
-        a = math.exp(-math.sqrt(2.0) / sigma_h)
+        log_a = -math.sqrt(2.0) / sigma_h  # v = a^d = exp(d log a)
         if w > 1:
-            out = _pass_last(out, torch.pow(a, dx))
+            out = _pass(out, torch.exp(dx * log_a), -1)
         if h > 1:
-            out = _pass_last(out.transpose(-1, -2), torch.pow(a, dyt)).transpose(-1, -2)
-    return out.contiguous()
+            out = _pass(out, torch.exp(dy * log_a), -2)
+    return out
 
 
 def dt_filter(

@@ -1,0 +1,207 @@
+"""Karaali, Harte & Jung full blur-estimation pipeline (Sec. III) as a ``predict_image`` predictor.
+
+1. edges: Canny on the HSV hue (:func:`~dbd_lightning.ops.edges.canny_hue`) or a given map;
+2. E-NET: pattern (0) / depth (1) edge per edge pixel;
+3. B-NET: blur level per edge pixel (23 disk radii 0.5 .. 6.0 px);
+4. sparse map = radius at pattern edges; depth edges dropped;
+5. dense map (Eq. 1) = ``F(sparse) / F(pattern-edge mask)`` with the recursive DT
+   filter, guide = the image simplified by the DT filter itself
+   (``sigma_s = 7``, ``sigma_r = 0.5``, image in [0, 1]) and propagation
+   ``sigma_s = min(H, W) / 8``, ``sigma_r = 3.75``, depth-edge penalty ``psi``;
+6. DBD (Eq. 5): in focus where ``blur <= tau``, ``tau = alpha v_max + (1 - alpha) v_min``.
+
+Steps 2-3 run the networks densely (see :mod:`.torch_model`): numerically the same
+as one 41x41 patch per edge pixel, many times faster.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ...ops.domain_transform import dt_filter, normalized_dt_propagation
+from ...ops.edges import CANNY_HIGH, CANNY_LOW, CANNY_SIGMA, canny_hue
+from ...ops.patches import reflect_pad
+from ...utils.checkpoint import load_weights
+from .torch_model import KARAALI_LEVELS, BNet, ENet, Trunk, grid_gather
+
+__all__ = ["KaraaliPipeline", "BNET_RADII", "dbd_threshold", "trunk_from_dense"]
+
+#: blur level -> disk radius (px)
+BNET_RADII: tuple[float, ...] = tuple(0.5 + 0.25 * i for i in range(KARAALI_LEVELS))
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def dbd_threshold(blur: np.ndarray, alpha: float) -> tuple[np.ndarray, float]:
+    """Eq. (5): in-focus mask ``blur <= tau`` with ``tau = alpha v_max + (1 - alpha) v_min``."""
+    vmax, vmin = float(np.max(blur)), float(np.min(blur))
+    tau = alpha * vmax + (1.0 - alpha) * vmin
+    return (blur <= tau).astype(np.float32), tau
+
+
+def trunk_from_dense(trunk: Trunk, wide: list[torch.Tensor], narrow: torch.Tensor, ys: torch.Tensor,
+                     xs: torch.Tensor, chunk: int) -> torch.Tensor:
+    """Trunk + FC logits at pixels ``(ys, xs)`` from dense stream maps.
+
+    ``wide``: the stride-3 maps (``H+18``), ``narrow``: the stride-1 15-stream map (``H+6``).
+    The first trunk conv is split by input channels and run densely (dilation 3 on
+    the wide maps, 1 on the narrow one); its 5x5 grid of pixel ``p`` is
+    ``relu(Ga[p + 3k] + Gb[p + k])``; the rest runs per pixel.
+    """
+    w = trunk.convs.convs[0].weight
+    n_wide = sum(m.shape[1] for m in wide)
+    ga = F.conv2d(torch.cat(wide, 1), w[:, :n_wide], dilation=3)  # H+12
+    gb = F.conv2d(narrow, w[:, n_wide:])  # H+4
+    out = []
+    for s in range(0, ys.numel(), chunk):
+        y, x = ys[s:s + chunk], xs[s:s + chunk]
+        h = F.relu(grid_gather(ga, y, x, 5, 3) + grid_gather(gb, y, x, 5, 1), inplace=True)
+        for conv in trunk.convs.convs[1:]:
+            h = F.relu(conv(h), inplace=True)
+        h = h.flatten(1)
+        for i, fc in enumerate(trunk.fcs):
+            h = fc(h)
+            if i < len(trunk.fcs) - 1:
+                h = F.relu(h)
+        out.append(h)
+    return torch.cat(out) if out else ga.new_zeros(0, trunk.fcs[-1].out_features)
+
+
+class KaraaliPipeline:
+    """Image -> dense blur map (disk radius, px) -> DBD mask. See the module docstring.
+
+    Args:
+        bnet, enet: networks, or None to load ``bnet_ckpt`` / ``enet_ckpt`` (our
+            Lightning checkpoints or converted published weights, ``net.`` prefix).
+        use_enet: False = every edge is a pattern edge (no depth-edge handling).
+        psi: depth-edge penalty (paper 100; the authors' code 20; 0 = ablation).
+        alpha: DBD threshold weight of Eq. (5).
+        readout: ``argmax`` (paper: the class's radius) or ``expectation``
+            (softmax-weighted mean radius).
+        focus: ``mask`` (thresholded, the paper's DBD) or ``soft`` (``1 -`` the
+            min-max normalised blur map).
+        precision: network dtype (``float32``; ``bfloat16`` is much faster on CPUs with AMX).
+        random_init: allow running without checkpoints (smoke tests only).
+    """
+
+    def __init__(self, bnet: BNet | None = None, enet: ENet | None = None, bnet_ckpt: str | None = None,
+                 enet_ckpt: str | None = None, use_enet: bool = True, psi: float = 100.0, alpha: float = 0.5,
+                 guide_sigma_s: float = 7.0, guide_sigma_r: float = 0.5, sigma_s_divisor: float = 8.0,
+                 sigma_r: float = 3.75, iterations: int = 5, canny_sigma: float = CANNY_SIGMA,
+                 canny_low: float = CANNY_LOW, canny_high: float = CANNY_HIGH, edge_channel: str = "hue",
+                 readout: str = "argmax", focus: str = "mask", device: str = "auto", precision: str = "float32",
+                 chunk: int = 4096, random_init: bool = False, crop27: int = 8, crop15: int = 14) -> None:
+        if readout not in ("argmax", "expectation"):
+            raise ValueError(f"readout must be 'argmax' or 'expectation', got {readout!r}")
+        if focus not in ("mask", "soft"):
+            raise ValueError(f"focus must be 'mask' or 'soft', got {focus!r}")
+        if precision not in _DTYPES:
+            raise ValueError(f"precision must be one of {sorted(_DTYPES)}, got {precision!r}")
+        self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+        self.dtype = _DTYPES[precision]
+        self.bnet = self._load(bnet, bnet_ckpt, BNet, "bnet", random_init, crop27, crop15)
+        self.enet = self._load(enet, enet_ckpt, ENet, "enet", random_init, crop27, crop15) if use_enet else None
+        self.shared_f1 = self.enet is not None and self.enet.shares_f1_with(self.bnet)
+        self.psi, self.alpha = float(psi), float(alpha)
+        self.guide_sigma_s, self.guide_sigma_r = float(guide_sigma_s), float(guide_sigma_r)
+        self.sigma_s_divisor, self.sigma_r, self.iterations = float(sigma_s_divisor), float(sigma_r), int(iterations)
+        self.canny = dict(sigma=canny_sigma, low=canny_low, high=canny_high, channel=edge_channel)
+        self.readout, self.focus, self.chunk = readout, focus, int(chunk)
+        self.radii = torch.tensor(BNET_RADII, dtype=torch.float32, device=self.device)
+
+    def _load(self, net, ckpt, cls, name, random_init, crop27, crop15):
+        if net is None:
+            net = cls(crop27=crop27, crop15=crop15)
+            if ckpt is not None:
+                if not Path(ckpt).is_file():
+                    raise FileNotFoundError(f"Karaali {name} checkpoint not found: {ckpt} (train it with "
+                                            f"experiment=karaali_{name} or convert the published weights with "
+                                            f"python -m dbd_lightning.convert karaali)")
+                load_weights(net, ckpt, prefix="net.")
+            elif not random_init:
+                raise ValueError(f"Karaali pipeline: no {name} weights; set {name}_ckpt=<file> "
+                                 f"(or random_init=true for a smoke test)")
+        net = net.to(self.device).eval()
+        if self.device.type == "cpu":
+            net = net.to(memory_format=torch.channels_last)
+        return net.to(self.dtype)
+
+    # ------------------------------------------------------------------ #
+    def edges(self, rgb: np.ndarray) -> np.ndarray:
+        return canny_hue(rgb, **self.canny)
+
+    @torch.no_grad()
+    def classify_edges(self, rgb: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(ys, xs)`` of the edge pixels, their radius (px) and depth-edge flag."""
+        ys_np, xs_np = np.nonzero(edges)
+        img = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device).permute(2, 0, 1)[None].float() / 255.0
+        padded = reflect_pad(img).to(self.dtype)
+        if self.device.type == "cpu":
+            padded = padded.contiguous(memory_format=torch.channels_last)
+        ys = torch.from_numpy(ys_np).to(self.device)
+        xs = torch.from_numpy(xs_np).to(self.device)
+        maps = self.bnet.streams.dense(padded)
+        logits = trunk_from_dense(self.bnet.trunk, maps[:2], maps[2], ys, xs, self.chunk).float()
+        if self.readout == "argmax":
+            radius = self.radii[logits.argmax(1)]
+        else:
+            radius = logits.softmax(1) @ self.radii
+        if self.enet is not None:
+            f1 = maps if self.shared_f1 else self.enet.f1.dense(padded)
+            f2 = self.enet.f2.dense(padded)
+            depth = trunk_from_dense(self.enet.trunk, [f2, *f1[:2]], f1[2], ys, xs, self.chunk).argmax(1) == 1
+        else:
+            depth = torch.zeros_like(ys, dtype=torch.bool)
+        return np.stack([ys_np, xs_np]), radius.cpu().numpy(), depth.cpu().numpy()
+
+    @torch.no_grad()
+    def propagate(self, rgb: np.ndarray, sparse: np.ndarray, pattern: np.ndarray, depth: np.ndarray) -> np.ndarray:
+        """Eq. (1)-(3): dense blur map from the sparse pattern-edge estimates."""
+        h, w = sparse.shape
+        img = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device).permute(2, 0, 1)[None].float() / 255.0
+        guide = dt_filter(img, img, self.guide_sigma_s, self.guide_sigma_r, self.iterations)
+        t = lambda a: torch.from_numpy(np.ascontiguousarray(a, np.float32))[None, None].to(self.device)  # noqa: E731
+        dense = normalized_dt_propagation(t(sparse), t(pattern), guide, min(h, w) / self.sigma_s_divisor,
+                                          self.sigma_r, self.iterations, self.psi, t(depth))
+        return dense[0, 0].cpu().numpy()
+
+    def estimate(self, rgb: np.ndarray, edges: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Blur map (px) and intermediate maps of one ``HxWx3`` uint8 RGB image."""
+        rgb = np.asarray(rgb)
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"expected an HxWx3 uint8 RGB image, got {rgb.dtype} {rgb.shape}")
+        h, w = rgb.shape[:2]
+        edges = self.edges(rgb) if edges is None else np.asarray(edges) != 0
+        if edges.shape != (h, w):
+            raise ValueError(f"edge map has shape {edges.shape}, image is {(h, w)}")
+        (ys, xs), radius, is_depth = self.classify_edges(rgb, edges)
+        sparse = np.zeros((h, w), np.float32)
+        pattern = np.zeros((h, w), np.float32)
+        depth = np.zeros((h, w), np.float32)
+        sparse[ys, xs] = np.where(is_depth, 0.0, radius)
+        pattern[ys, xs] = ~is_depth
+        depth[ys, xs] = is_depth
+        blur = self.propagate(rgb, sparse, pattern, depth)
+        return {"blur_radius": blur.astype(np.float32), "sparse": sparse, "pattern_edges": pattern,
+                "depth_edges": depth}
+
+    def predict_image(self, rgb: np.ndarray) -> dict[str, np.ndarray]:
+        """Predictor protocol: ``focus`` (in-focus = 1), ``blur_radius`` (px), ``edges`` (1 pattern, 2 depth)."""
+        out = self.estimate(rgb)
+        blur = out["blur_radius"]
+        if self.focus == "mask":
+            focus, _ = dbd_threshold(blur, self.alpha)
+        else:
+            lo, hi = float(blur.min()), float(blur.max())
+            focus = 1.0 - (blur - lo) / (hi - lo) if hi > lo else np.ones_like(blur)
+        edges = out["pattern_edges"] + 2.0 * out["depth_edges"]
+        return {"focus": np.clip(focus, 0, 1).astype(np.float32), "blur_radius": blur,
+                "edges": edges.astype(np.float32)}
+
+    @property
+    def description(self) -> str:
+        return (f"Karaali pipeline (psi={self.psi}, alpha={self.alpha}, enet={'on' if self.enet else 'off'}, "
+                f"{self.readout}, {str(self.dtype).split('.')[-1]}, {self.device})")
