@@ -199,3 +199,14 @@ def test_bad_arguments_fail_clearly(kwargs, match):
 def test_bad_input_fails_clearly(small_net):
     with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
         small_net(torch.randn(3, 64, 64))
+
+
+def test_bench_case_reports_the_documented_fields():
+    from dbd_lightning.bench import CASES
+    from dbd_lightning.models.ddnet.bench import bench_ddnet_infer
+
+    assert CASES["ddnet_infer_resnext101"][0] == "dbd_lightning.models.ddnet.bench:bench_ddnet_infer"
+    out = bench_ddnet_infer("resnet18", size=64, repeats=1)
+    for key in ("ms_per_image", "encoder_ms", "encoder_gflops", "decoder_gflops"):
+        assert out[key] > 0
+    assert out["params_total_M"] == pytest.approx(13.892762, abs=1e-6)

@@ -42,6 +42,11 @@ CASES: dict[str, tuple[str, dict, dict]] = {
     "onnx_runtime_resnet18": ("dbd_lightning.bench_predict:bench_onnx_runtime", {"repeats": 5}, {"repeats": 1, "size": 128}),
     # BTBNet full model (3S + FNet + RRNet x3, paper widths), one SGD step at 320 px, batch 1
     "btbnet_train_320": ("dbd_lightning.models.btbnet.bench:bench_btbnet_step", {"size": 320}, {"size": 64}),
+    # DD (Cun & Pun 2020): forward at the authors' 320 px, encoder vs SRFB decoder, FLOPs, params
+    "ddnet_infer_resnext101": ("dbd_lightning.models.ddnet.bench:bench_ddnet_infer",
+                               {"encoder": "resnext101_32x4d", "repeats": 5}, {"repeats": 1, "size": 128}),
+    "ddnet_infer_resnet18": ("dbd_lightning.models.ddnet.bench:bench_ddnet_infer",
+                             {"encoder": "resnet18", "repeats": 5}, {"repeats": 1, "size": 128}),
 }
 
 
