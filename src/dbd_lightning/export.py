@@ -139,12 +139,21 @@ def export(cfg: DictConfig) -> dict:
     with torch.no_grad():
         reference = model(x).numpy()
     for fmt in formats:
-        if fmt == "onnx":
-            path = export_onnx(model, example, out / f"{stem}.onnx", bool(cfg.dynamic), int(cfg.opset), bool(cfg.dynamo))
-            runner = run_onnx
-        else:
-            path = export_torchscript(model, example, out / f"{stem}.torchscript.pt")
-            runner = run_torchscript
+        try:
+            if fmt == "onnx":
+                path = export_onnx(model, example, out / f"{stem}.onnx", bool(cfg.dynamic), int(cfg.opset),
+                                   bool(cfg.dynamo))
+                runner = run_onnx
+            else:
+                path = export_torchscript(model, example, out / f"{stem}.torchscript.pt")
+                runner = run_torchscript
+        except ImportError:
+            raise
+        except Exception as exc:
+            raise RuntimeError(
+                f"{fmt} export of {type(model.net).__name__} ({run.ckpt}) failed: {type(exc).__name__}: "
+                f"{str(exc)[:500]}" + ("" if fmt != "onnx" or cfg.dynamo else " (try dynamo=true)")
+            ) from exc
         manifest["files"][fmt] = str(path)
         if cfg.check:
             diff = float(np.abs(runner(path, x.numpy()) - reference).max())
