@@ -242,3 +242,19 @@ def test_five_benchmark_test_sets_in_one_table_with_each_polarity(tmp_path):
         assert (tmp_path / "out" / f"pr_{ds}.png").is_file()
     header = (tmp_path / "out" / "results.csv").read_text().splitlines()[0]
     assert header.startswith("model,cuhk_te1/mae,cuhk_te1/fbeta,cuhk_te1/iou,dut_te/mae")
+
+
+def test_a_pipeline_model_is_ranked_with_the_same_metrics(tmp_path):
+    """model=<name> (predict_image protocol, e.g. Karaali) scored like a checkpoint; numbers by hand."""
+    from .test_predict import FakeBlurPipeline
+
+    cfg = _eval_cfg(tmp_path, ["report.grid_samples=0", "report.pr_curves=false"], sets={"dut": DUT_SAMPLE})
+    with open_dict(cfg):
+        cfg.model = {"_target_": "tests.test_predict.FakeBlurPipeline"}
+    evaluate(cfg)
+    res = json.loads((tmp_path / "out" / "results.json").read_text())["results"]
+    pipe = FakeBlurPipeline()
+    maps = [pipe.predict_image(read_rgb(p))["focus"] for p in list_images(DUT_SAMPLE / "image")]
+    gts = [read_mask(p, "white_in_focus") for p in list_images(DUT_SAMPLE / "gt")]
+    for k, v in _hand_metrics(maps, gts).items():
+        assert res["FakeBlurPipeline"]["dut"][k] == pytest.approx(v, abs=1e-5)

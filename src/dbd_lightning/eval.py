@@ -2,8 +2,10 @@
 
 Models come from ``ckpt`` (one or a list of train run folders, ``.ckpt`` files
 inside ``<run>/checkpoints`` or ``wandb:<run id>`` of local W&B runs; ``run_dir``
-is the older single-run form) and from ``maps`` (folders of saved prediction
-maps of other methods, any polarity, see :mod:`dbd_lightning.reports.saved_maps`).
+is the older single-run form), from ``maps`` (folders of saved prediction
+maps of other methods, any polarity, see :mod:`dbd_lightning.reports.saved_maps`)
+and from ``model=<name>`` (a non-learned pipeline with ``predict_image``, see
+:mod:`dbd_lightning.predictors`).
 Each network is rebuilt from its run's saved config and loaded with
 ``torch.load(weights_only=True)``; nothing from a checkpoint is executed.
 
@@ -31,6 +33,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import hydra  # noqa: E402
 import lightning as L  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict  # noqa: E402
 
 from .metrics.describe import describe_convention  # noqa: E402
@@ -39,8 +42,9 @@ from .predictors import (  # noqa: E402
     CheckpointSpecError,
     RunCheckpoint,
     best_checkpoint,
+    build_predictor,
     resolve_checkpoint,
-)  # noqa: E402
+)
 from .reports import (  # noqa: E402
     SavedMaps,
     csv_table,
@@ -148,8 +152,9 @@ def write_report(out: Path, result, convention: str, sources: dict[str, str], cf
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     runs = resolve_runs(cfg)
     maps_cfg = cfg.get("maps") or {}
-    if not runs and not maps_cfg:
-        raise ValueError("nothing to evaluate: pass ckpt=<run dir | .ckpt | wandb:<id>> (or a list) and/or maps")
+    if not runs and not maps_cfg and cfg.get("model") is None:
+        raise ValueError("nothing to evaluate: pass ckpt=<run dir | .ckpt | wandb:<id>> (or a list), maps "
+                         "and/or model=<pipeline>")
     L.seed_everything(cfg.seed, workers=True)
     data_cfg, metrics_cfg = eval_config(cfg, runs)
     names = unique_names([r.label for r in runs], cfg.get("names"))
@@ -161,6 +166,11 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
             run, device=cfg.device, tile=t.mode, tile_above=t.above, tile_size=t.size, tile_overlap=t.overlap,
             tile_batch=t.batch, image_size=list(cfg.image_size) if cfg.get("image_size") else None)
         origin[name] = str(run.ckpt)
+    if cfg.get("model") is not None:  # a non-learned pipeline (model=<name>, predict_image protocol)
+        choice = HydraConfig.get().runtime.choices.get("model") if HydraConfig.initialized() else None
+        predictor, pname = build_predictor(model_cfg=cfg.model, model_name=choice)
+        sources[pname] = predictor
+        origin[pname] = f"pipeline model={pname}"
     for name, spec in maps_cfg.items():
         if name in sources:
             raise ValueError(f"maps.{name}: the name is already used by a checkpoint (set names=[...])")
