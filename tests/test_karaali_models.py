@@ -41,19 +41,20 @@ def test_shapes_and_parameter_counts():
 @pytest.mark.parametrize("crops", [(8, 14), (7, 13)])
 def test_dense_evaluation_equals_patch_forward(crops):
     torch.manual_seed(0)
-    b, e = BNet(crop27=crops[0], crop15=crops[1]).eval(), ENet(crop27=crops[0], crop15=crops[1]).eval()
-    img = torch.rand(1, 3, 37, 45)
+    b = BNet(crop27=crops[0], crop15=crops[1]).double().eval()
+    e = ENet(crop27=crops[0], crop15=crops[1]).double().eval()
+    img = torch.rand(1, 3, 37, 45, dtype=torch.float64)
     pad = reflect_pad(img)
     ys, xs = torch.tensor([0, 5, 36, 20, 36]), torch.tensor([0, 44, 7, 30, 44])
     with torch.no_grad():
         patches = extract_patches(pad, ys, xs)
         maps = b.streams.dense(pad)
-        torch.testing.assert_close(b.head_from_dense(maps, ys, xs), b(patches), rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(b.head_from_dense(maps, ys, xs), b(patches), rtol=1e-10, atol=1e-10)
         torch.testing.assert_close(trunk_from_dense(b.trunk, maps[:2], maps[2], ys, xs, chunk=2), b(patches),
-                                   rtol=1e-4, atol=1e-6)
+                                   rtol=1e-10, atol=1e-10)
         f1, f2 = e.f1.dense(pad), e.f2.dense(pad)
         torch.testing.assert_close(trunk_from_dense(e.trunk, [f2, *f1[:2]], f1[2], ys, xs, chunk=3), e(patches),
-                                   rtol=1e-4, atol=1e-6)
+                                   rtol=1e-10, atol=1e-10)
     # the 41x41 patch is the reflect-padded neighbourhood
     p = patches[1].numpy()
     ref = np.pad(img[0].numpy(), ((0, 0), (20, 20), (20, 20)), mode="reflect")[:, 5:46, 44:85]

@@ -85,6 +85,7 @@ class KaraaliPipeline:
             min-max normalised blur map).
         precision: network dtype (``float32``; ``bfloat16`` is much faster on CPUs with AMX).
         random_init: allow running without checkpoints (smoke tests only).
+        kind: the config's marker (``pipeline``: built by ``predict``/``eval``, not trained); unused.
     """
 
     def __init__(self, bnet: BNet | None = None, enet: ENet | None = None, bnet_ckpt: str | None = None,
@@ -93,7 +94,8 @@ class KaraaliPipeline:
                  sigma_r: float = 3.75, iterations: int = 5, canny_sigma: float = CANNY_SIGMA,
                  canny_low: float = CANNY_LOW, canny_high: float = CANNY_HIGH, edge_channel: str = "hue",
                  readout: str = "argmax", focus: str = "mask", device: str = "auto", precision: str = "float32",
-                 chunk: int = 4096, random_init: bool = False, crop27: int = 8, crop15: int = 14) -> None:
+                 chunk: int = 4096, random_init: bool = False, crop27: int = 8, crop15: int = 14,
+                 kind: str = "pipeline") -> None:
         if readout not in ("argmax", "expectation"):
             raise ValueError(f"readout must be 'argmax' or 'expectation', got {readout!r}")
         if focus not in ("mask", "soft"):

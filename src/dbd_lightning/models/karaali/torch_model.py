@@ -129,6 +129,16 @@ class KaraaliStreams(nn.Module):
                 self.s15.dense(padded[..., c15:c15 + h + 14, c15:c15 + w + 14])]
 
 
+def init_weights(module: nn.Module) -> None:
+    """He-normal convs and FCs, zero FC biases (the paper gives no init; PyTorch's default
+    ``a=sqrt(5)`` uniform lets the signal fade through 8 bias-free ReLU convs on [0, 1] inputs)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
 class Trunk(nn.Module):
     """Concat -> 3x3 conv x3 + 1x1 conv (ReLU) -> FC hidden... -> classes."""
 
@@ -161,6 +171,7 @@ class BNet(nn.Module):
         super().__init__()
         self.streams = KaraaliStreams(channels, crop27, crop15)
         self.trunk = Trunk(3 * channels, num_classes, channels, tuple(hidden))
+        init_weights(self)
 
     def forward(self, x41: torch.Tensor) -> torch.Tensor:
         return self.trunk(torch.cat(self.streams(x41), 1))
@@ -182,6 +193,7 @@ class ENet(nn.Module):
         self.f1 = KaraaliStreams(channels, crop27, crop15)
         self.f2 = stream41(channels)
         self.trunk = Trunk(4 * channels, num_classes, channels, tuple(hidden))
+        init_weights(self)
 
     def forward(self, x41: torch.Tensor) -> torch.Tensor:
         return self.trunk(torch.cat([self.f2(x41), *self.f1(x41)], 1))
