@@ -233,3 +233,20 @@ def test_model_option_with_a_trainable_dbd_config_asks_for_a_checkpoint(tmp_path
     cfg = _cfg(tmp_path, ["model=dffnet_small", f"input={tmp_path}", f"output={tmp_path}/o"])
     with pytest.raises(ValueError, match="Trainable DBD networks need ckpt="):
         make_predictor(cfg)
+
+
+def test_best_checkpoint_among_several_is_the_one_last_ckpt_records(tmp_path):
+    from dbd_lightning.predictors import best_checkpoint
+
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    for name in ("epoch_001.ckpt", "epoch_004.ckpt"):
+        torch.save({"state_dict": {}}, folder / name)
+    with pytest.raises(CheckpointSpecError, match="pick one with which="):
+        best_checkpoint(tmp_path)
+    key = "ModelCheckpoint{'monitor': 'val/synthetic/mae', 'mode': 'min'}"
+    torch.save({"state_dict": {}, "callbacks": {key: {"best_model_path": "/elsewhere/checkpoints/epoch_001.ckpt"}}},
+               folder / "last.ckpt")
+    assert best_checkpoint(tmp_path) == folder / "epoch_001.ckpt"
+    assert best_checkpoint(tmp_path, "last") == folder / "last.ckpt"
+    assert best_checkpoint(tmp_path, "epoch_004.ckpt") == folder / "epoch_004.ckpt"

@@ -86,8 +86,26 @@ def _is_run_dir(path: Path) -> bool:
     return (path / ".hydra" / "config.yaml").is_file()
 
 
+def _recorded_best(last: Path) -> str | None:
+    """File name of ModelCheckpoint's ``best_model_path`` stored in ``last.ckpt`` (read with weights_only)."""
+    if not last.is_file():
+        return None
+    try:
+        state = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # unreadable metadata: fall back to the file listing
+        return None
+    for key, value in (state.get("callbacks") or {}).items() if isinstance(state, dict) else ():
+        if "ModelCheckpoint" in str(key) and isinstance(value, dict) and value.get("best_model_path"):
+            return Path(str(value["best_model_path"])).name
+    return None
+
+
 def best_checkpoint(run_dir: Path, which: str = "best") -> Path:
-    """``best`` = the run's non-``last`` checkpoint (the one ModelCheckpoint kept), ``last``, or a file name."""
+    """``best``, ``last`` or a file name in ``<run_dir>/checkpoints``.
+
+    ``best``: the only non-``last`` checkpoint, or, when ModelCheckpoint kept
+    several (``save_top_k > 1``), the one ``last.ckpt`` records as best.
+    """
     folder = run_dir / "checkpoints"
     if which == "last":
         path = folder / "last.ckpt"
@@ -96,7 +114,15 @@ def best_checkpoint(run_dir: Path, which: str = "best") -> Path:
         if not candidates:
             found = sorted(os.listdir(folder)) if folder.is_dir() else "no checkpoints/ folder"
             raise CheckpointSpecError(f"no best checkpoint in {folder} (found: {found})")
-        path = candidates[-1]
+        path = candidates[0]
+        if len(candidates) > 1:
+            recorded = _recorded_best(folder / "last.ckpt")
+            if recorded is None or not (folder / recorded).is_file():
+                raise CheckpointSpecError(
+                    f"{folder} holds {len(candidates)} checkpoints and last.ckpt records no best one: "
+                    f"{[p.name for p in candidates]}; pick one with which=<file name>"
+                )
+            path = folder / recorded
     else:
         path = Path(which) if Path(which).is_absolute() else folder / which
     if not path.is_file():
