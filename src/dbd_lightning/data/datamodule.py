@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable, Mapping
 
@@ -9,6 +10,7 @@ import lightning as L
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from .cache import InMemoryCache
+from .sampler import EpochSeededSampler
 from .samples import TransformedDataset, collate_samples
 
 
@@ -19,6 +21,12 @@ class DBDDataModule(L.LightningDataModule):
     every ``val``/``test`` set gets its own dataloader and its own metrics,
     logged as ``val/<name>/<metric>`` and ``test/<name>/<metric>``.
     ``cache=True`` keeps raw samples in memory after their first read.
+
+    Training order and augmentation are deterministic: a permutation drawn from
+    ``seed + epoch`` (``seed=None``: Lightning's ``PL_GLOBAL_SEED``, i.e. the run's
+    ``seed``), sharded across DDP ranks, each sample augmented from
+    ``(seed, epoch, index)`` (:mod:`dbd_lightning.data.sampler`). A resumed or a
+    multi-process run therefore sees exactly the batches of an uninterrupted one.
     """
 
     def __init__(
@@ -34,8 +42,10 @@ class DBDDataModule(L.LightningDataModule):
         pin_memory: bool = False,
         drop_last: bool = True,
         cache: bool = False,
+        seed: int | None = None,
     ) -> None:
         super().__init__()
+        self.seed = seed
         if cache and num_workers > 0:
             warnings.warn("data.cache=true keeps one copy per DataLoader worker; use num_workers=0 with it",
                           stacklevel=2)
@@ -59,11 +69,13 @@ class DBDDataModule(L.LightningDataModule):
     def test_names(self) -> list[str]:
         return list(self.test_sets)
 
-    def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool, drop_last: bool) -> DataLoader:
+    def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool, drop_last: bool,
+                sampler=None) -> DataLoader:
         return DataLoader(
             dataset,
             batch_size=batch_size,
             shuffle=shuffle,
+            sampler=sampler,
             drop_last=drop_last,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
@@ -74,10 +86,15 @@ class DBDDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         if not self.train_sets:
             raise ValueError("data: no training datasets configured (data.train is empty)")
-        sets = [TransformedDataset(d, self.train_transform) for d in self.train_sets.values()]
-        dataset = sets[0] if len(sets) == 1 else ConcatDataset(sets)
-        drop = self.drop_last and len(dataset) > self.batch_size
-        return self._loader(dataset, self.batch_size, shuffle=True, drop_last=drop)
+        raw = list(self.train_sets.values())
+        seed = self.seed if self.seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
+        dataset = TransformedDataset(raw[0] if len(raw) == 1 else ConcatDataset(raw), self.train_transform,
+                                     seed=seed)
+        trainer = self.trainer
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        sampler = EpochSeededSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed)
+        drop = self.drop_last and len(sampler) > self.batch_size
+        return self._loader(dataset, self.batch_size, shuffle=False, drop_last=drop, sampler=sampler)
 
     def _eval_loaders(self, sets: Mapping[str, Dataset]) -> list[DataLoader]:
         return [

@@ -20,15 +20,26 @@ class TransformedDataset(Dataset):
     as (1,h,w) float, ``name``, ``orig_size`` (H, W) and, when
     ``keep_full_gt``, ``gt_full`` (1,H,W) float at the original resolution
     (metrics compare there).
+
+    ``seed``: when set, an index may be an ``(epoch, index)`` pair (from
+    :class:`~dbd_lightning.data.sampler.EpochSeededSampler`) and the transform's
+    random state is reset from ``(seed, epoch, index)`` before the sample is
+    augmented, so its augmentation is reproducible across resumes, workers and ranks.
     """
 
-    def __init__(self, base: Dataset, transform: Callable, keep_full_gt: bool = False) -> None:
-        self.base, self.transform, self.keep_full_gt = base, transform, keep_full_gt
+    def __init__(self, base: Dataset, transform: Callable, keep_full_gt: bool = False,
+                 seed: int | None = None) -> None:
+        self.base, self.transform, self.keep_full_gt, self.seed = base, transform, keep_full_gt, seed
 
     def __len__(self) -> int:
         return len(self.base)
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, index: int | tuple[int, int]) -> dict:
+        if isinstance(index, tuple):
+            epoch, index = index
+            if self.seed is not None and hasattr(self.transform, "set_random_seed"):
+                state = np.random.SeedSequence([int(self.seed), int(epoch), int(index)]).generate_state(1)[0]
+                self.transform.set_random_seed(int(state))
         raw = self.base[index]
         image, mask = raw["image"], raw["mask"]
         if image.shape[:2] != mask.shape[:2]:

@@ -1,0 +1,95 @@
+"""Training guards: stop on a non-finite loss before it reaches the weights.
+
+Lightning 2.x has no loss guard (``Trainer(terminate_on_nan)`` was removed;
+``EarlyStopping(check_finite=True)`` only looks at the monitored validation
+metric, after the damage is done), hence this small callback.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import lightning as L
+import torch
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss (or a gradient) became NaN/Inf; training was stopped."""
+
+
+class NonFiniteGuard(L.Callback):
+    """Stop training with a clear message when the loss (or a gradient) is NaN/Inf.
+
+    The loss is checked in ``on_before_backward``: a bad batch raises before
+    ``backward`` and the optimizer step, so the weights (and every checkpoint
+    written so far, ``last.ckpt`` included) stay as they were. The forward pass
+    of the bad batch has already updated BatchNorm running statistics, so the
+    buffers are copied at each batch start (small: BN statistics and counters)
+    and put back before raising: the module is left exactly as before the batch. Raising bypasses
+    the end-of-epoch checkpointing, so no checkpoint of the bad state is written.
+    With ``check_grads`` the gradients are also checked before each optimizer
+    step (skipped under ``16-mixed``, whose loss scaler skips Inf steps on purpose).
+    Under DDP the decision is reduced over ranks, so every rank stops together
+    instead of one rank leaving the others waiting in an all-reduce.
+
+    Args:
+        check_grads: also stop on a non-finite gradient norm.
+    """
+
+    def __init__(self, check_grads: bool = True) -> None:
+        super().__init__()
+        self.check_grads = check_grads
+        self._buffers: dict[str, torch.Tensor] = {}
+
+    def _any_rank(self, trainer: L.Trainer, bad: bool) -> bool:
+        if trainer.world_size > 1:
+            return bool(trainer.strategy.reduce_boolean_decision(bad, all=False))
+        return bad
+
+    @staticmethod
+    def _last_good(trainer: L.Trainer) -> str:
+        paths = []
+        for cb in trainer.checkpoint_callbacks:
+            for p in (getattr(cb, "last_model_path", ""), getattr(cb, "best_model_path", "")):
+                if p and Path(p).is_file():
+                    paths.append(str(p))
+        return ", ".join(dict.fromkeys(paths)) or "none written yet"
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+        self._buffers = {k: b.detach().clone() for k, b in pl_module.named_buffers()}
+
+    def _restore_buffers(self, pl_module: L.LightningModule | None) -> None:
+        if pl_module is None or not self._buffers:
+            return
+        with torch.no_grad():
+            for name, buf in pl_module.named_buffers():
+                if name in self._buffers:
+                    buf.copy_(self._buffers[name])
+
+    def _stop(self, trainer: L.Trainer, what: str, pl_module: L.LightningModule | None = None) -> None:
+        self._restore_buffers(pl_module)
+        msg = (
+            f"{what} at epoch {trainer.current_epoch}, global step {trainer.global_step}; training stopped "
+            f"before this step changed the weights. Last good checkpoint(s): {self._last_good(trainer)}. "
+            "Usual fixes: a lower model.optimizer.lr, trainer.gradient_clip_val, trainer.precision=32-true, "
+            "or check the data of this batch; then continue with `run_dir=<this run> ckpt_path=last`."
+        )
+        log.error(msg)
+        raise NonFiniteLossError(msg)
+
+    def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor) -> None:
+        bad = not bool(torch.isfinite(loss.detach()).all())
+        if self._any_rank(trainer, bad):
+            value = float(loss.detach().float().reshape(-1)[0]) if bad else "finite here, not on another rank"
+            self._stop(trainer, f"non-finite training loss ({value})", pl_module)
+
+    def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer) -> None:
+        if not self.check_grads or str(trainer.precision).startswith("16"):
+            return
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        bad = bool(grads) and not bool(torch.isfinite(torch.nn.utils.get_total_norm(grads, norm_type="inf")))
+        if self._any_rank(trainer, bad):
+            self._stop(trainer, "non-finite gradient (loss was finite)", pl_module)

@@ -1,0 +1,122 @@
+"""Continue a killed or finished run: ``python -m dbd_lightning.train run_dir=<run folder> ckpt_path=last``.
+
+How a run is pointed at (see README "Resume"):
+
+* ``run_dir=<folder>`` names the run to continue. :func:`argv_for_resume` turns it
+  into Hydra overrides before Hydra starts: ``hydra.run.dir=<folder>`` (the run
+  goes on writing into its own folder: same ``checkpoints/``, logs, results),
+  ``hydra.output_subdir=.hydra_resume/<time>`` (the original ``.hydra/config.yaml``,
+  which ``dbd_lightning.eval`` reads, is kept) and ``ckpt_path=last`` unless given.
+* ``ckpt_path=last`` resolves to ``<run_dir>/checkpoints/last.ckpt``
+  (:func:`resolve_ckpt_path`). Without ``run_dir`` it means "this run's own
+  ``last.ckpt`` if it exists, else start fresh" (auto-resume, e.g. a requeued
+  cluster job with a fixed ``hydra.run.dir``). ``ckpt_path=hpc`` is Lightning's
+  SLURM requeue checkpoint, passed through.
+
+Lightning restores weights, optimizer, LR scheduler, loop counters and callback
+states (the distillation beta is a pure function of the epoch and so follows);
+:class:`~dbd_lightning.callbacks.RNGStateCheckpoint` restores the RNGs and
+:mod:`dbd_lightning.data.sampler` makes the data order and augmentation a function
+of (seed, epoch, index). A run killed mid-epoch restarts that epoch from its
+beginning with the state of the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+#: keys that may differ between the original run and its continuation without a warning
+EXPECTED_CHANGES = ("ckpt_path", "run_dir", "trainer.max_epochs", "paths.", "hydra.", "callbacks.distillation.last_epoch")
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def argv_for_resume(argv: list[str]) -> list[str]:
+    """Add the Hydra overrides implied by ``run_dir=<folder>`` (module docstring) to a command line."""
+    args = argv[1:]
+    given = [a for a in args if a.startswith("run_dir=")]
+    if not given:
+        return list(argv)
+    if any(a in ("-m", "--multirun") for a in args):
+        raise SystemExit("run_dir=... continues one run; it cannot be combined with -m/--multirun")
+    folder = given[-1].split("=", 1)[1].strip("'\"")
+    if not folder or folder in ("null", "None"):
+        return list(argv)
+    extra = []
+    if not any(a.startswith(("hydra.run.dir=", "++hydra.run.dir=")) for a in args):
+        extra.append(f"hydra.run.dir={_quote(str(Path(folder).expanduser()))}")
+    if not any(a.startswith("hydra.output_subdir=") for a in args):
+        extra.append("hydra.output_subdir=.hydra_resume/${now:%Y-%m-%d_%H-%M-%S}")
+    if not any(a.startswith("ckpt_path=") for a in args):
+        extra.append("ckpt_path=last")
+    return [argv[0], *args, *extra]
+
+
+def resolve_ckpt_path(cfg: DictConfig, output_dir: Path) -> str | None:
+    """The checkpoint ``trainer.fit`` resumes from (``None``: start fresh); clear errors for bad paths."""
+    ckpt = cfg.get("ckpt_path")
+    run_dir = cfg.get("run_dir")
+    if ckpt in (None, ""):
+        if run_dir:
+            raise ValueError(f"run_dir={run_dir} is set but ckpt_path is null; use ckpt_path=last to continue it")
+        return None
+    if ckpt == "hpc":
+        return "hpc"
+    if ckpt == "last":
+        folder = Path(run_dir).expanduser() if run_dir else output_dir
+        path = folder / "checkpoints" / "last.ckpt"
+        if path.is_file():
+            return str(path)
+        if run_dir:
+            if not (folder / ".hydra" / "config.yaml").is_file():
+                raise FileNotFoundError(f"run_dir={folder} is not a train run folder (no .hydra/config.yaml)")
+            found = sorted(p.name for p in (folder / "checkpoints").glob("*.ckpt")) if (folder / "checkpoints").is_dir() else []
+            raise FileNotFoundError(f"run_dir={folder} has no checkpoints/last.ckpt to resume from (found: {found}); "
+                                    "pass ckpt_path=<one of them> instead")
+        log.info("ckpt_path=last: no %s yet, starting a fresh run", path)
+        return None
+    path = Path(str(ckpt)).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"ckpt_path={ckpt} does not exist")
+    return str(path)
+
+
+def _flatten(node, prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    if isinstance(node, dict):
+        for k, v in node.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+    else:
+        out[prefix[:-1]] = node
+    return out
+
+
+def config_changes(run_dir: Path, cfg: DictConfig) -> list[str]:
+    """Keys whose value differs from the original run's ``.hydra/config.yaml`` (expected ones left out)."""
+    saved = run_dir / ".hydra" / "config.yaml"
+    if not saved.is_file():
+        return []
+    old = _flatten(OmegaConf.to_container(OmegaConf.load(saved), resolve=False))
+    new = _flatten(OmegaConf.to_container(cfg, resolve=False))
+    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    return [k for k in keys if not k.startswith(EXPECTED_CHANGES)]
+
+
+def keep_csv_history(output_dir: Path) -> Path | None:
+    """Lightning's CSVLogger deletes an existing ``metrics.csv`` when it starts; move it aside first."""
+    csv = output_dir / "csv" / "metrics.csv"
+    if not csv.is_file():
+        return None
+    n = 1 + max([int(m.group(1)) for p in csv.parent.glob("metrics.before_resume_*.csv")
+                 if (m := re.search(r"_(\d+)\.csv$", p.name))] or [0])
+    target = csv.with_name(f"metrics.before_resume_{n}.csv")
+    csv.rename(target)
+    return target
