@@ -143,9 +143,15 @@ def test_map_input_prob_feeds_sigmoid_maps():
     assert seen[0].min() >= 0 and seen[0].max() <= 1
 
 
-def test_vgg16_imagenet_weights_load_from_a_torchvision_state_dict(tmp_path):
-    tv = pytest.importorskip("torchvision")
-    ref = tv.models.vgg16(weights=None).features
+def test_vgg16_imagenet_weights_load_from_a_torchvision_layout_state_dict(tmp_path):
+    # torchvision's vgg16().features layout (importing torchvision costs ~15 s here): convs at indices
+    # 0 2 | 5 7 | 10 12 14 | 17 19 21 | 24 26 28, ReLU after each, max-pool at 4 9 16 23 30
+    layers, cin = [], 3
+    for v in [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]:
+        layers += [nn.MaxPool2d(2)] if v == "M" else [nn.Conv2d(cin, v, 3, padding=1), nn.ReLU(inplace=True)]
+        cin = cin if v == "M" else v
+    ref = nn.Sequential(*layers)
+    assert [i for i, m in enumerate(ref) if isinstance(m, nn.Conv2d)] == [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]
     torch.save({f"features.{k}": v for k, v in ref.state_dict().items()}, tmp_path / "vgg16.pth")
     net = BTBNet(scales=[1.0], fusion="none", rrnet_steps=0, weights_file=str(tmp_path / "vgg16.pth"))
     ref_convs = [m for m in ref if isinstance(m, nn.Conv2d)]

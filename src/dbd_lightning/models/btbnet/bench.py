@@ -81,3 +81,36 @@ def bench_btbnet_step(
         out["infer_peak_MiB"] = torch.cuda.max_memory_allocated(dev) / 2**20
         out["gpu"] = torch.cuda.get_device_name(dev)
     return out
+
+
+def estimate_btbnet_memory(size: int = 320, batch: int = 1, **net_kwargs) -> dict:
+    """Activation memory and FLOPs of one training step, computed on the ``meta`` device (no compute).
+
+    ``saved_MiB``: tensors autograd keeps for the backward pass (float32, de-duplicated by
+    storage), i.e. the training activation memory on top of weights, gradients and the
+    optimizer state (``params_MiB`` each for weights / grads / SGD momentum). ``fwd_gflop``:
+    forward FLOPs from :class:`torch.utils.flop_counter.FlopCounterMode` (2 per MAC).
+    Checked against a measured CPU step in experiments/btbnet_memory.md.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        net = BTBNet(**net_kwargs).train()
+        x = torch.randn(batch, 3, size, size)
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor):
+        if t.is_leaf and t.requires_grad:  # parameters: counted in params_MiB, not activations
+            return t
+        key = id(t.untyped_storage()) if t.device.type != "meta" else (t.data_ptr() or id(t))
+        seen.setdefault(key, t.untyped_storage().nbytes() if t.device.type != "meta" else t.numel() * t.element_size())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), FlopCounterMode(display=False) as fc:
+        out = net(x)
+    params = sum(p.numel() for p in net.parameters())
+    return {"size": size, "batch": batch, **{k: (list(v) if isinstance(v, tuple | list) else v)
+                                               for k, v in net_kwargs.items()},
+            "params_M": params / 1e6, "params_MiB": params * 4 / 2**20,
+            "saved_MiB": sum(seen.values()) / 2**20, "n_saved": len(seen),
+            "output_shape": list(out["logits"].shape), "fwd_gflop": fc.get_total_flops() / 1e9}
