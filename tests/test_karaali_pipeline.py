@@ -1,0 +1,160 @@
+"""Karaali full pipeline: edges, dense classification, propagation, threshold, predict CLI, Lytro evaluation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dbd_lightning.data.io import read_rgb
+from dbd_lightning.models.karaali import BNET_RADII, BNet, ENet, KaraaliPipeline, dbd_threshold
+from dbd_lightning.ops.edges import canny_hue
+from dbd_lightning.ops.patches import extract_patches, reflect_pad
+
+from .helpers import REPO, run_module
+
+LYTRO = REPO / "tests" / "fixtures" / "real_mini" / "lytro_sample"
+
+
+def _crop(n: int = 72) -> np.ndarray:
+    return np.ascontiguousarray(read_rgb(LYTRO / "image_01.png")[100:100 + n, 150:150 + n])
+
+
+def _pipe(**kw) -> KaraaliPipeline:
+    torch.manual_seed(0)
+    return KaraaliPipeline(random_init=True, device="cpu", **kw)
+
+
+def test_canny_hue_follows_skimage_semantics():
+    from skimage.color import rgb2hsv
+    from skimage.feature import canny
+
+    rgb = _crop()
+    ref = canny(rgb2hsv(rgb / 255.0)[..., 0], sigma=np.sqrt(2), low_threshold=0.05, high_threshold=0.06)
+    np.testing.assert_array_equal(canny_hue(rgb), ref)
+    assert canny_hue(rgb).any()
+    with pytest.raises(ValueError, match="HxWx3"):
+        canny_hue(rgb[..., 0])
+
+
+def test_predict_image_maps():
+    rgb = _crop()
+    out = _pipe().predict_image(rgb)
+    assert set(out) == {"focus", "blur_radius", "edges"}
+    for v in out.values():
+        assert v.shape == rgb.shape[:2] and v.dtype == np.float32 and np.isfinite(v).all()
+    assert set(np.unique(out["focus"])) <= {0.0, 1.0}
+    assert set(np.unique(out["edges"])) <= {0.0, 1.0, 2.0}
+    # Eq. 1 is a normalised (convex) average of the sparse radii
+    r = out["blur_radius"]
+    assert BNET_RADII[0] - 1e-4 <= r.min() and r.max() <= BNET_RADII[-1] + 1e-4
+    with pytest.raises(ValueError, match="uint8"):
+        _pipe().predict_image(rgb.astype(np.float32))
+
+
+def test_pipeline_classification_equals_patchwise_networks():
+    rgb = _crop(48)
+    pipe = _pipe()
+    edges = canny_hue(rgb)
+    (ys, xs), radius, depth = pipe.classify_edges(rgb, edges)
+    pick = np.random.default_rng(0).choice(len(ys), 24, replace=False)  # patch-wise check on a subset
+    ys, xs, radius, depth = ys[pick], xs[pick], radius[pick], depth[pick]
+    img = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0
+    with torch.no_grad():
+        patches = extract_patches(reflect_pad(img), torch.from_numpy(ys), torch.from_numpy(xs))
+        bnet = BNet()
+        bnet.load_state_dict(pipe.bnet.state_dict())
+        enet = ENet()
+        enet.load_state_dict(pipe.enet.state_dict())
+        logits_b, logits_e = bnet(patches), enet(patches)
+    expect_r = np.asarray(BNET_RADII, np.float32)[logits_b.argmax(1).numpy()]
+    # argmax ties aside, every edge gets the patch-wise class
+    np.testing.assert_array_equal(radius, expect_r)
+    np.testing.assert_array_equal(depth, (logits_e.argmax(1) == 1).numpy())
+
+
+def test_propagation_psi_blocks_depth_edges_and_psi0_mixes():
+    h, w = 40, 60
+    rgb = np.full((h, w, 3), 128, np.uint8)
+    sparse = np.zeros((h, w), np.float32)
+    pattern = np.zeros((h, w), np.float32)
+    sparse[:, 10], pattern[:, 10] = 1.0, 1
+    sparse[:, 50], pattern[:, 50] = 5.0, 1
+    depth = np.zeros((h, w), np.float32)
+    depth[:, 30] = 1
+    blocked = _pipe(psi=1e4).propagate(rgb, sparse, pattern, depth)
+    assert np.allclose(blocked[:, :30], 1.0, atol=1e-3) and np.allclose(blocked[:, 31:], 5.0, atol=1e-3)
+    mixed = _pipe(psi=0.0).propagate(rgb, sparse, pattern, depth)
+    assert 1.5 < mixed[20, 29] < 4.5
+    one = _pipe().propagate(rgb, sparse * (sparse == 1), pattern * (sparse == 1), depth)
+    assert np.allclose(one, 1.0, atol=1e-5)  # a single level everywhere stays that level
+
+
+def test_dbd_threshold_eq5():
+    blur = np.array([[0.5, 1.0], [3.0, 6.0]], np.float32)
+    mask, tau = dbd_threshold(blur, 0.3)
+    assert tau == pytest.approx(0.3 * 6.0 + 0.7 * 0.5)
+    np.testing.assert_array_equal(mask, [[1, 1], [0, 0]])
+
+
+def test_missing_weights_say_what_to_do(tmp_path):
+    with pytest.raises(ValueError, match="bnet_ckpt"):
+        KaraaliPipeline(device="cpu")
+    with pytest.raises(FileNotFoundError, match="convert karaali"):
+        KaraaliPipeline(bnet_ckpt=str(tmp_path / "none.ckpt"), device="cpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cpu_and_gpu_give_the_same_maps():
+    rgb = _crop(96)
+    torch.manual_seed(0)
+    bnet, enet = BNet(), ENet()
+    cpu = KaraaliPipeline(bnet=bnet, enet=enet, device="cpu").estimate(rgb)
+    gpu = KaraaliPipeline(bnet=bnet, enet=enet, device="cuda").estimate(rgb)
+    assert (cpu["depth_edges"] == gpu["depth_edges"]).mean() > 0.999
+    assert np.abs(cpu["blur_radius"] - gpu["blur_radius"]).mean() < 1e-3
+
+
+def _save_random(path: Path, net: torch.nn.Module) -> str:
+    torch.save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}}, path)
+    return str(path)
+
+
+def _predict_args(tmp_path: Path) -> list[str]:
+    from PIL import Image
+
+    torch.manual_seed(0)
+    bnet = _save_random(tmp_path / "bnet.ckpt", BNet())
+    enet = _save_random(tmp_path / "enet.ckpt", ENet())
+    Image.fromarray(_crop(64)).save(tmp_path / "img.png")
+    return ["model=karaali", f"model.bnet_ckpt={bnet}", f"model.enet_ckpt={enet}", "model.device=cpu",
+            f"input={tmp_path / 'img.png'}", f"output={tmp_path / 'out'}", "save_npy=true"]
+
+
+def _check_predict_output(out: Path) -> None:
+    from PIL import Image
+
+    radius = np.load(out / "blur_radius" / "img.npy")
+    assert radius.shape == (64, 64) and 0.5 - 1e-4 <= radius.min() <= radius.max() <= 6.0 + 1e-4
+    focus = np.array(Image.open(out / "focus" / "img.png"))
+    assert focus.shape == (64, 64) and set(np.unique(focus)) <= {0, 255}
+
+
+def test_predict_model_karaali_in_process(tmp_path):
+    from dbd_lightning.predict import predict
+
+    from .helpers import compose_cfg
+
+    cfg = compose_cfg(tmp_path / "hydra", _predict_args(tmp_path), config_name="predict")
+    report = predict(cfg)
+    assert report["written"] == ["img"] and not report["failed"]
+    _check_predict_output(tmp_path / "out")
+
+
+@pytest.mark.slow
+def test_predict_cli_model_karaali(tmp_path):
+    res = run_module("dbd_lightning.predict", _predict_args(tmp_path), tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    _check_predict_output(tmp_path / "out")
