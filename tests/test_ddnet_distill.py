@@ -117,8 +117,8 @@ def test_teacher_none_config_trains_without_depth_terms(tmp_path):
 def test_tiny_overfit_defocus_and_depth():
     torch.manual_seed(0)
     net = DDNet("resnet18")
-    image = torch.randn(4, 3, 64, 64)
-    yy, xx = torch.meshgrid(torch.linspace(0, 1, 64), torch.linspace(0, 1, 64), indexing="ij")
+    image = torch.randn(4, 3, 32, 32)
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, 32), torch.linspace(0, 1, 32), indexing="ij")
     mask = torch.stack([(xx > 0.5), (yy > 0.3), (xx + yy > 1), ((xx - .5) ** 2 + (yy - .5) ** 2 < .1)])[:, None].float()
     depth = torch.stack([xx, yy, 1 - xx, (xx - .5) ** 2 + (yy - .5) ** 2])[:, None]
     batch = {"mask": mask, "teacher": {"depth": {"depth": depth}}}
