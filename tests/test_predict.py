@@ -250,3 +250,16 @@ def test_best_checkpoint_among_several_is_the_one_last_ckpt_records(tmp_path):
     assert best_checkpoint(tmp_path) == folder / "epoch_001.ckpt"
     assert best_checkpoint(tmp_path, "last") == folder / "last.ckpt"
     assert best_checkpoint(tmp_path, "epoch_004.ckpt") == folder / "epoch_004.ckpt"
+
+
+def test_outputs_of_earlier_runs_are_not_taken_as_inputs(tmp_path):
+    from dbd_lightning.predict import output_folders
+
+    src = tmp_path / "photos"
+    write_image(src / "a.png", 20, 30)
+    pipe = FakeBlurPipeline()
+    for out in (src / "pred", src):  # output inside the input folder, then the input folder itself
+        for _ in range(2):  # the second run must not predict the first run's maps
+            cfg = _cfg(tmp_path, [f"input={src}", f"output={out}", "recursive=true"])
+            assert predict(cfg, pipe, "fake")["written"] == ["a"]
+    assert {src / "blur_radius", src / "pred"} <= set(output_folders(src, src))

@@ -129,6 +129,32 @@ def output_paths(out: Path, rel: Path, maps: list[str], save_npy: bool, with_ove
     return paths
 
 
+def output_folders(out: Path, source: Path) -> list[Path]:
+    """Folders whose images are outputs of (earlier) predict runs into ``out``, never inputs.
+
+    ``out`` inside the input folder: all of it; ``out`` = the input folder: its
+    ``focus/``, ``overlay/`` and the extra-map folders a previous ``report.json`` lists.
+    """
+    if source.is_dir() and out.resolve() != source.resolve() and _within(out, source):
+        return [out]
+    folders = [out / "focus", out / "overlay"]
+    reports = [out / "report.json"]
+    if source.is_dir():  # other predict output folders below the input folder
+        reports += [r for r in source.rglob("report.json") if r.parent.resolve() != out.resolve()]
+    for report in reports:
+        try:
+            previous = json.loads(report.read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(previous, dict) or "predictor" not in previous:
+            continue
+        if report.parent.resolve() != out.resolve():
+            folders.append(report.parent)
+        else:
+            folders += [out / k for k in sorted({k for r in previous.get("ranges", {}).values() for k in r})]
+    return folders
+
+
 def _save_png(path: Path, arr: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(arr).save(path)
@@ -175,7 +201,7 @@ def make_predictor(cfg: DictConfig) -> tuple[Predictor, str]:
 def predict(cfg: DictConfig, predictor: Predictor | None = None, name: str | None = None) -> dict:
     """Run ``predictor`` (or the one the config names) on every input; returns the report dict."""
     out = Path(str(cfg.output)).expanduser()
-    inputs = collect_inputs(str(cfg.input), bool(cfg.recursive), exclude=[out / "focus", out / "overlay"])
+    inputs = collect_inputs(str(cfg.input), bool(cfg.recursive), exclude=output_folders(out, Path(str(cfg.input))))
     if predictor is None:
         predictor, name = make_predictor(cfg)
     sources = {p.resolve() for p, _ in inputs}
