@@ -136,6 +136,8 @@ def test_bad_inputs_fail_clearly(tmp_path, runs):
         evaluate(_eval_cfg(tmp_path, [f"ckpt=[{run_a},{tmp_path}/missing]"]))
     with pytest.raises(CheckpointSpecError, match="W&B run 'zzz999' not found"):
         evaluate(_eval_cfg(tmp_path, ["ckpt=wandb:zzz999"]))
+    with pytest.raises(CheckpointSpecError, match="matches no train run folder"):
+        evaluate(_eval_cfg(tmp_path, [f"ckpt={tmp_path}/nothing*"]))
     with pytest.raises(ValueError, match="nothing to evaluate"):
         evaluate(_eval_cfg(tmp_path, []))
     # a method whose folder lacks maps for some images
@@ -190,7 +192,8 @@ def test_table_renderers_mark_the_best_and_escape_latex():
 
 def test_eval_cli_compares_runs_in_one_command(tmp_path, runs):
     run_a, run_b = runs
-    proc = run_module("dbd_lightning.eval", [f"ckpt=[{run_a},{run_b}/checkpoints/epoch_000.ckpt]", "data=folder",
+    assert run_a.parent == run_b.parent
+    proc = run_module("dbd_lightning.eval", [f"ckpt={run_a.parent}/run*", "data=folder",
                                              f"data.root={DUT_SAMPLE}", "data.num_workers=0", "device=cpu"],
                       cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]

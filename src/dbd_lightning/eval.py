@@ -22,6 +22,7 @@ convention; every model is scored with the same convention on the same images.
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
@@ -83,7 +84,23 @@ def resolve_runs(cfg: DictConfig) -> list[RunCheckpoint]:
         return [resolve_checkpoint(run_dir, specs[0] if specs else which, root)]
     if any(s in ("best", "last") for s in specs):
         raise ValueError("ckpt=best/last needs run_dir=<run folder>; to compare runs use ckpt=[run1,run2] which=last")
-    return [resolve_checkpoint(s, which, root) for s in specs]
+    return [resolve_checkpoint(s, which, root) for s in expand_specs(specs)]
+
+
+def expand_specs(specs: list[str]) -> list[str]:
+    """Glob patterns (``outputs/sweep/multiruns/<stamp>/*``: every job of a sweep) -> the run folders /
+    ``.ckpt`` files they match, sorted; other specs unchanged."""
+    out: list[str] = []
+    for spec in specs:
+        if not glob.has_magic(spec):
+            out.append(spec)
+            continue
+        hits = sorted(p for p in glob.glob(os.path.expanduser(spec))
+                      if (Path(p) / ".hydra" / "config.yaml").is_file() or p.endswith(".ckpt"))
+        if not hits:
+            raise CheckpointSpecError(f"ckpt pattern {spec!r} matches no train run folder or .ckpt file")
+        out += hits
+    return out
 
 
 def unique_names(labels: list[str], given) -> list[str]:
