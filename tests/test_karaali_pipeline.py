@@ -158,3 +158,54 @@ def test_predict_cli_model_karaali(tmp_path):
     res = run_module("dbd_lightning.predict", _predict_args(tmp_path), tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     _check_predict_output(tmp_path / "out")
+
+
+def _small_trees(tmp_path: Path) -> tuple[Path, Path]:
+    """64x64 crops of the real Lytro and CUHK samples in their layouts (fast evaluation)."""
+    from PIL import Image
+    from scipy.io import loadmat, savemat
+
+    lytro = tmp_path / "lytro"
+    lytro.mkdir()
+    for n in ("01", "22"):
+        Image.fromarray(read_rgb(LYTRO / f"image_{n}.png")[100:164, 150:214]).save(lytro / f"image_{n}.png")
+        savemat(lytro / f"map_{n}.mat", {"blurMap": loadmat(LYTRO / f"map_{n}.mat")["blurMap"][100:164, 150:214]})
+    cuhk_src = REPO / "tests" / "fixtures" / "real_mini" / "cuhk_te_sample"
+    dbd = tmp_path / "dbd"
+    for sub in ("image", "gt"):
+        (dbd / sub).mkdir(parents=True)
+        for p in sorted((cuhk_src / sub).iterdir())[:1]:
+            Image.open(p).crop((100, 100, 164, 164)).save(dbd / sub / p.name)
+    return lytro, dbd
+
+
+def test_evaluate_lytro_and_dbd(tmp_path):
+    from scipy.io import loadmat
+
+    from dbd_lightning.models.karaali.evaluate import main
+
+    lytro, dbd = _small_trees(tmp_path)
+    torch.manual_seed(0)
+    bnet = _save_random(tmp_path / "bnet.ckpt", BNet())
+    enet = _save_random(tmp_path / "enet.ckpt", ENet())
+    out = tmp_path / "res.json"
+    assert main(["--bnet", bnet, "--enet", enet, "--lytro", str(lytro), "--dbd", str(dbd), "--psi", "100", "0",
+                 "--device", "cpu", "--out", str(out)]) == 0
+    import json
+
+    res = json.loads(out.read_text())
+    assert set(res["runs"]) == {"psi=100", "psi=0"}
+    run = res["runs"]["psi=100"]
+    lyt = run["lytro"]
+    assert lyt["n"] == 2 and [p["name"] for p in lyt["per_image"]] == ["image_01", "image_22"]
+    # hand check of image 01: MAE of the pipeline's map against the GT map
+    pipe = KaraaliPipeline(bnet_ckpt=bnet, enet_ckpt=enet, device="cpu")
+    pred = pipe.estimate(read_rgb(lytro / "image_01.png"))["blur_radius"]
+    gt = loadmat(lytro / "map_01.mat")["blurMap"]
+    assert lyt["per_image"][0]["mae"] == pytest.approx(float(np.abs(pred - gt).mean()), rel=1e-5)
+    assert lyt["per_image"][0]["relative_mae"] == pytest.approx(lyt["per_image"][0]["mae"] / 6.0)
+    vals = [p["mae"] for p in lyt["per_image"]]
+    assert lyt["mae"]["mean"] == pytest.approx(np.mean(vals)) and lyt["mae"]["std"] == pytest.approx(np.std(vals))
+    d = run["dbd"]
+    assert d["n"] == 1 and 0 <= d["at_alpha"]["accuracy"] <= 1 and 0 <= d["at_alpha"]["fbeta"] <= 1
+    assert d["at_best_alpha"]["accuracy"] >= d["at_alpha"]["accuracy"] - 1e-12

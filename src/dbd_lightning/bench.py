@@ -36,6 +36,10 @@ CASES: dict[str, tuple[str, dict, dict]] = {
                               {"encoder": "resnet18", "repeats": 3}, {"repeats": 1}),
     "synthetic_renderer": ("dbd_lightning.data.synthetic.bench:bench_renderer", {"n": 100, "size": 320}, {"n": 20}),
     "metrics": ("dbd_lightning.metrics.bench:bench_metrics", {"n": 20}, {"n": 5}),
+    # one DFFNet training step per trainer.precision / compile setting (16-mixed: GPUs only; quick: no compile)
+    "train_step_precision": ("dbd_lightning.utils.bench_precision:bench_train_step",
+                             {"encoder": "resnet18", "size": 128, "batch": 2, "repeats": 5},
+                             {"repeats": 2, "settings": ["32-true", "bf16-mixed", "16-mixed"]}),
     # predict: EBD-size image, whole-image resize vs native-resolution tiles; exported ONNX in onnxruntime vs torch
     "predict_tiling_ebd": ("dbd_lightning.bench_predict:bench_predict_tiling", {"repeats": 3},
                            {"repeats": 1, "height": 512, "width": 800}),
@@ -47,6 +51,13 @@ CASES: dict[str, tuple[str, dict, dict]] = {
                                {"encoder": "resnext101_32x4d", "repeats": 5}, {"repeats": 1, "size": 128}),
     "ddnet_infer_resnet18": ("dbd_lightning.models.ddnet.bench:bench_ddnet_infer",
                              {"encoder": "resnet18", "repeats": 5}, {"repeats": 1, "size": 128}),
+    # Karaali: full pipeline s / image at the Lytro size 360x360 (paper: 4.55 s, Python/GPU), DT filter alone
+    "karaali_pipeline_360": ("dbd_lightning.models.karaali.bench:bench_pipeline", {"repeats": 3},
+                             {"repeats": 1, "size": 96}),
+    "karaali_pipeline_360_bf16": ("dbd_lightning.models.karaali.bench:bench_pipeline",
+                                  {"repeats": 3, "precision": "bfloat16"}, {"repeats": 1, "size": 96,
+                                                                            "precision": "bfloat16"}),
+    "dt_filter_360": ("dbd_lightning.models.karaali.bench:bench_dt_filter", {"repeats": 10}, {"repeats": 2}),
 }
 
 

@@ -1,0 +1,130 @@
+"""Evaluate Karaali's pipeline: Lytro blur MAE (raw / relative), the psi ablation, DBD by threshold.
+
+    python -m dbd_lightning.models.karaali.evaluate --bnet B.ckpt --enet E.ckpt --lytro DIR \
+        [--dbd DIR --dbd-polarity white_in_focus] [--psi 100 0] [--alpha 0.5] [--out results.json]
+
+* Lytro (D'Andres et al.; paper Table I): per image the mean absolute error between
+  the dense blur map and the GT disk-radius map (px), and the *relative* MAE, both
+  maps divided by the largest blur level 6 px (0.169 / 6 = 0.028, the paper's pair);
+  mean +- std over images.
+* ``--psi``: one run per depth-edge penalty (paper: 100 -> 0.169, 0 -> 0.188).
+* DBD (paper Sec. IV-C, Eq. 5): the blur map thresholded at ``tau = alpha v_max +
+  (1 - alpha) v_min`` (in focus = below), scored per image against the binary GT:
+  MAE, accuracy and F-beta (beta^2 = 0.3, blur = positive class, the suite's
+  default convention), averaged over images, for ``--alpha`` and for the best alpha
+  of a grid (the paper tunes alpha per method).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .pipeline import BNET_RADII, KaraaliPipeline, dbd_threshold
+
+__all__ = ["lytro_errors", "dbd_scores", "main"]
+
+MAX_RADIUS = BNET_RADII[-1]
+
+
+def _summary(values: list[float]) -> dict[str, float]:
+    a = np.asarray(values, np.float64)
+    return {"mean": float(a.mean()), "std": float(a.std())}
+
+
+def lytro_errors(pipe: KaraaliPipeline, root: str | Path) -> dict:
+    """Per-image and mean +- std raw / relative blur MAE on a Lytro-layout folder."""
+    from ...data.benchmarks import Lytro
+
+    ds = Lytro(root, check_count=False)
+    per_image = []
+    for i in range(len(ds)):
+        s = ds[i]
+        pred = pipe.estimate(s["image"])["blur_radius"]
+        raw = float(np.abs(pred - s["radius"]).mean())
+        per_image.append({"name": s["name"], "mae": raw, "relative_mae": raw / MAX_RADIUS,
+                          "pred_mean": float(pred.mean()), "gt_mean": float(s["radius"].mean())})
+    return {"n": len(per_image), "mae": _summary([p["mae"] for p in per_image]),
+            "relative_mae": _summary([p["relative_mae"] for p in per_image]), "per_image": per_image}
+
+
+def _dbd_one(blur: np.ndarray, gt_focus: np.ndarray, alpha: float, beta2: float = 0.3) -> dict[str, float]:
+    focus, _ = dbd_threshold(blur, alpha)
+    gt = gt_focus.astype(bool)
+    pred_blur, gt_blur = focus < 0.5, ~gt
+    tp = float((pred_blur & gt_blur).sum())
+    precision = tp / max(float(pred_blur.sum()), 1.0)
+    recall = tp / max(float(gt_blur.sum()), 1.0)
+    f = (1 + beta2) * precision * recall / max(beta2 * precision + recall, 1e-12)
+    return {"mae": float(np.abs(focus - gt).mean()), "accuracy": float((focus.astype(bool) == gt).mean()),
+            "fbeta": f}
+
+
+def dbd_scores(pipe: KaraaliPipeline, root: str | Path, alpha: float = 0.5, polarity: str = "white_in_focus",
+               image_dir: str = "image", gt_dir: str = "gt", grid: int = 21) -> dict:
+    """DBD by thresholding the blur map (Eq. 5) on an image/gt folder; ``alpha`` and the best of a grid."""
+    from ...data.folder import ImageMaskFolder
+
+    ds = ImageMaskFolder(root, image_dir, gt_dir, polarity=polarity)
+    blurs, gts = [], []
+    for i in range(len(ds)):
+        s = ds[i]
+        blurs.append(pipe.estimate(s["image"])["blur_radius"])
+        gts.append(s["mask"])
+
+    def mean_scores(a: float) -> dict[str, float]:
+        rows = [_dbd_one(b, g, a) for b, g in zip(blurs, gts, strict=True)]
+        return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+
+    alphas = np.linspace(0.0, 1.0, grid)
+    table = {f"{a:.2f}": mean_scores(float(a)) for a in alphas}
+    best = max(table, key=lambda k: table[k]["accuracy"])
+    return {"n": len(blurs), "alpha": alpha, "at_alpha": mean_scores(alpha), "best_alpha": float(best),
+            "at_best_alpha": table[best], "by_alpha": table}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m dbd_lightning.models.karaali.evaluate",
+                                 description=__doc__.splitlines()[0])
+    ap.add_argument("--bnet", required=True)
+    ap.add_argument("--enet", default=None, help="E-NET checkpoint (omit: --no-enet)")
+    ap.add_argument("--no-enet", action="store_true", help="treat every edge as a pattern edge")
+    ap.add_argument("--lytro", default=None, help="Lytro-layout folder (image_NN.png + map_NN.mat)")
+    ap.add_argument("--dbd", default=None, help="DBD folder with image/ and gt/")
+    ap.add_argument("--dbd-polarity", default="white_in_focus")
+    ap.add_argument("--psi", type=float, nargs="+", default=[100.0])
+    ap.add_argument("--alpha", type=float, default=0.5)
+    ap.add_argument("--precision", default="float32")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    args = ap.parse_args(argv)
+    if args.enet is None and not args.no_enet:
+        ap.error("give --enet or --no-enet")
+    results: dict = {"bnet": args.bnet, "enet": None if args.no_enet else args.enet, "runs": {}}
+    for psi in args.psi:
+        pipe = KaraaliPipeline(bnet_ckpt=args.bnet, enet_ckpt=args.enet, use_enet=not args.no_enet, psi=psi,
+                               alpha=args.alpha, precision=args.precision, device=args.device)
+        run: dict = {}
+        if args.lytro:
+            run["lytro"] = lytro_errors(pipe, args.lytro)
+            m, r = run["lytro"]["mae"], run["lytro"]["relative_mae"]
+            print(f"psi={psi:g} Lytro ({run['lytro']['n']} images): MAE {m['mean']:.3f} +- {m['std']:.3f} px, "
+                  f"relative {r['mean']:.4f}")
+        if args.dbd:
+            run["dbd"] = dbd_scores(pipe, args.dbd, args.alpha, args.dbd_polarity)
+            d = run["dbd"]
+            print(f"psi={psi:g} DBD ({d['n']} images) alpha={args.alpha}: {d['at_alpha']}; best alpha "
+                  f"{d['best_alpha']}: {d['at_best_alpha']}")
+        results["runs"][f"psi={psi:g}"] = run
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
