@@ -214,8 +214,9 @@ class BTBNet(nn.Module):
         align_corners: bilinear resizing mode of the scale pyramid.
         weights_file: local torchvision/timm VGG16 state dict for the trunks (ImageNet init, Sec. 3.3).
         init: random init of every conv before any weights are loaded: ``'kaiming'`` (default;
-            He normal, fan-out, zero bias, as torchvision's VGG: a 13-conv plain stack without
-            BatchNorm does not train from PyTorch's default init) or ``'torch'`` (PyTorch default).
+            He normal, fan-in, zero bias: activations and the initial logits keep unit scale
+            through the 13-conv plain stack without BatchNorm; fan-out would scale the 1-channel
+            outputs up ~64x and saturate the sigmoid) or ``'torch'`` (PyTorch default).
             The paper loads ImageNet weights into the trunk and does not state the init of the
             new layers.
         init_ckpt: a Lightning checkpoint (or bare state dict) of a BTBNet of the same shape to start
@@ -268,7 +269,7 @@ class BTBNet(nn.Module):
         if init == "kaiming":
             for m in self.modules():
                 if isinstance(m, nn.Conv2d):
-                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                    nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
                     nn.init.zeros_(m.bias)
         if weights_file:
             for s in self.streams:
