@@ -43,7 +43,6 @@ def test_ddp_trainer_configs_compose(tmp_path):
     assert gpu.trainer.plugins[0]._target_.endswith("AtomicCheckpointIO")
     cpu = compose_cfg(tmp_path, ["trainer=ddp_cpu"])
     assert cpu.trainer.accelerator == "cpu" and cpu.trainer.devices == 2 and cpu.trainer.sync_batchnorm is False
-    assert compose_cfg(tmp_path, ["trainer=ddp_spawn"]).trainer.strategy == "ddp_spawn"
 
 
 @pytest.mark.slow
