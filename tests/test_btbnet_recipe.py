@@ -82,3 +82,23 @@ def test_metrics_btbnet_config_logs_average_precision_recall_f(tmp_path):
     assert {"test/synthetic/precision", "test/synthetic/recall", "test/synthetic/fbeta",
             "test/synthetic/mae"} <= set(metrics)
     assert "adaptive (>= 1.5 x mean)" in (tmp_path / "results.md").read_text()
+
+
+def test_eval_report_accepts_the_btbnet_metric_config():
+    import numpy as np
+
+    from dbd_lightning.reports.evaluate import evaluate_sources
+
+    class Half:  # predicts the left half in focus
+        def predict_image(self, image):
+            p = np.zeros(image.shape[:2], np.float32)
+            p[:, : image.shape[1] // 2] = 0.9
+            return {"focus": p}
+
+    mask = np.zeros((8, 8), np.uint8)
+    mask[:, :4] = 1
+    data = [{"image": np.zeros((8, 8, 3), np.uint8), "mask": mask, "name": "a"}]
+    res = evaluate_sources({"half": Half()}, {"set": data}, metrics={"preset": "btbnet", "precision_recall": True,
+                                                                     "pr_curve": True}, progress=False)
+    row = res.results["half"]["set"]
+    assert row["precision"] == row["recall"] == row["fbeta"] == 1.0 and "pr_curve" not in row

@@ -24,7 +24,7 @@ from ..metrics import PrecisionRecallCurve, build_dbd_metrics, resolve_conventio
 from ..predictors import check_prediction
 from .saved_maps import SavedMaps
 
-_COLLECTION_ONLY = ("max_fbeta", "adaptive_fbeta", "validate_args")
+_COLLECTION_ONLY = ("max_fbeta", "adaptive_fbeta", "validate_args", "precision_recall", "pr_curve")
 
 
 @dataclass
@@ -123,7 +123,9 @@ def evaluate_sources(
         out.counts[ds_name] = n
         for src_name in sources:
             values = collections[src_name].compute()
-            out.results.setdefault(src_name, {})[ds_name] = {k: float(v) for k, v in values.items()}
+            out.results.setdefault(src_name, {})[ds_name] = {
+                k: float(v) for k, v in values.items() if isinstance(v, torch.Tensor) and v.numel() == 1
+            }  # the collection's own PR curve (metrics=btbnet) is not a table cell
             if pr_curves:
                 prec, rec, _ = curves[src_name].compute()
                 out.curves.setdefault(ds_name, {})[src_name] = (prec.tolist(), rec.tolist())
