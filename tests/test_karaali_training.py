@@ -85,7 +85,7 @@ def test_bnet_tiny_overfit():
     net = BNet()
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     losses = []
-    for _ in range(25):
+    for _ in range(20):
         loss = torch.nn.functional.cross_entropy(net(x), y)
         opt.zero_grad()
         loss.backward()

@@ -58,6 +58,14 @@ CASES: dict[str, tuple[str, dict, dict]] = {
                                   {"repeats": 3, "precision": "bfloat16"}, {"repeats": 1, "size": 96,
                                                                             "precision": "bfloat16"}),
     "dt_filter_360": ("dbd_lightning.models.karaali.bench:bench_dt_filter", {"repeats": 10}, {"repeats": 2}),
+    # the same on one thread (robust on a shared machine: spinning OpenMP threads inflate the 2-thread numbers)
+    "karaali_pipeline_360_1thread": ("dbd_lightning.models.karaali.bench:bench_pipeline",
+                                     {"repeats": 3, "threads": 1}, {"repeats": 1, "size": 96, "threads": 1}),
+    "karaali_pipeline_360_bf16_1thread": ("dbd_lightning.models.karaali.bench:bench_pipeline",
+                                          {"repeats": 3, "threads": 1, "precision": "bfloat16"},
+                                          {"repeats": 1, "size": 96, "threads": 1, "precision": "bfloat16"}),
+    "dt_filter_360_1thread": ("dbd_lightning.models.karaali.bench:bench_dt_filter", {"repeats": 10, "threads": 1},
+                              {"repeats": 2, "threads": 1}),
 }
 
 

@@ -45,7 +45,7 @@ class KaraaliPatchTask(L.LightningModule):
                  radii: list[float] | None = None, loss: object = None, metrics: object = None,
                  kind: str = "patch_classifier") -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["net", "loss", "metrics", "kind"])
+        self.save_hyperparameters(ignore=["net", "loss", "metrics", "kind", "optimizer", "scheduler"])
         self.net = net
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.scheduler_interval = scheduler_interval

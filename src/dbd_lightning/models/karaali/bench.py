@@ -39,10 +39,16 @@ def _time(fn, repeats: int) -> tuple[float, float]:
 
 
 def bench_pipeline(size: int = 360, repeats: int = 3, precision: str = "float32", device: str = "cpu",
-                   image: str | None = None, psi: float = 100.0) -> dict[str, Any]:
-    """Seconds per image of the full pipeline (edges, E-NET + B-NET, DT guide + propagation, threshold)."""
+                   image: str | None = None, psi: float = 100.0, threads: int | None = None) -> dict[str, Any]:
+    """Seconds per image of the full pipeline (edges, E-NET + B-NET, DT guide + propagation, threshold).
+
+    ``threads``: torch intra-op threads (None = the runner's setting); 1 is the robust
+    measure on a shared, oversubscribed machine (idle OpenMP threads spin there).
+    """
     from .pipeline import KaraaliPipeline
 
+    if threads:
+        torch.set_num_threads(int(threads))
     rgb = _image(size, image)
     torch.manual_seed(0)
     pipe = KaraaliPipeline(random_init=True, device=device, precision=precision, psi=psi)
@@ -60,10 +66,12 @@ def bench_pipeline(size: int = 360, repeats: int = 3, precision: str = "float32"
 
 
 def bench_dt_filter(size: int = 360, repeats: int = 10, channels: int = 2, iterations: int = 5,
-                    device: str = "cpu") -> dict[str, Any]:
+                    device: str = "cpu", threads: int | None = None) -> dict[str, Any]:
     """Milliseconds of one recursive DT filter call (``channels`` x size x size, 3-channel guide)."""
     from ...ops.domain_transform import dt_filter
 
+    if threads:
+        torch.set_num_threads(int(threads))
     g = torch.Generator().manual_seed(0)
     img = torch.rand(1, channels, size, size, generator=g).to(device)
     guide = torch.rand(1, 3, size, size, generator=g).to(device)
