@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import lightning as L
 import numpy as np
 import pytest
@@ -61,7 +63,7 @@ def test_enet_f1_loaded_from_bnet_and_frozen(tmp_path):
     bnet = BNet()
     ckpt = tmp_path / "bnet.ckpt"
     torch.save({"state_dict": {f"net.{k}": v for k, v in bnet.state_dict().items()}}, ckpt)
-    task = KaraaliPatchTask(ENet(), optimizer=lambda params: torch.optim.Adam(params, lr=1e-2), bnet_ckpt=str(ckpt))
+    task = KaraaliPatchTask(ENet(), optimizer=functools.partial(torch.optim.Adam, lr=1e-2), bnet_ckpt=str(ckpt))
     assert task.net.shares_f1_with(bnet)
     f1_before = {k: v.clone() for k, v in task.net.f1.state_dict().items()}
     f2_before = {k: v.clone() for k, v in task.net.f2.state_dict().items()}
@@ -74,6 +76,11 @@ def test_enet_f1_loaded_from_bnet_and_frozen(tmp_path):
     assert any(not torch.equal(f2_before[k], v) for k, v in task.net.f2.state_dict().items())
     n_opt = sum(p.numel() for g in trainer.optimizers[0].param_groups for p in g["params"])
     assert n_opt == sum(p.numel() for p in task.net.parameters()) - sum(p.numel() for p in task.net.f1.parameters())
+    # Lightning checkpoints of the task load with weights_only=True (no optimizer factory in the hparams)
+    from dbd_lightning.utils.checkpoint import load_state_dict
+
+    trainer.save_checkpoint(tmp_path / "enet.ckpt")
+    assert set(load_state_dict(tmp_path / "enet.ckpt")) == {f"net.{k}" for k in task.net.state_dict()}
     with pytest.raises(ValueError, match="only used by E-NET"):
         KaraaliPatchTask(BNet(), optimizer=torch.optim.Adam, bnet_ckpt=str(ckpt))
 
