@@ -218,6 +218,7 @@ def test_model_without_predict_image_is_refused(tmp_path):
         build_predictor()
 
 
+@pytest.mark.slow
 def test_predict_cli_end_to_end(tmp_path, run_dir):
     write_image(tmp_path / "in" / "a.png", 40, 56)
     proc = run_module("dbd_lightning.predict", [f"ckpt={run_dir}/checkpoints/epoch_000.ckpt", f"input={tmp_path}/in",
