@@ -209,3 +209,22 @@ def test_evaluate_lytro_and_dbd(tmp_path):
     d = run["dbd"]
     assert d["n"] == 1 and 0 <= d["at_alpha"]["accuracy"] <= 1 and 0 <= d["at_alpha"]["fbeta"] <= 1
     assert d["at_best_alpha"]["accuracy"] >= d["at_alpha"]["accuracy"] - 1e-12
+
+
+def test_precomputed_edge_maps_are_used(tmp_path):
+    from PIL import Image
+    from scipy.io import loadmat
+
+    from dbd_lightning.models.karaali.evaluate import lytro_errors
+
+    lytro, _ = _small_trees(tmp_path)
+    edges = tmp_path / "edges"
+    edges.mkdir()
+    for n in ("01", "22"):
+        Image.fromarray(np.zeros((64, 64), np.uint8)).save(edges / f"image_{n}.png")
+    res = lytro_errors(_pipe(), lytro, edges)
+    # no edge -> no estimate -> the map is 0 everywhere, so the MAE is the GT's mean radius
+    for p, n in zip(res["per_image"], ("01", "22"), strict=True):
+        assert p["mae"] == pytest.approx(float(loadmat(lytro / f"map_{n}.mat")["blurMap"].mean()), rel=1e-5)
+    with pytest.raises(FileNotFoundError, match="edge map"):
+        lytro_errors(_pipe(), lytro, tmp_path)

@@ -1,6 +1,6 @@
 """Evaluate Karaali's pipeline: Lytro blur MAE (raw / relative), the psi ablation, DBD by threshold.
 
-    python -m dbd_lightning.models.karaali.evaluate --bnet B.ckpt --enet E.ckpt --lytro DIR \
+    python -m dbd_lightning.models.karaali.evaluate --bnet B.ckpt --enet E.ckpt --lytro DIR [--edges DIR] \
         [--dbd DIR --dbd-polarity white_in_focus] [--psi 100 0] [--alpha 0.5] [--out results.json]
 
 * Lytro (D'Andres et al.; paper Table I): per image the mean absolute error between
@@ -36,15 +36,30 @@ def _summary(values: list[float]) -> dict[str, float]:
     return {"mean": float(a.mean()), "std": float(a.std())}
 
 
-def lytro_errors(pipe: KaraaliPipeline, root: str | Path) -> dict:
-    """Per-image and mean +- std raw / relative blur MAE on a Lytro-layout folder."""
+def read_edges(edges_dir: str | Path | None, name: str) -> np.ndarray | None:
+    """A precomputed edge map ``<edges_dir>/<name>.png`` (nonzero = edge), or None without ``edges_dir``."""
+    if edges_dir is None:
+        return None
+    from ...data.io import list_images, read_mask
+
+    hits = [p for p in list_images(Path(edges_dir)) if p.stem == name]
+    if not hits:
+        raise FileNotFoundError(f"no precomputed edge map {name}.* in {edges_dir}")
+    return read_mask(hits[0]) > 0
+
+
+def lytro_errors(pipe: KaraaliPipeline, root: str | Path, edges_dir: str | Path | None = None) -> dict:
+    """Per-image and mean +- std raw / relative blur MAE on a Lytro-layout folder.
+
+    ``edges_dir``: precomputed edge maps named like the images (default: hue Canny).
+    """
     from ...data.benchmarks import Lytro
 
     ds = Lytro(root, check_count=False)
     per_image = []
     for i in range(len(ds)):
         s = ds[i]
-        pred = pipe.estimate(s["image"])["blur_radius"]
+        pred = pipe.estimate(s["image"], read_edges(edges_dir, s["name"]))["blur_radius"]
         raw = float(np.abs(pred - s["radius"]).mean())
         per_image.append({"name": s["name"], "mae": raw, "relative_mae": raw / MAX_RADIUS,
                           "pred_mean": float(pred.mean()), "gt_mean": float(s["radius"].mean())})
@@ -94,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--enet", default=None, help="E-NET checkpoint (omit: --no-enet)")
     ap.add_argument("--no-enet", action="store_true", help="treat every edge as a pattern edge")
     ap.add_argument("--lytro", default=None, help="Lytro-layout folder (image_NN.png + map_NN.mat)")
+    ap.add_argument("--edges", default=None, help="precomputed Lytro edge maps (<image name>.png, nonzero = edge)")
     ap.add_argument("--dbd", default=None, help="DBD folder with image/ and gt/")
     ap.add_argument("--dbd-polarity", default="white_in_focus")
     ap.add_argument("--psi", type=float, nargs="+", default=[100.0])
@@ -110,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                                alpha=args.alpha, precision=args.precision, device=args.device)
         run: dict = {}
         if args.lytro:
-            run["lytro"] = lytro_errors(pipe, args.lytro)
+            run["lytro"] = lytro_errors(pipe, args.lytro, args.edges)
             m, r = run["lytro"]["mae"], run["lytro"]["relative_mae"]
             print(f"psi={psi:g} Lytro ({run['lytro']['n']} images): MAE {m['mean']:.3f} +- {m['std']:.3f} px, "
                   f"relative {r['mean']:.4f}")
