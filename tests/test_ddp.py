@@ -46,8 +46,8 @@ def test_ddp_trainer_configs_compose(tmp_path):
 
 
 @pytest.mark.slow
-def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_path):
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))  # tests.*
     single = run_module("dbd_lightning.train", [*COMMON, "trainer=cpu", "data.batch_size=4",
                                                 "hydra.run.dir=single"], cwd=tmp_path)
     assert single.returncode == 0, single.stderr[-3000:]

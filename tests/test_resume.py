@@ -169,11 +169,11 @@ def test_run_crashed_mid_epoch_resumes_to_the_uninterrupted_result(tmp_path):
 
 
 @pytest.mark.slow
-def test_sigkilled_cli_run_resumes_to_the_uninterrupted_result(tmp_path):
+def test_sigkilled_cli_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
     """The user's path: a CLI run is SIGKILLed mid-epoch, then `run_dir=<run> ckpt_path=last` finishes it."""
     common = [*SMALL, "data.train_length=8", "trainer.max_epochs=3", "logger=csv", "task_name=r",
               "~callbacks.progress_bar", "trainer.enable_progress_bar=false"]
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))  # tests.*
     full = run_module("dbd_lightning.train", [*common, "hydra.run.dir=full"], cwd=tmp_path)
     assert full.returncode == 0, full.stderr[-3000:]
     killed = run_module("dbd_lightning.train", [*common, "hydra.run.dir=part",
