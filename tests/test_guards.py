@@ -221,3 +221,17 @@ def test_unwritable_run_folder_fails_before_hydra_writes_anything(tmp_path):
     proc = run_module("dbd_lightning.train", [f"hydra.run.dir={blocker}/run", "debug=fdr"], cwd=tmp_path)
     assert proc.returncode != 0
     assert "cannot write the output folder (hydra.run.dir)" in proc.stderr and str(blocker) in proc.stderr
+
+
+def test_fast_dev_run_writes_no_checkpoint_but_a_real_run_does(tmp_path):
+    # Lightning 2.6.6's ModelCheckpoint.on_train_end saves last.ckpt even under fast_dev_run;
+    # ours does not (a paper-size smoke run would leave a 0.5-1 GB file behind)
+    run(compose_cfg(tmp_path / "fdr", [*QUIET, "++trainer.fast_dev_run=true"]))
+    assert not list((tmp_path / "fdr").rglob("*.ckpt"))
+    metrics = run(compose_cfg(tmp_path / "fit", [*QUIET, "trainer.max_epochs=1"]))
+    assert sorted(p.name for p in (tmp_path / "fit" / "checkpoints").iterdir()) == ["epoch_000.ckpt", "last.ckpt"]
+    last = torch.load(tmp_path / "fit" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    # the state key keeps Lightning's class name (predictors.best_checkpoint looks for it)
+    (state,) = [v for k, v in last["callbacks"].items() if k.startswith("ModelCheckpoint{'monitor': 'val/synthetic/mae'")]
+    assert state["best_model_path"].endswith("epoch_000.ckpt")
+    assert "test/synthetic/mae" in metrics
