@@ -47,3 +47,39 @@ def test_multirun_jobs_share_the_sweep_group(tmp_path):
     assert hydra_run_names("sweep", "sweep") == ("sweep/2026-01-01_00-00-00", "sweep/loss=bce")
     assert cfg.logger.wandb._target_.endswith("DBDWandbLogger") and cfg.logger.wandb.monitor == "val/synthetic/mae"
     assert cfg.logger.wandb.mode == "min"
+
+
+def _offline_run_ids(folder) -> list[str]:
+    return sorted(p.name.rsplit("-", 1)[-1] for p in folder.rglob("offline-run-*") if p.is_dir())
+
+
+def test_each_run_in_one_process_gets_its_own_wandb_run(tmp_path):
+    # sequential multirun jobs and pipeline stages share a process: train.run must finish each
+    # W&B run, or the next WandbLogger attaches to the still-open one (same id, same name)
+    import wandb
+
+    from dbd_lightning.train import run
+
+    from .helpers import TINY
+
+    quick = ["model=dffnet_small", "logger=wandb", *TINY, "++trainer.fast_dev_run=true", "~callbacks.lr_monitor"]
+    run(compose_cfg(tmp_path / "job0", [*quick, "logger.wandb.name=job0"]))
+    assert wandb.run is None
+    run(compose_cfg(tmp_path / "job1", [*quick, "logger.wandb.name=job1"]))
+    assert wandb.run is None
+    (id0,), (id1,) = _offline_run_ids(tmp_path / "job0"), _offline_run_ids(tmp_path / "job1")
+    assert id0 != id1
+
+
+def test_wandb_run_is_finished_when_training_crashes(tmp_path):
+    import wandb
+
+    from dbd_lightning.train import run
+
+    from .helpers import TINY
+
+    cfg = compose_cfg(tmp_path, ["model=dffnet_small", "logger=wandb", *TINY, "++trainer.fast_dev_run=true",
+                                 "+model.optimizer.betas=[2.0,0.9]"])  # Adam refuses beta1 >= 1 at fit start
+    with pytest.raises(ValueError, match="beta"):
+        run(cfg)
+    assert wandb.run is None

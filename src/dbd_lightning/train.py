@@ -88,7 +88,28 @@ def run(cfg: DictConfig) -> dict[str, float]:
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for lg in loggers:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    try:
+        return _fit_test_report(cfg, trainer, task, datamodule, resume, output_dir)
+    finally:  # also after a crash: the next job / stage in this process must start its own W&B run
+        finish_wandb_runs(loggers)
 
+
+def finish_wandb_runs(loggers: list) -> None:
+    """``wandb.finish()`` for every W&B logger whose run was started.
+
+    Without it a second ``WandbLogger`` in the same process (the next job of a sequential
+    or joblib multirun, stage 2 of a pipeline) attaches to the first job's still-open run.
+    """
+    from lightning.pytorch.loggers import WandbLogger
+
+    for lg in loggers:
+        if isinstance(lg, WandbLogger) and getattr(lg, "_experiment", None) is not None:
+            lg.experiment.finish()
+            lg._experiment = None
+
+
+def _fit_test_report(cfg: DictConfig, trainer: L.Trainer, task: L.LightningModule, datamodule,
+                     resume: str | None, output_dir: Path) -> dict[str, float]:
     if cfg.train:
         trainer.fit(task, datamodule=datamodule, ckpt_path=resume)
     metrics = scalar_metrics(trainer.callback_metrics)
@@ -112,11 +133,6 @@ def run(cfg: DictConfig) -> dict[str, float]:
     table = results_table(metrics, "test" if cfg.test else "val", convention)
     (output_dir / "results.md").write_text(table + "\n")
     print("\n" + table + f"\n\noutputs: {output_dir}\n", flush=True)
-    for lg in loggers:
-        if hasattr(lg, "experiment") and type(lg).__name__ == "WandbLogger":
-            import wandb
-
-            wandb.finish()
     return metrics
 
 
