@@ -49,7 +49,7 @@ def test_pretrain_overrides_keep_model_trainer_and_size_keys_only():
 def test_two_phase_fine_tunes_from_the_pretraining_checkpoint(tmp_path, monkeypatch):
     import dbd_lightning.pipelines.pretrain_finetune as pf
 
-    monkeypatch.setattr(pf, "_hydra_state", lambda: (TINY + CPU + ["data.train_length=2"], "btbnet_small"))
+    monkeypatch.setattr(pf, "_hydra_state", lambda: (TINY + CPU + ["data.train_length=2"], "btbnet_small", None))
     cfg = compose_cfg(tmp_path, ["experiment=btbnet_two_phase", "model=btbnet_small", "data=synthetic", *TINY, *CPU,
                                  "trainer.max_epochs=1", "+trainer.limit_train_batches=1",
                                  "+trainer.limit_val_batches=1", "test=false"])

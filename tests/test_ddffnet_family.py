@@ -144,3 +144,30 @@ def test_family_experiments_fast_dev_run_small(tmp_path, experiment):
     assert "test/synthetic/fbeta" in metrics
     if experiment == "rdffnet":
         assert {"train/depth", "train/side_depth"} <= set(metrics)
+
+
+FIVE_TESTS = ["cuhk_te1", "dut_te", "ctcug", "ebd", "ebd1305"]
+
+
+@pytest.mark.parametrize("experiment,data,tests", [
+    ("ddffnet_table1", "cuhk_tr1_all_tests", FIVE_TESTS),
+    ("rdffnet_table1", "cuhk_tr1_all_tests", FIVE_TESTS),
+    ("ddffnet_table2", "cuhk_tr1_dut_tr_all_tests", FIVE_TESTS),
+    ("ddffnet_table3", "cuhk_tr2_dut_tr_all_tests", ["cuhk_te2", "dut_te", "ctcug"]),
+])
+def test_paper_table_configs_use_the_papers_splits_in_both_stages(tmp_path, experiment, data, tests):
+    from dbd_lightning.pipelines.two_stage import run_two_stage
+
+    cfg = compose_cfg(tmp_path, [f"experiment={experiment}"])
+    assert cfg.data.name == data and list(cfg.data.datamodule.test) == tests
+    train_sets = {"cuhk_tr1_all_tests": ["cuhk_tr1"], "cuhk_tr1_dut_tr_all_tests": ["cuhk_tr1", "dut_tr"],
+                  "cuhk_tr2_dut_tr_all_tests": ["cuhk_tr2", "dut_tr"]}[data]
+    assert list(cfg.data.datamodule.train) == train_sets
+    if experiment.startswith("rdffnet"):
+        assert cfg.model.net._target_.endswith("RDFFNet") and not cfg.get("pipeline")
+        return
+    # the data choice was made by the experiment config, not the command line: stage 1 must get it too
+    seen = []
+    run_two_stage(cfg, lambda c: seen.append(c) or {})
+    assert [c.data.name for c in seen] == [data, data]
+    assert "DistillationTask" not in seen[0].model._target_ and seen[1].model._target_.endswith("DistillationTask")

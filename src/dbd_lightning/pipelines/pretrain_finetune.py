@@ -54,7 +54,7 @@ def run_pretrain_finetune(cfg: DictConfig, run: Callable[[DictConfig], dict]) ->
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    task_overrides, model_choice = _hydra_state()
+    task_overrides, model_choice, _ = _hydra_state()  # pretraining has its own data (no data choice copied)
     model_choice = pipe.get("pretrain_model") or model_choice
     if not model_choice:
         raise ValueError("pretrain_finetune pipeline: set pipeline.pretrain_model (no Hydra model choice to copy)")

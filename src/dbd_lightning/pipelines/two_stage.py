@@ -6,7 +6,7 @@
 
 A config with a ``pipeline`` node is a stage-2 config (``experiment=ddffnet_stage2``
 and its descendants). Stage 1 is composed from ``pipeline.stage1_experiment`` with
-the same ``model`` group choice, ``loss=pipeline.stage1_loss``, the command-line
+the same ``model`` and ``data`` group choices, ``loss=pipeline.stage1_loss``, the command-line
 overrides that are not stage-2 specific (data, trainer, model.net.* ...) and
 ``pipeline.stage1_overrides``. It runs in ``<output_dir>/stage1``; its best
 checkpoint (else ``last.ckpt``) becomes ``teacher.defocus.ckpt`` of stage 2,
@@ -56,14 +56,14 @@ def find_checkpoint(run_dir: Path) -> Path | None:
     return last if last.is_file() else None
 
 
-def _hydra_state() -> tuple[list[str], str | None]:
-    """(task overrides, model group choice) of the running Hydra job, if any."""
+def _hydra_state() -> tuple[list[str], str | None, str | None]:
+    """(task overrides, model group choice, data group choice) of the running Hydra job, if any."""
     from hydra.core.hydra_config import HydraConfig
 
     if not HydraConfig.initialized():
-        return [], None
+        return [], None, None
     hc = HydraConfig.get()
-    return list(hc.overrides.task), hc.runtime.choices.get("model")
+    return list(hc.overrides.task), hc.runtime.choices.get("model"), hc.runtime.choices.get("data")
 
 
 def compose_train(overrides: list[str]) -> DictConfig:
@@ -101,13 +101,16 @@ def run_two_stage(cfg: DictConfig, run: Callable[[DictConfig], dict]) -> dict[st
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    task_overrides, model_choice = _hydra_state()
+    task_overrides, model_choice, data_choice = _hydra_state()
     model_choice = pipe.get("stage1_model") or model_choice
     if not model_choice:
         raise ValueError("two-stage pipeline: set pipeline.stage1_model (no Hydra model choice to copy)")
 
     # ------------------------------------------------------------- stage 1
-    s1 = [f"experiment={pipe.stage1_experiment}", f"model={model_choice}", f"loss={pipe.stage1_loss}",
+    # stage 1 trains on stage 2's data: its group choice is passed on even when an experiment
+    # config (not the command line) made it, e.g. experiment=ddffnet_table1 -> data=cuhk_tr1_all_tests
+    data = [f"data={data_choice}"] if data_choice and not any(_key(o) == "data" for o in task_overrides) else []
+    s1 = [f"experiment={pipe.stage1_experiment}", f"model={model_choice}", f"loss={pipe.stage1_loss}", *data,
           *stage1_overrides(task_overrides), *list(pipe.get("stage1_overrides") or [])]
     log.info("stage 1 overrides: %s", s1)
     cfg1 = compose_train(s1)
