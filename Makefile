@@ -3,7 +3,8 @@ PY      ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 PYTHON  := $(BIN)/python
-STAMP   := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+STAMP   := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
+OPENCV_CONTRIB := $(shell sed -n 's/.*"\(opencv-contrib-python-headless==[^"]*\)".*/\1/p' pyproject.toml)
 export WANDB_MODE ?= offline
 export HF_HUB_OFFLINE ?= 1
 export NO_ALBUMENTATIONS_UPDATE ?= 1
@@ -14,9 +15,13 @@ export PYTHONUNBUFFERED := 1
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --upgrade-strategy only-if-needed -e '.[test]'
+	@# opencv-python-headless (for albumentations) and the contrib build both install `cv2`: put the
+	@# contrib build (same version, a superset with cv2.ximgproc) last so the result never depends on order
+	$(BIN)/pip install --no-deps --force-reinstall '$(OPENCV_CONTRIB)'
+	$(PYTHON) -c "import cv2; assert hasattr(cv2, 'ximgproc'), 'cv2 without ximgproc'"
 	@rm -f $(VENV)/.installed-*; touch $@
 
 setup: $(STAMP)  ## create .venv and install pinned dependencies (torch from the local wheel store)
