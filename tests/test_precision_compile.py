@@ -20,6 +20,10 @@ FAMILIES = {
     "pdnet": ["model=pdnet_small"],
     "ddnet": ["model=ddnet_small"],
     "btbnet": ["model=btbnet_small", "model.net.widths=[4,8,8,16,16]", "model.net.ffic_channels=[8,8,4,1]"],
+    # R-DFFNet (depth heads + response distillation) and D-DFFNet stage 2 (DistillationTask: projectors,
+    # feature loss, two frozen teachers held by the Distillation callback)
+    "rdffnet": ["experiment=rdffnet", "model.net.encoder=resnet18"],
+    "ddffnet_stage2": ["experiment=ddffnet_stage2", "model=dffnet_small"],
 }
 PATCH_NETS = ["karaali_bnet", "karaali_enet"]  # Karaali's patch classifiers (their own task)
 
