@@ -1,14 +1,24 @@
-"""Import a downloaded benchmark into the canonical layout under the data root.
+"""Import a downloaded benchmark (archive or folder) into the canonical layout under the data root.
 
 ``python -m dbd_lightning.data.prepare {cuhk,dut,ctcug,ebd,lytro} SRC [--root DEST] [--mode symlink|copy]``
 
-Finds the benchmark's folders anywhere up to three levels below ``SRC``
+``SRC`` is the downloaded archive (``.zip``, ``.tar``, ``.tar.gz``/``.tgz``,
+``.tar.bz2``, ``.tar.xz``) or an extracted folder. An archive is extracted
+safely (members with absolute paths, ``..`` or links leaving the target are
+refused) into ``DEST/.downloads/<archive stem>/``, via a temporary folder
+renamed only when complete, so a corrupt or truncated archive leaves nothing a
+later run would trust; a complete extraction of the same archive is reused, not
+redone. The import then runs on that folder (symlinks point into it: keep it,
+or use ``--mode copy`` to be able to delete it).
+
+Finds the benchmark's folders anywhere up to three levels below the folder
 (the layouts the releases come in), then symlinks (default) or copies their
 files into ``DEST/<CUHK|DUT|CTCUG|EBD|Lytro>/...``; ``DEST`` defaults to
-``$DBD_DATA_ROOT`` or ``./data``. The source is never modified. Running it
-again is a no-op: files already imported (same link target or same content)
-are skipped, and a different file already at a destination is reported, not
-overwritten. Finally the published counts are checked (exit status 1 if not).
+``$DBD_DATA_ROOT`` or ``./data``. The source (folder or archive) is never
+modified. Running it again is a no-op: files already imported (same link
+target or same content) are skipped, and a different file already at a
+destination is reported, not overwritten. Finally the published counts are
+checked (exit status 1 if not).
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .archive import ARCHIVE_SUFFIXES, ArchiveError, archive_suffix, extract_archive
 from .benchmarks import CTCUG, CUHK, DUT, EBD, Lytro
 from .io import IMAGE_SUFFIXES
 from .layout import check_datasets, format_report
@@ -64,7 +75,7 @@ SPECS: dict[str, tuple[str, tuple[Part, ...], list]] = {
 
 
 class PrepareError(RuntimeError):
-    """The source folder does not hold the benchmark, or the destination conflicts."""
+    """The source does not hold the benchmark, the archive cannot be extracted, or the destination conflicts."""
 
 
 def _dirs_by_depth(src: Path):
@@ -127,13 +138,29 @@ def prepare(dataset: str, src: str | Path, root: str | Path, mode: str = "symlin
     if mode not in ("symlink", "copy"):
         raise PrepareError(f"mode must be symlink or copy, got {mode!r}")
     src, root = Path(src).expanduser().resolve(), Path(root).expanduser()
-    if not src.is_dir():
-        raise PrepareError(f"source folder not found: {src}")
     folder, parts, classes = SPECS[dataset]
     bench_root = root / folder
-    if bench_root.resolve() == src or src in bench_root.resolve().parents:
-        raise PrepareError(f"destination {bench_root} is inside the source {src}")
-    lines, conflicts, missing = [f"import {dataset} from {src} into {bench_root} ({mode})"], [], []
+    extracted = ""
+    if src.is_file():
+        if archive_suffix(src) is None:
+            raise PrepareError(f"{src} is a file but not a supported archive (expected a folder or one of "
+                               f"{', '.join(ARCHIVE_SUFFIXES)})")
+        try:
+            extraction = extract_archive(src, root)
+        except ArchiveError as exc:
+            raise PrepareError(str(exc)) from exc
+        extracted = (f" (reusing its extraction in {extraction.folder})" if extraction.reused
+                     else f" (extracted to {extraction.folder})")
+        extracted += "".join(f"\n  note: {p} is left from an interrupted extraction; safe to delete"
+                             for p in extraction.leftovers)
+        label, src = src, extraction.folder
+    elif src.is_dir():
+        if bench_root.resolve() == src or src in bench_root.resolve().parents:
+            raise PrepareError(f"destination {bench_root} is inside the source {src}")
+        label = src
+    else:
+        raise PrepareError(f"source folder or archive not found: {src}")
+    lines, conflicts, missing = [f"import {dataset} from {label}{extracted} into {bench_root} ({mode})"], [], []
     for part in parts:
         source = find_source(src, part)
         if source is None:
@@ -155,7 +182,8 @@ def prepare(dataset: str, src: str | Path, root: str | Path, mode: str = "symlin
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dbd_lightning.data.prepare", description=__doc__.split("\n")[0])
     parser.add_argument("dataset", choices=sorted(SPECS))
-    parser.add_argument("src", help="the downloaded / extracted folder")
+    parser.add_argument("src", help="the downloaded archive (" + ", ".join(ARCHIVE_SUFFIXES) + ") or extracted "
+                        "folder; an archive is extracted to ROOT/.downloads/<archive stem>/ (reused when complete)")
     parser.add_argument("--root", default=os.environ.get("DBD_DATA_ROOT", "data"),
                         help="data root to import into (default: $DBD_DATA_ROOT or ./data)")
     parser.add_argument("--mode", choices=("symlink", "copy"), default="symlink")
