@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 
 import lightning as L
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 from dbd_lightning.data.karaali_patches import KaraaliPatchDataModule, KaraaliPatchDataset, blur_pattern
+from dbd_lightning.data.synthetic.recipes import KARAALI_BNET_RADII
 from dbd_lightning.models.karaali import BNet, ENet
 from dbd_lightning.ops.psf import blur, disk_kernel
 from dbd_lightning.tasks.karaali import KaraaliPatchTask
@@ -35,16 +37,94 @@ def test_bnet_patches_are_balanced_and_enet_has_both_classes():
         KaraaliPatchDataset("cnet")
 
 
+def _blur_level_stack(sharp):
+    """The 23 uniformly blurred images ``L_k = blur(sharp, disk(level_k))``, float64 ``(23, H, W, 3)``."""
+    return np.stack([blur(sharp, disk_kernel(float(r))) for r in KARAALI_BNET_RADII]).astype(np.float64)
+
+
+def _radius_map(out, stack):
+    """Per-pixel blur radius of a pattern image: ``out = (1 - f) L_k + f L_k+1`` fitted over the 3 channels.
+
+    Returns ``(radius, residual)``, ``radius = level_k + 0.25 f``; ``residual`` is the worst per-pixel misfit.
+    """
+    out = out.astype(np.float64)
+    best = np.full(out.shape[:2], np.inf)
+    radius = np.zeros(out.shape[:2])
+    for k in range(len(stack) - 1):
+        d, r = stack[k + 1] - stack[k], out - stack[k]
+        f = np.clip((r * d).sum(-1) / np.maximum((d * d).sum(-1), 1e-30), 0.0, 1.0)
+        res = np.sqrt(((r - f[..., None] * d) ** 2).sum(-1))
+        better = res < best
+        best[better], radius[better] = res[better], KARAALI_BNET_RADII[k] + 0.25 * f[better]
+    return radius, float(best.max())
+
+
 def test_blur_patterns():
+    """Uniform / gradual / step blur patterns do what ``blur_pattern`` documents (not just shape and range).
+
+    Each pixel's blur radius is recovered from the output against the 23 uniformly blurred images (a random
+    3-channel texture makes them distinguishable per pixel): uniform = one level everywhere; gradual = a linear
+    ramp of the radius between two distinct levels across the image, increasing monotonically along its
+    direction, with most pixels strictly between levels; step = the same ramp quantised to the 0.25 px levels,
+    i.e. every pixel is exactly one uniformly blurred image and the level changes by one step exactly where the
+    gradual ramp of the same generator state crosses the half level (gradual and step draw the ramp alike).
+    """
     rng = np.random.default_rng(0)
     sharp = np.random.default_rng(1).random((40, 50, 3)).astype(np.float32)
+    h, w = sharp.shape[:2]
+    stack = _blur_level_stack(sharp)
+    levels = np.asarray(KARAALI_BNET_RADII)
+
     uni = blur_pattern(np.random.default_rng(3), sharp, "uniform")
     level = 0.5 + 0.25 * np.random.default_rng(3).integers(23)
     np.testing.assert_allclose(uni, blur(sharp, disk_kernel(level)), atol=1e-6)
+    radius, res = _radius_map(uni, stack)
+    assert res < 1e-5 and np.ptp(radius) < 1e-4 and radius.mean() == pytest.approx(level, abs=1e-4)  # constant
+
     for kind in ("gradual", "step"):
         out = blur_pattern(rng, sharp, kind)
         assert out.shape == sharp.shape and np.isfinite(out).all()
         assert 0 <= out.min() and out.max() <= 1 + 1e-5
+
+    n_steps = []
+    for seed in range(6):
+        grad = blur_pattern(np.random.default_rng(seed), sharp, "gradual")
+        radius, res = _radius_map(grad, stack)
+        assert res < 1e-5  # every pixel is a blend of two adjacent blur levels
+        # linear ramp: constant finite differences along x and y, not both zero
+        gx, gy = np.diff(radius, axis=1), np.diff(radius, axis=0)
+        assert gx.std() < 1e-4 and gy.std() < 1e-4 and math.hypot(gx.mean(), gy.mean()) > 1e-3
+        # ... increasing monotonically along its direction (gx.mean(), gy.mean()): same sign everywhere
+        assert (np.sign(gx.mean()) * gx > -1e-5).all() and (np.sign(gy.mean()) * gy > -1e-5).all()
+        # ... from one of the 23 levels to another, spanning exactly the image (extreme corners)
+        lo, hi = radius.min(), radius.max()
+        assert hi - lo >= 0.25 - 1e-4
+        for r in (lo, hi):
+            assert np.abs(levels - r).min() < 1e-4
+        assert hi - lo == pytest.approx(abs(gx.mean()) * (w - 1) + abs(gy.mean()) * (h - 1), abs=1e-3)
+        corners = radius[[0, 0, -1, -1], [0, -1, 0, -1]]
+        assert corners.min() == pytest.approx(lo, abs=1e-4) and corners.max() == pytest.approx(hi, abs=1e-4)
+        # ... and continuous, not quantised: most pixels lie strictly between two levels
+        off_grid = np.abs((radius - levels[0]) / 0.25 - np.round((radius - levels[0]) / 0.25)) > 0.04
+        assert off_grid.mean() > 0.5
+
+        step = blur_pattern(np.random.default_rng(seed), sharp, "step")
+        err = np.abs(step[None].astype(np.float64) - stack).max(-1)  # (23, H, W)
+        k = err.argmin(0)
+        assert err.min(0).max() < 1e-6  # every pixel is exactly one uniformly blurred image
+        # the levels form contiguous bands from the ramp's low to its high level ...
+        present = np.unique(k)
+        assert len(present) >= 2 and np.array_equal(present, np.arange(present[0], present[-1] + 1))
+        assert levels[present[0]] == pytest.approx(lo, abs=1e-4) and levels[present[-1]] == pytest.approx(hi, abs=1e-4)
+        # ... separated by steps of one level (0.25 px) placed where the gradual ramp crosses the half levels
+        assert np.abs(np.diff(k, axis=1)).max() <= 1 and np.abs(np.diff(k, axis=0)).max() <= 1
+        expected = np.floor((radius - levels[0]) / 0.25 + 0.5).astype(int)
+        ambiguous = np.abs((radius - levels[0]) / 0.25 % 1.0 - 0.5) < 1e-3  # on a half level: either side
+        assert np.array_equal(k[~ambiguous], expected[~ambiguous])
+        assert not np.allclose(step, grad, atol=1e-3)  # and the two patterns are different images
+        n_steps.append(len(present) - 1)
+    assert min(n_steps) >= 1 and max(n_steps) >= 3  # single steps and multi-step staircases both occur
+
     with pytest.raises(ValueError, match="pattern"):
         blur_pattern(rng, sharp, "zigzag")
 
