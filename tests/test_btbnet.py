@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from dbd_lightning.models.btbnet import BTBNet, MapRefiner, TopBottom, VGGTrunk
+from dbd_lightning.models.btbnet.torch_model import scaled_size
 
 SMALL = dict(widths=[4, 8, 8, 16, 16], ffic_channels=[8, 8, 4, 1], fnet_channels=[8, 8, 8, 1],
              rrnet_channels=[8, 8, 8, 1])
@@ -24,6 +25,58 @@ def test_output_resolution_equals_input_for_every_scale_set(scales, size):
     assert out["logits"].shape == (2, 1, *size)
     assert len(out["side_logits"]) == len(scales) and len(net.streams) == len(scales)
     assert all(s.shape == (2, 1, *size) for s in out["side_logits"])
+
+
+# scales of the paper and Table 2, a tie-prone one (0.5: odd sizes round half to even), inexact ones
+SIZE_SCALES = [1.0, 0.8, 0.6, 0.4, 0.5, 0.7, 0.75, 0.9, 0.3, 1.3, 2.5]
+
+
+def _eager_formula(h, w, s):  # the stream size as BTBNet has always computed it (Python round, half to even)
+    return max(1, round(s * h)), max(1, round(s * w))
+
+
+@pytest.mark.parametrize("s", SIZE_SCALES)
+def test_scaled_size_tensor_path_gives_the_eager_sizes(s):
+    # 0-dim tensors are what torch.jit.trace / the ONNX exporter hand the model for x.shape
+    for h in range(1, 131):
+        w = 148 - h
+        want = _eager_formula(h, w, s)
+        assert scaled_size(h, w, s) == want
+        got = scaled_size(torch.tensor(h), torch.tensor(w), s)
+        assert all(isinstance(v, torch.Tensor) and v.dtype == torch.int64 for v in got)
+        assert (int(got[0]), int(got[1])) == want, (h, w, s)
+
+
+def test_traced_stream_sizes_follow_the_input_size():
+    # the traced graph recomputes the sizes from the runtime shape (no example size frozen in)
+    def sizes(x):
+        return torch.stack([torch.stack(scaled_size(*x.shape[-2:], s)) for s in SIZE_SCALES])
+
+    traced = torch.jit.trace(sizes, torch.empty(1, 1, 64, 64), check_trace=False)
+    for h in range(17, 131):
+        w = 147 - h
+        got = traced(torch.empty(1, 1, h, w)).tolist()
+        assert got == [list(_eager_formula(h, w, s)) for s in SIZE_SCALES], (h, w)
+
+
+class _Logits(nn.Module):
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)["logits"]
+
+
+def test_traced_btbnet_matches_eager_on_other_sizes():
+    torch.manual_seed(0)
+    for kw in ({}, {"align_corners": True, "share_streams": True, "map_input": "prob"}):
+        net = BTBNet(scales=[1.0, 0.8, 0.6], **kw, **SMALL).eval()
+        with torch.no_grad():
+            traced = torch.jit.trace(_Logits(net), torch.randn(1, 3, 32, 32), check_trace=False)
+            for size in [(17, 23), (37, 50), (41, 29)]:
+                x = torch.randn(2, 3, *size)
+                torch.testing.assert_close(traced(x), net(x)["logits"], atol=1e-5, rtol=0)
 
 
 def test_trunk_keeps_full_resolution_and_vgg16_layout():

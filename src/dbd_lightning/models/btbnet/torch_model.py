@@ -29,7 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["VGG16_WIDTHS", "VGG16_DEPTHS", "VGGTrunk", "TopBottom", "BTBStream", "MapRefiner", "BTBNet"]
+__all__ = ["VGG16_WIDTHS", "VGG16_DEPTHS", "VGGTrunk", "TopBottom", "BTBStream", "MapRefiner", "BTBNet",
+           "scaled_size"]
 
 #: VGG16 block widths and convolutions per block (conv1_1 .. conv5_3).
 VGG16_WIDTHS: tuple[int, ...] = (64, 128, 256, 512, 512)
@@ -41,6 +42,24 @@ _INITS = ("kaiming", "torch")
 
 def _conv3x3(cin: int, cout: int) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, 3, padding=1)
+
+
+def scaled_size(h: int | torch.Tensor, w: int | torch.Tensor, scale: float) -> tuple:
+    """Stream input size ``(max(1, round(s H)), max(1, round(s W)))`` for the scale ``s``.
+
+    Python ints (eager mode): Python's ``round`` of the float64 product (round half to even).
+    0-dim tensors (``torch.jit.trace`` and the TorchScript-based ONNX exporter turn ``x.shape``
+    into tensors, on which ``round()`` is undefined): the same float64 product and the same
+    half-to-even rounding as tensor ops (``torch.round`` / ONNX ``Round``), so the traced graph
+    recomputes exactly the eager sizes for every input size instead of freezing the example's.
+    ``torch.export`` (symbolic ``SymInt`` sizes) takes the Python branch: ``round`` is symbolic there.
+    """
+    if isinstance(h, torch.Tensor) or isinstance(w, torch.Tensor):
+        h, w = (v if isinstance(v, torch.Tensor) else torch.tensor(v) for v in (h, w))
+        hw = torch.stack([h, w]).to(torch.float64) * float(scale)
+        out = torch.round(hw).to(torch.int64).clamp(min=1)
+        return out[0], out[1]
+    return max(1, round(scale * h)), max(1, round(scale * w))
 
 
 class VGGTrunk(nn.Module):
@@ -279,8 +298,13 @@ class BTBNet(nn.Module):
 
             load_weights(self, init_ckpt, prefix="net.")
 
-    def _resize(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        if tuple(x.shape[-2:]) == size:
+    def _resize(self, x: torch.Tensor, size: tuple, identity: bool = False) -> torch.Tensor:
+        # sizes are plain ints only in eager mode; traced (tensor) or symbolic (SymInt) ones must not be
+        # compared: that would freeze the example's answer into the graph (or add a guard), so there
+        # only ``identity`` (scale 1: round(1.0 * H) == H for every H) skips the resize; a bilinear
+        # resize to the same size returns its input unchanged anyway
+        concrete = all(isinstance(v, int) for v in (*size, *x.shape[-2:]))
+        if identity or (concrete and tuple(x.shape[-2:]) == tuple(size)):
             return x
         return F.interpolate(x, size=size, mode="bilinear", align_corners=self.align_corners)
 
@@ -291,12 +315,13 @@ class BTBNet(nn.Module):
         """``M^n`` of every stream, resized back to the input size (Fig. 3)."""
         if image.ndim != 4 or image.shape[1] != 3:
             raise ValueError(f"BTBNet expects a (B, 3, H, W) image batch, got shape {tuple(image.shape)}")
-        h, w = image.shape[-2:]
+        h, w = image.shape[-2:]  # ints in eager mode, 0-dim tensors while tracing (export)
         maps = []
         for n, s in enumerate(self.scales):
-            size = (max(1, round(s * h)), max(1, round(s * w)))
+            size = scaled_size(h, w, s)
             stream = self.streams[0 if self.share_streams else n]
-            maps.append(self._resize(stream(self._resize(image, size)), (h, w)))
+            one = s == 1.0
+            maps.append(self._resize(stream(self._resize(image, size, one)), (h, w), one))
         return maps
 
     def forward(self, image: torch.Tensor) -> dict:
