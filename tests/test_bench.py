@@ -17,3 +17,14 @@ def test_bench_writes_json_with_the_documented_fields(tmp_path):
         assert infer[key] > 0
     assert data["cases"]["synthetic_renderer"]["samples_per_s"] > 0
     assert data["machine"]["cpu_count"] >= 1
+
+
+def test_a_failing_case_is_recorded_and_sets_the_exit_status(tmp_path, monkeypatch):
+    from dbd_lightning import bench
+
+    # the parent accepts the name; the child process (a fresh interpreter) does not know it and fails
+    monkeypatch.setitem(bench.CASES, "no_such_case", ("dbd_lightning.bench:no_such_function", {}, {}))
+    out = tmp_path / "bench.json"
+    assert bench.cli(["--cases", "no_such_case", "--out", str(out)]) == 1
+    error = json.loads(out.read_text())["cases"]["no_such_case"]["error"]
+    assert "unknown bench case 'no_such_case'" in error

@@ -192,8 +192,16 @@ def main(argv: list[str] | None = None) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"[bench] wrote {out}")
+    failed = [name for name, res in results["cases"].items() if "error" in res]
+    if failed:
+        print(f"[bench] {len(failed)} case(s) failed: {', '.join(failed)} (their errors are in {out})", flush=True)
     return results
 
 
+def cli(argv: list[str] | None = None) -> int:
+    """Exit status of ``python -m dbd_lightning.bench``: 1 if any case failed (its error is in the JSON)."""
+    return 1 if any("error" in r for r in main(argv).get("cases", {}).values()) else 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(cli())
