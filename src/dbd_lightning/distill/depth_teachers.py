@@ -129,9 +129,11 @@ class HFDepthTeacher(FrozenTeacher):
     Depth: ``predicted_depth`` resized to the image and min-max normalised.
 
     Args:
-        path: a folder written by ``save_pretrained`` (config + weights); ``local_files_only``.
-        input_size: square size the teacher sees (DPT's reassembly needs a square grid;
-            a multiple of the patch size: 384 DPT, 518 Depth Anything); ``None`` = as given.
+        path: a folder written by ``save_pretrained`` (config + weights); ``local_files_only``,
+            loaded in float32 whatever dtype the folder was saved in.
+        input_size: square size the teacher sees (DPT's ViT reassembly needs a square grid,
+            Depth Anything's does not; a multiple of the patch size: 384 DPT, 518 Depth
+            Anything); ``None`` = as given.
         mean / std: the teacher's normalisation (input batches are ImageNet-normalised;
             DPT-large uses 0.5/0.5, Depth Anything ImageNet).
     """
@@ -151,7 +153,9 @@ class HFDepthTeacher(FrozenTeacher):
             raise ImportError("HFDepthTeacher needs `transformers` (pip install transformers==5.23.0)") from exc
         if not Path(path).is_dir():
             raise FileNotFoundError(f"depth model folder not found: {path}")
-        self.model = AutoModelForDepthEstimation.from_pretrained(path, local_files_only=True)
+        # transformers 5 loads in the folder's saved dtype by default (dtype="auto"): a float16 export
+        # would then meet float32 batches; the teacher is float32 like the student (AMP casts on the fly).
+        self.model = AutoModelForDepthEstimation.from_pretrained(path, local_files_only=True, dtype=torch.float32)
         neck = getattr(self.model, "neck", None)
         if neck is None or not hasattr(neck, "convs") or len(neck.convs) != 4:
             raise ValueError(f"{type(self.model).__name__} has no DPT-style neck with four convs")
