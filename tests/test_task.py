@@ -2,6 +2,7 @@ import collections
 
 import pytest
 import torch
+from lightning.pytorch.loggers import CSVLogger
 
 from dbd_lightning.tasks.detection import DetectionTask
 from dbd_lightning.tasks.visualize import prediction_grid
@@ -67,3 +68,32 @@ def test_callbacks_are_a_dict_that_can_be_edited_from_the_command_line(tmp_path)
     cfg = compose_cfg(tmp_path, ["~callbacks.lr_monitor", "callbacks.model_checkpoint.save_top_k=3"])
     assert "lr_monitor" not in cfg.callbacks and cfg.callbacks.model_checkpoint.save_top_k == 3
     assert cfg.callbacks.model_checkpoint.monitor == "val/synthetic/mae"
+
+
+class GridRecorder(CSVLogger):
+    """Test helper: a logger with W&B's ``log_image`` signature that records what it is given."""
+
+    calls: list = []
+
+    def log_image(self, key, images, caption=None, step=None):
+        GridRecorder.calls.append({"key": key, "images": images, "caption": caption, "step": step})
+
+
+def test_validation_prediction_grids_reach_image_loggers(tmp_path):
+    from dbd_lightning.train import run
+
+    from .helpers import TINY
+
+    GridRecorder.calls = []
+    cfg = compose_cfg(tmp_path, ["model=dffnet_small", "logger=none", *TINY, "trainer.max_epochs=2",
+                                 "trainer.num_sanity_val_steps=1", "+logger.grids._target_=tests.test_task.GridRecorder",
+                                 f"+logger.grids.save_dir={tmp_path}", "~callbacks.lr_monitor"])
+    run(cfg)
+    calls = GridRecorder.calls
+    # one grid per validation epoch (none for the sanity check), at that epoch's global step
+    assert [c["key"] for c in calls] == ["val/synthetic/predictions"] * 2
+    assert [c["step"] for c in calls] == [2, 4]  # 4 training samples, batch 2 -> 2 steps per epoch
+    n = cfg.model.log_images
+    (grid,) = calls[-1]["images"]
+    assert grid.shape == (3, min(n, 2) * 64 + (min(n, 2) + 1) * 2, 3 * 64 + 4 * 2)  # rows = samples, 3 panels
+    assert calls[-1]["caption"] == ["image | GT | prediction"]
