@@ -1,17 +1,21 @@
-"""Karaali B-NET / E-NET: shapes, dense == patch-wise evaluation, published-weights converter vs numpy."""
+"""Karaali B-NET / E-NET: shapes, dense (and receptive-field-aware) == patch-wise evaluation, converter vs numpy."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from numpy.lib.stride_tricks import sliding_window_view
 
 from dbd_lightning.convert import main as convert_main
 from dbd_lightning.convert.karaali import BNET_KEYS, ENET_KEYS
 from dbd_lightning.models.karaali import BNet, ENet
 from dbd_lightning.models.karaali.pipeline import trunk_from_dense
+from dbd_lightning.models.karaali.torch_model import grid_needs, pixel_mask, winograd_f33
+from dbd_lightning.ops.cpu_memory import reuse_freed_memory
 from dbd_lightning.ops.patches import extract_patches, reflect_pad
+from dbd_lightning.ops.sparse_conv import conv2d_at, dilate_need
 from dbd_lightning.utils.checkpoint import load_weights
 
 # published file shapes (Karaali et al. models_tf1x), in file order
@@ -59,6 +63,81 @@ def test_dense_evaluation_equals_patch_forward(crops):
     p = patches[1].numpy()
     ref = np.pad(img[0].numpy(), ((0, 0), (20, 20), (20, 20)), mode="reflect")[:, 5:46, 44:85]
     np.testing.assert_array_equal(p, ref)
+
+
+@pytest.mark.parametrize("sparse_max", [0.0, 0.3, 1.0])  # all dense / mixed / every 64-ch layer gathered
+@pytest.mark.parametrize("winograd", [True, False])
+def test_receptive_field_evaluation_equals_patch_forward(sparse_max, winograd):
+    """Streams and trunk computed only where the pixels' patches read them (``need`` masks), the
+    per-pixel 3x3 trunk conv by Winograd F(3x3, 3x3) or directly: still the patch-wise forward."""
+    torch.manual_seed(1)
+    b, e = BNet().double().eval(), ENet().double().eval()
+    e.load_f1_from(b)
+    h, w = 52, 61
+    img = torch.rand(1, 3, h, w, dtype=torch.float64)
+    pad = reflect_pad(img)
+    g = torch.Generator().manual_seed(0)
+    ys, xs = torch.randint(0, h, (40,), generator=g), torch.randint(0, w, (40,), generator=g)
+    ys[:2], xs[:2] = torch.tensor([0, h - 1]), torch.tensor([w - 1, 0])  # corners
+    needs = grid_needs(pixel_mask(ys, xs, h, w))
+    assert 0.05 < needs[0].double().mean() < 0.95  # a real mix of needed and skipped positions
+    with torch.no_grad():
+        patches = extract_patches(pad, ys, xs)
+        maps = b.streams.dense(pad, needs, sparse_max)
+        f2 = e.f2.dense(pad, needs[0], sparse_max)
+        got_b = trunk_from_dense(b.trunk, maps[:2], maps[2], ys, xs, 4, sparse_max, winograd)
+        got_e = trunk_from_dense(e.trunk, [f2, *maps[:2]], maps[2], ys, xs, 7, sparse_max, winograd)
+        torch.testing.assert_close(got_b, b(patches), rtol=1e-10, atol=1e-10)
+        torch.testing.assert_close(got_e, e(patches), rtol=1e-10, atol=1e-10)
+        # float32 (fused oneDNN conv + ReLU on the CPU) agrees to float32 rounding
+        b32 = b.float()
+        pad32 = pad.float().contiguous(memory_format=torch.channels_last)
+        m32 = b32.streams.dense(pad32, needs, sparse_max)
+        torch.testing.assert_close(trunk_from_dense(b32.trunk, m32[:2], m32[2], ys, xs, 8, sparse_max, winograd),
+                                   got_b.float(), rtol=1e-4, atol=1e-4)
+
+
+def test_conv2d_at_and_dilate_need():
+    torch.manual_seed(0)
+    x1, x2 = torch.randn(1, 3, 20, 23, dtype=torch.float64), torch.randn(1, 2, 20, 23, dtype=torch.float64)
+    for k, d in [(3, 1), (3, 3), (1, 3), (5, 2)]:
+        wt = torch.randn(4, 5, k, k, dtype=torch.float64)
+        ref = F.conv2d(torch.cat([x1, x2], 1), wt, dilation=d)
+        need = torch.rand(ref.shape[-2:]) < 0.3
+        got = conv2d_at([x1, x2], wt, d, need, relu=False, sparse_max=1.0, chunk=7)
+        torch.testing.assert_close(got[..., need], ref[..., need], rtol=1e-12, atol=1e-12)
+        assert (got[..., ~need] == 0).all()
+        torch.testing.assert_close(conv2d_at([x1, x2], wt, d, need, sparse_max=0.0), ref.relu())
+        # input mask: every input a needed output reads, nothing else
+        inp = dilate_need(need, k, d)
+        expect = torch.zeros(x1.shape[-2:], dtype=torch.bool)
+        for y, x in need.nonzero().tolist():
+            expect[y:y + d * (k - 1) + 1:d, x:x + d * (k - 1) + 1:d] = True
+        assert torch.equal(inp, expect)
+    # float32 CPU: several inputs run densely as per-input convs summed in place by oneDNN
+    a32, b32 = (t.float().contiguous(memory_format=torch.channels_last) for t in (x1, x2))
+    w32 = torch.randn(6, 5, 3, 3)
+    torch.testing.assert_close(conv2d_at([a32, b32], w32, 3, None, relu=False),
+                               F.conv2d(torch.cat([a32, b32], 1), w32, dilation=3), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="need has shape"):
+        conv2d_at(x1, torch.randn(4, 3, 3, 3, dtype=torch.float64), 1, torch.ones(3, 3, dtype=torch.bool))
+
+
+def test_winograd_f33_is_the_3_tap_correlation():
+    at, g, bt = winograd_f33()
+    rng = np.random.default_rng(0)
+    d, k = rng.standard_normal(5), rng.standard_normal(3)
+    np.testing.assert_allclose(at @ ((g @ k) * (bt @ d)), np.correlate(d, k, mode="valid"), rtol=1e-13, atol=1e-13)
+
+
+def test_reuse_freed_memory_nests_and_is_harmless():
+    with reuse_freed_memory(), reuse_freed_memory():
+        a = torch.ones(3_000_000)
+        del a
+        b = torch.arange(10.0)
+    with reuse_freed_memory(enabled=False):
+        c = torch.arange(10.0)
+    assert torch.equal(b, c)
 
 
 # ---------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +57,7 @@ def test_predict_image_maps():
 
 def test_pipeline_classification_equals_patchwise_networks():
     rgb = _crop(48)
-    pipe = _pipe()
+    pipe = _pipe(patchwise_max=0)  # the dense maps (288 edge pixels)
     edges = canny_hue(rgb)
     (ys, xs), radius, depth = pipe.classify_edges(rgb, edges)
     pick = np.random.default_rng(0).choice(len(ys), 24, replace=False)  # patch-wise check on a subset
@@ -73,6 +74,48 @@ def test_pipeline_classification_equals_patchwise_networks():
     # argmax ties aside, every edge gets the patch-wise class
     np.testing.assert_array_equal(radius, expect_r)
     np.testing.assert_array_equal(depth, (logits_e.argmax(1) == 1).numpy())
+
+
+def _double(pipe: KaraaliPipeline) -> KaraaliPipeline:
+    pipe.bnet.double()
+    pipe.enet.double()
+    pipe.dtype = torch.float64
+    return pipe
+
+
+def test_fast_evaluation_gives_the_same_maps():
+    """Receptive-field-aware layers, Winograd trunk conv, B-NET at pattern edges only, and the
+    patch-wise path for few edges: the same estimate as the plain dense evaluation (float64,
+    where argmax ties cannot differ)."""
+    rgb = _crop(48)
+    torch.manual_seed(3)
+    bnet, enet = BNet(), ENet()
+    enet.load_f1_from(bnet)
+    with torch.no_grad():  # make E-NET call some edges depth edges (random weights: mostly one class)
+        enet.trunk.fcs[-1].bias.copy_(torch.tensor([0.0, 0.0]))
+    fast = _double(KaraaliPipeline(bnet=bnet, enet=enet, device="cpu", sparse_max=1.0, winograd=True,
+                                   patchwise_max=0))
+    plain = _double(KaraaliPipeline(bnet=copy.deepcopy(bnet), enet=copy.deepcopy(enet), device="cpu",
+                                    sparse_max=0.0, winograd=False, reuse_memory=False, patchwise_max=0))
+    patches = _double(KaraaliPipeline(bnet=copy.deepcopy(bnet), enet=copy.deepcopy(enet), device="cpu",
+                                      patchwise_max=10**6, chunk=200))
+    assert fast.shared_f1 and plain.shared_f1
+    b = plain.estimate(rgb)
+    for a in (fast.estimate(rgb), patches.estimate(rgb)):
+        for k in ("sparse", "pattern_edges", "depth_edges"):
+            np.testing.assert_array_equal(a[k], b[k])
+        np.testing.assert_allclose(a["blur_radius"], b["blur_radius"], rtol=1e-6, atol=1e-6)
+    # classify_edges: B-NET only at pattern edges leaves NaN at depth edges, the rest as before
+    edges = fast.edges(rgb)
+    (ys, xs), r_all, d_all = fast.classify_edges(rgb, edges)
+    _, r_pat, d_pat = fast.classify_edges(rgb, edges, depth_radius=False)
+    np.testing.assert_array_equal(d_all, d_pat)
+    assert 0 < d_pat.mean() < 1
+    assert np.isnan(r_pat[d_pat]).all() and not np.isnan(r_all).any()
+    np.testing.assert_array_equal(r_pat[~d_pat], r_all[~d_pat])
+    _, r_all_p, d_all_p = patches.classify_edges(rgb, edges)
+    np.testing.assert_array_equal(d_all_p, d_all)
+    np.testing.assert_array_equal(r_all_p, r_all)
 
 
 def test_propagation_psi_blocks_depth_edges_and_psi0_mixes():

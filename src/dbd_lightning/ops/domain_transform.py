@@ -91,25 +91,43 @@ def domain_transform_derivatives(
 _TINY = 1e-30
 
 
+def _tiny_below(dtype: torch.dtype) -> float:
+    """The largest ``dtype`` value below ``_TINY``: ``threshold(x, it, 0)`` zeroes exactly ``x < _TINY``."""
+    t = torch.tensor(_TINY, dtype=dtype)
+    return torch.nextafter(t, torch.zeros((), dtype=dtype)).item()
+
+
 def _scan(a: torch.Tensor, b: torch.Tensor, dim: int, reverse: bool) -> torch.Tensor:
     """Inclusive scan of ``y[x] = a[x] y[x -/+ 1] + b[x]`` along ``dim`` (``a`` is 0 at the start).
 
     Hillis-Steele: after the step with shift ``s`` each ``(a, b)`` is the composition of
     the ``2s`` maps ending at ``x``: ``(a, b) o (a', b') = (a a', a b' + b)``. Slices
-    along ``dim`` (``narrow``), no transposes or concatenations.
+    along ``dim`` (``narrow``), no transposes or concatenations; each step writes into the
+    other of two buffers (ping-pong: one fused pass per array and step, no allocation).
     """
     n = b.shape[dim]
-    s = 1
+    if n <= 1:
+        return b
+    tiny = _tiny_below(a.dtype)
+    bufs_b: list[torch.Tensor | None] = [None, None]  # the inputs are read only; two own buffers each
+    bufs_a: list[torch.Tensor | None] = [None, None]
+    s, k = 1, 0
     while s < n:
         dst, src = (0, s) if reverse else (s, 0)
-        nb = b.clone()
-        nb.narrow(dim, dst, n - s).addcmul_(a.narrow(dim, dst, n - s), b.narrow(dim, src, n - s))
+        rest = n - s if reverse else 0  # the s entries that stay as they are
+        nb = bufs_b[k % 2] if bufs_b[k % 2] is not None else torch.empty_like(b)
+        bufs_b[k % 2] = nb
+        nb.narrow(dim, rest, s).copy_(b.narrow(dim, rest, s))
+        torch.addcmul(b.narrow(dim, dst, n - s), a.narrow(dim, dst, n - s), b.narrow(dim, src, n - s),
+                      out=nb.narrow(dim, dst, n - s))
         if 2 * s < n:
-            na = a.clone()
-            na.narrow(dim, dst, n - s).mul_(a.narrow(dim, src, n - s))
-            a = na.masked_fill_(na < _TINY, 0.0)  # no denormals (x86 is ~100x slower on them)
+            na = bufs_a[k % 2] if bufs_a[k % 2] is not None else torch.empty_like(a)
+            bufs_a[k % 2] = na
+            na.narrow(dim, rest, s).copy_(a.narrow(dim, rest, s))
+            torch.mul(a.narrow(dim, dst, n - s), a.narrow(dim, src, n - s), out=na.narrow(dim, dst, n - s))
+            a = torch.nn.functional.threshold_(na, tiny, 0.0)  # no denormals (x86 is ~100x slower on them)
         b = nb
-        s *= 2
+        s, k = 2 * s, k + 1
     return b
 
 

@@ -11,7 +11,9 @@
 6. DBD (Eq. 5): in focus where ``blur <= tau``, ``tau = alpha v_max + (1 - alpha) v_min``.
 
 Steps 2-3 run the networks densely (see :mod:`.torch_model`): numerically the same
-as one 41x41 patch per edge pixel, many times faster.
+as one 41x41 patch per edge pixel, many times faster. Each layer is computed only where an
+edge pixel's patch reads it (gathered when that is a small part of the map), E-NET runs
+first and B-NET only at the pattern edges (the blur map never uses a depth edge's radius).
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from ...ops.cpu_memory import reuse_freed_memory
 from ...ops.domain_transform import dt_filter, normalized_dt_propagation
 from ...ops.edges import CANNY_HIGH, CANNY_LOW, CANNY_SIGMA, canny_hue
-from ...ops.patches import reflect_pad
+from ...ops.patches import extract_patches, reflect_pad
+from ...ops.sparse_conv import SPARSE_MAX
 from ...utils.checkpoint import load_weights
-from .torch_model import KARAALI_LEVELS, BNet, ENet, Trunk, grid_gather
+from .torch_model import KARAALI_LEVELS, BNet, ENet, Trunk, grid_needs, pixel_mask
 
 __all__ = ["KaraaliPipeline", "BNET_RADII", "dbd_threshold", "trunk_from_dense"]
 
@@ -43,31 +46,16 @@ def dbd_threshold(blur: np.ndarray, alpha: float) -> tuple[np.ndarray, float]:
 
 
 def trunk_from_dense(trunk: Trunk, wide: list[torch.Tensor], narrow: torch.Tensor, ys: torch.Tensor,
-                     xs: torch.Tensor, chunk: int) -> torch.Tensor:
-    """Trunk + FC logits at pixels ``(ys, xs)`` from dense stream maps.
+                     xs: torch.Tensor, chunk: int, sparse_max: float = SPARSE_MAX,
+                     winograd: bool | None = None) -> torch.Tensor:
+    """Trunk + FC logits at pixels ``(ys, xs)`` from dense stream maps (:meth:`Trunk.from_dense`).
 
     ``wide``: the stride-3 maps (``H+18``), ``narrow``: the stride-1 15-stream map (``H+6``).
-    The first trunk conv is split by input channels and run densely (dilation 3 on
-    the wide maps, 1 on the narrow one); its 5x5 grid of pixel ``p`` is
-    ``relu(Ga[p + 3k] + Gb[p + k])``; the rest runs per pixel.
+    The first trunk conv is split by input channels and run on the maps (dilation 3 on the
+    wide maps, 1 on the narrow one) at the positions the pixels read; its 5x5 grid of pixel
+    ``p`` is ``relu(Ga[p + 3k] + Gb[p + k])``; the rest runs per pixel as matrix products.
     """
-    w = trunk.convs.convs[0].weight
-    n_wide = sum(m.shape[1] for m in wide)
-    ga = F.conv2d(torch.cat(wide, 1), w[:, :n_wide], dilation=3)  # H+12
-    gb = F.conv2d(narrow, w[:, n_wide:])  # H+4
-    out = []
-    for s in range(0, ys.numel(), chunk):
-        y, x = ys[s:s + chunk], xs[s:s + chunk]
-        h = F.relu(grid_gather(ga, y, x, 5, 3) + grid_gather(gb, y, x, 5, 1), inplace=True)
-        for conv in trunk.convs.convs[1:]:
-            h = F.relu(conv(h), inplace=True)
-        h = h.flatten(1)
-        for i, fc in enumerate(trunk.fcs):
-            h = fc(h)
-            if i < len(trunk.fcs) - 1:
-                h = F.relu(h)
-        out.append(h)
-    return torch.cat(out) if out else ga.new_zeros(0, trunk.fcs[-1].out_features)
+    return trunk.from_dense(wide, narrow, ys, xs, chunk, sparse_max, winograd)
 
 
 class KaraaliPipeline:
@@ -83,7 +71,17 @@ class KaraaliPipeline:
             (softmax-weighted mean radius).
         focus: ``mask`` (thresholded, the paper's DBD) or ``soft`` (``1 -`` the
             min-max normalised blur map).
-        precision: network dtype (``float32``; ``bfloat16`` is much faster on CPUs with AMX).
+        precision: network dtype (``float32``; ``bfloat16`` is much faster on CPUs with AMX, much
+            slower on AVX2-only CPUs).
+        chunk: edge pixels per block of the per-pixel trunk (smaller blocks stay in cache: 512 is
+            fastest on a 2-core AVX2 CPU, 4096 ~10 % slower) and patches per patch-wise batch.
+        sparse_max: needed fraction of a dense map up to which a layer is gathered at the
+            needed positions instead of run densely (0 = always dense; exact either way).
+        winograd: the per-pixel 3x3 trunk conv by Winograd F(3x3, 3x3) (None = for float32/64).
+        patchwise_max: up to this many edge pixels the networks run patch-wise (one 41x41
+            patch per pixel, batched) instead of on dense maps; 0 = always dense.
+        reuse_memory: keep freed heap memory for reuse while an image runs on the CPU
+            (glibc; avoids ~2 GB of page faults per 360x360 image, see :mod:`~dbd_lightning.ops.cpu_memory`).
         random_init: allow running without checkpoints (smoke tests only).
         kind: the config's marker (``pipeline``: built by ``predict``/``eval``, not trained); unused.
     """
@@ -94,8 +92,9 @@ class KaraaliPipeline:
                  sigma_r: float = 3.75, iterations: int = 5, canny_sigma: float = CANNY_SIGMA,
                  canny_low: float = CANNY_LOW, canny_high: float = CANNY_HIGH, edge_channel: str = "hue",
                  readout: str = "argmax", focus: str = "mask", device: str = "auto", precision: str = "float32",
-                 chunk: int = 4096, random_init: bool = False, crop27: int = 8, crop15: int = 14,
-                 kind: str = "pipeline") -> None:
+                 chunk: int = 512, random_init: bool = False, crop27: int = 8, crop15: int = 14,
+                 sparse_max: float = SPARSE_MAX, winograd: bool | None = None, patchwise_max: int = 192,
+                 reuse_memory: bool = True, kind: str = "pipeline") -> None:
         if readout not in ("argmax", "expectation"):
             raise ValueError(f"readout must be 'argmax' or 'expectation', got {readout!r}")
         if focus not in ("mask", "soft"):
@@ -112,6 +111,8 @@ class KaraaliPipeline:
         self.sigma_s_divisor, self.sigma_r, self.iterations = float(sigma_s_divisor), float(sigma_r), int(iterations)
         self.canny = dict(sigma=canny_sigma, low=canny_low, high=canny_high, channel=edge_channel)
         self.readout, self.focus, self.chunk = readout, focus, int(chunk)
+        self.sparse_max, self.winograd, self.reuse_memory = float(sparse_max), winograd, bool(reuse_memory)
+        self.patchwise_max = int(patchwise_max)
         self.radii = torch.tensor(BNET_RADII, dtype=torch.float32, device=self.device)
 
     def _load(self, net, ckpt, cls, name, random_init, crop27, crop15):
@@ -135,29 +136,91 @@ class KaraaliPipeline:
     def edges(self, rgb: np.ndarray) -> np.ndarray:
         return canny_hue(rgb, **self.canny)
 
+    def _memory(self):
+        return reuse_freed_memory(self.reuse_memory and self.device.type == "cpu")
+
+    def _trunk(self, trunk: Trunk, wide: list[torch.Tensor], narrow: torch.Tensor, ys: torch.Tensor,
+               xs: torch.Tensor) -> torch.Tensor:
+        return trunk_from_dense(trunk, wide, narrow, ys, xs, self.chunk, self.sparse_max, self.winograd).float()
+
     @torch.no_grad()
-    def classify_edges(self, rgb: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(ys, xs)`` of the edge pixels, their radius (px) and depth-edge flag."""
+    def classify_edges(self, rgb: np.ndarray, edges: np.ndarray,
+                       depth_radius: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(ys, xs)`` of the edge pixels, their radius (px) and depth-edge flag.
+
+        ``depth_radius=False``: B-NET runs at the pattern edges only; the radius of a depth edge
+        is then NaN (:meth:`estimate` never uses it). Up to ``patchwise_max`` edge pixels the
+        networks run patch-wise (one 41x41 patch each), otherwise on the dense maps.
+        """
         ys_np, xs_np = np.nonzero(edges)
-        img = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device).permute(2, 0, 1)[None].float() / 255.0
-        padded = reflect_pad(img).to(self.dtype)
-        if self.device.type == "cpu":
-            padded = padded.contiguous(memory_format=torch.channels_last)
-        ys = torch.from_numpy(ys_np).to(self.device)
-        xs = torch.from_numpy(xs_np).to(self.device)
-        maps = self.bnet.streams.dense(padded)
-        logits = trunk_from_dense(self.bnet.trunk, maps[:2], maps[2], ys, xs, self.chunk).float()
-        if self.readout == "argmax":
-            radius = self.radii[logits.argmax(1)]
-        else:
-            radius = logits.softmax(1) @ self.radii
+        n = len(ys_np)
+        radius = torch.full((n,), float("nan"))
+        if n == 0:
+            return np.stack([ys_np, xs_np]), radius.numpy(), np.zeros(0, bool)
+        with self._memory():
+            img = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device).permute(2, 0, 1)[None].float() / 255.0
+            padded = reflect_pad(img).to(self.dtype)
+            if self.device.type == "cpu":
+                padded = padded.contiguous(memory_format=torch.channels_last)
+            ys = torch.from_numpy(ys_np).to(self.device)
+            xs = torch.from_numpy(xs_np).to(self.device)
+            run = self._patchwise if n <= self.patchwise_max else self._dense
+            depth, sel, logits = run(padded, ys, xs, edges.shape, depth_radius)
+            if logits is not None:
+                if self.readout == "argmax":
+                    r = self.radii[logits.argmax(1)]
+                else:
+                    r = logits.softmax(1) @ self.radii
+                radius[sel.cpu()] = r.cpu()
+        return np.stack([ys_np, xs_np]), radius.numpy(), depth.cpu().numpy()
+
+    def _dense(self, padded: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, shape: tuple[int, int],
+               depth_radius: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Depth flags, the pixels B-NET ran at and its logits there, from the dense maps."""
+        h, w = shape
+
+        def needs(y: torch.Tensor, x: torch.Tensor):
+            return grid_needs(pixel_mask(y, x, h, w)) if self.sparse_max > 0 else None
+
+        maps = None
+        depth = torch.zeros_like(ys, dtype=torch.bool)
         if self.enet is not None:
-            f1 = maps if self.shared_f1 else self.enet.f1.dense(padded)
-            f2 = self.enet.f2.dense(padded)
-            depth = trunk_from_dense(self.enet.trunk, [f2, *f1[:2]], f1[2], ys, xs, self.chunk).argmax(1) == 1
-        else:
-            depth = torch.zeros_like(ys, dtype=torch.bool)
-        return np.stack([ys_np, xs_np]), radius.cpu().numpy(), depth.cpu().numpy()
+            need = needs(ys, xs)
+            f1 = (self.bnet.streams if self.shared_f1 else self.enet.f1).dense(padded, need, self.sparse_max)
+            f2 = self.enet.f2.dense(padded, None if need is None else need[0], self.sparse_max)
+            depth = self._trunk(self.enet.trunk, [f2, *f1[:2]], f1[2], ys, xs).argmax(1) == 1
+            del f2
+            if self.shared_f1:
+                maps = f1
+            del f1
+        sel = torch.ones_like(depth) if depth_radius else ~depth
+        if not sel.any():
+            return depth, sel, None
+        yb, xb = ys[sel], xs[sel]
+        if maps is None:
+            maps = self.bnet.streams.dense(padded, needs(yb, xb), self.sparse_max)
+        return depth, sel, self._trunk(self.bnet.trunk, maps[:2], maps[2], yb, xb)
+
+    def _patchwise(self, padded: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, shape: tuple[int, int],
+                   depth_radius: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """As :meth:`_dense`, one 41x41 patch per edge pixel (cheaper for a few hundred pixels or less)."""
+        depths, sels, logits = [], [], []
+        for s in range(0, ys.numel(), self.chunk):
+            p = extract_patches(padded, ys[s:s + self.chunk], xs[s:s + self.chunk])
+            if self.device.type == "cpu":
+                p = p.contiguous(memory_format=torch.channels_last)
+            f1 = self.bnet.streams(p) if self.shared_f1 or self.enet is None else None
+            depth = torch.zeros(p.shape[0], dtype=torch.bool, device=p.device)
+            if self.enet is not None:
+                e1 = f1 if self.shared_f1 else self.enet.f1(p)
+                depth = self.enet.trunk(torch.cat([self.enet.f2(p), *e1], 1)).argmax(1) == 1
+            sel = torch.ones_like(depth) if depth_radius else ~depth
+            if sel.any():
+                feats = torch.cat(f1, 1)[sel] if f1 is not None else torch.cat(self.bnet.streams(p[sel]), 1)
+                logits.append(self.bnet.trunk(feats).float())
+            depths.append(depth)
+            sels.append(sel)
+        return torch.cat(depths), torch.cat(sels), torch.cat(logits) if logits else None
 
     @torch.no_grad()
     def propagate(self, rgb: np.ndarray, sparse: np.ndarray, pattern: np.ndarray, depth: np.ndarray) -> np.ndarray:
@@ -179,14 +242,15 @@ class KaraaliPipeline:
         edges = self.edges(rgb) if edges is None else np.asarray(edges) != 0
         if edges.shape != (h, w):
             raise ValueError(f"edge map has shape {edges.shape}, image is {(h, w)}")
-        (ys, xs), radius, is_depth = self.classify_edges(rgb, edges)
-        sparse = np.zeros((h, w), np.float32)
-        pattern = np.zeros((h, w), np.float32)
-        depth = np.zeros((h, w), np.float32)
-        sparse[ys, xs] = np.where(is_depth, 0.0, radius)
-        pattern[ys, xs] = ~is_depth
-        depth[ys, xs] = is_depth
-        blur = self.propagate(rgb, sparse, pattern, depth)
+        with self._memory():
+            (ys, xs), radius, is_depth = self.classify_edges(rgb, edges, depth_radius=False)
+            sparse = np.zeros((h, w), np.float32)
+            pattern = np.zeros((h, w), np.float32)
+            depth = np.zeros((h, w), np.float32)
+            sparse[ys, xs] = np.where(is_depth, 0.0, radius)
+            pattern[ys, xs] = ~is_depth
+            depth[ys, xs] = is_depth
+            blur = self.propagate(rgb, sparse, pattern, depth)
         return {"blur_radius": blur.astype(np.float32), "sparse": sparse, "pattern_edges": pattern,
                 "depth_edges": depth}
 

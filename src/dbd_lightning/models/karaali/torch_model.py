@@ -21,15 +21,25 @@ instead of running them on one patch per edge pixel they run once on the whole
 dilated by 3 ("shift-and-stitch"); the 7x7 grid of each edge pixel is then
 gathered from the dense maps and only the small trunk + FC run per edge pixel.
 The result equals the patch-wise forward up to float rounding (tested).
+
+Receptive-field-aware evaluation (``need`` masks, :mod:`dbd_lightning.ops.sparse_conv`): a
+dense map is read only at the grids of the edge pixels, so each 64-channel layer is
+computed only where some edge pixel's patch reads it -- gathered where few positions are
+needed (sparse edge maps), dense elsewhere. Exact as well.
 """
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Stream", "KaraaliStreams", "BNet", "ENet", "KARAALI_PATCH", "KARAALI_LEVELS"]
+from ...ops.sparse_conv import SPARSE_MAX, conv2d_at, conv2d_relu, dilate_need
+
+__all__ = ["Stream", "KaraaliStreams", "BNet", "ENet", "Trunk", "KARAALI_PATCH", "KARAALI_LEVELS"]
 
 KARAALI_PATCH = 41
 #: number of B-NET classes (disk radii 0.5, 0.75, ..., 6.0 px)
@@ -53,14 +63,37 @@ class Stream(nn.Module):
                 x = F.max_pool2d(x, 3, 3, ceil_mode=True)
         return x
 
-    def dense(self, x: torch.Tensor) -> torch.Tensor:
-        """Patch outputs of every position: pooling at stride 1, later layers dilated by 3."""
-        d = 1
+    def _layers(self) -> list[tuple[nn.Conv2d | None, int]]:
+        """``(conv, dilation)`` of the dense evaluation in order; ``conv`` None = the 3x3 max-pool."""
+        d, out = 1, []
         for i, conv in enumerate(self.convs):
-            x = F.relu(F.conv2d(x, conv.weight, None, 1, 0, d), inplace=True)
+            out.append((conv, d))
             if i == self.pool_after:
-                x = dense_max_pool3(x, d)
+                out.append((None, d))
                 d *= 3
+        return out
+
+    def dense(self, x: torch.Tensor, need: torch.Tensor | None = None, sparse_max: float = SPARSE_MAX) -> torch.Tensor:
+        """Patch outputs of every position: pooling at stride 1, later layers dilated by 3.
+
+        ``need``: bool mask of the output positions that are read (batch of one), or None (all).
+        With a mask, every 64-channel layer is computed only where a needed output depends on it
+        (:func:`~dbd_lightning.ops.sparse_conv.conv2d_at`); other positions are then arbitrary.
+        """
+        layers = self._layers()
+        needs: list[torch.Tensor | None] = [None] * len(layers)
+        if need is not None:
+            needs[-1] = need
+            for j in range(len(layers) - 1, 0, -1):
+                conv, d = layers[j]
+                needs[j - 1] = dilate_need(needs[j], 3 if conv is None else conv.kernel_size[0], d)
+        for (conv, d), nd in zip(layers, needs, strict=True):
+            if conv is None:
+                x = dense_max_pool3(x, d)
+            elif nd is None or conv is self.convs[0]:  # the 3-channel first conv is cheap dense
+                x = conv2d_relu(x, conv.weight, d)
+            else:
+                x = conv2d_at(x, conv.weight, d, nd, sparse_max=sparse_max)
         return x
 
     @property
@@ -72,8 +105,10 @@ class Stream(nn.Module):
 def dense_max_pool3(x: torch.Tensor, d: int = 1) -> torch.Tensor:
     """3x3 max-pool, stride 1, dilation ``d``, VALID, as two separable maxima of shifted slices."""
     h, w = x.shape[-2] - 2 * d, x.shape[-1] - 2 * d
-    x = torch.maximum(torch.maximum(x[..., :h, :], x[..., d:d + h, :]), x[..., 2 * d:, :])
-    return torch.maximum(torch.maximum(x[..., :w], x[..., d:d + w]), x[..., 2 * d:])
+    r = torch.maximum(x[..., :h, :], x[..., d:d + h, :])
+    r = torch.maximum(r, x[..., 2 * d:, :], out=r)  # in place: one temporary less
+    c = torch.maximum(r[..., :w], r[..., d:d + w])
+    return torch.maximum(c, r[..., 2 * d:], out=c)
 
 
 def grid_gather(m: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, n: int, step: int) -> torch.Tensor:
@@ -116,17 +151,34 @@ class KaraaliStreams(nn.Module):
         return [self.s41(x41), self.s27(x41[..., c27:c27 + 27, c27:c27 + 27]),
                 self.s15(x41[..., c15:c15 + 15, c15:c15 + 15])]
 
-    def dense(self, padded: torch.Tensor) -> list[torch.Tensor]:
+    def dense(self, padded: torch.Tensor, needs: tuple[torch.Tensor, torch.Tensor] | None = None,
+              sparse_max: float = SPARSE_MAX) -> list[torch.Tensor]:
         """Dense maps of an image reflect-padded by 20: ``(B,64,H+18,W+18)`` x2 and ``(B,64,H+6,W+6)``.
 
         The 7x7 grid of pixel ``(y, x)`` is ``map41[y + 3i, x + 3j]``, ``map27[y + 3i, x + 3j]``,
-        ``map15[y + i, x + j]`` (``i, j = 0..6``).
+        ``map15[y + i, x + j]`` (``i, j = 0..6``). ``needs``: the masks of the read positions of
+        the wide (41, 27) and the narrow (15) maps (:func:`grid_needs`), or None (all).
         """
         h, w = padded.shape[-2] - 40, padded.shape[-1] - 40
         c27, c15 = self.crop27, self.crop15
-        return [self.s41.dense(padded),
-                self.s27.dense(padded[..., c27:c27 + h + 26, c27:c27 + w + 26]),
-                self.s15.dense(padded[..., c15:c15 + h + 14, c15:c15 + w + 14])]
+        nw, nn_ = (None, None) if needs is None else needs
+        return [self.s41.dense(padded, nw, sparse_max),
+                self.s27.dense(padded[..., c27:c27 + h + 26, c27:c27 + w + 26], nw, sparse_max),
+                self.s15.dense(padded[..., c15:c15 + h + 14, c15:c15 + w + 14], nn_, sparse_max)]
+
+
+def pixel_mask(ys: torch.Tensor, xs: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """Bool ``(h, w)`` mask of the pixels ``(ys, xs)``."""
+    m = torch.zeros(h, w, dtype=torch.bool, device=ys.device)
+    m[ys, xs] = True
+    return m
+
+
+def grid_needs(pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Masks of the wide (``H+18``) and narrow (``H+6``) map positions that the trunks of the
+    pixels in the bool mask ``pixels`` (``H, W``) read: through the first trunk conv (its 5x5
+    output grid at step 3 / 1, then its 3x3 kernel at dilation 3 / 1)."""
+    return dilate_need(dilate_need(pixels, 5, 3), 3, 3), dilate_need(dilate_need(pixels, 5, 1), 3, 1)
 
 
 def init_weights(module: nn.Module) -> None:
@@ -151,11 +203,113 @@ class Trunk(nn.Module):
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         x = self.convs(feats).flatten(1)
+        return self.head(x)
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
+        """The FC layers on ``(N, channels)`` features."""
         for i, fc in enumerate(self.fcs):
-            x = fc(x)
+            x = F.linear(x, fc.weight, fc.bias)
             if i < len(self.fcs) - 1:
                 x = F.relu(x)
         return x
+
+    def from_dense(self, wide: list[torch.Tensor], narrow: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor,
+                   chunk: int = 512, sparse_max: float = SPARSE_MAX, winograd: bool | None = None) -> torch.Tensor:
+        """Logits at pixels ``(ys, xs)`` from dense stream maps (batch item 0), equal to :meth:`forward`
+        on the pixels' 7x7 grids.
+
+        ``wide``: the stride-3 maps (``H+18``, concatenated in the weight's channel order),
+        ``narrow``: the stride-1 15-stream map (``H+6``). The first trunk conv is split by input
+        channels and run on the maps (dilation 3 on the wide maps, 1 on the narrow one; only at
+        the positions the pixels read, see :func:`~dbd_lightning.ops.sparse_conv.conv2d_at`); its
+        5x5 output grid of pixel ``p`` is ``relu(Ga[p + 3k] + Gb[p + k])``. The rest runs per pixel,
+        in blocks of ``chunk`` pixels, as matrix products: the second 3x3 conv (5x5 -> 3x3) by
+        Winograd's minimal filtering F(3x3, 3x3) (25 instead of 81 products per channel pair;
+        ``winograd=None``: for float32/float64, direct otherwise), the third conv, the 1x1 conv and the FCs.
+        """
+        c1, c2, c3, c4 = self.convs.convs
+        if [c.kernel_size[0] for c in (c1, c2, c3, c4)] != [3, 3, 3, 1]:
+            raise ValueError("Trunk.from_dense expects the 3x3, 3x3, 3x3, 1x1 trunk")
+        w1 = c1.weight
+        n_wide = sum(m.shape[1] for m in wide)
+        h, w = narrow.shape[-2] - 6, narrow.shape[-1] - 6
+        if ys.numel() == 0:
+            return w1.new_zeros(0, self.fcs[-1].out_features)
+        pix = pixel_mask(ys, xs, h, w)
+        ga = conv2d_at(wide, w1[:, :n_wide], 3, dilate_need(pix, 5, 3), relu=False, sparse_max=sparse_max)
+        gb = conv2d_at(narrow, w1[:, n_wide:], 1, dilate_need(pix, 5, 1), relu=False, sparse_max=sparse_max)
+        ch = ga.shape[1]
+        gaf = ga[0].permute(1, 2, 0).reshape(-1, ch)
+        gbf = gb[0].permute(1, 2, 0).reshape(-1, ch)
+        wa, wb = ga.shape[-1], gb.shape[-1]
+        k = torch.arange(5, device=ys.device)
+        off_a = (3 * k[:, None] * wa + 3 * k[None]).reshape(25, 1)
+        off_b = (k[:, None] * wb + k[None]).reshape(25, 1)
+        if winograd is None:
+            winograd = ga.dtype in (torch.float32, torch.float64)
+        k2 = c2.weight.shape[0]
+        if winograd:
+            at, g, bt = (torch.as_tensor(m, dtype=ga.dtype, device=ga.device) for m in winograd_f33())
+            u = torch.einsum("ik,ockl,jl->ijco", g, c2.weight, g).reshape(25, ch, k2)
+            bk, ak = torch.kron(bt, bt), torch.kron(at, at)  # both 2-D transforms as one product each
+        else:
+            w2 = c2.weight.permute(0, 2, 3, 1).reshape(k2, -1)
+        w3 = c3.weight.permute(0, 2, 3, 1).reshape(c3.weight.shape[0], -1)
+        w4 = c4.weight.flatten(1)
+        out = []
+        for s in range(0, ys.numel(), chunk):
+            y, x = ys[s:s + chunk], xs[s:s + chunk]
+            n = y.numel()
+            # (25, n, C): grid row a, column b, pixel, channel (index_select: 4x faster than gaf[idx])
+            g5 = gaf.index_select(0, (off_a + y * wa + x).view(-1)).view(25, n, ch)
+            g5 += gbf.index_select(0, (off_b + y * wb + x).view(-1)).view(25, n, ch)
+            g5.relu_()
+            if winograd:  # V = B^T g B, M = V (.) U, Y = A^T M A
+                v = (bk @ g5.view(25, -1)).view(25, n, ch)
+                m = torch.bmm(v, u)
+                h2 = (ak @ m.view(25, -1)).view(9, n, k2).relu_().transpose(0, 1).reshape(n, -1)
+            else:
+                cols = g5.view(5, 5, n, ch).permute(2, 0, 1, 3).unfold(1, 3, 1).unfold(2, 3, 1)
+                cols = cols.permute(0, 1, 2, 4, 5, 3).reshape(n * 9, -1)
+                h2 = F.linear(cols, w2).relu_().view(n, -1)
+            h3 = F.linear(F.linear(h2, w3).relu_(), w4).relu_()
+            out.append(self.head(h3))
+        return torch.cat(out)
+
+
+def winograd_f33() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``A^T`` (3x5), ``G`` (5x3), ``B^T`` (5x5) of Winograd's F(3, 3): ``y = A^T [(G g) * (B^T d)]``
+    is the valid correlation ``y_i = sum_k g_k d_{i+k}`` of a 5-vector ``d`` with a 3-tap ``g``.
+
+    Toom-Cook on the points ``0, 1, -1, -1/2`` and infinity (exact up to rounding; float32
+    error about that of the direct sum). ``A^T`` / ``G`` evaluate at the points, ``B^T``
+    solves the interpolation identity ``sum_j A^T[i,j] G[j,k] B^T[j,l] = [l = i + k]``.
+    """
+    return _WINOGRAD_F33
+
+
+def _toom_cook(m: int, r: int, points: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n = m + r - 1
+    if len(points) != n - 1:
+        raise ValueError(f"F({m}, {r}) needs {n - 1} finite points")
+    at, g = np.zeros((m, n)), np.zeros((n, r))
+    for j, a in enumerate(points):
+        at[:, j] = [a**i for i in range(m)]
+        g[j] = [a**k / math.prod(a - b for b in points if b != a) for k in range(r)]
+    at[m - 1, n - 1] = g[n - 1, r - 1] = 1.0  # the point at infinity
+    # sum_j at[i, j] g[j, k] bt[j, l] = [l == i + k]: linear in bt, solved exactly (full column rank)
+    lhs = np.einsum("ij,jk,jJ,lL->iklJL", at, g, np.eye(n), np.eye(n)).reshape(m * r * n, n * n)
+    rhs = np.array([[[float(j == i + k) for j in range(n)] for k in range(r)] for i in range(m)]).reshape(-1)
+    bt = np.linalg.lstsq(lhs, rhs, rcond=None)[0]
+    if np.abs(lhs @ bt - rhs).max() > 1e-12:
+        raise ArithmeticError("Toom-Cook points do not give a minimal filtering algorithm")
+    exact = np.round(bt * 64) / 64  # dyadic entries for dyadic points: make them exact
+    if np.abs(lhs @ exact - rhs).max() == 0.0:
+        bt = exact
+    return at, g, bt.reshape(n, n)
+
+
+_WINOGRAD_F33 = _toom_cook(3, 3, (0.0, 1.0, -1.0, -0.5))
 
 
 def _gather(maps: list[torch.Tensor], steps: list[int], ys: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
