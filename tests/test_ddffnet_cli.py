@@ -32,7 +32,7 @@ def test_table_sweeps_declare_the_paper_grids():
 
 
 def test_table6_multirun_runs_two_stage_jobs(tmp_path):
-    proc = run_module("dbd_lightning.train", ["-m", "experiment=ddffnet_table6", *SMALL], cwd=tmp_path)
+    proc = run_module("dbd_lightning.train", ["-m", "experiment=ddffnet_table6", "data=synthetic", *SMALL], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     jobs = sorted((tmp_path / "outputs" / "ddffnet_table6" / "multiruns").glob("*/[01]"))
     assert len(jobs) == 2
