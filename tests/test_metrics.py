@@ -564,3 +564,25 @@ def test_bench_smoke():
         assert res[key] > 0
     assert res["max_abs_curve_diff"] < 1e-6
     assert set(res["values"]) == {"mae", "fbeta", "iou"}
+
+
+def test_collection_checks_inputs_once_with_the_members_messages(monkeypatch):
+    from dbd_lightning.metrics import functional
+
+    coll = build_dbd_metrics(max_fbeta=True)
+    assert all(not m.validate_args for m in coll.values())  # the members skip their own checks
+    calls = []
+    real = functional.as_row_groups
+    monkeypatch.setattr(functional, "as_row_groups", lambda p, t, validate=True: calls.append(validate) or real(p, t, validate))
+    coll.update(PA[None], TA[None])
+    assert calls.count(True) == 1 and calls.count(False) == len(coll)
+    # bad inputs still fail, with the same messages, before any member state changes
+    with pytest.raises(ValueError, match=r"\[-2\.5, 3\].*sigmoid"):
+        coll.update(torch.tensor([[-2.5, 3.0]]), torch.tensor([[0.0, 1.0]]))
+    with pytest.raises(ValueError, match=r"non-binary values \[0\.5\].*half"):
+        coll(torch.tensor([[0.2, 0.3]]), torch.tensor([[0.5, 1.0]]))  # forward checks too
+    assert int(coll["mae"].count) == 1
+    # validate_args=False: nothing is checked anywhere
+    calls.clear()
+    build_dbd_metrics(validate_args=False).update(PA[None], TA[None])
+    assert True not in calls

@@ -29,6 +29,7 @@ from lightning.pytorch.utilities import rank_zero_only  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from .metrics.describe import describe_convention  # noqa: E402
+from .ops.cpu_memory import reuse_freed_memory  # noqa: E402
 from .utils.checkpoint import load_weights  # noqa: E402
 from .utils.compile import compile_net  # noqa: E402
 from .utils.config import build_datamodule, build_task, config_dir, instantiate_dict  # noqa: E402
@@ -123,7 +124,8 @@ def _fit_test_report(cfg: DictConfig, trainer: L.Trainer, task: L.LightningModul
         if ckpt and not trainer.fast_dev_run:
             log.info("testing weights of %s", ckpt)
             load_weights(task, ckpt)
-        trainer.test(task, datamodule=datamodule)
+        with reuse_freed_memory():  # metrics at each image's original size: no fresh pages per image
+            trainer.test(task, datamodule=datamodule)
         metrics.update(scalar_metrics(trainer.callback_metrics))
 
     if not trainer.is_global_zero:

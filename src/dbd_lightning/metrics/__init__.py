@@ -5,7 +5,7 @@ See :mod:`.dbd` for the options and :mod:`.functional` for exact definitions,
 binning and edge cases.
 """
 
-from .collection import PRESETS, build_dbd_metrics, resolve_convention
+from .collection import PRESETS, DBDMetricCollection, build_dbd_metrics, resolve_convention
 from .dbd import MAE, FBeta, IoU, MaxFBeta, Precision, PrecisionRecallCurve, Recall
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "Precision",
     "PrecisionRecallCurve",
     "Recall",
+    "DBDMetricCollection",
     "build_dbd_metrics",
     "resolve_convention",
 ]

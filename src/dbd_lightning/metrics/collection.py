@@ -23,6 +23,7 @@ from typing import Any
 
 from torchmetrics import MetricCollection
 
+from . import functional as F
 from .dbd import MAE, FBeta, IoU, MaxFBeta, Precision, PrecisionRecallCurve, Recall
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -93,6 +94,34 @@ def resolve_convention(preset: str = "ddffnet", **convention: Any) -> dict[str, 
     return cfg
 
 
+class DBDMetricCollection(MetricCollection):
+    """A ``MetricCollection`` that checks each update's inputs once, not once per member.
+
+    The members are built with ``validate_args=False``; with ``validate_args=True``
+    (default) :meth:`update` and :meth:`forward` run the range / binary-target / shape
+    checks of :func:`~dbd_lightning.metrics.functional.as_row_groups` once and then hand
+    the inputs to every member (one pass over a map instead of one per metric).
+    """
+
+    def __init__(self, metrics, validate_args: bool = True, **kwargs: Any) -> None:
+        super().__init__(metrics, **kwargs)
+        self.validate_args = validate_args
+
+    def _check(self, args: tuple, kwargs: dict) -> None:
+        if self.validate_args:
+            preds = kwargs.get("preds", args[0] if args else None)
+            target = kwargs.get("target", args[1] if len(args) > 1 else None)
+            F.as_row_groups(preds, target, validate=True)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self._check(args, kwargs)
+        super().update(*args, **kwargs)
+
+    def forward(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        self._check(args, kwargs)
+        return super().forward(*args, **kwargs)
+
+
 def build_dbd_metrics(
     prefix: str = "",
     preset: str = "ddffnet",
@@ -102,7 +131,7 @@ def build_dbd_metrics(
     precision_recall: bool = False,
     pr_curve: bool = False,
     **convention: Any,
-) -> MetricCollection:
+) -> DBDMetricCollection:
     """Build the table metrics, keyed ``'mae'``, ``'fbeta'``, ``'iou'`` (+ options).
 
     Args:
@@ -112,7 +141,8 @@ def build_dbd_metrics(
         adaptive_fbeta: add ``'adaptive_fbeta'`` (adaptive threshold with the
             convention's ``adaptive_factor`` / ``adaptive_cap`` / ``strict`` /
             ``adaptive_target``, ``fbeta_averaging``).
-        validate_args: check inputs in every metric (range, binary target, shapes).
+        validate_args: check the inputs (range, binary target, shapes), once per update
+            for the whole collection (:class:`DBDMetricCollection`).
         precision_recall: add ``'precision'`` and ``'recall'`` at the convention's
             ``threshold`` with ``fbeta_averaging`` (BTBNet's average P / R).
         pr_curve: add ``'pr_curve'`` (:class:`PrecisionRecallCurve`, 256 thresholds,
@@ -129,6 +159,7 @@ def build_dbd_metrics(
     then report one metric's value for both.
     """
     c = resolve_convention(preset, **convention)
+    collection_validates, validate_args = validate_args, False  # checked once by the collection
     thr_kwargs = dict(
         positive=c["positive"],
         adaptive_factor=c["adaptive_factor"],
@@ -168,4 +199,5 @@ def build_dbd_metrics(
             empty_score=c["empty_score"],
             validate_args=validate_args,
         )
-    return MetricCollection(metrics, prefix=prefix or None, compute_groups=False)
+    return DBDMetricCollection(metrics, validate_args=collection_validates, prefix=prefix or None,
+                               compute_groups=False)
