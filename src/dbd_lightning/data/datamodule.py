@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 import lightning as L
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
+from ..ops.cpu_memory import reuse_freed_memory_in_worker
 from .cache import InMemoryCache
 from .sampler import EpochSeededSampler
 from .samples import TransformedDataset, collate_samples
@@ -80,6 +81,7 @@ class DBDDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
+            worker_init_fn=reuse_freed_memory_in_worker if self.num_workers > 0 else None,
             collate_fn=collate_samples,
         )
 

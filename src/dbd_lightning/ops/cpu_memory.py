@@ -21,7 +21,7 @@ import sys
 import threading
 from collections.abc import Iterator
 
-__all__ = ["reuse_freed_memory"]
+__all__ = ["reuse_freed_memory", "reuse_freed_memory_in_worker"]
 
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_MAX = -1, -2, -4
 #: glibc's defaults, restored on exit
@@ -30,6 +30,7 @@ _REUSE = {_M_MMAP_MAX: 0, _M_TRIM_THRESHOLD: 1 << 30, _M_TOP_PAD: 64 << 20}
 _lock = threading.Lock()
 _depth = 0
 _libc: ctypes.CDLL | None | bool = None
+_worker_block: contextlib.AbstractContextManager | None = None
 
 
 def _glibc() -> ctypes.CDLL | None:
@@ -73,3 +74,18 @@ def reuse_freed_memory(enabled: bool = True) -> Iterator[None]:
             if _depth == 0:
                 _set(lib, _DEFAULTS)
                 lib.malloc_trim(0)
+
+
+def reuse_freed_memory_in_worker(worker_id: int | None = None) -> None:
+    """DataLoader ``worker_init_fn``: the worker process keeps freed heap memory for its lifetime.
+
+    A loader worker does one job (render / decode / augment samples), each sample allocating
+    the same large temporaries again: reusing them instead of fresh zero-filled pages makes the
+    synthetic renderer ~1.7x faster (``make bench``, case ``synthetic_renderer``). The block is
+    entered and never left (the worker's heap goes with the process).
+    """
+    global _worker_block
+    if _worker_block is None:
+        block = reuse_freed_memory()
+        block.__enter__()
+        _worker_block = block  # referenced for the process lifetime: a collected block would exit

@@ -27,6 +27,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ...ops.cpu_memory import reuse_freed_memory
 from .renderer import RenderConfig, SyntheticRenderer, resolve_config, sample_name
 
 __all__ = ["LAYOUT", "write_dataset", "write_sample"]
@@ -113,7 +114,7 @@ def write_dataset(
     out = Path(out_dir)
     _prepare(out, overwrite)
     names = []
-    with open(out / "info.jsonl", "w", encoding="utf-8") as info_file:
+    with open(out / "info.jsonl", "w", encoding="utf-8") as info_file, reuse_freed_memory():
         for i in _progress(range(start, start + n), n, progress):
             sample, info = renderer.render_with_info(i)
             name = sample_name(renderer.seed, i)
