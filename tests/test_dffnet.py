@@ -87,3 +87,33 @@ def test_local_weights_file_is_loaded(tmp_path):
 def test_encoder_levels_must_be_strides_4_to_32():
     with pytest.raises(ValueError, match=r"strides \[4, 8, 16, 32\]"):
         DFFNet("resnet18", out_indices=(0, 1, 2, 3))
+
+
+@pytest.mark.parametrize("cls_name", ["DFFNet", "RDFFNet"])
+def test_channels_last_decoder_is_the_same_network(cls_name):
+    from dbd_lightning.models.rdffnet import RDFFNet
+
+    cls = {"DFFNet": DFFNet, "RDFFNet": RDFFNet}[cls_name]
+    torch.manual_seed(0)
+    ref = cls("resnet18").eval()
+    net = cls("resnet18", channels_last_decoder=True).eval()
+    assert list(net.state_dict()) == list(ref.state_dict())  # checkpoints interchange
+    net.load_state_dict(ref.state_dict())
+    def conv3x3(model):
+        return next(m for m in model.decoder.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3))
+
+    assert conv3x3(net).weight.is_contiguous(memory_format=torch.channels_last)  # still after loading
+    assert not conv3x3(ref).weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        a, b = ref(x), net(x)
+    assert b["logits"].is_contiguous()
+    torch.testing.assert_close(b["logits"], a["logits"], rtol=1e-4, atol=1e-5)
+    for sa, sb in zip(a["side_logits"], b["side_logits"], strict=True):
+        torch.testing.assert_close(sb, sa, rtol=1e-4, atol=1e-5)
+    if "depth" in a:
+        torch.testing.assert_close(b["depth"], a["depth"], rtol=1e-4, atol=1e-5)
+    # trains: gradients reach the decoder in both layouts
+    net.train()
+    net(x)["logits"].mean().backward()
+    assert net.decoder.head[-1].weight.grad is not None

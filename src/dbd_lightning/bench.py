@@ -92,13 +92,18 @@ def bench_dffnet_infer(encoder: str, size: int = 320, repeats: int = 10) -> dict
     with torch.inference_mode():
         feats = net.encoder(x)
 
-        def decoder():
-            r4, r3, r2, r1 = (rfb(f) for rfb, f in zip(net.rfbs, feats, strict=True))
-            return net.decoder(r1, r2, r3, r4)
+        def decoder(model=net):
+            r4, r3, r2, r1 = model.rfb_levels(feats)
+            return model.decoder(r1, r2, r3, r4)
 
         full = statistics.median(_timeit(lambda: net(x), repeats))
         backbone = statistics.median(_timeit(lambda: net.encoder(x), repeats))
         dec = statistics.median(_timeit(decoder, repeats))
+        # the same weights with model.net.channels_last_decoder=true
+        net_cl = DFFNet(encoder, channels_last_decoder=True).eval()
+        net_cl.load_state_dict(net.state_dict())
+        dec_cl = statistics.median(_timeit(lambda: decoder(net_cl), repeats))
+        cl_diff = float((net_cl(x)["logits"] - net(x)["logits"]).abs().max())
         with FlopCounterMode(display=False) as backbone_flops:
             net.encoder(x)
         with FlopCounterMode(display=False) as decoder_flops:
@@ -110,6 +115,8 @@ def bench_dffnet_infer(encoder: str, size: int = 320, repeats: int = 10) -> dict
         "ms_per_image": full * 1e3, "images_per_s": 1 / full,
         "backbone_ms": backbone * 1e3, "decoder_ms": dec * 1e3,
         "decoder_over_backbone": dec / backbone,
+        "decoder_channels_last_ms": dec_cl * 1e3, "decoder_channels_last_over_backbone": dec_cl / backbone,
+        "channels_last_max_abs_diff": cl_diff,
         "backbone_gflops": backbone_flops.get_total_flops() / 1e9,
         "decoder_gflops": decoder_flops.get_total_flops() / 1e9,
         "decoder_over_backbone_flops": decoder_flops.get_total_flops() / backbone_flops.get_total_flops(),

@@ -27,6 +27,10 @@ class DFFNet(nn.Module):
         channels: RFB output width (paper: 32).
         attention: spatial attention from the side outputs (SAB).
         dense_guidance: the DFFM multiplicative guidance (False = "w/o DFFM").
+        channels_last_decoder: run the RFBs and the DFFM in channels-last memory format
+            (NHWC). Same network and weights (state-dict keys unchanged), outputs equal to
+            float rounding; on CPU (oneDNN) the decoder's many 32-128-channel convs are
+            ~30 % faster this way (``make bench``, ``dffnet_infer_*``). Not a paper item.
 
     ``forward`` returns a dict:
         ``logits`` (B,1,H,W) in-focus logits at input size (bilinear from 1/4),
@@ -43,6 +47,7 @@ class DFFNet(nn.Module):
         channels: int = 32,
         attention: bool = True,
         dense_guidance: bool = True,
+        channels_last_decoder: bool = False,
     ) -> None:
         super().__init__()
         self.encoder = TimmEncoder(encoder, pretrained, weights_file, out_indices)
@@ -53,10 +58,23 @@ class DFFNet(nn.Module):
             )
         self.rfbs = nn.ModuleList([RFB(c, channels) for c in self.encoder.channels])
         self.decoder = DFFM(channels, attention=attention, dense_guidance=dense_guidance)
+        self.channels_last_decoder = bool(channels_last_decoder)
+        if self.channels_last_decoder:
+            self.rfbs.to(memory_format=torch.channels_last)
+            self.decoder.to(memory_format=torch.channels_last)
+
+    def rfb_levels(self, features: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """RFB outputs of the four encoder levels, strides 4..32 (channels-last if so configured)."""
+        if self.channels_last_decoder:
+            features = [f.contiguous(memory_format=torch.channels_last) for f in features]
+        return [rfb(f) for rfb, f in zip(self.rfbs, features, strict=True)]
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor | list[torch.Tensor]]:
         features = self.encoder(image)
-        r4, r3, r2, r1 = (rfb(f) for rfb, f in zip(self.rfbs, features, strict=True))  # strides 4..32
+        r4, r3, r2, r1 = self.rfb_levels(features)
         out, sides = self.decoder(r1, r2, r3, r4)
         logits = F.interpolate(out, size=image.shape[-2:], mode="bilinear", align_corners=True)
+        if self.channels_last_decoder:
+            logits = logits.contiguous()
+            sides = [s.contiguous() for s in sides]
         return {"logits": logits, "side_logits": sides, "features": features}

@@ -31,7 +31,7 @@ class RDFFNet(DFFNet):
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor | list[torch.Tensor]]:
         features = self.encoder(image)
-        r4, r3, r2, r1 = (rfb(f) for rfb, f in zip(self.rfbs, features, strict=True))
+        r4, r3, r2, r1 = self.rfb_levels(features)
         out, sides, extra = self.decoder.forward_with_features(r1, r2, r3, r4)
         size = image.shape[-2:]
         logits = F.interpolate(out, size=size, mode="bilinear", align_corners=True)
