@@ -586,3 +586,22 @@ def test_collection_checks_inputs_once_with_the_members_messages(monkeypatch):
     calls.clear()
     build_dbd_metrics(validate_args=False).update(PA[None], TA[None])
     assert True not in calls
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cpu_binarize_equals_torch_comparison_at_the_boundary(dtype):
+    from dbd_lightning.metrics import functional
+
+    gen = torch.Generator().manual_seed(0)
+    s = torch.rand(3, 5000, generator=gen, dtype=dtype)
+    below = torch.nextafter(torch.tensor(0.5, dtype=dtype), torch.tensor(0.0, dtype=dtype))
+    s[0, :4] = torch.tensor([0.5, float(below), 0.3, 1.0], dtype=dtype)
+    adaptive = functional.adaptive_threshold(s)  # float64 (B, 1): cast to the map's dtype first
+    at = adaptive[1, 0].to(dtype)  # map values at and next to the cast threshold
+    s[1, :3] = torch.stack([at, torch.nextafter(at, torch.zeros_like(at)), torch.nextafter(at, torch.ones_like(at))])
+    for thr in (0.5, 0.3, adaptive):
+        for strict in (False, True):
+            t = thr.to(dtype) if isinstance(thr, torch.Tensor) else thr
+            expected = s > t if strict else s >= t
+            got = functional.binarize(s, thr, strict)
+            assert got.dtype == torch.bool and torch.equal(got, expected), (thr, strict)
