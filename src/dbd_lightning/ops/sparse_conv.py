@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["dilate_need", "conv2d_at", "conv2d_relu", "SPARSE_MAX"]
+__all__ = ["dilate_need", "conv2d_at", "conv2d_relu", "channel_rows", "SPARSE_MAX"]
 
 #: needed fraction of the output up to which :func:`conv2d_at` gathers instead of running the dense conv
 #: (measured on a 2-core AVX2 CPU: the gather + GEMM costs 1.3-2x oneDNN's dense conv per position)
@@ -73,7 +73,7 @@ def _conv_sum(xs: list[torch.Tensor], weight: torch.Tensor, dilation: int) -> to
     return out
 
 
-def _flat(x: torch.Tensor) -> torch.Tensor:
+def channel_rows(x: torch.Tensor) -> torch.Tensor:
     """``(1, C, H, W)`` -> ``(H*W, C)`` rows (a view for channels-last memory)."""
     return x[0].permute(1, 2, 0).reshape(-1, x.shape[1])
 
@@ -119,9 +119,9 @@ def conv2d_at(
         c = x.shape[1]
         mats.append(weight[:, c0:c0 + c].permute(0, 2, 3, 1).reshape(k_out, -1))
         c0 += c
-    flats = [_flat(x) for x in xs]
+    flats = [channel_rows(x) for x in xs]
     out = torch.zeros(1, ho, wo, k_out, dtype=xs[0].dtype, device=xs[0].device).permute(0, 3, 1, 2)  # NHWC memory
-    out_flat = _flat(out)
+    out_flat = channel_rows(out)
     for s in range(0, q.numel(), chunk):
         idx = base[s:s + chunk, None] + off
         y = None

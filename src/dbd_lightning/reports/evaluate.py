@@ -99,9 +99,29 @@ def evaluate_sources(
         loader = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=num_workers, collate_fn=_identity)
         # full-resolution maps allocate ~50 MB of temporaries per image; reusing freed heap
         # memory instead of fresh pages makes the metrics ~2.4x faster on CPU (metrics/bench.py)
+        n = 0
         with reuse_freed_memory():
-            n = _evaluate_dataset(loader, ds_name, sources, collections, curves, out, grid_samples,
-                                  grid_max_side, progress)
+            for sample in tqdm(loader, desc=f"eval {ds_name}", unit="img", disable=not progress, dynamic_ncols=True):
+                image = np.asarray(sample["image"])
+                mask = np.asarray(sample["mask"])
+                name = str(sample.get("name", n))
+                gt = torch.from_numpy(np.ascontiguousarray(mask)).float()
+                row = {"label": f"{ds_name}/{name}", "image": _thumb(image, grid_max_side),
+                       "gt": _thumb(mask.astype(np.float32), grid_max_side)} if n < grid_samples else None
+                for src_name, src in sources.items():
+                    if isinstance(src, SavedMaps):
+                        focus = src.load(ds_name, name, mask.shape)
+                    else:
+                        focus = check_prediction(src.predict_image(image), mask.shape, source=f"{src_name} on {name}")
+                    pred = torch.from_numpy(focus)
+                    collections[src_name].update([pred], [gt])
+                    if pr_curves:
+                        curves[src_name].update([pred], [gt])
+                    if row is not None:
+                        row[src_name] = _thumb(focus, grid_max_side)
+                if row is not None:
+                    out.grid_rows.append(row)
+                n += 1
         if n == 0:
             raise ValueError(f"test set {ds_name!r} is empty")
         out.counts[ds_name] = n
@@ -114,31 +134,3 @@ def evaluate_sources(
                 prec, rec, _ = curves[src_name].compute()
                 out.curves.setdefault(ds_name, {})[src_name] = (prec.tolist(), rec.tolist())
     return out
-
-
-def _evaluate_dataset(loader, ds_name: str, sources, collections, curves, out: EvalResult, grid_samples: int,
-                      grid_max_side: int, progress: bool) -> int:
-    """Push every sample of one test set through every source; returns the number of images."""
-    n = 0
-    for sample in tqdm(loader, desc=f"eval {ds_name}", unit="img", disable=not progress, dynamic_ncols=True):
-        image = np.asarray(sample["image"])
-        mask = np.asarray(sample["mask"])
-        name = str(sample.get("name", n))
-        gt = torch.from_numpy(np.ascontiguousarray(mask)).float()
-        row = {"label": f"{ds_name}/{name}", "image": _thumb(image, grid_max_side),
-               "gt": _thumb(mask.astype(np.float32), grid_max_side)} if n < grid_samples else None
-        for src_name, src in sources.items():
-            if isinstance(src, SavedMaps):
-                focus = src.load(ds_name, name, mask.shape)
-            else:
-                focus = check_prediction(src.predict_image(image), mask.shape, source=f"{src_name} on {name}")
-            pred = torch.from_numpy(focus)
-            collections[src_name].update([pred], [gt])
-            if src_name in curves:
-                curves[src_name].update([pred], [gt])
-            if row is not None:
-                row[src_name] = _thumb(focus, grid_max_side)
-        if row is not None:
-            out.grid_rows.append(row)
-        n += 1
-    return n

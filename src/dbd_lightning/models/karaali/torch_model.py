@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...ops.sparse_conv import SPARSE_MAX, conv2d_at, conv2d_relu, dilate_need
+from ...ops.sparse_conv import SPARSE_MAX, channel_rows, conv2d_at, conv2d_relu, dilate_need
 
 __all__ = ["Stream", "KaraaliStreams", "BNet", "ENet", "Trunk", "KARAALI_PATCH", "KARAALI_LEVELS"]
 
@@ -239,8 +239,7 @@ class Trunk(nn.Module):
         ga = conv2d_at(wide, w1[:, :n_wide], 3, dilate_need(pix, 5, 3), relu=False, sparse_max=sparse_max)
         gb = conv2d_at(narrow, w1[:, n_wide:], 1, dilate_need(pix, 5, 1), relu=False, sparse_max=sparse_max)
         ch = ga.shape[1]
-        gaf = ga[0].permute(1, 2, 0).reshape(-1, ch)
-        gbf = gb[0].permute(1, 2, 0).reshape(-1, ch)
+        gaf, gbf = channel_rows(ga), channel_rows(gb)
         wa, wb = ga.shape[-1], gb.shape[-1]
         k = torch.arange(5, device=ys.device)
         off_a = (3 * k[:, None] * wa + 3 * k[None]).reshape(25, 1)
