@@ -12,7 +12,14 @@ from dbd_lightning.convert import main as convert_main
 from dbd_lightning.convert.karaali import BNET_KEYS, ENET_KEYS
 from dbd_lightning.models.karaali import BNet, ENet
 from dbd_lightning.models.karaali.pipeline import trunk_from_dense
-from dbd_lightning.models.karaali.torch_model import grid_needs, pixel_mask, winograd_f33
+from dbd_lightning.models.karaali.torch_model import (
+    WIDE_PHASE,
+    grid_needs,
+    pixel_mask,
+    snap_to_wide_grid,
+    wide_grid_shape,
+    winograd_f33,
+)
 from dbd_lightning.ops.cpu_memory import reuse_freed_memory
 from dbd_lightning.ops.patches import extract_patches, reflect_pad
 from dbd_lightning.ops.sparse_conv import conv2d_at, dilate_need
@@ -95,6 +102,46 @@ def test_receptive_field_evaluation_equals_patch_forward(sparse_max, winograd):
         m32 = b32.streams.dense(pad32, needs, sparse_max)
         torch.testing.assert_close(trunk_from_dense(b32.trunk, m32[:2], m32[2], ys, xs, 8, sparse_max, winograd),
                                    got_b.float(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("sparse_max", [0.0, 1.0])
+@pytest.mark.parametrize("hw", [(52, 61), (45, 47)])  # sizes with every remainder mod 3
+def test_native_stride_wide_streams_equal_patch_forward_at_grid_points(sparse_max, hw):
+    """``phase`` (native stride): the 41 / 27 streams pool with stride 3, each pixel reads them at its
+    nearest grid point ``1 + 3u``; equal to the patch-wise forward with those two streams' patch taken
+    there and the 15 stream's at the pixel (float64). The grid point is <= 1 px away inside the image."""
+    torch.manual_seed(2)
+    b, e = BNet().double().eval(), ENet().double().eval()
+    e.load_f1_from(b)
+    h, w = hw
+    img = torch.rand(1, 3, h, w, dtype=torch.float64)
+    pad = reflect_pad(img)
+    g = torch.Generator().manual_seed(1)
+    ys, xs = torch.randint(0, h, (40,), generator=g), torch.randint(0, w, (40,), generator=g)
+    ys[:4], xs[:4] = torch.tensor([0, h - 1, 0, h - 1]), torch.tensor([w - 1, 0, 0, w - 1])  # corners
+    grid = wide_grid_shape(h, w, WIDE_PHASE)
+    uy, ux = snap_to_wide_grid(ys, xs, grid, WIDE_PHASE)
+    gy, gx = WIDE_PHASE + 3 * uy, WIDE_PHASE + 3 * ux
+    assert ((gy >= 0) & (gy < h) & (gx >= 0) & (gx < w)).all()
+    assert (gy - ys).abs().max() <= 2 and (gx - xs).abs().max() <= 2
+    inner = (ys < 3 * grid[0]) & (xs < 3 * grid[1])
+    assert (gy - ys)[inner].abs().max() <= 1 and (gx - xs)[inner].abs().max() <= 1
+    needs = grid_needs(pixel_mask(ys, xs, h, w), WIDE_PHASE)
+    with torch.no_grad():
+        fine, wide = extract_patches(pad, ys, xs), extract_patches(pad, gy, gx)
+        maps = b.streams.dense(pad, needs, sparse_max, WIDE_PHASE)
+        assert tuple(maps[0].shape[-2:]) == (grid[0] + 6, grid[1] + 6) == tuple(maps[1].shape[-2:])
+        f2 = e.f2.dense(pad, needs[0], sparse_max, WIDE_PHASE)
+        got_b = trunk_from_dense(b.trunk, maps[:2], maps[2], ys, xs, 6, sparse_max, wide_phase=WIDE_PHASE)
+        got_e = trunk_from_dense(e.trunk, [f2, *maps[:2]], maps[2], ys, xs, 9, sparse_max, wide_phase=WIDE_PHASE)
+        torch.testing.assert_close(got_b, b(wide, fine), rtol=1e-10, atol=1e-10)
+        torch.testing.assert_close(got_e, e(wide, fine), rtol=1e-10, atol=1e-10)
+        # and not the exact evaluation (the wide patches moved for most pixels)
+        assert not torch.allclose(got_b, b(fine), rtol=1e-6, atol=1e-6)
+        with pytest.raises(ValueError, match="native-stride wide maps"):
+            trunk_from_dense(b.trunk, b.streams.dense(pad)[:2], maps[2], ys, xs, 6, wide_phase=WIDE_PHASE)
+        with pytest.raises(ValueError, match="pooling"):
+            b.streams.s15.dense(pad, phase=WIDE_PHASE)
 
 
 def test_conv2d_at_and_dilate_need():

@@ -118,6 +118,32 @@ def test_fast_evaluation_gives_the_same_maps():
     np.testing.assert_array_equal(r_all_p, r_all)
 
 
+def test_native_stride_mode_dense_and_patchwise_agree_and_differs_from_exact():
+    """``wide_stride=3``: the dense maps (gathered or not) and the patch-wise path give the same
+    estimate (float64); it is an approximation, so it differs from the exact pipeline somewhere."""
+    rgb = _crop(48)
+    torch.manual_seed(3)
+    bnet, enet = BNet(), ENet()
+    enet.load_f1_from(bnet)
+    with torch.no_grad():
+        enet.trunk.fcs[-1].bias.copy_(torch.tensor([0.0, 0.0]))
+    kw = dict(device="cpu", wide_stride=3)
+    runs = [_double(KaraaliPipeline(bnet=copy.deepcopy(bnet), enet=copy.deepcopy(enet), patchwise_max=0,
+                                    sparse_max=sm, **kw)) for sm in (0.0, 1.0)]
+    runs.append(_double(KaraaliPipeline(bnet=copy.deepcopy(bnet), enet=copy.deepcopy(enet), patchwise_max=10**6,
+                                        chunk=100, **kw)))
+    outs = [r.estimate(rgb) for r in runs]
+    for a in outs[1:]:
+        for k in ("sparse", "pattern_edges", "depth_edges"):
+            np.testing.assert_array_equal(a[k], outs[0][k])
+        np.testing.assert_allclose(a["blur_radius"], outs[0]["blur_radius"], rtol=1e-6, atol=1e-6)
+    exact = _double(KaraaliPipeline(bnet=copy.deepcopy(bnet), enet=copy.deepcopy(enet), device="cpu")).estimate(rgb)
+    assert not np.array_equal(exact["depth_edges"], outs[0]["depth_edges"])
+    assert "wide_stride=3" in runs[0].description
+    with pytest.raises(ValueError, match="wide_stride"):
+        _pipe(wide_stride=2)
+
+
 def test_propagation_psi_blocks_depth_edges_and_psi0_mixes():
     h, w = 40, 60
     rgb = np.full((h, w, 3), 128, np.uint8)
@@ -252,6 +278,18 @@ def test_evaluate_lytro_and_dbd(tmp_path):
     d = run["dbd"]
     assert d["n"] == 1 and 0 <= d["at_alpha"]["accuracy"] <= 1 and 0 <= d["at_alpha"]["fbeta"] <= 1
     assert d["at_best_alpha"]["accuracy"] >= d["at_alpha"]["accuracy"] - 1e-12
+    # the native-stride approximation next to the exact run, with its agreement measured on the Lytro images
+    out2 = tmp_path / "res2.json"
+    assert main(["--bnet", bnet, "--enet", enet, "--lytro", str(lytro), "--wide-stride", "1", "3",
+                 "--device", "cpu", "--out", str(out2)]) == 0
+    res2 = json.loads(out2.read_text())
+    assert set(res2["runs"]) == {"psi=100", "psi=100,wide_stride=3"}
+    assert res2["runs"]["psi=100"]["lytro"] == lyt
+    agr = res2["runs"]["psi=100,wide_stride=3"]["agreement_vs_wide_stride_1"]
+    approx = KaraaliPipeline(bnet_ckpt=bnet, enet_ckpt=enet, device="cpu", wide_stride=3)
+    pred3 = approx.estimate(read_rgb(lytro / "image_01.png"))["blur_radius"]
+    assert agr["per_image"][0]["dense_mae_px"] == pytest.approx(float(np.abs(pred3 - pred).mean()), rel=1e-5)
+    assert agr["n"] == 2 and all(0 <= agr[k]["mean"] <= 1 for k in ("edge_kind", "level"))
 
 
 def test_precomputed_edge_maps_are_used(tmp_path):

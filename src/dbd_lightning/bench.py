@@ -57,6 +57,10 @@ CASES: dict[str, tuple[str, dict, dict]] = {
     "karaali_pipeline_360_bf16": ("dbd_lightning.models.karaali.bench:bench_pipeline",
                                   {"repeats": 3, "precision": "bfloat16"}, {"repeats": 1, "size": 96,
                                                                             "precision": "bfloat16"}),
+    # wide_stride=3: the 41/27 streams at their native stride (an approximation, see the family README)
+    "karaali_pipeline_360_wide_stride3": ("dbd_lightning.models.karaali.bench:bench_pipeline",
+                                          {"repeats": 3, "wide_stride": 3}, {"repeats": 1, "size": 96,
+                                                                             "wide_stride": 3}),
     "dt_filter_360": ("dbd_lightning.models.karaali.bench:bench_dt_filter", {"repeats": 10}, {"repeats": 2}),
     # the same on one thread (robust on a shared machine: spinning OpenMP threads inflate the 2-thread numbers)
     "karaali_pipeline_360_1thread": ("dbd_lightning.models.karaali.bench:bench_pipeline",

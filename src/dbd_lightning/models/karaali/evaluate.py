@@ -1,7 +1,8 @@
 """Evaluate Karaali's pipeline: Lytro blur MAE (raw / relative), the psi ablation, DBD by threshold.
 
     python -m dbd_lightning.models.karaali.evaluate --bnet B.ckpt --enet E.ckpt --lytro DIR [--edges DIR] \
-        [--dbd DIR --dbd-polarity white_in_focus] [--psi 100 0] [--alpha 0.5] [--out results.json]
+        [--dbd DIR --dbd-polarity white_in_focus] [--psi 100 0] [--wide-stride 1 3] [--alpha 0.5] \
+        [--out results.json]
 
 * Lytro (D'Andres et al.; paper Table I): per image the mean absolute error between
   the dense blur map and the GT disk-radius map (px), and the *relative* MAE, both
@@ -13,6 +14,9 @@
   MAE, accuracy and F-beta (beta^2 = 0.3, blur = positive class, the suite's
   default convention), averaged over images, for ``--alpha`` and for the best alpha
   of a grid (the paper tunes alpha per method).
+* ``--wide-stride 1 3``: also run the native-stride approximation; with the exact run (1)
+  first, each other run reports its agreement with it on the Lytro images (same edge kind,
+  same blur level at the common pattern edges, mean |difference| of the dense maps).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import numpy as np
 
 from .pipeline import BNET_RADII, KaraaliPipeline, dbd_threshold
 
-__all__ = ["lytro_errors", "dbd_scores", "main"]
+__all__ = ["lytro_errors", "dbd_scores", "agreement", "main"]
 
 MAX_RADIUS = BNET_RADII[-1]
 
@@ -65,6 +69,36 @@ def lytro_errors(pipe: KaraaliPipeline, root: str | Path, edges_dir: str | Path 
                           "pred_mean": float(pred.mean()), "gt_mean": float(s["radius"].mean())})
     return {"n": len(per_image), "mae": _summary([p["mae"] for p in per_image]),
             "relative_mae": _summary([p["relative_mae"] for p in per_image]), "per_image": per_image}
+
+
+def agreement(ref: KaraaliPipeline, other: KaraaliPipeline, images: list[tuple[str, np.ndarray]]) -> dict:
+    """How far ``other`` (e.g. ``wide_stride=3``) is from ``ref`` (the exact pipeline), per image and mean +- std:
+
+    * ``edge_kind``: fraction of the edge pixels with the same pattern / depth decision;
+    * ``level``: fraction of the pixels that are pattern edges in both with the same blur level,
+      ``level_mae_px`` the mean |radius difference| there;
+    * ``dense_mae_px`` / ``dense_max_px``: mean / largest |difference| of the dense blur maps.
+    """
+    rows = []
+    for name, rgb in images:
+        a, b = ref.estimate(rgb), other.estimate(rgb)
+        edges = (a["pattern_edges"] + a["depth_edges"]) > 0
+        both = (a["pattern_edges"] > 0) & (b["pattern_edges"] > 0)
+        dense = np.abs(a["blur_radius"] - b["blur_radius"])
+        level_diff = np.abs(a["sparse"] - b["sparse"])[both]
+        rows.append({"name": name, "edge_kind": float((a["depth_edges"] == b["depth_edges"])[edges].mean()),
+                     "level": float((level_diff == 0).mean()) if both.any() else 1.0,
+                     "level_mae_px": float(level_diff.mean()) if both.any() else 0.0,
+                     "dense_mae_px": float(dense.mean()), "dense_max_px": float(dense.max())})
+    keys = [k for k in rows[0] if k != "name"]
+    return {"n": len(rows), **{k: _summary([r[k] for r in rows]) for k in keys}, "per_image": rows}
+
+
+def _lytro_images(root: str | Path) -> list[tuple[str, np.ndarray]]:
+    from ...data.benchmarks import Lytro
+
+    ds = Lytro(root, check_count=False)
+    return [(ds[i]["name"], ds[i]["image"]) for i in range(len(ds))]
 
 
 def _dbd_one(blur: np.ndarray, gt_focus: np.ndarray, alpha: float, beta2: float = 0.3) -> dict[str, float]:
@@ -113,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dbd", default=None, help="DBD folder with image/ and gt/")
     ap.add_argument("--dbd-polarity", default="white_in_focus")
     ap.add_argument("--psi", type=float, nargs="+", default=[100.0])
+    ap.add_argument("--wide-stride", type=int, nargs="+", default=[1],
+                    help="1 = exact; 3 = the 41/27 streams at their native stride (approximate)")
     ap.add_argument("--alpha", type=float, default=0.5)
     ap.add_argument("--precision", default="float32")
     ap.add_argument("--device", default="auto")
@@ -121,21 +157,31 @@ def main(argv: list[str] | None = None) -> int:
     if args.enet is None and not args.no_enet:
         ap.error("give --enet or --no-enet")
     results: dict = {"bnet": args.bnet, "enet": None if args.no_enet else args.enet, "runs": {}}
+    images = _lytro_images(args.lytro) if args.lytro and len(args.wide_stride) > 1 else None
     for psi in args.psi:
-        pipe = KaraaliPipeline(bnet_ckpt=args.bnet, enet_ckpt=args.enet, use_enet=not args.no_enet, psi=psi,
-                               alpha=args.alpha, precision=args.precision, device=args.device)
-        run: dict = {}
-        if args.lytro:
-            run["lytro"] = lytro_errors(pipe, args.lytro, args.edges)
-            m, r = run["lytro"]["mae"], run["lytro"]["relative_mae"]
-            print(f"psi={psi:g} Lytro ({run['lytro']['n']} images): MAE {m['mean']:.3f} +- {m['std']:.3f} px, "
-                  f"relative {r['mean']:.4f}")
-        if args.dbd:
-            run["dbd"] = dbd_scores(pipe, args.dbd, args.alpha, args.dbd_polarity)
-            d = run["dbd"]
-            print(f"psi={psi:g} DBD ({d['n']} images) alpha={args.alpha}: {d['at_alpha']}; best alpha "
-                  f"{d['best_alpha']}: {d['at_best_alpha']}")
-        results["runs"][f"psi={psi:g}"] = run
+        first = None
+        for ws in args.wide_stride:
+            pipe = KaraaliPipeline(bnet_ckpt=args.bnet, enet_ckpt=args.enet, use_enet=not args.no_enet, psi=psi,
+                                   alpha=args.alpha, precision=args.precision, device=args.device, wide_stride=ws)
+            key = f"psi={psi:g}" + ("" if ws == 1 else f",wide_stride={ws}")
+            run: dict = {}
+            if args.lytro:
+                run["lytro"] = lytro_errors(pipe, args.lytro, args.edges)
+                m, r = run["lytro"]["mae"], run["lytro"]["relative_mae"]
+                print(f"{key} Lytro ({run['lytro']['n']} images): MAE {m['mean']:.3f} +- {m['std']:.3f} px, "
+                      f"relative {r['mean']:.4f}")
+            if args.dbd:
+                run["dbd"] = dbd_scores(pipe, args.dbd, args.alpha, args.dbd_polarity)
+                d = run["dbd"]
+                print(f"{key} DBD ({d['n']} images) alpha={args.alpha}: {d['at_alpha']}; best alpha "
+                      f"{d['best_alpha']}: {d['at_best_alpha']}")
+            if first is None:
+                first = (ws, pipe)
+            elif images is not None:
+                run[f"agreement_vs_wide_stride_{first[0]}"] = agr = agreement(first[1], pipe, images)
+                print(f"{key} vs wide_stride={first[0]}: same edge kind {agr['edge_kind']['mean']:.4f}, same level "
+                      f"{agr['level']['mean']:.4f}, dense map |diff| {agr['dense_mae_px']['mean']:.4f} px")
+            results["runs"][key] = run
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n")

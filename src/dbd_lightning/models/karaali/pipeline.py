@@ -14,6 +14,8 @@ Steps 2-3 run the networks densely (see :mod:`.torch_model`): numerically the sa
 as one 41x41 patch per edge pixel, many times faster. Each layer is computed only where an
 edge pixel's patch reads it (gathered when that is a small part of the map), E-NET runs
 first and B-NET only at the pattern edges (the blur map never uses a depth edge's radius).
+``wide_stride=3`` (an approximation, off by default) runs the 41 and 27 streams at their
+native stride 3 and reads them at each edge pixel's nearest grid point (<= 1 px away).
 """
 
 from __future__ import annotations
@@ -29,7 +31,17 @@ from ...ops.edges import CANNY_HIGH, CANNY_LOW, CANNY_SIGMA, canny_hue
 from ...ops.patches import extract_patches, reflect_pad
 from ...ops.sparse_conv import SPARSE_MAX
 from ...utils.checkpoint import load_weights
-from .torch_model import KARAALI_LEVELS, BNet, ENet, Trunk, grid_needs, pixel_mask
+from .torch_model import (
+    KARAALI_LEVELS,
+    WIDE_PHASE,
+    BNet,
+    ENet,
+    Trunk,
+    grid_needs,
+    pixel_mask,
+    snap_to_wide_grid,
+    wide_grid_shape,
+)
 
 __all__ = ["KaraaliPipeline", "BNET_RADII", "dbd_threshold", "trunk_from_dense"]
 
@@ -47,7 +59,7 @@ def dbd_threshold(blur: np.ndarray, alpha: float) -> tuple[np.ndarray, float]:
 
 def trunk_from_dense(trunk: Trunk, wide: list[torch.Tensor], narrow: torch.Tensor, ys: torch.Tensor,
                      xs: torch.Tensor, chunk: int, sparse_max: float = SPARSE_MAX,
-                     winograd: bool | None = None) -> torch.Tensor:
+                     winograd: bool | None = None, wide_phase: int | None = None) -> torch.Tensor:
     """Trunk + FC logits at pixels ``(ys, xs)`` from dense stream maps (:meth:`Trunk.from_dense`).
 
     ``wide``: the stride-3 maps (``H+18``), ``narrow``: the stride-1 15-stream map (``H+6``).
@@ -55,7 +67,7 @@ def trunk_from_dense(trunk: Trunk, wide: list[torch.Tensor], narrow: torch.Tenso
     wide maps, 1 on the narrow one) at the positions the pixels read; its 5x5 grid of pixel
     ``p`` is ``relu(Ga[p + 3k] + Gb[p + k])``; the rest runs per pixel as matrix products.
     """
-    return trunk.from_dense(wide, narrow, ys, xs, chunk, sparse_max, winograd)
+    return trunk.from_dense(wide, narrow, ys, xs, chunk, sparse_max, winograd, wide_phase)
 
 
 class KaraaliPipeline:
@@ -82,6 +94,11 @@ class KaraaliPipeline:
             patch per pixel, batched) instead of on dense maps; 0 = always dense.
         reuse_memory: keep freed heap memory for reuse while an image runs on the CPU
             (glibc; avoids ~2 GB of page faults per 360x360 image, see :mod:`~dbd_lightning.ops.cpu_memory`).
+        wide_stride: 1 = exact (the paper: every edge pixel's own 41x41 patch); 3 = the 41 and 27
+            streams at their native stride 3 (pooling stride as in training), read at each edge
+            pixel's nearest point of that grid (<= 1 px per axis; the 15 stream and the trunk at
+            the pixel): 1/9 of the positions for their post-pooling layers and the first trunk
+            conv; an approximation, measured in the family README.
         random_init: allow running without checkpoints (smoke tests only).
         kind: the config's marker (``pipeline``: built by ``predict``/``eval``, not trained); unused.
     """
@@ -94,13 +111,16 @@ class KaraaliPipeline:
                  readout: str = "argmax", focus: str = "mask", device: str = "auto", precision: str = "float32",
                  chunk: int = 512, random_init: bool = False, crop27: int = 8, crop15: int = 14,
                  sparse_max: float = SPARSE_MAX, winograd: bool | None = None, patchwise_max: int = 192,
-                 reuse_memory: bool = True, kind: str = "pipeline") -> None:
+                 reuse_memory: bool = True, wide_stride: int = 1, kind: str = "pipeline") -> None:
         if readout not in ("argmax", "expectation"):
             raise ValueError(f"readout must be 'argmax' or 'expectation', got {readout!r}")
         if focus not in ("mask", "soft"):
             raise ValueError(f"focus must be 'mask' or 'soft', got {focus!r}")
         if precision not in _DTYPES:
             raise ValueError(f"precision must be one of {sorted(_DTYPES)}, got {precision!r}")
+        if wide_stride not in (1, 3):
+            raise ValueError(f"wide_stride must be 1 (exact) or 3 (native stride of the 41/27 streams), "
+                             f"got {wide_stride!r}")
         self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
         self.dtype = _DTYPES[precision]
         self.bnet = self._load(bnet, bnet_ckpt, BNet, "bnet", random_init, crop27, crop15)
@@ -113,6 +133,9 @@ class KaraaliPipeline:
         self.readout, self.focus, self.chunk = readout, focus, int(chunk)
         self.sparse_max, self.winograd, self.reuse_memory = float(sparse_max), winograd, bool(reuse_memory)
         self.patchwise_max = int(patchwise_max)
+        self.wide_stride = int(wide_stride)
+        #: phase of the native-stride grid (None: exact evaluation)
+        self.wide_phase = WIDE_PHASE if self.wide_stride == 3 else None
         self.radii = torch.tensor(BNET_RADII, dtype=torch.float32, device=self.device)
 
     def _load(self, net, ckpt, cls, name, random_init, crop27, crop15):
@@ -141,7 +164,8 @@ class KaraaliPipeline:
 
     def _trunk(self, trunk: Trunk, wide: list[torch.Tensor], narrow: torch.Tensor, ys: torch.Tensor,
                xs: torch.Tensor) -> torch.Tensor:
-        return trunk_from_dense(trunk, wide, narrow, ys, xs, self.chunk, self.sparse_max, self.winograd).float()
+        return trunk_from_dense(trunk, wide, narrow, ys, xs, self.chunk, self.sparse_max, self.winograd,
+                                self.wide_phase).float()
 
     @torch.no_grad()
     def classify_edges(self, rgb: np.ndarray, edges: np.ndarray,
@@ -178,16 +202,17 @@ class KaraaliPipeline:
                depth_radius: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Depth flags, the pixels B-NET ran at and its logits there, from the dense maps."""
         h, w = shape
+        phase = self.wide_phase
 
         def needs(y: torch.Tensor, x: torch.Tensor):
-            return grid_needs(pixel_mask(y, x, h, w)) if self.sparse_max > 0 else None
+            return grid_needs(pixel_mask(y, x, h, w), phase) if self.sparse_max > 0 else None
 
         maps = None
         depth = torch.zeros_like(ys, dtype=torch.bool)
         if self.enet is not None:
             need = needs(ys, xs)
-            f1 = (self.bnet.streams if self.shared_f1 else self.enet.f1).dense(padded, need, self.sparse_max)
-            f2 = self.enet.f2.dense(padded, None if need is None else need[0], self.sparse_max)
+            f1 = (self.bnet.streams if self.shared_f1 else self.enet.f1).dense(padded, need, self.sparse_max, phase)
+            f2 = self.enet.f2.dense(padded, None if need is None else need[0], self.sparse_max, phase)
             depth = self._trunk(self.enet.trunk, [f2, *f1[:2]], f1[2], ys, xs).argmax(1) == 1
             del f2
             if self.shared_f1:
@@ -198,25 +223,36 @@ class KaraaliPipeline:
             return depth, sel, None
         yb, xb = ys[sel], xs[sel]
         if maps is None:
-            maps = self.bnet.streams.dense(padded, needs(yb, xb), self.sparse_max)
+            maps = self.bnet.streams.dense(padded, needs(yb, xb), self.sparse_max, phase)
         return depth, sel, self._trunk(self.bnet.trunk, maps[:2], maps[2], yb, xb)
 
     def _patchwise(self, padded: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, shape: tuple[int, int],
                    depth_radius: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """As :meth:`_dense`, one 41x41 patch per edge pixel (cheaper for a few hundred pixels or less)."""
+        """As :meth:`_dense`, one 41x41 patch per edge pixel (cheaper for a few hundred pixels or less);
+        with ``wide_stride=3`` the 41 and 27 streams see the patch at the pixel's nearest grid point."""
         depths, sels, logits = [], [], []
+        grid = wide_grid_shape(*shape, self.wide_phase) if self.wide_phase is not None else None
+
+        def patches(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+            p = extract_patches(padded, y, x)
+            return p.contiguous(memory_format=torch.channels_last) if self.device.type == "cpu" else p
+
         for s in range(0, ys.numel(), self.chunk):
-            p = extract_patches(padded, ys[s:s + self.chunk], xs[s:s + self.chunk])
-            if self.device.type == "cpu":
-                p = p.contiguous(memory_format=torch.channels_last)
-            f1 = self.bnet.streams(p) if self.shared_f1 or self.enet is None else None
+            y, x = ys[s:s + self.chunk], xs[s:s + self.chunk]
+            p = patches(y, x)
+            if grid is None:
+                pw = p
+            else:
+                uy, ux = snap_to_wide_grid(y, x, grid, self.wide_phase)
+                pw = patches(self.wide_phase + 3 * uy, self.wide_phase + 3 * ux)
+            f1 = self.bnet.streams(pw, p) if self.shared_f1 or self.enet is None else None
             depth = torch.zeros(p.shape[0], dtype=torch.bool, device=p.device)
             if self.enet is not None:
-                e1 = f1 if self.shared_f1 else self.enet.f1(p)
-                depth = self.enet.trunk(torch.cat([self.enet.f2(p), *e1], 1)).argmax(1) == 1
+                e1 = f1 if self.shared_f1 else self.enet.f1(pw, p)
+                depth = self.enet.trunk(torch.cat([self.enet.f2(pw), *e1], 1)).argmax(1) == 1
             sel = torch.ones_like(depth) if depth_radius else ~depth
             if sel.any():
-                feats = torch.cat(f1, 1)[sel] if f1 is not None else torch.cat(self.bnet.streams(p[sel]), 1)
+                feats = torch.cat(f1, 1)[sel] if f1 is not None else torch.cat(self.bnet.streams(pw[sel], p[sel]), 1)
                 logits.append(self.bnet.trunk(feats).float())
             depths.append(depth)
             sels.append(sel)
@@ -270,4 +306,5 @@ class KaraaliPipeline:
     @property
     def description(self) -> str:
         return (f"Karaali pipeline (psi={self.psi}, alpha={self.alpha}, enet={'on' if self.enet else 'off'}, "
-                f"{self.readout}, {str(self.dtype).split('.')[-1]}, {self.device})")
+                f"{self.readout}, {str(self.dtype).split('.')[-1]}, {self.device}"
+                f"{', wide_stride=3 (approximate)' if self.wide_phase is not None else ''})")

@@ -26,6 +26,15 @@ Receptive-field-aware evaluation (``need`` masks, :mod:`dbd_lightning.ops.sparse
 dense map is read only at the grids of the edge pixels, so each 64-channel layer is
 computed only where some edge pixel's patch reads it -- gathered where few positions are
 needed (sparse edge maps), dense elsewhere. Exact as well.
+
+Native-stride wide streams (``phase`` given; an approximation, off by default): the 41 and 27
+streams pool with stride 3 as in training, so their layers after the pooling run on a grid
+of every third position (phase ``phase``) instead of at every pixel -- 1/9 of the
+positions, and the first trunk conv on those maps as well. Each edge pixel then reads the
+wide maps at the nearest grid point (at most 1 px away per axis inside the image; up to 2 px
+at an image border for some sizes), the 15 stream and the rest of the trunk at the pixel itself.
+The result is the patch-wise forward with the 41x41 patch of those two streams taken at that
+grid point (:meth:`KaraaliStreams.forward` with ``fine``; tested).
 """
 
 from __future__ import annotations
@@ -39,11 +48,15 @@ from torch import nn
 
 from ...ops.sparse_conv import SPARSE_MAX, channel_rows, conv2d_at, conv2d_relu, dilate_need
 
-__all__ = ["Stream", "KaraaliStreams", "BNet", "ENet", "Trunk", "KARAALI_PATCH", "KARAALI_LEVELS"]
+__all__ = ["Stream", "KaraaliStreams", "BNet", "ENet", "Trunk", "KARAALI_PATCH", "KARAALI_LEVELS", "WIDE_PHASE",
+           "snap_to_wide_grid", "wide_grid_shape"]
 
 KARAALI_PATCH = 41
 #: number of B-NET classes (disk radii 0.5, 0.75, ..., 6.0 px)
 KARAALI_LEVELS = 23
+#: phase of the stride-3 grid of the native-stride wide streams: grid points are the pixels ``1 + 3u``
+#: (the middle of each 3-pixel cell, so a pixel is at most 1 px from its grid point)
+WIDE_PHASE = 1
 
 
 class Stream(nn.Module):
@@ -63,33 +76,54 @@ class Stream(nn.Module):
                 x = F.max_pool2d(x, 3, 3, ceil_mode=True)
         return x
 
-    def _layers(self) -> list[tuple[nn.Conv2d | None, int]]:
-        """``(conv, dilation)`` of the dense evaluation in order; ``conv`` None = the 3x3 max-pool."""
+    def _layers(self, native: bool = False) -> list[tuple[nn.Conv2d | None, int]]:
+        """``(conv, dilation)`` of the dense evaluation in order; ``conv`` None = the 3x3 max-pool.
+        ``native``: the pooling keeps its stride 3 and the later layers are not dilated."""
         d, out = 1, []
         for i, conv in enumerate(self.convs):
             out.append((conv, d))
             if i == self.pool_after:
                 out.append((None, d))
-                d *= 3
+                if not native:
+                    d *= 3
         return out
 
-    def dense(self, x: torch.Tensor, need: torch.Tensor | None = None, sparse_max: float = SPARSE_MAX) -> torch.Tensor:
+    def dense(self, x: torch.Tensor, need: torch.Tensor | None = None, sparse_max: float = SPARSE_MAX,
+              phase: int | None = None) -> torch.Tensor:
         """Patch outputs of every position: pooling at stride 1, later layers dilated by 3.
 
         ``need``: bool mask of the output positions that are read (batch of one), or None (all).
         With a mask, every 64-channel layer is computed only where a needed output depends on it
         (:func:`~dbd_lightning.ops.sparse_conv.conv2d_at`); other positions are then arbitrary.
+        ``phase`` (streams with a pooling only): pool at stride 3 from offset ``phase`` instead
+        (native stride): output ``u`` is the patch output at position ``phase + 3u``, ``need`` in
+        those coordinates.
         """
-        layers = self._layers()
+        native = phase is not None
+        if native and self.pool_after is None:
+            raise ValueError("phase (native stride) needs a stream with a pooling layer")
+        layers = self._layers(native)
+        sizes = [tuple(x.shape[-2:])]  # input size of every layer, then the output size
+        for conv, d in layers:
+            if conv is None and native:
+                sizes.append(tuple((s - 3 - phase) // 3 + 1 for s in sizes[-1]))
+            else:
+                r = d * ((3 if conv is None else conv.kernel_size[0]) - 1)
+                sizes.append(tuple(s - r for s in sizes[-1]))
         needs: list[torch.Tensor | None] = [None] * len(layers)
         if need is not None:
+            if tuple(need.shape) != sizes[-1]:
+                raise ValueError(f"need has shape {tuple(need.shape)}, the stream output is {sizes[-1]}")
             needs[-1] = need
             for j in range(len(layers) - 1, 0, -1):
                 conv, d = layers[j]
-                needs[j - 1] = dilate_need(needs[j], 3 if conv is None else conv.kernel_size[0], d)
+                if conv is None and native:
+                    needs[j - 1] = strided_pool_need(needs[j], phase, sizes[j])
+                else:
+                    needs[j - 1] = dilate_need(needs[j], 3 if conv is None else conv.kernel_size[0], d)
         for (conv, d), nd in zip(layers, needs, strict=True):
             if conv is None:
-                x = dense_max_pool3(x, d)
+                x = dense_max_pool3(x, d) if not native else F.max_pool2d(x[..., phase:, phase:], 3, 3)
             elif nd is None or conv is self.convs[0]:  # the 3-channel first conv is cheap dense
                 x = conv2d_relu(x, conv.weight, d)
             else:
@@ -109,6 +143,32 @@ def dense_max_pool3(x: torch.Tensor, d: int = 1) -> torch.Tensor:
     r = torch.maximum(r, x[..., 2 * d:, :], out=r)  # in place: one temporary less
     c = torch.maximum(r[..., :w], r[..., d:d + w])
     return torch.maximum(c, r[..., 2 * d:], out=c)
+
+
+def strided_pool_need(need: torch.Tensor, phase: int, in_shape: tuple[int, int]) -> torch.Tensor:
+    """Input mask ``in_shape`` of a 3x3 / stride-3 max-pool started at offset ``phase`` whose output mask is
+    ``need``: output ``u`` reads inputs ``phase + 3u + (0..2)``."""
+    out = need.new_zeros(in_shape)
+    hs, ws = need.shape
+    for ty in range(3):
+        for tx in range(3):
+            out[phase + ty:phase + ty + 3 * hs:3, phase + tx:phase + tx + 3 * ws:3] |= need
+    return out
+
+
+def wide_grid_shape(h: int, w: int, phase: int = WIDE_PHASE) -> tuple[int, int]:
+    """Shape of the grid of native-stride centres of an ``h x w`` image: the points ``phase + 3u`` whose
+    7x7 wide-map grid (``u + 0..6``) lies inside the native-stride maps (positions up to ``h + 17``)."""
+    return tuple((s + 17 - phase) // 3 + 1 - 6 for s in (h, w))
+
+
+def snap_to_wide_grid(ys: torch.Tensor, xs: torch.Tensor, grid: tuple[int, int],
+                      phase: int = WIDE_PHASE) -> tuple[torch.Tensor, torch.Tensor]:
+    """Grid index ``(uy, ux)`` of the native-stride centre ``phase + 3u`` nearest to each pixel (clamped to
+    the ``grid`` shape of :func:`wide_grid_shape`)."""
+    uy = torch.div(ys - phase + 1, 3, rounding_mode="floor").clamp_(0, grid[0] - 1)
+    ux = torch.div(xs - phase + 1, 3, rounding_mode="floor").clamp_(0, grid[1] - 1)
+    return uy, ux
 
 
 def grid_gather(m: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, n: int, step: int) -> torch.Tensor:
@@ -146,24 +206,29 @@ class KaraaliStreams(nn.Module):
         self.s41, self.s27, self.s15 = stream41(channels), stream27(channels), stream15(channels)
         self.crop27, self.crop15 = int(crop27), int(crop15)
 
-    def forward(self, x41: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, x41: torch.Tensor, fine: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Stream outputs of 41x41 patches; ``fine``: other patches for the 15 stream (default ``x41``;
+        the native-stride evaluation takes the wide streams' patches at the nearest grid point)."""
         c27, c15 = self.crop27, self.crop15
+        fine = x41 if fine is None else fine
         return [self.s41(x41), self.s27(x41[..., c27:c27 + 27, c27:c27 + 27]),
-                self.s15(x41[..., c15:c15 + 15, c15:c15 + 15])]
+                self.s15(fine[..., c15:c15 + 15, c15:c15 + 15])]
 
     def dense(self, padded: torch.Tensor, needs: tuple[torch.Tensor, torch.Tensor] | None = None,
-              sparse_max: float = SPARSE_MAX) -> list[torch.Tensor]:
+              sparse_max: float = SPARSE_MAX, phase: int | None = None) -> list[torch.Tensor]:
         """Dense maps of an image reflect-padded by 20: ``(B,64,H+18,W+18)`` x2 and ``(B,64,H+6,W+6)``.
 
         The 7x7 grid of pixel ``(y, x)`` is ``map41[y + 3i, x + 3j]``, ``map27[y + 3i, x + 3j]``,
         ``map15[y + i, x + j]`` (``i, j = 0..6``). ``needs``: the masks of the read positions of
         the wide (41, 27) and the narrow (15) maps (:func:`grid_needs`), or None (all).
+        ``phase``: native-stride wide maps (``map[u]`` = position ``phase + 3u``; the grid of the
+        centre ``phase + 3u`` is ``map[u + i]``); the 15 map is unchanged.
         """
         h, w = padded.shape[-2] - 40, padded.shape[-1] - 40
         c27, c15 = self.crop27, self.crop15
         nw, nn_ = (None, None) if needs is None else needs
-        return [self.s41.dense(padded, nw, sparse_max),
-                self.s27.dense(padded[..., c27:c27 + h + 26, c27:c27 + w + 26], nw, sparse_max),
+        return [self.s41.dense(padded, nw, sparse_max, phase),
+                self.s27.dense(padded[..., c27:c27 + h + 26, c27:c27 + w + 26], nw, sparse_max, phase),
                 self.s15.dense(padded[..., c15:c15 + h + 14, c15:c15 + w + 14], nn_, sparse_max)]
 
 
@@ -174,11 +239,17 @@ def pixel_mask(ys: torch.Tensor, xs: torch.Tensor, h: int, w: int) -> torch.Tens
     return m
 
 
-def grid_needs(pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def grid_needs(pixels: torch.Tensor, phase: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Masks of the wide (``H+18``) and narrow (``H+6``) map positions that the trunks of the
     pixels in the bool mask ``pixels`` (``H, W``) read: through the first trunk conv (its 5x5
-    output grid at step 3 / 1, then its 3x3 kernel at dilation 3 / 1)."""
-    return dilate_need(dilate_need(pixels, 5, 3), 3, 3), dilate_need(dilate_need(pixels, 5, 1), 3, 1)
+    output grid at step 3 / 1, then its 3x3 kernel at dilation 3 / 1). ``phase``: the wide mask
+    is of the native-stride maps (read by the pixels' nearest grid centres, :func:`snap_to_wide_grid`)."""
+    narrow = dilate_need(dilate_need(pixels, 5, 1), 3, 1)
+    if phase is None:
+        return dilate_need(dilate_need(pixels, 5, 3), 3, 3), narrow
+    grid = wide_grid_shape(*pixels.shape, phase)
+    centres = pixel_mask(*snap_to_wide_grid(*pixels.nonzero(as_tuple=True), grid, phase), *grid)
+    return dilate_need(dilate_need(centres, 5, 1), 3, 1), narrow
 
 
 def init_weights(module: nn.Module) -> None:
@@ -214,7 +285,8 @@ class Trunk(nn.Module):
         return x
 
     def from_dense(self, wide: list[torch.Tensor], narrow: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor,
-                   chunk: int = 512, sparse_max: float = SPARSE_MAX, winograd: bool | None = None) -> torch.Tensor:
+                   chunk: int = 512, sparse_max: float = SPARSE_MAX, winograd: bool | None = None,
+                   wide_phase: int | None = None) -> torch.Tensor:
         """Logits at pixels ``(ys, xs)`` from dense stream maps (batch item 0), equal to :meth:`forward`
         on the pixels' 7x7 grids.
 
@@ -226,6 +298,8 @@ class Trunk(nn.Module):
         in blocks of ``chunk`` pixels, as matrix products: the second 3x3 conv (5x5 -> 3x3) by
         Winograd's minimal filtering F(3x3, 3x3) (25 instead of 81 products per channel pair;
         ``winograd=None``: for float32/float64, direct otherwise), the third conv, the 1x1 conv and the FCs.
+        ``wide_phase``: the wide maps are native-stride maps (:meth:`KaraaliStreams.dense` with ``phase``);
+        pixel ``p`` reads them at its nearest grid centre ``u``: ``relu(Ga[u + k] + Gb[p + k])``.
         """
         c1, c2, c3, c4 = self.convs.convs
         if [c.kernel_size[0] for c in (c1, c2, c3, c4)] != [3, 3, 3, 1]:
@@ -236,13 +310,24 @@ class Trunk(nn.Module):
         if ys.numel() == 0:
             return w1.new_zeros(0, self.fcs[-1].out_features)
         pix = pixel_mask(ys, xs, h, w)
-        ga = conv2d_at(wide, w1[:, :n_wide], 3, dilate_need(pix, 5, 3), relu=False, sparse_max=sparse_max)
+        if wide_phase is None:  # wide grid of pixel p: Ga[p + 3k]
+            ya, xa, step = ys, xs, 3
+            ga_need = dilate_need(pix, 5, 3)
+        else:  # native stride: Ga[u + k] at the nearest grid centre u
+            grid = wide_grid_shape(h, w, wide_phase)
+            if tuple(wide[0].shape[-2:]) != (grid[0] + 6, grid[1] + 6):
+                raise ValueError(f"native-stride wide maps of a {h}x{w} image are {(grid[0] + 6, grid[1] + 6)}, "
+                                 f"got {tuple(wide[0].shape[-2:])}")
+            ya, xa = snap_to_wide_grid(ys, xs, grid, wide_phase)
+            step = 1
+            ga_need = dilate_need(pixel_mask(ya, xa, *grid), 5, 1)
+        ga = conv2d_at(wide, w1[:, :n_wide], step, ga_need, relu=False, sparse_max=sparse_max)
         gb = conv2d_at(narrow, w1[:, n_wide:], 1, dilate_need(pix, 5, 1), relu=False, sparse_max=sparse_max)
         ch = ga.shape[1]
         gaf, gbf = channel_rows(ga), channel_rows(gb)
         wa, wb = ga.shape[-1], gb.shape[-1]
         k = torch.arange(5, device=ys.device)
-        off_a = (3 * k[:, None] * wa + 3 * k[None]).reshape(25, 1)
+        off_a = (step * k[:, None] * wa + step * k[None]).reshape(25, 1)
         off_b = (k[:, None] * wb + k[None]).reshape(25, 1)
         if winograd is None:
             winograd = ga.dtype in (torch.float32, torch.float64)
@@ -260,7 +345,7 @@ class Trunk(nn.Module):
             y, x = ys[s:s + chunk], xs[s:s + chunk]
             n = y.numel()
             # (25, n, C): grid row a, column b, pixel, channel (index_select: 4x faster than gaf[idx])
-            g5 = gaf.index_select(0, (off_a + y * wa + x).view(-1)).view(25, n, ch)
+            g5 = gaf.index_select(0, (off_a + ya[s:s + chunk] * wa + xa[s:s + chunk]).view(-1)).view(25, n, ch)
             g5 += gbf.index_select(0, (off_b + y * wb + x).view(-1)).view(25, n, ch)
             g5.relu_()
             if winograd:  # V = B^T g B, M = V (.) U, Y = A^T M A
@@ -326,8 +411,9 @@ class BNet(nn.Module):
         self.trunk = Trunk(3 * channels, num_classes, channels, tuple(hidden))
         init_weights(self)
 
-    def forward(self, x41: torch.Tensor) -> torch.Tensor:
-        return self.trunk(torch.cat(self.streams(x41), 1))
+    def forward(self, x41: torch.Tensor, fine: torch.Tensor | None = None) -> torch.Tensor:
+        """``fine``: patches of the 15 stream, see :meth:`KaraaliStreams.forward`."""
+        return self.trunk(torch.cat(self.streams(x41, fine), 1))
 
     def steps(self) -> list[int]:
         return [3, 3, 1]
@@ -348,8 +434,9 @@ class ENet(nn.Module):
         self.trunk = Trunk(4 * channels, num_classes, channels, tuple(hidden))
         init_weights(self)
 
-    def forward(self, x41: torch.Tensor) -> torch.Tensor:
-        return self.trunk(torch.cat([self.f2(x41), *self.f1(x41)], 1))
+    def forward(self, x41: torch.Tensor, fine: torch.Tensor | None = None) -> torch.Tensor:
+        """``fine``: patches of the 15 stream, see :meth:`KaraaliStreams.forward`."""
+        return self.trunk(torch.cat([self.f2(x41), *self.f1(x41, fine)], 1))
 
     def load_f1_from(self, bnet: BNet) -> None:
         """Copy B-NET's streams into f1-NET (Sec. IV-B: the shared weights)."""
