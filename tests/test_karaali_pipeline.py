@@ -144,6 +144,42 @@ def test_native_stride_mode_dense_and_patchwise_agree_and_differs_from_exact():
         _pipe(wide_stride=2)
 
 
+def test_per_cell_mode_is_the_exact_networks_at_the_cell_centres():
+    """``per_cell``: each edge pixel gets the exact networks' result at its cell's centre (the nearest
+    point ``1 + 3u``), dense maps or patch-wise (float64)."""
+    from dbd_lightning.models.karaali.torch_model import snap_to_wide_grid, wide_grid_shape
+
+    rgb = _crop(48)
+    torch.manual_seed(3)
+    bnet, enet = BNet(), ENet()
+    enet.load_f1_from(bnet)
+    with torch.no_grad():
+        enet.trunk.fcs[-1].bias.copy_(torch.tensor([0.0, 0.0]))
+    edges = canny_hue(rgb)
+    ys, xs = (torch.from_numpy(a) for a in np.nonzero(edges))
+    uy, ux = snap_to_wide_grid(ys, xs, wide_grid_shape(*edges.shape))
+    cy, cx = (1 + 3 * uy).numpy(), (1 + 3 * ux).numpy()
+    assert np.abs(cy - ys.numpy()).max() <= 1 and np.abs(cx - xs.numpy()).max() <= 1
+    centres = np.zeros_like(edges)
+    centres[cy, cx] = True
+    assert centres.sum() < 0.7 * edges.sum()  # fewer evaluations than edge pixels
+    exact = _double(KaraaliPipeline(bnet=copy.deepcopy(bnet), enet=copy.deepcopy(enet), device="cpu",
+                                    patchwise_max=0))
+    (ey, ex), er, ed = exact.classify_edges(rgb, centres)
+    at = {(y, x): i for i, (y, x) in enumerate(zip(ey, ex, strict=True))}
+    want = np.array([at[(y, x)] for y, x in zip(cy, cx, strict=True)])
+    for pw in (0, 10**6):
+        cells = _double(KaraaliPipeline(bnet=copy.deepcopy(bnet), enet=copy.deepcopy(enet), device="cpu",
+                                        wide_stride=3, per_cell=True, patchwise_max=pw, chunk=64))
+        (gy, gx), r, d = cells.classify_edges(rgb, edges)
+        np.testing.assert_array_equal(gy, ys.numpy())
+        np.testing.assert_array_equal(d, ed[want])
+        np.testing.assert_array_equal(r, er[want])
+        assert 0 < d.mean() < 1
+    with pytest.raises(ValueError, match="per_cell"):
+        _pipe(per_cell=True)
+
+
 def test_propagation_psi_blocks_depth_edges_and_psi0_mixes():
     h, w = 40, 60
     rgb = np.full((h, w, 3), 128, np.uint8)
@@ -280,12 +316,13 @@ def test_evaluate_lytro_and_dbd(tmp_path):
     assert d["at_best_alpha"]["accuracy"] >= d["at_alpha"]["accuracy"] - 1e-12
     # the native-stride approximation next to the exact run, with its agreement measured on the Lytro images
     out2 = tmp_path / "res2.json"
-    assert main(["--bnet", bnet, "--enet", enet, "--lytro", str(lytro), "--wide-stride", "1", "3",
+    assert main(["--bnet", bnet, "--enet", enet, "--lytro", str(lytro), "--variant", "exact", "wide3", "cell3",
                  "--device", "cpu", "--out", str(out2)]) == 0
     res2 = json.loads(out2.read_text())
-    assert set(res2["runs"]) == {"psi=100", "psi=100,wide_stride=3"}
+    assert set(res2["runs"]) == {"psi=100", "psi=100,wide3", "psi=100,cell3"}
     assert res2["runs"]["psi=100"]["lytro"] == lyt
-    agr = res2["runs"]["psi=100,wide_stride=3"]["agreement_vs_wide_stride_1"]
+    assert "agreement_vs_exact" in res2["runs"]["psi=100,cell3"]
+    agr = res2["runs"]["psi=100,wide3"]["agreement_vs_exact"]
     approx = KaraaliPipeline(bnet_ckpt=bnet, enet_ckpt=enet, device="cpu", wide_stride=3)
     pred3 = approx.estimate(read_rgb(lytro / "image_01.png"))["blur_radius"]
     assert agr["per_image"][0]["dense_mae_px"] == pytest.approx(float(np.abs(pred3 - pred).mean()), rel=1e-5)

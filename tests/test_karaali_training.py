@@ -165,6 +165,22 @@ def test_enet_f1_loaded_from_bnet_and_frozen(tmp_path):
         KaraaliPatchTask(BNet(), optimizer=torch.optim.Adam, bnet_ckpt=str(ckpt))
 
 
+def test_bnet_checkpoint_with_config_radii_loads_safely(tmp_path):
+    """Hydra passes ``radii`` as a ListConfig; the checkpoint (its hparams) must still load with
+    ``weights_only=True`` -- the test phase of ``train`` reloads the best checkpoint that way."""
+    from omegaconf import OmegaConf
+
+    from dbd_lightning.utils.checkpoint import load_state_dict
+
+    task = KaraaliPatchTask(BNet(), optimizer=torch.optim.Adam, radii=OmegaConf.create(list(KARAALI_BNET_RADII)))
+    assert type(task.hparams["radii"]) is list and task.hparams["radii"] == list(KARAALI_BNET_RADII)
+    trainer = L.Trainer(max_steps=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, accelerator="cpu")
+    trainer.strategy.connect(task)
+    trainer.save_checkpoint(tmp_path / "bnet.ckpt")
+    assert set(load_state_dict(tmp_path / "bnet.ckpt")) == {f"net.{k}" for k in task.net.state_dict()}
+
+
 def test_bnet_tiny_overfit():
     torch.manual_seed(0)
     d = KaraaliPatchDataset("bnet", n_images=4, patches_per_image=4, size=48, seed=3)

@@ -61,6 +61,9 @@ CASES: dict[str, tuple[str, dict, dict]] = {
     "karaali_pipeline_360_wide_stride3": ("dbd_lightning.models.karaali.bench:bench_pipeline",
                                           {"repeats": 3, "wide_stride": 3}, {"repeats": 1, "size": 96,
                                                                              "wide_stride": 3}),
+    "karaali_pipeline_360_per_cell": ("dbd_lightning.models.karaali.bench:bench_pipeline",
+                                      {"repeats": 3, "wide_stride": 3, "per_cell": True},
+                                      {"repeats": 1, "size": 96, "wide_stride": 3, "per_cell": True}),
     "dt_filter_360": ("dbd_lightning.models.karaali.bench:bench_dt_filter", {"repeats": 10}, {"repeats": 2}),
     # the same on one thread (robust on a shared machine: spinning OpenMP threads inflate the 2-thread numbers)
     "karaali_pipeline_360_1thread": ("dbd_lightning.models.karaali.bench:bench_pipeline",

@@ -45,6 +45,8 @@ class KaraaliPatchTask(L.LightningModule):
                  radii: list[float] | None = None, loss: object = None, metrics: object = None,
                  kind: str = "patch_classifier") -> None:
         super().__init__()
+        # plain floats: Hydra passes a ListConfig, which a weights_only=True checkpoint load refuses
+        radii = None if radii is None else [float(r) for r in radii]
         self.save_hyperparameters(ignore=["net", "loss", "metrics", "kind", "optimizer", "scheduler"])
         self.net = net
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler

@@ -94,7 +94,7 @@ def bench_pipeline(size: int = 360, repeats: int = 3, precision: str = "float32"
         pipe.shared_f1 = True
     out = _pipeline_times(pipe, _image(size, image), repeats)
     out.update({"precision": precision, "device": device, "threads": torch.get_num_threads(), "shared_f1": True,
-                "wide_stride": pipe.wide_stride,
+                "wide_stride": pipe.wide_stride, "per_cell": pipe.per_cell,
                 "image": image or "synthetic", "paper_s_per_image": 4.55})
     if lytro and image is None and size == 360 and LYTRO_05.is_file():
         out["lytro_image_05"] = _pipeline_times(pipe, _image(size, str(LYTRO_05)), repeats)

@@ -1,7 +1,7 @@
 """Evaluate Karaali's pipeline: Lytro blur MAE (raw / relative), the psi ablation, DBD by threshold.
 
     python -m dbd_lightning.models.karaali.evaluate --bnet B.ckpt --enet E.ckpt --lytro DIR [--edges DIR] \
-        [--dbd DIR --dbd-polarity white_in_focus] [--psi 100 0] [--wide-stride 1 3] [--alpha 0.5] \
+        [--dbd DIR --dbd-polarity white_in_focus] [--psi 100 0] [--variant exact wide3 cell3] [--alpha 0.5] \
         [--out results.json]
 
 * Lytro (D'Andres et al.; paper Table I): per image the mean absolute error between
@@ -14,9 +14,10 @@
   MAE, accuracy and F-beta (beta^2 = 0.3, blur = positive class, the suite's
   default convention), averaged over images, for ``--alpha`` and for the best alpha
   of a grid (the paper tunes alpha per method).
-* ``--wide-stride 1 3``: also run the native-stride approximation; with the exact run (1)
-  first, each other run reports its agreement with it on the Lytro images (same edge kind,
-  same blur level at the common pattern edges, mean |difference| of the dense maps).
+* ``--variant exact wide3 cell3``: also run the approximations (``wide3``: ``wide_stride=3``,
+  ``cell3``: ``wide_stride=3, per_cell=true``); each variant after the first reports its
+  agreement with the first on the Lytro images (same edge kind, same blur level at the common
+  pattern edges, mean |difference| of the dense maps).
 """
 
 from __future__ import annotations
@@ -94,6 +95,10 @@ def agreement(ref: KaraaliPipeline, other: KaraaliPipeline, images: list[tuple[s
     return {"n": len(rows), **{k: _summary([r[k] for r in rows]) for k in keys}, "per_image": rows}
 
 
+#: evaluation variants of the pipeline: name -> KaraaliPipeline arguments
+VARIANTS: dict[str, dict] = {"exact": {}, "wide3": {"wide_stride": 3}, "cell3": {"wide_stride": 3, "per_cell": True}}
+
+
 def _lytro_images(root: str | Path) -> list[tuple[str, np.ndarray]]:
     from ...data.benchmarks import Lytro
 
@@ -147,8 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dbd", default=None, help="DBD folder with image/ and gt/")
     ap.add_argument("--dbd-polarity", default="white_in_focus")
     ap.add_argument("--psi", type=float, nargs="+", default=[100.0])
-    ap.add_argument("--wide-stride", type=int, nargs="+", default=[1],
-                    help="1 = exact; 3 = the 41/27 streams at their native stride (approximate)")
+    ap.add_argument("--variant", nargs="+", default=["exact"], choices=sorted(VARIANTS),
+                    help="exact (paper); wide3 = wide_stride=3; cell3 = wide_stride=3 + per_cell (approximations)")
     ap.add_argument("--alpha", type=float, default=0.5)
     ap.add_argument("--precision", default="float32")
     ap.add_argument("--device", default="auto")
@@ -157,13 +162,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.enet is None and not args.no_enet:
         ap.error("give --enet or --no-enet")
     results: dict = {"bnet": args.bnet, "enet": None if args.no_enet else args.enet, "runs": {}}
-    images = _lytro_images(args.lytro) if args.lytro and len(args.wide_stride) > 1 else None
+    images = _lytro_images(args.lytro) if args.lytro and len(args.variant) > 1 else None
     for psi in args.psi:
         first = None
-        for ws in args.wide_stride:
+        for variant in args.variant:
             pipe = KaraaliPipeline(bnet_ckpt=args.bnet, enet_ckpt=args.enet, use_enet=not args.no_enet, psi=psi,
-                                   alpha=args.alpha, precision=args.precision, device=args.device, wide_stride=ws)
-            key = f"psi={psi:g}" + ("" if ws == 1 else f",wide_stride={ws}")
+                                   alpha=args.alpha, precision=args.precision, device=args.device,
+                                   **VARIANTS[variant])
+            key = f"psi={psi:g}" + ("" if variant == "exact" else f",{variant}")
             run: dict = {}
             if args.lytro:
                 run["lytro"] = lytro_errors(pipe, args.lytro, args.edges)
@@ -176,10 +182,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{key} DBD ({d['n']} images) alpha={args.alpha}: {d['at_alpha']}; best alpha "
                       f"{d['best_alpha']}: {d['at_best_alpha']}")
             if first is None:
-                first = (ws, pipe)
+                first = (variant, pipe)
             elif images is not None:
-                run[f"agreement_vs_wide_stride_{first[0]}"] = agr = agreement(first[1], pipe, images)
-                print(f"{key} vs wide_stride={first[0]}: same edge kind {agr['edge_kind']['mean']:.4f}, same level "
+                run[f"agreement_vs_{first[0]}"] = agr = agreement(first[1], pipe, images)
+                print(f"{key} vs {first[0]}: same edge kind {agr['edge_kind']['mean']:.4f}, same level "
                       f"{agr['level']['mean']:.4f}, dense map |diff| {agr['dense_mae_px']['mean']:.4f} px")
             results["runs"][key] = run
     if args.out:

@@ -99,6 +99,10 @@ class KaraaliPipeline:
             pixel's nearest point of that grid (<= 1 px per axis; the 15 stream and the trunk at
             the pixel): 1/9 of the positions for their post-pooling layers and the first trunk
             conv; an approximation, measured in the family README.
+        per_cell: (with ``wide_stride=3``) evaluate the networks once per occupied 3x3 cell of that
+            grid, at the cell's centre (<= 1 px from each of its edge pixels), and give every edge
+            pixel its cell's result: also the 15 stream and the per-pixel trunk run once per cell
+            (dense edge maps have ~2-3 edge pixels per cell); a further approximation.
         random_init: allow running without checkpoints (smoke tests only).
         kind: the config's marker (``pipeline``: built by ``predict``/``eval``, not trained); unused.
     """
@@ -111,7 +115,8 @@ class KaraaliPipeline:
                  readout: str = "argmax", focus: str = "mask", device: str = "auto", precision: str = "float32",
                  chunk: int = 512, random_init: bool = False, crop27: int = 8, crop15: int = 14,
                  sparse_max: float = SPARSE_MAX, winograd: bool | None = None, patchwise_max: int = 192,
-                 reuse_memory: bool = True, wide_stride: int = 1, kind: str = "pipeline") -> None:
+                 reuse_memory: bool = True, wide_stride: int = 1, per_cell: bool = False,
+                 kind: str = "pipeline") -> None:
         if readout not in ("argmax", "expectation"):
             raise ValueError(f"readout must be 'argmax' or 'expectation', got {readout!r}")
         if focus not in ("mask", "soft"):
@@ -121,6 +126,8 @@ class KaraaliPipeline:
         if wide_stride not in (1, 3):
             raise ValueError(f"wide_stride must be 1 (exact) or 3 (native stride of the 41/27 streams), "
                              f"got {wide_stride!r}")
+        if per_cell and wide_stride != 3:
+            raise ValueError("per_cell=true evaluates once per cell of the stride-3 grid: it needs wide_stride=3")
         self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
         self.dtype = _DTYPES[precision]
         self.bnet = self._load(bnet, bnet_ckpt, BNet, "bnet", random_init, crop27, crop15)
@@ -136,6 +143,7 @@ class KaraaliPipeline:
         self.wide_stride = int(wide_stride)
         #: phase of the native-stride grid (None: exact evaluation)
         self.wide_phase = WIDE_PHASE if self.wide_stride == 3 else None
+        self.per_cell = bool(per_cell)
         self.radii = torch.tensor(BNET_RADII, dtype=torch.float32, device=self.device)
 
     def _load(self, net, ckpt, cls, name, random_init, crop27, crop15):
@@ -178,9 +186,8 @@ class KaraaliPipeline:
         """
         ys_np, xs_np = np.nonzero(edges)
         n = len(ys_np)
-        radius = torch.full((n,), float("nan"))
         if n == 0:
-            return np.stack([ys_np, xs_np]), radius.numpy(), np.zeros(0, bool)
+            return np.stack([ys_np, xs_np]), np.zeros(0, np.float32), np.zeros(0, bool)
         with self._memory():
             img = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device).permute(2, 0, 1)[None].float() / 255.0
             padded = reflect_pad(img).to(self.dtype)
@@ -188,14 +195,25 @@ class KaraaliPipeline:
                 padded = padded.contiguous(memory_format=torch.channels_last)
             ys = torch.from_numpy(ys_np).to(self.device)
             xs = torch.from_numpy(xs_np).to(self.device)
-            run = self._patchwise if n <= self.patchwise_max else self._dense
+            cell = None
+            if self.per_cell:  # one evaluation per occupied cell, at its centre (a grid point)
+                grid = wide_grid_shape(*edges.shape, self.wide_phase)
+                uy, ux = snap_to_wide_grid(ys, xs, grid, self.wide_phase)
+                centres, cell = torch.unique(uy * grid[1] + ux, return_inverse=True)
+                ys = self.wide_phase + 3 * torch.div(centres, grid[1], rounding_mode="floor")
+                xs = self.wide_phase + 3 * (centres % grid[1])
+            run = self._patchwise if ys.numel() <= self.patchwise_max else self._dense
             depth, sel, logits = run(padded, ys, xs, edges.shape, depth_radius)
+            radius_at = torch.full((ys.numel(),), float("nan"))
             if logits is not None:
                 if self.readout == "argmax":
                     r = self.radii[logits.argmax(1)]
                 else:
                     r = logits.softmax(1) @ self.radii
-                radius[sel.cpu()] = r.cpu()
+                radius_at[sel.cpu()] = r.cpu()
+            if cell is not None:  # every edge pixel takes its cell's result
+                radius_at, depth = radius_at[cell.cpu()], depth[cell]
+            radius = radius_at
         return np.stack([ys_np, xs_np]), radius.numpy(), depth.cpu().numpy()
 
     def _dense(self, padded: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, shape: tuple[int, int],
@@ -307,4 +325,5 @@ class KaraaliPipeline:
     def description(self) -> str:
         return (f"Karaali pipeline (psi={self.psi}, alpha={self.alpha}, enet={'on' if self.enet else 'off'}, "
                 f"{self.readout}, {str(self.dtype).split('.')[-1]}, {self.device}"
-                f"{', wide_stride=3 (approximate)' if self.wide_phase is not None else ''})")
+                f"{', wide_stride=3 (approximate)' if self.wide_phase is not None else ''}"
+                f"{', per_cell' if self.per_cell else ''})")
