@@ -144,6 +144,15 @@ def test_native_stride_wide_streams_equal_patch_forward_at_grid_points(sparse_ma
             b.streams.s15.dense(pad, phase=WIDE_PHASE)
 
 
+def test_strided_max_pool3_equals_max_pool2d_at_every_phase():
+    from dbd_lightning.models.karaali.torch_model import strided_max_pool3
+
+    x = torch.randn(1, 5, 23, 31).contiguous(memory_format=torch.channels_last)
+    for phase in range(3):
+        torch.testing.assert_close(strided_max_pool3(x, phase), F.max_pool2d(x[..., phase:, phase:], 3, 3),
+                                   rtol=0, atol=0)
+
+
 def test_conv2d_at_and_dilate_need():
     torch.manual_seed(0)
     x1, x2 = torch.randn(1, 3, 20, 23, dtype=torch.float64), torch.randn(1, 2, 20, 23, dtype=torch.float64)

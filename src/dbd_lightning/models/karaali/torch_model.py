@@ -123,7 +123,7 @@ class Stream(nn.Module):
                     needs[j - 1] = dilate_need(needs[j], 3 if conv is None else conv.kernel_size[0], d)
         for (conv, d), nd in zip(layers, needs, strict=True):
             if conv is None:
-                x = dense_max_pool3(x, d) if not native else F.max_pool2d(x[..., phase:, phase:], 3, 3)
+                x = dense_max_pool3(x, d) if not native else strided_max_pool3(x, phase)
             elif nd is None or conv is self.convs[0]:  # the 3-channel first conv is cheap dense
                 x = conv2d_relu(x, conv.weight, d)
             else:
@@ -143,6 +143,18 @@ def dense_max_pool3(x: torch.Tensor, d: int = 1) -> torch.Tensor:
     r = torch.maximum(r, x[..., 2 * d:, :], out=r)  # in place: one temporary less
     c = torch.maximum(r[..., :w], r[..., d:d + w])
     return torch.maximum(c, r[..., 2 * d:], out=c)
+
+
+def strided_max_pool3(x: torch.Tensor, phase: int) -> torch.Tensor:
+    """3x3 max-pool with stride 3 started at offset ``phase`` (``F.max_pool2d(x[..., phase:, phase:], 3, 3)``),
+    as separable maxima of strided slices: no copy of the offset view (3x faster for ``phase`` > 0)."""
+    h, w = ((s - 3 - phase) // 3 + 1 for s in x.shape[-2:])
+    rows = [x[..., phase + t:phase + t + 3 * h:3, :] for t in range(3)]
+    r = torch.maximum(rows[0], rows[1])
+    r = torch.maximum(r, rows[2], out=r)
+    cols = [r[..., phase + t:phase + t + 3 * w:3] for t in range(3)]
+    c = torch.maximum(cols[0], cols[1])
+    return torch.maximum(c, cols[2], out=c)
 
 
 def strided_pool_need(need: torch.Tensor, phase: int, in_shape: tuple[int, int]) -> torch.Tensor:
