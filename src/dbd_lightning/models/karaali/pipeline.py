@@ -100,9 +100,10 @@ class KaraaliPipeline:
             the pixel): 1/9 of the positions for their post-pooling layers and the first trunk
             conv; an approximation, measured in the family README.
         per_cell: (with ``wide_stride=3``) evaluate the networks once per occupied 3x3 cell of that
-            grid, at the cell's centre (<= 1 px from each of its edge pixels), and give every edge
-            pixel its cell's result: also the 15 stream and the per-pixel trunk run once per cell
-            (dense edge maps have ~2-3 edge pixels per cell); a further approximation.
+            grid, at the cell's centre (<= 1 px per axis from its edge pixels; 2 at the last row or
+            column of some image sizes), and give every edge pixel its cell's result: also the 15
+            stream and the per-pixel trunk run once per cell (dense edge maps have ~2-3 edge pixels
+            per cell); a further approximation.
         random_init: allow running without checkpoints (smoke tests only).
         kind: the config's marker (``pipeline``: built by ``predict``/``eval``, not trained); unused.
     """
@@ -182,7 +183,8 @@ class KaraaliPipeline:
 
         ``depth_radius=False``: B-NET runs at the pattern edges only; the radius of a depth edge
         is then NaN (:meth:`estimate` never uses it). Up to ``patchwise_max`` edge pixels the
-        networks run patch-wise (one 41x41 patch each), otherwise on the dense maps.
+        networks run patch-wise (one 41x41 patch each), otherwise on the dense maps. With
+        ``per_cell`` they run at the cell centres and each edge pixel gets its cell's values.
         """
         ys_np, xs_np = np.nonzero(edges)
         n = len(ys_np)
@@ -204,16 +206,15 @@ class KaraaliPipeline:
                 xs = self.wide_phase + 3 * (centres % grid[1])
             run = self._patchwise if ys.numel() <= self.patchwise_max else self._dense
             depth, sel, logits = run(padded, ys, xs, edges.shape, depth_radius)
-            radius_at = torch.full((ys.numel(),), float("nan"))
+            radius = torch.full((ys.numel(),), float("nan"))
             if logits is not None:
                 if self.readout == "argmax":
                     r = self.radii[logits.argmax(1)]
                 else:
                     r = logits.softmax(1) @ self.radii
-                radius_at[sel.cpu()] = r.cpu()
+                radius[sel.cpu()] = r.cpu()
             if cell is not None:  # every edge pixel takes its cell's result
-                radius_at, depth = radius_at[cell.cpu()], depth[cell]
-            radius = radius_at
+                radius, depth = radius[cell.cpu()], depth[cell]
         return np.stack([ys_np, xs_np]), radius.numpy(), depth.cpu().numpy()
 
     def _dense(self, padded: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, shape: tuple[int, int],
