@@ -83,22 +83,30 @@ def _double(pipe: KaraaliPipeline) -> KaraaliPipeline:
     return pipe
 
 
+def _mixed_nets() -> tuple[BNet, ENet]:
+    """Random B-NET / E-NET with shared f1 whose E-NET calls some edges of the test crops depth edges."""
+    torch.manual_seed(3)
+    bnet, enet = BNet(), ENet()
+    enet.load_f1_from(bnet)
+    with torch.no_grad():  # random weights: mostly one class without this
+        enet.trunk.fcs[-1].bias.copy_(torch.tensor([0.0, 0.0]))
+    return bnet, enet
+
+
+def _pipe64(bnet: BNet, enet: ENet, **kw) -> KaraaliPipeline:
+    """A float64 pipeline on copies of the nets."""
+    return _double(KaraaliPipeline(bnet=copy.deepcopy(bnet), enet=copy.deepcopy(enet), device="cpu", **kw))
+
+
 def test_fast_evaluation_gives_the_same_maps():
     """Receptive-field-aware layers, Winograd trunk conv, B-NET at pattern edges only, and the
     patch-wise path for few edges: the same estimate as the plain dense evaluation (float64,
     where argmax ties cannot differ)."""
     rgb = _crop(48)
-    torch.manual_seed(3)
-    bnet, enet = BNet(), ENet()
-    enet.load_f1_from(bnet)
-    with torch.no_grad():  # make E-NET call some edges depth edges (random weights: mostly one class)
-        enet.trunk.fcs[-1].bias.copy_(torch.tensor([0.0, 0.0]))
-    fast = _double(KaraaliPipeline(bnet=bnet, enet=enet, device="cpu", sparse_max=1.0, winograd=True,
-                                   patchwise_max=0))
-    plain = _double(KaraaliPipeline(bnet=copy.deepcopy(bnet), enet=copy.deepcopy(enet), device="cpu",
-                                    sparse_max=0.0, winograd=False, reuse_memory=False, patchwise_max=0))
-    patches = _double(KaraaliPipeline(bnet=copy.deepcopy(bnet), enet=copy.deepcopy(enet), device="cpu",
-                                      patchwise_max=10**6, chunk=200))
+    bnet, enet = _mixed_nets()
+    fast = _pipe64(bnet, enet, sparse_max=1.0, winograd=True, patchwise_max=0)
+    plain = _pipe64(bnet, enet, sparse_max=0.0, winograd=False, reuse_memory=False, patchwise_max=0)
+    patches = _pipe64(bnet, enet, patchwise_max=10**6, chunk=200)
     assert fast.shared_f1 and plain.shared_f1
     b = plain.estimate(rgb)
     for a in (fast.estimate(rgb), patches.estimate(rgb)):
@@ -122,22 +130,15 @@ def test_native_stride_mode_dense_and_patchwise_agree_and_differs_from_exact():
     """``wide_stride=3``: the dense maps (gathered or not) and the patch-wise path give the same
     estimate (float64); it is an approximation, so it differs from the exact pipeline somewhere."""
     rgb = _crop(48)
-    torch.manual_seed(3)
-    bnet, enet = BNet(), ENet()
-    enet.load_f1_from(bnet)
-    with torch.no_grad():
-        enet.trunk.fcs[-1].bias.copy_(torch.tensor([0.0, 0.0]))
-    kw = dict(device="cpu", wide_stride=3)
-    runs = [_double(KaraaliPipeline(bnet=copy.deepcopy(bnet), enet=copy.deepcopy(enet), patchwise_max=0,
-                                    sparse_max=sm, **kw)) for sm in (0.0, 1.0)]
-    runs.append(_double(KaraaliPipeline(bnet=copy.deepcopy(bnet), enet=copy.deepcopy(enet), patchwise_max=10**6,
-                                        chunk=100, **kw)))
+    bnet, enet = _mixed_nets()
+    runs = [_pipe64(bnet, enet, wide_stride=3, patchwise_max=0, sparse_max=sm) for sm in (0.0, 1.0)]
+    runs.append(_pipe64(bnet, enet, wide_stride=3, patchwise_max=10**6, chunk=100))
     outs = [r.estimate(rgb) for r in runs]
     for a in outs[1:]:
         for k in ("sparse", "pattern_edges", "depth_edges"):
             np.testing.assert_array_equal(a[k], outs[0][k])
         np.testing.assert_allclose(a["blur_radius"], outs[0]["blur_radius"], rtol=1e-6, atol=1e-6)
-    exact = _double(KaraaliPipeline(bnet=copy.deepcopy(bnet), enet=copy.deepcopy(enet), device="cpu")).estimate(rgb)
+    exact = _pipe64(bnet, enet).estimate(rgb)
     assert not np.array_equal(exact["depth_edges"], outs[0]["depth_edges"])
     assert "wide_stride=3" in runs[0].description
     with pytest.raises(ValueError, match="wide_stride"):
@@ -150,11 +151,7 @@ def test_per_cell_mode_is_the_exact_networks_at_the_cell_centres():
     from dbd_lightning.models.karaali.torch_model import snap_to_wide_grid, wide_grid_shape
 
     rgb = _crop(48)
-    torch.manual_seed(3)
-    bnet, enet = BNet(), ENet()
-    enet.load_f1_from(bnet)
-    with torch.no_grad():
-        enet.trunk.fcs[-1].bias.copy_(torch.tensor([0.0, 0.0]))
+    bnet, enet = _mixed_nets()
     edges = canny_hue(rgb)
     ys, xs = (torch.from_numpy(a) for a in np.nonzero(edges))
     uy, ux = snap_to_wide_grid(ys, xs, wide_grid_shape(*edges.shape))
@@ -163,14 +160,12 @@ def test_per_cell_mode_is_the_exact_networks_at_the_cell_centres():
     centres = np.zeros_like(edges)
     centres[cy, cx] = True
     assert centres.sum() < 0.7 * edges.sum()  # fewer evaluations than edge pixels
-    exact = _double(KaraaliPipeline(bnet=copy.deepcopy(bnet), enet=copy.deepcopy(enet), device="cpu",
-                                    patchwise_max=0))
+    exact = _pipe64(bnet, enet, patchwise_max=0)
     (ey, ex), er, ed = exact.classify_edges(rgb, centres)
     at = {(y, x): i for i, (y, x) in enumerate(zip(ey, ex, strict=True))}
     want = np.array([at[(y, x)] for y, x in zip(cy, cx, strict=True)])
     for pw in (0, 10**6):
-        cells = _double(KaraaliPipeline(bnet=copy.deepcopy(bnet), enet=copy.deepcopy(enet), device="cpu",
-                                        wide_stride=3, per_cell=True, patchwise_max=pw, chunk=64))
+        cells = _pipe64(bnet, enet, wide_stride=3, per_cell=True, patchwise_max=pw, chunk=64)
         (gy, gx), r, d = cells.classify_edges(rgb, edges)
         np.testing.assert_array_equal(gy, ys.numpy())
         np.testing.assert_array_equal(d, ed[want])
