@@ -312,12 +312,21 @@ def test_evaluate_lytro_and_dbd(tmp_path):
     # the native-stride approximation next to the exact run, with its agreement measured on the Lytro images
     out2 = tmp_path / "res2.json"
     assert main(["--bnet", bnet, "--enet", enet, "--lytro", str(lytro), "--variant", "exact", "wide3", "cell3",
-                 "--device", "cpu", "--out", str(out2)]) == 0
+                 "--synthetic", "2", "--synthetic-size", "64", "--device", "cpu", "--out", str(out2)]) == 0
     res2 = json.loads(out2.read_text())
     assert set(res2["runs"]) == {"psi=100", "psi=100,wide3", "psi=100,cell3"}
     assert res2["runs"]["psi=100"]["lytro"] == lyt
-    assert "agreement_vs_exact" in res2["runs"]["psi=100,cell3"]
-    agr = res2["runs"]["psi=100,wide3"]["agreement_vs_exact"]
+    assert set(res2["runs"]["psi=100,cell3"]["agreement_vs_exact"]) == {"lytro", "synthetic"}
+    # synthetic scenes: GT = the rendered radius map, capped at B-NET's 6 px
+    from dbd_lightning.models.karaali.evaluate import synthetic_scenes
+
+    scenes = synthetic_scenes(2, 64)
+    assert [n for n, _, _ in scenes] == ["synthetic_000", "synthetic_001"]
+    assert all(r.shape == (64, 64) and 0 <= r.min() and r.max() <= 6.0 + 1e-6 for _, _, r in scenes)
+    syn = res2["runs"]["psi=100"]["synthetic"]
+    got = pipe.estimate(scenes[1][1])["blur_radius"]
+    assert syn["per_image"][1]["mae"] == pytest.approx(float(np.abs(got - scenes[1][2]).mean()), rel=1e-5)
+    agr = res2["runs"]["psi=100,wide3"]["agreement_vs_exact"]["lytro"]
     approx = KaraaliPipeline(bnet_ckpt=bnet, enet_ckpt=enet, device="cpu", wide_stride=3)
     pred3 = approx.estimate(read_rgb(lytro / "image_01.png"))["blur_radius"]
     assert agr["per_image"][0]["dense_mae_px"] == pytest.approx(float(np.abs(pred3 - pred).mean()), rel=1e-5)

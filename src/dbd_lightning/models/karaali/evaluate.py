@@ -1,13 +1,16 @@
 """Evaluate Karaali's pipeline: Lytro blur MAE (raw / relative), the psi ablation, DBD by threshold.
 
-    python -m dbd_lightning.models.karaali.evaluate --bnet B.ckpt --enet E.ckpt --lytro DIR [--edges DIR] \
+    python -m dbd_lightning.models.karaali.evaluate --bnet B.ckpt --enet E.ckpt [--lytro DIR] [--edges DIR] \
         [--dbd DIR --dbd-polarity white_in_focus] [--psi 100 0] [--variant exact wide3 cell3] [--alpha 0.5] \
-        [--out results.json]
+        [--synthetic N] [--out results.json]
 
 * Lytro (D'Andres et al.; paper Table I): per image the mean absolute error between
   the dense blur map and the GT disk-radius map (px), and the *relative* MAE, both
   maps divided by the largest blur level 6 px (0.169 / 6 = 0.028, the paper's pair);
   mean +- std over images.
+* ``--synthetic N``: the same errors on N renders of the suite's thin-lens renderer
+  (``random`` preset at 360x360, largest blur radius 6 px = B-NET's range), whose
+  rendered disk-radius map is the GT.
 * ``--psi``: one run per depth-edge penalty (paper: 100 -> 0.169, 0 -> 0.188).
 * DBD (paper Sec. IV-C, Eq. 5): the blur map thresholded at ``tau = alpha v_max +
   (1 - alpha) v_min`` (in focus = below), scored per image against the binary GT:
@@ -16,8 +19,8 @@
   of a grid (the paper tunes alpha per method).
 * ``--variant exact wide3 cell3``: also run the approximations (``wide3``: ``wide_stride=3``,
   ``cell3``: ``wide_stride=3, per_cell=true``); each variant after the first reports its
-  agreement with the first on the Lytro images (same edge kind, same blur level at the common
-  pattern edges, mean |difference| of the dense maps).
+  agreement with the first on the Lytro and synthetic images (same edge kind, same blur level
+  at the common pattern edges, mean |difference| of the dense maps).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import numpy as np
 
 from .pipeline import BNET_RADII, KaraaliPipeline, dbd_threshold
 
-__all__ = ["lytro_errors", "dbd_scores", "agreement", "main"]
+__all__ = ["lytro_errors", "synthetic_scenes", "radius_errors", "dbd_scores", "agreement", "main"]
 
 MAX_RADIUS = BNET_RADII[-1]
 
@@ -53,26 +56,50 @@ def read_edges(edges_dir: str | Path | None, name: str) -> np.ndarray | None:
     return read_mask(hits[0]) > 0
 
 
-def lytro_errors(pipe: KaraaliPipeline, root: str | Path, edges_dir: str | Path | None = None) -> dict:
-    """Per-image and mean +- std raw / relative blur MAE on a Lytro-layout folder.
+def radius_errors(pipe: KaraaliPipeline, scenes: list[tuple[str, np.ndarray, np.ndarray]],
+                  edges_dir: str | Path | None = None) -> dict:
+    """Per-image and mean +- std raw / relative blur MAE of ``(name, image, GT radius map)`` scenes.
 
     ``edges_dir``: precomputed edge maps named like the images (default: hue Canny).
     """
-    from ...data.benchmarks import Lytro
-
-    ds = Lytro(root, check_count=False)
     per_image = []
-    for i in range(len(ds)):
-        s = ds[i]
-        pred = pipe.estimate(s["image"], read_edges(edges_dir, s["name"]))["blur_radius"]
-        raw = float(np.abs(pred - s["radius"]).mean())
-        per_image.append({"name": s["name"], "mae": raw, "relative_mae": raw / MAX_RADIUS,
-                          "pred_mean": float(pred.mean()), "gt_mean": float(s["radius"].mean())})
+    for name, image, radius in scenes:
+        pred = pipe.estimate(image, read_edges(edges_dir, name))["blur_radius"]
+        raw = float(np.abs(pred - radius).mean())
+        per_image.append({"name": name, "mae": raw, "relative_mae": raw / MAX_RADIUS,
+                          "pred_mean": float(pred.mean()), "gt_mean": float(radius.mean())})
     return {"n": len(per_image), "mae": _summary([p["mae"] for p in per_image]),
             "relative_mae": _summary([p["relative_mae"] for p in per_image]), "per_image": per_image}
 
 
-def agreement(ref: KaraaliPipeline, other: KaraaliPipeline, images: list[tuple[str, np.ndarray]]) -> dict:
+def lytro_scenes(root: str | Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """``(name, image, GT radius)`` of a Lytro-layout folder."""
+    from ...data.benchmarks import Lytro
+
+    ds = Lytro(root, check_count=False)
+    return [(s["name"], s["image"], s["radius"]) for s in (ds[i] for i in range(len(ds)))]
+
+
+def synthetic_scenes(n: int, size: int = 360, seed: int = 0,
+                     preset: str = "random") -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """``n`` thin-lens renders with their rendered disk-radius maps as GT, blur capped at B-NET's
+    largest level (6 px), deterministic in ``seed``."""
+    from ...data.synthetic.renderer import SyntheticRenderer, resolve_config
+
+    renderer = SyntheticRenderer(resolve_config(preset, size=size, max_radius_frac=MAX_RADIUS / size), seed=seed)
+    scenes = []
+    for i in range(n):
+        sample = renderer.render(i)
+        scenes.append((f"synthetic_{i:03d}", sample["image"], sample["radius"]))
+    return scenes
+
+
+def lytro_errors(pipe: KaraaliPipeline, root: str | Path, edges_dir: str | Path | None = None) -> dict:
+    """Per-image and mean +- std raw / relative blur MAE on a Lytro-layout folder (:func:`radius_errors`)."""
+    return radius_errors(pipe, lytro_scenes(root), edges_dir)
+
+
+def agreement(ref: KaraaliPipeline, other: KaraaliPipeline, images: list[tuple]) -> dict:
     """How far ``other`` (e.g. ``wide_stride=3``) is from ``ref`` (the exact pipeline), per image and mean +- std:
 
     * ``edge_kind``: fraction of the edge pixels with the same pattern / depth decision;
@@ -81,7 +108,7 @@ def agreement(ref: KaraaliPipeline, other: KaraaliPipeline, images: list[tuple[s
     * ``dense_mae_px`` / ``dense_max_px``: mean / largest |difference| of the dense blur maps.
     """
     rows = []
-    for name, rgb in images:
+    for name, rgb, *_ in images:  # (name, image[, GT]) scenes
         a, b = ref.estimate(rgb), other.estimate(rgb)
         edges = (a["pattern_edges"] + a["depth_edges"]) > 0
         both = (a["pattern_edges"] > 0) & (b["pattern_edges"] > 0)
@@ -97,13 +124,6 @@ def agreement(ref: KaraaliPipeline, other: KaraaliPipeline, images: list[tuple[s
 
 #: evaluation variants of the pipeline: name -> KaraaliPipeline arguments
 VARIANTS: dict[str, dict] = {"exact": {}, "wide3": {"wide_stride": 3}, "cell3": {"wide_stride": 3, "per_cell": True}}
-
-
-def _lytro_images(root: str | Path) -> list[tuple[str, np.ndarray]]:
-    from ...data.benchmarks import Lytro
-
-    ds = Lytro(root, check_count=False)
-    return [(ds[i]["name"], ds[i]["image"]) for i in range(len(ds))]
 
 
 def _dbd_one(blur: np.ndarray, gt_focus: np.ndarray, alpha: float, beta2: float = 0.3) -> dict[str, float]:
@@ -149,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-enet", action="store_true", help="treat every edge as a pattern edge")
     ap.add_argument("--lytro", default=None, help="Lytro-layout folder (image_NN.png + map_NN.mat)")
     ap.add_argument("--edges", default=None, help="precomputed Lytro edge maps (<image name>.png, nonzero = edge)")
+    ap.add_argument("--synthetic", type=int, default=0, metavar="N",
+                    help="also score N thin-lens renders (GT = rendered disk radius, <= 6 px)")
+    ap.add_argument("--synthetic-size", type=int, default=360, help="side of the renders (Lytro: 360)")
     ap.add_argument("--dbd", default=None, help="DBD folder with image/ and gt/")
     ap.add_argument("--dbd-polarity", default="white_in_focus")
     ap.add_argument("--psi", type=float, nargs="+", default=[100.0])
@@ -162,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.enet is None and not args.no_enet:
         ap.error("give --enet or --no-enet")
     results: dict = {"bnet": args.bnet, "enet": None if args.no_enet else args.enet, "runs": {}}
-    images = _lytro_images(args.lytro) if args.lytro and len(args.variant) > 1 else None
+    sets = {"lytro": lytro_scenes(args.lytro) if args.lytro else [],
+            "synthetic": synthetic_scenes(args.synthetic, args.synthetic_size) if args.synthetic else []}
     for psi in args.psi:
         first = None
         for variant in args.variant:
@@ -171,11 +195,12 @@ def main(argv: list[str] | None = None) -> int:
                                    **VARIANTS[variant])
             key = f"psi={psi:g}" + ("" if variant == "exact" else f",{variant}")
             run: dict = {}
-            if args.lytro:
-                run["lytro"] = lytro_errors(pipe, args.lytro, args.edges)
-                m, r = run["lytro"]["mae"], run["lytro"]["relative_mae"]
-                print(f"{key} Lytro ({run['lytro']['n']} images): MAE {m['mean']:.3f} +- {m['std']:.3f} px, "
-                      f"relative {r['mean']:.4f}")
+            for name, scenes in sets.items():
+                if scenes:
+                    run[name] = radius_errors(pipe, scenes, args.edges if name == "lytro" else None)
+                    m, r = run[name]["mae"], run[name]["relative_mae"]
+                    print(f"{key} {name} ({run[name]['n']} images): MAE {m['mean']:.3f} +- {m['std']:.3f} px, "
+                          f"relative {r['mean']:.4f}")
             if args.dbd:
                 run["dbd"] = dbd_scores(pipe, args.dbd, args.alpha, args.dbd_polarity)
                 d = run["dbd"]
@@ -183,10 +208,12 @@ def main(argv: list[str] | None = None) -> int:
                       f"{d['best_alpha']}: {d['at_best_alpha']}")
             if first is None:
                 first = (variant, pipe)
-            elif images is not None:
-                run[f"agreement_vs_{first[0]}"] = agr = agreement(first[1], pipe, images)
-                print(f"{key} vs {first[0]}: same edge kind {agr['edge_kind']['mean']:.4f}, same level "
-                      f"{agr['level']['mean']:.4f}, dense map |diff| {agr['dense_mae_px']['mean']:.4f} px")
+            else:
+                run[f"agreement_vs_{first[0]}"] = agr = {name: agreement(first[1], pipe, scenes)
+                                                        for name, scenes in sets.items() if scenes}
+                for name, a in agr.items():
+                    print(f"{key} vs {first[0]} on {name}: same edge kind {a['edge_kind']['mean']:.4f}, same level "
+                          f"{a['level']['mean']:.4f}, dense map |diff| {a['dense_mae_px']['mean']:.4f} px")
             results["runs"][key] = run
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
