@@ -34,7 +34,8 @@ import numpy as np
 
 from .pipeline import BNET_RADII, KaraaliPipeline, dbd_threshold
 
-__all__ = ["lytro_errors", "synthetic_scenes", "radius_errors", "dbd_scores", "agreement", "main"]
+__all__ = ["lytro_errors", "lytro_scenes", "synthetic_scenes", "estimate_scenes", "radius_errors", "dbd_scores",
+           "agreement", "main"]
 
 MAX_RADIUS = BNET_RADII[-1]
 
@@ -56,15 +57,20 @@ def read_edges(edges_dir: str | Path | None, name: str) -> np.ndarray | None:
     return read_mask(hits[0]) > 0
 
 
-def radius_errors(pipe: KaraaliPipeline, scenes: list[tuple[str, np.ndarray, np.ndarray]],
-                  edges_dir: str | Path | None = None) -> dict:
-    """Per-image and mean +- std raw / relative blur MAE of ``(name, image, GT radius map)`` scenes.
+def estimate_scenes(pipe: KaraaliPipeline, scenes: list[tuple[str, np.ndarray, np.ndarray]],
+                    edges_dir: str | Path | None = None) -> list[dict[str, np.ndarray]]:
+    """:meth:`KaraaliPipeline.estimate` of every ``(name, image, GT radius)`` scene.
 
     ``edges_dir``: precomputed edge maps named like the images (default: hue Canny).
     """
+    return [pipe.estimate(image, read_edges(edges_dir, name)) for name, image, _ in scenes]
+
+
+def radius_errors(scenes: list[tuple[str, np.ndarray, np.ndarray]], estimates: list[dict[str, np.ndarray]]) -> dict:
+    """Per-image and mean +- std raw / relative blur MAE of the ``estimates`` of ``(name, image, GT radius)`` scenes."""
     per_image = []
-    for name, image, radius in scenes:
-        pred = pipe.estimate(image, read_edges(edges_dir, name))["blur_radius"]
+    for (name, _, radius), est in zip(scenes, estimates, strict=True):
+        pred = est["blur_radius"]
         raw = float(np.abs(pred - radius).mean())
         per_image.append({"name": name, "mae": raw, "relative_mae": raw / MAX_RADIUS,
                           "pred_mean": float(pred.mean()), "gt_mean": float(radius.mean())})
@@ -96,11 +102,13 @@ def synthetic_scenes(n: int, size: int = 360, seed: int = 0,
 
 def lytro_errors(pipe: KaraaliPipeline, root: str | Path, edges_dir: str | Path | None = None) -> dict:
     """Per-image and mean +- std raw / relative blur MAE on a Lytro-layout folder (:func:`radius_errors`)."""
-    return radius_errors(pipe, lytro_scenes(root), edges_dir)
+    scenes = lytro_scenes(root)
+    return radius_errors(scenes, estimate_scenes(pipe, scenes, edges_dir))
 
 
-def agreement(ref: KaraaliPipeline, other: KaraaliPipeline, images: list[tuple]) -> dict:
-    """How far ``other`` (e.g. ``wide_stride=3``) is from ``ref`` (the exact pipeline), per image and mean +- std:
+def agreement(ref: list[dict[str, np.ndarray]], other: list[dict[str, np.ndarray]], names: list[str]) -> dict:
+    """How far the estimates ``other`` (e.g. of ``wide_stride=3``) are from ``ref`` (the exact pipeline's) of the
+    same images ``names``, per image and mean +- std:
 
     * ``edge_kind``: fraction of the edge pixels with the same pattern / depth decision;
     * ``level``: fraction of the pixels that are pattern edges in both with the same blur level,
@@ -108,8 +116,7 @@ def agreement(ref: KaraaliPipeline, other: KaraaliPipeline, images: list[tuple])
     * ``dense_mae_px`` / ``dense_max_px``: mean / largest |difference| of the dense blur maps.
     """
     rows = []
-    for name, rgb, *_ in images:  # (name, image[, GT]) scenes
-        a, b = ref.estimate(rgb), other.estimate(rgb)
+    for name, a, b in zip(names, ref, other, strict=True):
         edges = (a["pattern_edges"] + a["depth_edges"]) > 0
         both = (a["pattern_edges"] > 0) & (b["pattern_edges"] > 0)
         dense = np.abs(a["blur_radius"] - b["blur_radius"])
@@ -195,22 +202,24 @@ def main(argv: list[str] | None = None) -> int:
                                    **VARIANTS[variant])
             key = f"psi={psi:g}" + ("" if variant == "exact" else f",{variant}")
             run: dict = {}
-            for name, scenes in sets.items():
-                if scenes:
-                    run[name] = radius_errors(pipe, scenes, args.edges if name == "lytro" else None)
-                    m, r = run[name]["mae"], run[name]["relative_mae"]
-                    print(f"{key} {name} ({run[name]['n']} images): MAE {m['mean']:.3f} +- {m['std']:.3f} px, "
-                          f"relative {r['mean']:.4f}")
+            estimates = {name: estimate_scenes(pipe, scenes, args.edges if name == "lytro" else None)
+                         for name, scenes in sets.items() if scenes}
+            for name, ests in estimates.items():
+                run[name] = radius_errors(sets[name], ests)
+                m, r = run[name]["mae"], run[name]["relative_mae"]
+                print(f"{key} {name} ({run[name]['n']} images): MAE {m['mean']:.3f} +- {m['std']:.3f} px, "
+                      f"relative {r['mean']:.4f}")
             if args.dbd:
                 run["dbd"] = dbd_scores(pipe, args.dbd, args.alpha, args.dbd_polarity)
                 d = run["dbd"]
                 print(f"{key} DBD ({d['n']} images) alpha={args.alpha}: {d['at_alpha']}; best alpha "
                       f"{d['best_alpha']}: {d['at_best_alpha']}")
             if first is None:
-                first = (variant, pipe)
-            else:
-                run[f"agreement_vs_{first[0]}"] = agr = {name: agreement(first[1], pipe, scenes)
-                                                        for name, scenes in sets.items() if scenes}
+                first = (variant, estimates)
+            else:  # the first variant's estimates, reused
+                run[f"agreement_vs_{first[0]}"] = agr = {
+                    name: agreement(first[1][name], ests, [n for n, _, _ in sets[name]])
+                    for name, ests in estimates.items()}
                 for name, a in agr.items():
                     print(f"{key} vs {first[0]} on {name}: same edge kind {a['edge_kind']['mean']:.4f}, same level "
                           f"{a['level']['mean']:.4f}, dense map |diff| {a['dense_mae_px']['mean']:.4f} px")
