@@ -171,8 +171,8 @@ class PhotoSceneConfig:
 def _region_from_segments(rng: np.random.Generator, labels: np.ndarray, sharpness: np.ndarray,
                           target_area: float, sharp_seed: bool) -> np.ndarray:
     """A connected union of adjacent segments of ``labels`` grown to about ``target_area`` pixels (bool)."""
-    present = np.unique(labels)
     area = np.bincount(labels.ravel(), minlength=int(labels.max()) + 1)
+    present = np.flatnonzero(area)  # = np.unique(labels), without sorting the whole map
     s = sharpness[present]
     if sharp_seed:  # seed among the sharpest half of the visible segments, by area
         cand = present[s >= np.median(s)]
@@ -180,13 +180,15 @@ def _region_from_segments(rng: np.random.Generator, labels: np.ndarray, sharpnes
         cand = present
     weights = area[cand].astype(np.float64)
     seed = int(rng.choice(cand, p=weights / weights.sum()))
-    # adjacency of the segments visible in the crop (4-neighbour label changes)
-    pairs = np.concatenate([
-        np.stack([labels[:, :-1].ravel(), labels[:, 1:].ravel()], 1),
-        np.stack([labels[:-1].ravel(), labels[1:].ravel()], 1),
-    ])
-    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
-    pairs = np.unique(np.sort(pairs, 1), axis=0)
+    # adjacency of the segments visible in the crop (4-neighbour label changes), as sorted unique pairs
+    n_lab = np.int64(area.size)
+    codes = []
+    for a, b in ((labels[:, :-1], labels[:, 1:]), (labels[:-1], labels[1:])):
+        diff = a != b
+        lo, hi = np.minimum(a[diff], b[diff]).astype(np.int64), np.maximum(a[diff], b[diff]).astype(np.int64)
+        codes.append(lo * n_lab + hi)
+    code = np.unique(np.concatenate(codes))
+    pairs = np.stack([code // n_lab, code % n_lab], 1)
     nbrs: dict[int, list[int]] = {}
     for a, b in pairs.tolist():
         nbrs.setdefault(a, []).append(b)
@@ -209,7 +211,9 @@ def _region_from_segments(rng: np.random.Generator, labels: np.ndarray, sharpnes
             chosen.add(n)
             total += int(area[n])
             frontier.append(n)
-    region = np.isin(labels, np.fromiter(chosen, np.int32))
+    lut = np.zeros(area.size, bool)
+    lut[np.fromiter(chosen, np.int64)] = True
+    region = lut[labels]
     # fill holes smaller than the region's scale (a subject is one piece)
     region = cv2.morphologyEx(region.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8)) > 0
     return region
