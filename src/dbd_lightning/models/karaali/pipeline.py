@@ -328,9 +328,16 @@ class KaraaliPipeline:
         return {"blur_radius": blur.astype(np.float32), "sparse": sparse, "pattern_edges": pattern,
                 "depth_edges": depth}
 
-    def predict_image(self, rgb: np.ndarray) -> dict[str, np.ndarray]:
-        """Predictor protocol: ``focus`` (in-focus = 1), ``blur_radius`` (px), ``edges`` (1 pattern, 2 depth)."""
-        out = self.estimate(rgb)
+    #: ``predict ... edges=DIR`` may pass a precomputed edge map to :meth:`predict_image`
+    accepts_edges = True
+
+    def predict_image(self, rgb: np.ndarray, edges: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Predictor protocol: ``focus`` (in-focus = 1), ``blur_radius`` (px), ``edges`` (1 pattern, 2 depth).
+
+        ``edges``: a precomputed ``HxW`` edge map (nonzero = edge; the authors' ``-e`` option)
+        instead of the hue Canny.
+        """
+        out = self.estimate(rgb, edges)
         blur = out["blur_radius"]
         if self.focus == "mask":
             focus, _ = dbd_threshold(blur, self.alpha)
