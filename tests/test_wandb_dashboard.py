@@ -69,8 +69,11 @@ def train_run(tmp_path_factory):
 
     detection.prediction_grid = recording_grid
     try:
+        real = "+data.datamodule.val.cuhk_sample"  # a second validation set: one panel per set, by name
         cfg = compose_cfg(out, ["model=dffnet_small", "logger=wandb", *TINY, "trainer.max_epochs=1",
-                                "trainer.num_sanity_val_steps=0", "model.log_images=2", "~callbacks.lr_monitor"])
+                                "trainer.num_sanity_val_steps=0", "model.log_images=2", "~callbacks.lr_monitor",
+                                f"{real}._target_=dbd_lightning.data.folder.ImageMaskFolder",
+                                f"{real}.root={CUHK_SAMPLE}", f"{real}.polarity=white_in_focus"])
         metrics = run(cfg)
     finally:
         detection.prediction_grid = original
@@ -79,15 +82,16 @@ def train_run(tmp_path_factory):
     return {"cfg": cfg, "metrics": metrics, "grids": grids, "folder": folder, "records": read_run(run_file)}
 
 
-def test_validation_grid_panel_shows_the_grid(train_run):
+@pytest.mark.parametrize("index,name", [(0, "synthetic"), (1, "cuhk_sample")])
+def test_validation_grid_panel_shows_the_grid(train_run, index, name):
     folder, history = train_run["folder"], train_run["records"]["history"]
-    entries = _entries(history, "val/synthetic/predictions")
-    assert len(entries) == 1 == len(train_run["grids"])  # one grid per validation epoch (no sanity check)
-    pixels = _png(_media(folder, entries[0], "val/synthetic/predictions"))
-    expected = train_run["grids"][0]["grid"].permute(1, 2, 0).numpy() * 255.0
+    entries = _entries(history, f"val/{name}/predictions")
+    assert len(entries) == 1 and len(train_run["grids"]) == 2  # one grid per set and validation epoch
+    pixels = _png(_media(folder, entries[0], f"val/{name}/predictions"))
+    expected = train_run["grids"][index]["grid"].permute(1, 2, 0).numpy() * 255.0
     assert pixels.dtype == np.uint8 and pixels.shape == expected.shape
     assert np.abs(pixels.astype(np.float64) - expected).max() <= 1.0  # the panel is the grid, within one grey level
-    masks = train_run["grids"][0]["mask"]
+    masks = train_run["grids"][index]["mask"]
     assert 0 < float(masks.mean()) < 1  # both classes present, so the GT check below can fail
     for i, mask in enumerate(masks):
         top, left = PAD + i * (CELL + PAD), PAD + (CELL + PAD)  # GT = second column
