@@ -95,6 +95,28 @@ def test_selective_block_by_hand(form, kernels):
     assert (a > 0).all() and torch.allclose(a.sum(dim=1), torch.ones(2, c), atol=1e-6)
 
 
+def test_sk_pool_is_the_authors_mean_of_means_by_default():
+    """The authors' SKSPP pools ``U.mean(-1).mean(-1)``; one mean over (H, W) rounds differently in
+    float32. On this input the two pools differ, and only the authors' order gives their z bit for bit."""
+    torch.manual_seed(3)
+    c = 32
+    code, joint = SelectiveBlock(c).eval(), SelectiveBlock(c, pool="joint").eval()
+    joint.load_state_dict(code.state_dict())
+    x = torch.randn(1, c, 37, 53) * 100 + 7  # an offset and odd sizes: float32 sums round differently
+    with torch.no_grad():
+        branches = code.branches(x)
+        u = torch.stack(branches, 1).sum(1)
+        rows_then_cols, at_once = u.mean(-1).mean(-1), u.mean(dim=(-2, -1))
+        assert not torch.equal(rows_then_cols, at_once)  # the two orders differ on this input
+        a_code, a_joint = code.attention(branches), joint.attention(branches)
+        z = code.squeeze(rows_then_cols)
+        expected = torch.softmax(torch.stack([fc(z) for fc in code.excite], 1), 1)
+    assert code.pool == "code" and torch.equal(a_code, expected)
+    assert torch.equal(a_joint, torch.softmax(torch.stack([fc(joint.squeeze(at_once)) for fc in joint.excite], 1), 1))
+    assert not torch.equal(a_code, a_joint)
+    assert DDNet(encoder="resnet18", final_channels=8).stages[0].sk.pool == "code"
+
+
 def test_attention_weights_sum_to_one_inside_the_network(small_net):
     weights = []
     hooks = [stage.sk.register_forward_hook(lambda m, i, o: weights.append(m.attention(m.branches(i[0]))))
@@ -189,6 +211,7 @@ def test_every_parameter_gets_a_gradient():
         (dict(encoder="resnet18", selective_form="serial"), "form"),
         (dict(encoder="resnet18", kernel_sizes=[3, 4]), "odd"),
         (dict(encoder="resnet18", order="bn_conv"), "order"),
+        (dict(encoder="resnet18", sk_pool="max"), "pool"),
     ],
 )
 def test_bad_arguments_fail_clearly(kwargs, match):

@@ -27,8 +27,13 @@ from dbd_lightning.ops.domain_transform import (
 
 
 def naive_rf(img: np.ndarray, guide: np.ndarray, sigma_s: float, sigma_r: float, n_iter: int,
-             psi: float = 0.0, edges: np.ndarray | None = None) -> np.ndarray:
-    """Loop reference: ``img`` (C,H,W), ``guide`` (K,H,W), ``edges`` (H,W) bool."""
+             psi: float = 0.0, edges: np.ndarray | None = None, placement: str = "mean") -> np.ndarray:
+    """Loop reference: ``img`` (C,H,W), ``guide`` (K,H,W), ``edges`` (H,W) bool.
+
+    ``placement="mean"``: the link into pixel x pays psi (E[x-1] + E[x]) / 2; ``"next"`` (the
+    authors' released code: the penalty is added per pixel to the distance array indexed by the
+    link's right / lower end): psi E[x].
+    """
     f = img.astype(np.float64).copy()
     c, h, w = f.shape
     e = np.zeros((h, w)) if edges is None else edges.astype(np.float64)
@@ -38,10 +43,10 @@ def naive_rf(img: np.ndarray, guide: np.ndarray, sigma_s: float, sigma_r: float,
         for x in range(w):
             if x > 0:
                 dh[y, x] += sigma_s / sigma_r * sum(abs(guide[k, y, x] - guide[k, y, x - 1]) for k in range(len(guide)))
-                dh[y, x] += psi * (e[y, x] + e[y, x - 1]) / 2
+                dh[y, x] += psi * ((e[y, x] + e[y, x - 1]) / 2 if placement == "mean" else e[y, x])
             if y > 0:
                 dv[y, x] += sigma_s / sigma_r * sum(abs(guide[k, y, x] - guide[k, y - 1, x]) for k in range(len(guide)))
-                dv[y, x] += psi * (e[y, x] + e[y - 1, x]) / 2
+                dv[y, x] += psi * ((e[y, x] + e[y - 1, x]) / 2 if placement == "mean" else e[y, x])
     for i in range(n_iter):
         sigma_h = sigma_s * math.sqrt(3) * 2 ** (n_iter - (i + 1)) / math.sqrt(4**n_iter - 1)
         a = math.exp(-math.sqrt(2) / sigma_h)
@@ -59,17 +64,34 @@ def naive_rf(img: np.ndarray, guide: np.ndarray, sigma_s: float, sigma_r: float,
     return f
 
 
-@pytest.mark.parametrize("psi", [0.0, 5.0])
-def test_matches_naive_loop_reference(psi):
+@pytest.mark.parametrize("psi,placement", [(0.0, "mean"), (5.0, "mean"), (5.0, "next")])
+def test_matches_naive_loop_reference(psi, placement):
     rng = np.random.default_rng(0)
     img = rng.random((2, 2, 13, 17))
     guide = rng.random((2, 3, 13, 17))
     edges = rng.random((2, 13, 17)) > 0.8
     out = dt_filter(torch.from_numpy(img), torch.from_numpy(guide), sigma_s=6.0, sigma_r=0.7, iterations=3,
-                    psi=psi, depth_edges=torch.from_numpy(edges)[:, None])
+                    psi=psi, depth_edges=torch.from_numpy(edges)[:, None], penalty_placement=placement)
     for b in range(2):
-        ref = naive_rf(img[b], guide[b], 6.0, 0.7, 3, psi, edges[b])
+        ref = naive_rf(img[b], guide[b], 6.0, 0.7, 3, psi, edges[b], placement)
         np.testing.assert_allclose(out[b].numpy(), ref, rtol=1e-9, atol=1e-10)
+        if psi:  # the two placements give different filters on this input
+            other = naive_rf(img[b], guide[b], 6.0, 0.7, 3, psi, edges[b], "next" if placement == "mean" else "mean")
+            assert np.abs(other - ref).max() > 1e-3
+
+
+def test_penalty_placement_of_a_single_depth_edge_pixel():
+    """One depth-edge pixel at column 3 of a flat row: "mean" charges psi / 2 to both of its links,
+    "next" (the authors' code) charges psi to the link that ends at it and nothing to the one after."""
+    guide = torch.zeros(1, 1, 1, 6, dtype=torch.float64)
+    edges = torch.zeros(1, 1, 1, 6, dtype=torch.float64)
+    edges[..., 3] = 1
+    dx_mean, _ = domain_transform_derivatives(guide, 1.0, 1.0, psi=10.0, depth_edges=edges)
+    dx_next, _ = domain_transform_derivatives(guide, 1.0, 1.0, psi=10.0, depth_edges=edges, penalty_placement="next")
+    assert dx_mean[0, 0, 0].tolist() == [1, 1, 6, 6, 1]  # links 0-1 1-2 2-3 3-4 4-5
+    assert dx_next[0, 0, 0].tolist() == [1, 1, 11, 1, 1]
+    with pytest.raises(ValueError, match="penalty_placement"):
+        domain_transform_derivatives(guide, 1.0, 1.0, psi=10.0, depth_edges=edges, penalty_placement="left")
 
 
 def test_constant_guide_gives_spatial_smoothing_of_variance_sigma_s_squared():

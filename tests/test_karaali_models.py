@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -284,3 +285,19 @@ def test_converter_rejects_bad_files(tmp_path):
     (tmp_path / "edge").mkdir()
     with pytest.raises(FileNotFoundError, match=r"0\.mat"):
         convert_main(["karaali", "--edge", str(tmp_path / "edge"), "--out", str(tmp_path / "o")])
+
+
+@pytest.mark.parametrize("border,np_mode,cv_mode", [("reflect", "reflect", cv2.BORDER_REFLECT_101),
+                                                   ("symmetric", "symmetric", cv2.BORDER_REFLECT)])
+def test_patch_border_modes_match_numpy_and_opencv(border, np_mode, cv_mode):
+    """``symmetric`` = OpenCV BORDER_REFLECT (the authors' cv2.copyMakeBorder: edge pixel repeated);
+    ``reflect`` (default) = BORDER_REFLECT_101. Checked against numpy.pad and OpenCV themselves."""
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (23, 31, 3), dtype=np.uint8)
+    ours = reflect_pad(torch.from_numpy(img).permute(2, 0, 1)[None].float(), pad=20, border=border)
+    ours = ours[0].permute(1, 2, 0).numpy().astype(np.uint8)
+    assert np.array_equal(ours, np.pad(img, ((20, 20), (20, 20), (0, 0)), mode=np_mode))
+    assert np.array_equal(ours, cv2.copyMakeBorder(img, 20, 20, 20, 20, cv_mode))
+    assert np.array_equal(ours[20, :20], img[0, :20][::-1] if border == "symmetric" else img[0, 1:21][::-1])
+    with pytest.raises(ValueError, match="border"):
+        reflect_pad(torch.zeros(1, 3, 30, 30), border="wrap")

@@ -1,5 +1,6 @@
 import collections
 
+import numpy as np
 import pytest
 import torch
 from lightning.pytorch.loggers import CSVLogger
@@ -95,5 +96,6 @@ def test_validation_prediction_grids_reach_image_loggers(tmp_path):
     assert [c["step"] for c in calls] == [2, 4]  # 4 training samples, batch 2 -> 2 steps per epoch
     n = cfg.model.log_images
     (grid,) = calls[-1]["images"]
-    assert grid.shape == (3, min(n, 2) * 64 + (min(n, 2) + 1) * 2, 3 * 64 + 4 * 2)  # rows = samples, 3 panels
+    # (H, W, 3) uint8 in 0..255 (a [0, 1] float grid is black in wandb); rows = samples, 3 panels
+    assert grid.shape == (min(n, 2) * 64 + (min(n, 2) + 1) * 2, 3 * 64 + 4 * 2, 3) and grid.dtype == np.uint8
     assert calls[-1]["caption"] == ["image | GT | prediction"]

@@ -14,6 +14,7 @@ import glob
 import json
 import logging
 import os
+import sys
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +32,7 @@ from PIL import Image  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from .data.io import IMAGE_SUFFIXES, read_rgb  # noqa: E402
+from .models.karaali.edge_maps import EdgeMapError, precomputed_edge_maps, read_edge_map  # noqa: E402
 from .predictors import Predictor, build_predictor, check_prediction  # noqa: E402
 from .utils.config import config_dir  # noqa: E402
 
@@ -209,6 +211,7 @@ def predict(cfg: DictConfig, predictor: Predictor | None = None, name: str | Non
         for target in output_paths(out, rel, [], bool(cfg.save_npy), bool(cfg.overlay)):
             if target.resolve() in sources:
                 raise PredictInputError(f"output {target} would overwrite the input {path}; choose another output=")
+    edge_maps = precomputed_edge_maps(cfg.get("edges"), predictor, name, [p for p, _ in inputs])
     out.mkdir(parents=True, exist_ok=True)
     report: dict = {"predictor": name, "input": str(cfg.input), "output": str(out), "written": [], "failed": [],
                     "tiled": [], "ranges": {}}
@@ -216,7 +219,8 @@ def predict(cfg: DictConfig, predictor: Predictor | None = None, name: str | Non
     for path, rel in tqdm(inputs, desc=f"predict [{name}]", unit="img", dynamic_ncols=True):
         try:
             rgb = read_rgb(path)
-            maps = predictor.predict_image(rgb)
+            maps = (predictor.predict_image(rgb) if edge_maps is None else  # edges=DIR (Karaali's -e)
+                    predictor.predict_image(rgb, edges=read_edge_map(edge_maps[path], rgb.shape[:2], path)))
             extra = [k for k in maps if k != "focus"]
             for target in output_paths(out, rel, extra, False, False):
                 if target.resolve() in sources:
@@ -248,7 +252,13 @@ def predict(cfg: DictConfig, predictor: Predictor | None = None, name: str | Non
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="predict")
 def main(cfg: DictConfig) -> None:
-    predict(cfg)
+    try:
+        predict(cfg)
+    except EdgeMapError as exc:  # bad edges=DIR: the images named, exit 2, no traceback
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"predict: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -12,7 +12,11 @@ Harte & Jung, Eq. (2)-(3).
 ``E`` is the binary depth-edge map (``Psi(x) = psi`` on depth edges, Eq. 3); the
 penalty is the integral of the piecewise-constant ``Psi`` over ``[x, x+1]``, so
 crossing a one-pixel depth edge costs ``psi`` (Eq. 2: ``1 + psi`` is a lower bound
-of the distance across a depth edge).
+of the distance across a depth edge): ``penalty_placement="mean"`` (default). The
+authors' released code adds ``psi E`` per pixel to the distance array it indexes by the
+link's right (lower) end, so the link ``x -- x+1`` pays ``psi * E[x+1]``:
+``penalty_placement="next"`` (a one-pixel depth edge then costs ``psi`` on one of its
+two links and nothing on the other).
 
 Iteration ``i = 1..N`` uses ``sigma_H_i = sigma_s * sqrt(3) * 2^(N-i) / sqrt(4^N - 1)``
 (the variances of the ``N`` passes add up to ``sigma_s^2``) and the feedback
@@ -40,7 +44,10 @@ import math
 import torch
 
 __all__ = ["domain_transform_derivatives", "recursive_filter", "dt_filter", "normalized_dt_propagation",
-           "iteration_sigmas"]
+           "iteration_sigmas", "PENALTY_PLACEMENTS"]
+
+#: where the depth-edge penalty of the link x -- x+1 is read: mean of E[x], E[x+1] (integral) | E[x+1] (authors)
+PENALTY_PLACEMENTS = ("mean", "next")
 
 
 def iteration_sigmas(sigma_s: float, iterations: int) -> list[float]:
@@ -62,11 +69,16 @@ def domain_transform_derivatives(
     sigma_r: float,
     psi: float = 0.0,
     depth_edges: torch.Tensor | None = None,
+    penalty_placement: str = "mean",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Distances ``d`` between horizontal and vertical neighbours: ``(B,1,H,W-1)``, ``(B,1,H-1,W)``.
 
-    ``guide``: ``(B, C, H, W)``; ``depth_edges``: ``(B, 1, H, W)`` (or ``(B, H, W)``), nonzero = depth edge.
+    ``guide``: ``(B, C, H, W)``; ``depth_edges``: ``(B, 1, H, W)`` (or ``(B, H, W)``), nonzero = depth edge;
+    ``penalty_placement``: ``"mean"`` (``psi (E[x] + E[x+1]) / 2``) or ``"next"`` (``psi E[x+1]``,
+    the authors' code), see the module docstring.
     """
+    if penalty_placement not in PENALTY_PLACEMENTS:
+        raise ValueError(f"penalty_placement must be one of {PENALTY_PLACEMENTS}, got {penalty_placement!r}")
     _check_4d("guide", guide)
     if sigma_r <= 0 or sigma_s <= 0:
         raise ValueError(f"sigma_s and sigma_r must be > 0, got sigma_s={sigma_s}, sigma_r={sigma_r}")
@@ -82,8 +94,12 @@ def domain_transform_derivatives(
         if e.shape[0] != b or e.shape[-2:] != (h, w) or e.shape[1] != 1:
             raise ValueError(f"depth_edges must be (B, 1, H, W) = ({b}, 1, {h}, {w}), got {tuple(e.shape)}")
         e = (e != 0).to(dx.dtype)
-        dx = dx + float(psi) * 0.5 * (e[..., 1:] + e[..., :-1])
-        dy = dy + float(psi) * 0.5 * (e[..., 1:, :] + e[..., :-1, :])
+        if penalty_placement == "mean":
+            dx = dx + float(psi) * 0.5 * (e[..., 1:] + e[..., :-1])
+            dy = dy + float(psi) * 0.5 * (e[..., 1:, :] + e[..., :-1, :])
+        else:
+            dx = dx + float(psi) * e[..., 1:]
+            dy = dy + float(psi) * e[..., 1:, :]
     return dx, dy
 
 
@@ -171,18 +187,20 @@ def dt_filter(
     iterations: int = 3,
     psi: float = 0.0,
     depth_edges: torch.Tensor | None = None,
+    penalty_placement: str = "mean",
 ) -> torch.Tensor:
     """Edge-aware recursive DT filter ``F(image, guide)`` (``guide`` defaults to ``image``).
 
     ``image``/``guide``: ``(B, C, H, W)`` float tensors (same B, H, W); ``psi`` and
-    ``depth_edges`` add Karaali's depth-edge penalty (Eq. 2-3).
+    ``depth_edges`` add Karaali's depth-edge penalty (Eq. 2-3), placed as ``penalty_placement`` says.
     """
     _check_4d("image", image)
     guide = image if guide is None else guide
     _check_4d("guide", guide)
     if guide.shape[0] != image.shape[0] or guide.shape[-2:] != image.shape[-2:]:
         raise ValueError(f"guide {tuple(guide.shape)} and image {tuple(image.shape)} differ in batch or size")
-    dx, dy = domain_transform_derivatives(guide.to(image.dtype), sigma_s, sigma_r, psi, depth_edges)
+    dx, dy = domain_transform_derivatives(guide.to(image.dtype), sigma_s, sigma_r, psi, depth_edges,
+                                          penalty_placement)
     return recursive_filter(image, dx, dy, sigma_s, iterations)
 
 
@@ -196,6 +214,7 @@ def normalized_dt_propagation(
     psi: float = 0.0,
     depth_edges: torch.Tensor | None = None,
     eps: float = 1e-12,
+    penalty_placement: str = "mean",
 ) -> torch.Tensor:
     """Karaali Eq. (1): ``F(sparse * valid) / F(valid)`` with the penalised DT filter.
 
@@ -205,7 +224,8 @@ def normalized_dt_propagation(
     """
     _check_4d("sparse", sparse)
     valid = valid.to(sparse.dtype)
-    num_den = dt_filter(torch.cat([sparse * valid, valid], 1), guide, sigma_s, sigma_r, iterations, psi, depth_edges)
+    num_den = dt_filter(torch.cat([sparse * valid, valid], 1), guide, sigma_s, sigma_r, iterations, psi, depth_edges,
+                        penalty_placement)
     num, den = num_den[:, :1], num_den[:, 1:]
     count = valid.sum((1, 2, 3), keepdim=True)
     mean = (sparse * valid).sum((1, 2, 3), keepdim=True) / count.clamp_min(1.0)

@@ -12,7 +12,7 @@ from torch import nn
 
 from ..metrics import build_dbd_metrics
 from ..utils.param_groups import build_param_groups
-from .visualize import prediction_grid
+from .visualize import grid_to_uint8, log_image_to_loggers, prediction_grid
 
 
 class DetectionTask(L.LightningModule):
@@ -64,11 +64,14 @@ class DetectionTask(L.LightningModule):
     # ------------------------------------------------------------------ setup
     def setup(self, stage: str) -> None:
         dm = getattr(self.trainer, "datamodule", None)
-        for names, store in ((getattr(dm, "val_names", []), self.val_metrics),
-                             (getattr(dm, "test_names", []), self.test_metrics)):
+        # a logger that draws PR curves (DBDWandbLogger.log_pr_curve) gets one per test set
+        test_curves = any(hasattr(lg, "log_pr_curve") for lg in self.loggers)
+        for names, store, curve in ((getattr(dm, "val_names", []), self.val_metrics, False),
+                                    (getattr(dm, "test_names", []), self.test_metrics, test_curves)):
             for name in names:
                 if name not in store:
-                    store[name] = build_dbd_metrics(**self.metric_convention)
+                    kwargs = {**self.metric_convention, "pr_curve": True} if curve else self.metric_convention
+                    store[name] = build_dbd_metrics(**kwargs)
 
     def forward(self, image: torch.Tensor) -> dict:
         return self.net(image)
@@ -131,6 +134,12 @@ class DetectionTask(L.LightningModule):
             for key, value in values.items():
                 if isinstance(value, torch.Tensor) and value.numel() == 1:
                     self.log(f"{stage}/{name}/{key}", value.float(), add_dataloader_idx=False)
+            if stage == "test" and "pr_curve" in values and not self.trainer.sanity_checking:
+                precision, recall, _ = values["pr_curve"]
+                for logger in self.loggers:
+                    if hasattr(logger, "log_pr_curve"):
+                        logger.log_pr_curve(f"test/{name}/pr_curve", precision.tolist(), recall.tolist(),
+                                            step=self.global_step)
             collection.reset()
 
     def on_validation_epoch_end(self) -> None:
@@ -150,11 +159,8 @@ class DetectionTask(L.LightningModule):
     def _log_grid(self, grid_batch: dict, key: str = "val/predictions") -> None:
         if self.trainer.sanity_checking:
             return
-        grid = prediction_grid(**grid_batch)
-        for logger in self.loggers:
-            if hasattr(logger, "log_image"):  # WandbLogger
-                logger.log_image(key=key, images=[grid], caption=["image | GT | prediction"],
-                                 step=self.global_step)
+        grid = grid_to_uint8(prediction_grid(**grid_batch))  # uint8 0..255: wandb does not rescale floats
+        log_image_to_loggers(self.loggers, key, grid, "image | GT | prediction", self.global_step)
 
     # -------------------------------------------------------------- optimiser
     def configure_optimizers(self):

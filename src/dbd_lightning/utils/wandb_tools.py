@@ -2,6 +2,13 @@
 
 Offline by default (``WANDB_MODE=offline``); ``make wandb-sync`` uploads the
 offline runs later. Nothing here needs the network.
+
+Written for the pinned wandb (``pyproject.toml``): images go to ``wandb.Image`` as uint8
+arrays in 0..255 or as PNG files (wandb 0.31 casts other arrays with ``astype(uint8)``
+and does not rescale: a [0, 1] float image would be black); tables hold plain floats /
+strings / ``None`` (images inside a ``wandb.Table`` are not in the run's media files but in a
+run artifact, so images are logged as image lists); PR curves are ``wandb.plot.line`` charts over a ``model | recall |
+precision`` table. ``tests/test_wandb_dashboard.py`` reads the logged media files back.
 """
 
 from __future__ import annotations
@@ -55,6 +62,65 @@ def metrics_table_rows(metrics: Mapping[str, float], stage: str) -> tuple[list[s
     return ["dataset", *cols], [[ds, *(r.get(c) for c in cols)] for ds, r in per.items()]
 
 
+def pr_curve_chart(curves: Mapping[str, tuple], title: str):
+    """A W&B line chart of precision over recall, one line per model (``{model: (precision, recall)}``).
+
+    The data is a ``wandb.Table`` with columns ``model | recall | precision`` (non-finite
+    points dropped), drawn by ``wandb.plot.line(..., stroke="model")``.
+    """
+    import wandb
+
+    rows = []
+    for name, (precision, recall) in curves.items():
+        for p, r in zip(precision, recall, strict=True):
+            p, r = _scalar(p), _scalar(r)
+            if p is not None and r is not None and math.isfinite(p) and math.isfinite(r):
+                rows.append([str(name), r, p])
+    table = wandb.Table(columns=["model", "recall", "precision"], data=rows)
+    return wandb.plot.line(table, "recall", "precision", stroke="model", title=title)
+
+
+SAMPLE_GAP = 4  # white pixels between the panels of a sample strip
+
+
+def sample_strip(row: Mapping, models: list[str]):
+    """One qualitative sample as a uint8 (H, W, 3) strip ``input | GT | <model> ...``, pixel exact.
+
+    ``row``: an :class:`~dbd_lightning.reports.evaluate.EvalResult` grid row (``image`` HxWx3
+    uint8, ``gt`` and each model HxW in [0, 1], white = in focus). Maps are rounded to grey levels
+    (GT 0 / 1 stay exactly 0 / 255); panels are separated by :data:`SAMPLE_GAP` white columns; a
+    model without a map for this sample is a mid-grey panel.
+    """
+    import numpy as np
+
+    image = np.asarray(row["image"])
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"sample {row.get('label')}: the input must be HxWx3 uint8, got {image.shape} {image.dtype}")
+    h, w = image.shape[:2]
+
+    def grey(a):
+        if a is None:
+            return np.full((h, w, 3), 128, np.uint8)
+        g = np.round(np.clip(np.asarray(a, np.float64), 0, 1) * 255).astype(np.uint8)
+        if g.shape != (h, w):
+            raise ValueError(f"sample {row.get('label')}: map {g.shape} differs from the input {(h, w)}")
+        return np.repeat(g[..., None], 3, axis=2)
+
+    gap = np.full((h, SAMPLE_GAP, 3), 255, np.uint8)
+    panels = [image, grey(row["gt"]), *(grey(row.get(m)) for m in models)]
+    return np.concatenate([x for p in panels for x in (p, gap)][:-1], axis=1)
+
+
+def convention_of(params: Mapping[str, Any]) -> str | None:
+    """The metric-convention sentence of a run config's ``metrics`` node (``None`` without one)."""
+    from ..metrics.describe import describe_convention
+
+    metrics = params.get("metrics") if isinstance(params, Mapping) else None
+    if not isinstance(metrics, Mapping):
+        return None
+    return describe_convention(**metrics)
+
+
 class DBDWandbLogger(WandbLogger):
     """``WandbLogger`` that groups sweeps, keeps the summary at the best epoch and logs metric tables.
 
@@ -65,7 +131,10 @@ class DBDWandbLogger(WandbLogger):
       checkpoint callback), plus ``best/epoch``, ``best/step`` and ``best/<monitor>``,
       so a sweep's runs compare by their best epoch in the W&B UI;
     * tables: ``val/best_table`` (best epoch) and ``test/table`` (one row per
-      dataset, MAE / F-beta / IoU ...) as ``wandb.Table``.
+      dataset, MAE / F-beta / IoU ...) as ``wandb.Table``;
+    * ``metric_convention`` in the summary: the sentence of :func:`describe_convention` for
+      the run config's ``metrics`` node (set by :meth:`log_hyperparams`);
+    * ``test/<dataset>/pr_curve``: PR curves as W&B line charts (:meth:`log_pr_curve`).
 
     Args:
         monitor: the metric that picks the best epoch (``${data.monitor}``); ``None`` = off.
@@ -90,6 +159,21 @@ class DBDWandbLogger(WandbLogger):
 
     def _better(self, value: float) -> bool:
         return self.best is None or (value < self.best if self.mode == "min" else value > self.best)
+
+    @rank_zero_only
+    def log_hyperparams(self, params, *args, **kwargs) -> None:
+        super().log_hyperparams(params, *args, **kwargs)
+        convention = convention_of(params)
+        if convention:
+            self.experiment.summary["metric_convention"] = convention
+
+    @rank_zero_only
+    def log_pr_curve(self, key: str, precision, recall, step: int | None = None, name: str = "model") -> None:
+        """One PR curve (``precision``, ``recall`` sequences) as a W&B line chart under ``key``."""
+        payload = {key: pr_curve_chart({name: (list(precision), list(recall))}, title=key)}
+        if step is not None:
+            payload["trainer/global_step"] = step
+        self.experiment.log(payload)
 
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
@@ -127,8 +211,13 @@ class DBDWandbLogger(WandbLogger):
 
 
 def log_eval_report(cfg, result, files: Mapping[str, Path], convention: str) -> None:
-    """One W&B run (``job_type=eval``, offline unless ``WANDB_MODE`` says otherwise) with the
-    comparison table, one metrics table and PR curve per dataset, and the qualitative grid."""
+    """One W&B run (``job_type=eval``, offline unless ``WANDB_MODE`` says otherwise).
+
+    Keys: ``eval/table`` (models x datasets), per dataset ``eval/<ds>/table`` (MAE / F / IoU per
+    model), ``eval/<ds>/pr_curve`` (W&B line chart, one line per model), ``eval/<ds>/pr_curve_png``
+    (the report's figure), ``eval/<ds>/samples`` (one pixel-exact strip input | GT | each model's map per sample) and
+    ``eval/<ds>/predictions`` (the report's per-dataset grid, several datasets only);
+    ``eval/qualitative_grid``; summary: ``<model>/test/<ds>/<metric>`` and ``metric_convention``."""
     import wandb
 
     w = cfg.get("wandb_run") or {}
@@ -142,17 +231,26 @@ def log_eval_report(cfg, result, files: Mapping[str, Path], convention: str) -> 
         rows = [[name_] + [r.get(ds, {}).get(m) for ds in datasets for m in ("mae", "fbeta", "iou")]
                 for name_, r in result.results.items()]
         payload: dict[str, Any] = {"eval/table": wandb.Table(columns=cols, data=rows)}
+        models = list(result.results)
         for ds in datasets:
             per = [[m, *(result.results[m][ds].get(k) for k in ("mae", "fbeta", "iou"))] for m in result.results]
             payload[f"eval/{ds}/table"] = wandb.Table(columns=["model", "mae", "fbeta", "iou"], data=per)
-            if f"pr_{ds}" in files:
-                payload[f"eval/{ds}/pr_curve"] = wandb.Image(str(files[f"pr_{ds}"]))
+            if result.curves.get(ds):
+                payload[f"eval/{ds}/pr_curve"] = pr_curve_chart(result.curves[ds], title=f"PR curve: {ds}")
+            if f"pr_{ds}" in files:  # the report's figure (with iso-F lines), as written
+                payload[f"eval/{ds}/pr_curve_png"] = wandb.Image(str(files[f"pr_{ds}"]))
             if f"grid_{ds}" in files:
                 payload[f"eval/{ds}/predictions"] = wandb.Image(str(files[f"grid_{ds}"]),
                                                                 caption="input | GT | models")
+            ds_rows = [r for r in result.grid_rows if str(r.get("label", "")).startswith(f"{ds}/")]
+            if ds_rows:  # images in a wandb.Table go to a run artifact, not the media files: a list of strips
+                caption = " | ".join(["input", "GT", *models])
+                payload[f"eval/{ds}/samples"] = [wandb.Image(sample_strip(r, models), caption=f"{r['label']}: {caption}")
+                                                 for r in ds_rows]
         if "grid" in files:
             payload["eval/qualitative_grid"] = wandb.Image(str(files["grid"]), caption="input | GT | models")
         run.log(payload)
+        run.summary["metric_convention"] = convention
         for name_, r in result.results.items():
             for ds, vals in r.items():
                 for m, v in vals.items():

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 FORMS = ("cascaded", "parallel")
+POOLS = ("code", "joint")  # GAP of the SK attention: mean(-1).mean(-1) (authors) | mean over (H, W)
 ORDERS = ("conv_relu_bn", "conv_bn_relu")
 
 
@@ -47,7 +48,9 @@ class SelectiveBlock(nn.Module):
       original feature): every conv takes the input (5 branches with
       ``kernel_sizes=(1, 3, 5, 7)``).
 
-    Attention (SK "fuse"/"select"): ``U = sum_i b_i``; ``s = GAP(U)``;
+    Attention (SK "fuse"/"select"): ``U = sum_i b_i``; ``s = GAP(U)``
+    (``pool="code"``, default: the authors' ``mean(-1).mean(-1)``, width then height;
+    ``pool="joint"``: one mean over H x W; the two round differently in float32);
     ``z = W s`` (Linear ``C -> d``, ``d = max(C // reduction, min_dim)``, no
     activation, as the code); per branch ``a_i = W_i z`` (Linear ``d -> C``);
     softmax over branches per channel; output ``sum_i a_i * b_i``.
@@ -60,8 +63,12 @@ class SelectiveBlock(nn.Module):
         form: str = "cascaded",
         reduction: int = 16,
         min_dim: int = 32,
+        pool: str = "code",
     ) -> None:
         super().__init__()
+        if pool not in POOLS:
+            raise ValueError(f"SelectiveBlock pool must be one of {POOLS}, got {pool!r}")
+        self.pool = pool
         if form not in FORMS:
             raise ValueError(f"SelectiveBlock form must be one of {FORMS}, got {form!r}")
         if not kernel_sizes or any(int(k) < 1 or int(k) % 2 == 0 for k in kernel_sizes):
@@ -90,7 +97,8 @@ class SelectiveBlock(nn.Module):
     def attention(self, branches: Sequence[torch.Tensor]) -> torch.Tensor:
         """(B, M, C) softmax weights over the ``M`` branches, per channel."""
         u = torch.stack(list(branches), dim=1).sum(dim=1)
-        z = self.squeeze(u.mean(dim=(-2, -1)))
+        s = u.mean(-1).mean(-1) if self.pool == "code" else u.mean(dim=(-2, -1))
+        z = self.squeeze(s)
         return torch.softmax(torch.stack([fc(z) for fc in self.excite], dim=1), dim=1)
 
     def forward(self, x: torch.Tensor, return_weights: bool = False):

@@ -41,6 +41,8 @@ class DDNet(nn.Module):
         selective_form: ``cascaded`` (code) | ``parallel`` (supplement).
         kernel_sizes: the selective block's convs (code: 3, 5, 7; supplement: 1, 3, 5, 7).
         sk_reduction / sk_min_dim: SK attention ``d = max(C // r, L)`` (SK defaults 16, 32).
+        sk_pool: the SK attention's global average pool: ``"code"`` (authors, ``mean(-1).mean(-1)``;
+            bit-identical outputs with their code) or ``"joint"`` (one mean over H x W).
         order: ``conv_relu_bn`` (code) | ``conv_bn_relu`` (supplement) in SRFB and SAB.
         upsample: SRFB upsampling mode (code: ``nearest``).
         attention: SAB on stages 1-4 (False = "w/o SAB" ablation).
@@ -67,6 +69,7 @@ class DDNet(nn.Module):
         kernel_sizes: Sequence[int] = (3, 5, 7),
         sk_reduction: int = 16,
         sk_min_dim: int = 32,
+        sk_pool: str = "code",
         order: str = "conv_relu_bn",
         upsample: str = "nearest",
         attention: bool = True,
@@ -89,7 +92,7 @@ class DDNet(nn.Module):
         ins = [ch[4], ch[3], ch[2], ch[1], ch[0]]
         outs = [ch[3], ch[2], ch[1], ch[0], int(final_channels)]
         selective = dict(kernel_sizes=tuple(kernel_sizes), form=selective_form, reduction=sk_reduction,
-                         min_dim=sk_min_dim)
+                         min_dim=sk_min_dim, pool=sk_pool)
         self.stages = nn.ModuleList(
             SRFB(i, o, reduce=reduce, order=order, upsample=upsample, **selective) for i, o in zip(ins, outs, strict=True)
         )

@@ -46,15 +46,17 @@ def _summary(values: list[float]) -> dict[str, float]:
 
 
 def read_edges(edges_dir: str | Path | None, name: str) -> np.ndarray | None:
-    """A precomputed edge map ``<edges_dir>/<name>.png`` (nonzero = edge), or None without ``edges_dir``."""
+    """The precomputed edge map of image ``name`` in ``edges_dir`` (``<name>.*``, ``edge_<name>.*`` or, for
+    ``image_<id>``, ``edge_<id>.*``: :mod:`.edge_maps`), nonzero = edge; None without ``edges_dir``."""
     if edges_dir is None:
         return None
-    from ...data.io import list_images, read_mask
+    from .edge_maps import edge_map_names, find_edge_map, read_edge_map
 
-    hits = [p for p in list_images(Path(edges_dir)) if p.stem == name]
-    if not hits:
-        raise FileNotFoundError(f"no precomputed edge map {name}.* in {edges_dir}")
-    return read_mask(hits[0]) > 0
+    path = find_edge_map(edges_dir, name)
+    if path is None:
+        raise FileNotFoundError(f"no precomputed edge map for {name} in {edges_dir} "
+                                f"(looked for {', '.join(n + '.*' for n in edge_map_names(name))})")
+    return read_edge_map(path, image=name)
 
 
 def estimate_scenes(pipe: KaraaliPipeline, scenes: list[tuple[str, np.ndarray, np.ndarray]],

@@ -26,9 +26,9 @@ import numpy as np
 import torch
 
 from ...ops.cpu_memory import reuse_freed_memory
-from ...ops.domain_transform import dt_filter, normalized_dt_propagation
+from ...ops.domain_transform import PENALTY_PLACEMENTS, dt_filter, normalized_dt_propagation
 from ...ops.edges import CANNY_HIGH, CANNY_LOW, CANNY_SIGMA, canny_hue
-from ...ops.patches import extract_patches, reflect_pad
+from ...ops.patches import BORDERS, extract_patches, reflect_pad
 from ...ops.sparse_conv import SPARSE_MAX
 from ...utils.checkpoint import load_weights
 from .torch_model import (
@@ -104,6 +104,14 @@ class KaraaliPipeline:
             column of some image sizes), and give every edge pixel its cell's result: also the 15
             stream and the per-pixel trunk run once per cell (dense edge maps have ~2-3 edge pixels
             per cell); a further approximation.
+        border: padding of the image before the 41x41 patches: ``reflect`` (ours, edge pixel not
+            repeated) or ``symmetric`` (the authors' code: OpenCV ``BORDER_REFLECT``), see
+            :mod:`~dbd_lightning.ops.patches`.
+        penalty_placement: depth-edge penalty of the link ``x -- x+1``: ``mean`` (ours,
+            ``psi (E[x] + E[x+1]) / 2``, the integral of Eq. 3) or ``next`` (the authors' code,
+            ``psi E[x+1]``), see :mod:`~dbd_lightning.ops.domain_transform`.
+        dt_precision: dtype of the guide and propagation filters: ``float32`` (ours) or
+            ``float64`` (the authors' code runs them in NumPy float64).
         random_init: allow running without checkpoints (smoke tests only).
         kind: the config's marker (``pipeline``: built by ``predict``/``eval``, not trained); unused.
     """
@@ -117,7 +125,16 @@ class KaraaliPipeline:
                  chunk: int = 512, random_init: bool = False, crop27: int = 8, crop15: int = 14,
                  sparse_max: float = SPARSE_MAX, winograd: bool | None = None, patchwise_max: int = 192,
                  reuse_memory: bool = True, wide_stride: int = 1, per_cell: bool = False,
+                 border: str = "reflect", penalty_placement: str = "mean", dt_precision: str = "float32",
                  kind: str = "pipeline") -> None:
+        if border not in BORDERS:
+            raise ValueError(f"border must be one of {BORDERS}, got {border!r}")
+        if penalty_placement not in PENALTY_PLACEMENTS:
+            raise ValueError(f"penalty_placement must be one of {PENALTY_PLACEMENTS}, got {penalty_placement!r}")
+        if dt_precision not in ("float32", "float64"):
+            raise ValueError(f"dt_precision must be 'float32' or 'float64', got {dt_precision!r}")
+        self.border, self.penalty_placement = border, penalty_placement
+        self.dt_dtype = torch.float64 if dt_precision == "float64" else torch.float32
         if readout not in ("argmax", "expectation"):
             raise ValueError(f"readout must be 'argmax' or 'expectation', got {readout!r}")
         if focus not in ("mask", "soft"):
@@ -192,7 +209,7 @@ class KaraaliPipeline:
             return np.stack([ys_np, xs_np]), np.zeros(0, np.float32), np.zeros(0, bool)
         with self._memory():
             img = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device).permute(2, 0, 1)[None].float() / 255.0
-            padded = reflect_pad(img).to(self.dtype)
+            padded = reflect_pad(img, border=self.border).to(self.dtype)
             if self.device.type == "cpu":
                 padded = padded.contiguous(memory_format=torch.channels_last)
             ys = torch.from_numpy(ys_np).to(self.device)
@@ -281,11 +298,13 @@ class KaraaliPipeline:
     def propagate(self, rgb: np.ndarray, sparse: np.ndarray, pattern: np.ndarray, depth: np.ndarray) -> np.ndarray:
         """Eq. (1)-(3): dense blur map from the sparse pattern-edge estimates."""
         h, w = sparse.shape
-        img = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device).permute(2, 0, 1)[None].float() / 255.0
+        img = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device).permute(2, 0, 1)[None].to(self.dt_dtype)
+        img = img / 255.0
         guide = dt_filter(img, img, self.guide_sigma_s, self.guide_sigma_r, self.iterations)
-        t = lambda a: torch.from_numpy(np.ascontiguousarray(a, np.float32))[None, None].to(self.device)  # noqa: E731
+        t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(self.device, self.dt_dtype)[None, None]  # noqa: E731
         dense = normalized_dt_propagation(t(sparse), t(pattern), guide, min(h, w) / self.sigma_s_divisor,
-                                          self.sigma_r, self.iterations, self.psi, t(depth))
+                                          self.sigma_r, self.iterations, self.psi, t(depth),
+                                          penalty_placement=self.penalty_placement)
         return dense[0, 0].cpu().numpy()
 
     def estimate(self, rgb: np.ndarray, edges: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -309,9 +328,16 @@ class KaraaliPipeline:
         return {"blur_radius": blur.astype(np.float32), "sparse": sparse, "pattern_edges": pattern,
                 "depth_edges": depth}
 
-    def predict_image(self, rgb: np.ndarray) -> dict[str, np.ndarray]:
-        """Predictor protocol: ``focus`` (in-focus = 1), ``blur_radius`` (px), ``edges`` (1 pattern, 2 depth)."""
-        out = self.estimate(rgb)
+    #: ``predict ... edges=DIR`` may pass a precomputed edge map to :meth:`predict_image`
+    accepts_edges = True
+
+    def predict_image(self, rgb: np.ndarray, edges: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Predictor protocol: ``focus`` (in-focus = 1), ``blur_radius`` (px), ``edges`` (1 pattern, 2 depth).
+
+        ``edges``: a precomputed ``HxW`` edge map (nonzero = edge; the authors' ``-e`` option)
+        instead of the hue Canny.
+        """
+        out = self.estimate(rgb, edges)
         blur = out["blur_radius"]
         if self.focus == "mask":
             focus, _ = dbd_threshold(blur, self.alpha)
@@ -327,4 +353,7 @@ class KaraaliPipeline:
         return (f"Karaali pipeline (psi={self.psi}, alpha={self.alpha}, enet={'on' if self.enet else 'off'}, "
                 f"{self.readout}, {str(self.dtype).split('.')[-1]}, {self.device}"
                 f"{', wide_stride=3 (approximate)' if self.wide_phase is not None else ''}"
-                f"{', per_cell' if self.per_cell else ''})")
+                f"{', per_cell' if self.per_cell else ''}"
+                f"{f', border={self.border}' if self.border != 'reflect' else ''}"
+                f"{f', penalty={self.penalty_placement}' if self.penalty_placement != 'mean' else ''}"
+                f"{', dt float64' if self.dt_dtype == torch.float64 else ''})")
