@@ -33,11 +33,12 @@ from tqdm.auto import tqdm  # noqa: E402
 from .data.io import IMAGE_SUFFIXES, read_rgb  # noqa: E402
 from .predictors import Predictor, build_predictor, check_prediction  # noqa: E402
 from .utils.config import config_dir  # noqa: E402
+from .utils.errors import UserError  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 
-class PredictInputError(ValueError):
+class PredictInputError(UserError, ValueError):
     """The ``input=`` / ``output=`` of a predict call cannot be used."""
 
 

@@ -43,6 +43,7 @@ from torch import nn
 
 from .data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from .utils.checkpoint import load_weights
+from .utils.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class Predictor(Protocol):
 # --------------------------------------------------------------------------- #
 # locating a trained run
 # --------------------------------------------------------------------------- #
-class CheckpointSpecError(FileNotFoundError):
+class CheckpointSpecError(UserError, FileNotFoundError):
     """A ``ckpt=`` value that does not name a usable trained run / checkpoint."""
 
 

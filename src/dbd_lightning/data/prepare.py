@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..utils.errors import UserError
 from .archive import ARCHIVE_SUFFIXES, ArchiveError, archive_suffix, extract_archive
 from .benchmarks import CTCUG, CUHK, DUT, EBD, Lytro
 from .io import IMAGE_SUFFIXES
@@ -74,7 +75,7 @@ SPECS: dict[str, tuple[str, tuple[Part, ...], list]] = {
 }
 
 
-class PrepareError(RuntimeError):
+class PrepareError(UserError, RuntimeError):
     """The source does not hold the benchmark, the archive cannot be extracted, or the destination conflicts."""
 
 

@@ -25,11 +25,13 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 
+from .errors import UserError
+
 PROBE_BYTES = 64 * 1024
 MIB = 1024 * 1024
 
 
-class OutputDirError(RuntimeError):
+class OutputDirError(UserError, RuntimeError):
     """An output folder cannot be written or is (nearly) full."""
 
 
