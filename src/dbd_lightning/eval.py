@@ -56,6 +56,7 @@ from .reports import (  # noqa: E402
     qualitative_grid,
 )
 from .utils.config import config_dir  # noqa: E402
+from .utils.errors import handle_user_errors  # noqa: E402
 from .utils.report import write_metrics  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -219,7 +220,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="eval")
 def main(cfg: DictConfig) -> None:
-    evaluate(cfg)
+    with handle_user_errors():  # error: <message>, exit 2, also in eval.log
+        evaluate(cfg)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ from torch import nn  # noqa: E402
 
 from .predictors import CheckpointPredictor, resolve_checkpoint  # noqa: E402
 from .utils.config import config_dir  # noqa: E402
+from .utils.errors import handle_user_errors  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +169,8 @@ def export(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="export")
 def main(cfg: DictConfig) -> None:
-    export(cfg)
+    with handle_user_errors():  # error: <message>, exit 2, also in export.log
+        export(cfg)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm  # noqa: E402
 from .data.io import IMAGE_SUFFIXES, read_rgb  # noqa: E402
 from .predictors import Predictor, build_predictor, check_prediction  # noqa: E402
 from .utils.config import config_dir  # noqa: E402
-from .utils.errors import UserError  # noqa: E402
+from .utils.errors import UserError, handle_user_errors  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +249,8 @@ def predict(cfg: DictConfig, predictor: Predictor | None = None, name: str | Non
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="predict")
 def main(cfg: DictConfig) -> None:
-    predict(cfg)
+    with handle_user_errors():  # error: <message>, exit 2, also in predict.log
+        predict(cfg)
 
 
 if __name__ == "__main__":

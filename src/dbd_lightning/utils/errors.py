@@ -50,12 +50,21 @@ class MemoryPreflightError(UserError, MemoryError):
     """The composition does not fit the machine's memory; the message gives a batch size that does."""
 
 
+#: Hydra's errors about the command line / config tree (unknown group option, bad override syntax, unknown key)
+HYDRA_CONFIG_ERRORS = ("ConfigCompositionException", "MissingConfigException", "OverrideParseException")
+
+
 def user_error_in(exc: BaseException | None) -> UserError | None:
-    """``exc`` itself, or the :class:`UserError` that caused a Hydra ``InstantiationException``."""
+    """``exc`` itself, the :class:`UserError` that caused a Hydra ``InstantiationException``, or a
+    Hydra config / override error (as a :class:`ConfigError` with Hydra's message)."""
     seen = 0
     while exc is not None and seen < 8:
         if isinstance(exc, UserError):
             return exc
+        if type(exc).__name__ in HYDRA_CONFIG_ERRORS and type(exc).__module__.startswith("hydra"):
+            error = ConfigError(str(exc).strip() or type(exc).__name__)
+            error.__cause__ = exc
+            return error
         if type(exc).__name__ != "InstantiationException":
             return None
         exc, seen = exc.__cause__ or exc.__context__, seen + 1
