@@ -41,7 +41,7 @@ def test_run_dir_becomes_hydra_overrides():
     argv = argv_for_resume(["train", "run_dir=r", "ckpt_path=r/checkpoints/epoch_001.ckpt", "hydra.run.dir=elsewhere"])
     assert argv.count("hydra.run.dir=elsewhere") == 1 and not any(a == "ckpt_path=last" for a in argv)
     assert argv_for_resume(["train", "model=x"]) == ["train", "model=x"]
-    with pytest.raises(SystemExit, match="multirun"):
+    with pytest.raises(ValueError, match="multirun"):
         argv_for_resume(["train", "-m", "run_dir=r"])
 
 
