@@ -44,6 +44,7 @@ from torch import nn
 from .data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from .utils.checkpoint import load_weights
 from .utils.errors import UserError
+from .utils.run_meta import check_checkpoint_matches_run
 
 log = logging.getLogger(__name__)
 
@@ -344,6 +345,7 @@ class CheckpointPredictor:
             for key in ("pretrained", "weights_file"):
                 if key in net_cfg:
                     net_cfg[key] = False if key == "pretrained" else None
+        check_checkpoint_matches_run(run.ckpt, cfg, run.config_file)  # another run's checkpoint: refused
         net = hydra.utils.instantiate(net_cfg)
         load_weights(net, run.ckpt, prefix="net.")
         tf = OmegaConf.select(cfg, "data.datamodule.eval_transform", default=None) or {}

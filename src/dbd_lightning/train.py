@@ -38,6 +38,7 @@ from .utils.preflight import check_free_space, check_writable, output_folders, r
 from .utils.presets import expand_model_presets  # noqa: E402
 from .utils.report import results_table, scalar_metrics, write_metrics  # noqa: E402
 from .utils.resume import argv_for_resume, config_changes, keep_csv_history, resolve_ckpt_path  # noqa: E402
+from .utils.run_meta import RunMetaCheckpoint, run_metadata  # noqa: E402
 from .utils.validate import precheck_train  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     if compile_net(task, cfg.get("compile")):
         log.info("compiled task.net in place (torch.compile %s)", OmegaConf.to_container(cfg.compile))
     callbacks = drop_disabled_callbacks(instantiate_dict(cfg.get("callbacks")), cfg.trainer)
+    callbacks.append(RunMetaCheckpoint(run_metadata(cfg)))  # model config + input size in every checkpoint
     loggers = instantiate_dict(cfg.get("logger"))
     if not loggers:  # LearningRateMonitor refuses to run without a logger
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]

@@ -9,6 +9,8 @@
 * the model cannot train on the data: a pipeline (``model=karaali``) or a patch classifier
   (``model=karaali_bnet``) with image data;
 * the run / sweep folder cannot be written (:func:`~dbd_lightning.utils.preflight.check_writable`);
+* a benchmark the data config uses is not on disk (:func:`check_data_present`: one paragraph with
+  the ``python -m dbd_lightning.data.prepare`` command);
 * ``ckpt_path`` names a missing or unreadable checkpoint;
 * a resume (``run_dir=R ckpt_path=last``) would run another model / data / loss than the run's
   own config (:func:`~dbd_lightning.utils.resume.check_resume_config`);
@@ -27,9 +29,13 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from .errors import ConfigError
+from .errors import ConfigError, UserError
 
 log = logging.getLogger(__name__)
+
+class DataMissingError(UserError, FileNotFoundError):
+    """A benchmark the data config uses is not on disk."""
+
 
 #: key -> smallest allowed value (whole numbers)
 INT_KEYS = {"data.batch_size": 1, "data.eval_batch_size": 1, "data.num_workers": 0, "trainer.max_epochs": -1,
@@ -89,6 +95,46 @@ def validate_train_config(cfg: DictConfig) -> None:
             raise ConfigError(f"{key}={value!r} is not valid: use {key}=true or {key}=false")
 
 
+def check_data_present(cfg: DictConfig) -> None:
+    """Raise one readable :class:`DataMissingError` paragraph when a benchmark a data config uses is not
+    on disk: what is missing, where it looked, and the ``data.prepare`` command that imports it."""
+    import hydra
+
+    missing: dict[str, dict[str, Any]] = {}
+    dm = _select(cfg, "data.datamodule")
+    if dm is None:
+        return
+    for split in ("train", "val", "test"):
+        for name, node in (dm.get(split) or {}).items() if hasattr(dm.get(split) or {}, "items") else ():
+            target = str(_select(node, "_target_") or "") if isinstance(node, DictConfig) else ""
+            if not target.startswith("dbd_lightning.data.benchmarks."):
+                continue
+            try:
+                cls = hydra.utils.get_class(target)
+                root = Path(str(_select(node, "root"))).expanduser()
+                images, _ = cls.FOLDERS[str(_select(node, "split") or "all")]
+            except Exception:  # an unusual node: the datamodule's own check reports it
+                continue
+            if any((root / c).is_dir() for c in images):
+                continue
+            entry = missing.setdefault(cls.NAME, {"root": root, "looked": [str(root / c) for c in images], "uses": []})
+            entry["uses"].append(f"{split} {name}")
+    if not missing:
+        return
+    data_name = _select(cfg, "data.name") or "this data config"
+    parts = []
+    for bench, e in missing.items():
+        state = "does not exist" if not e["root"].exists() else "has no image folder"
+        parts.append(f"the {bench} benchmark ({', '.join(dict.fromkeys(e['uses']))}): {e['root']} {state} "
+                     f"(looked for {', '.join(e['looked'])})")
+    cmds = "; ".join(f"python -m dbd_lightning.data.prepare {b.lower()} <downloaded {b} archive or folder> "
+                     f"--root {next(iter(missing.values()))['root'].parent}" for b in missing)
+    raise DataMissingError(
+        f"data={data_name} needs {'; '.join(parts)}. Download the benchmark and import it with: {cmds} "
+        "(see src/dbd_lightning/data/README.md for the download pages), or point data.root (or the DBD_DATA_ROOT "
+        "environment variable) at the folder that already holds it. Nothing was written.")
+
+
 def check_ckpt_path(cfg: DictConfig) -> None:
     """``ckpt_path=<file>`` (not ``last``/``hpc``) must be a readable checkpoint."""
     ckpt = _select(cfg, "ckpt_path")
@@ -145,6 +191,7 @@ def precheck_train(args: list[str], memory: bool = True) -> None:
             try:
                 validate_train_config(cfg)
                 check_ckpt_path(cfg)
+                check_data_present(cfg)
             except ConfigError as exc:
                 raise type(exc)(exc.message + where) from exc
             run_dir = _select(cfg, "run_dir")
