@@ -82,7 +82,7 @@ def expand_model_presets(args: list[str], conf_dir: str | Path | None = None) ->
     if len(presets) != len(values):
         others = [v for v in values if v not in MODEL_PRESETS]
         raise ConfigError(
-            f"model={','.join(values)}: {', '.join(presets)} stand for a paper's whole recipe "
+            f"model={','.join(values)}: {', '.join(presets)} {'names' if len(presets) == 1 else 'name'} a paper's whole recipe "
             f"(experiment={', experiment='.join(MODEL_PRESETS[p][0] for p in presets)}) and cannot be swept together "
             f"with plain model configs ({', '.join(others)}); run two sweeps, or sweep experiment=... instead")
     experiments = [MODEL_PRESETS[v][0] for v in values]
