@@ -4,8 +4,11 @@ Everything comes from the Hydra config tree (``conf/train.yaml``); multirun
 sweeps work as usual (``-m loss=bce,bce_edge``). Each run's output folder holds
 the resolved config, checkpoints (best + last), logger files and metrics.json.
 
-Continue a killed run in its own folder with ``run_dir=<run folder> ckpt_path=last``
-(:mod:`dbd_lightning.utils.resume`). Before training, every output folder is
+``model=<paper>`` is the paper's model with its recipe (:mod:`dbd_lightning.utils.presets`:
+``model=ddffnet`` runs both D-DFFNet stages). Continue a killed run in its own folder with
+``run_dir=<run folder> ckpt_path=last`` (:mod:`dbd_lightning.utils.resume`). The composed
+config is checked before Hydra creates the run folder (:mod:`dbd_lightning.utils.validate`:
+values, data on disk, checkpoint, memory); user errors print ``error: ...`` and exit 2. Before training, every output folder is
 checked for writability and free space (:mod:`dbd_lightning.utils.preflight`).
 Under DDP only global rank 0 writes the run's files.
 """

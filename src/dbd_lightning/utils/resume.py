@@ -7,6 +7,10 @@ How a run is pointed at (see README "Resume"):
   goes on writing into its own folder: same ``checkpoints/``, logs, results),
   ``hydra.output_subdir=.hydra_resume/<time>`` (the original ``.hydra/config.yaml``,
   which ``dbd_lightning.eval`` reads, is kept) and ``ckpt_path=last`` unless given.
+* the run's own overrides (``<folder>/.hydra/overrides.yaml``) are put in front of the
+  command line's (:func:`saved_overrides`): the resume composes the run's config without
+  repeating them; :func:`check_resume_config` (called by ``train`` before Hydra starts) stops
+  when the result differs from ``.hydra/config.yaml`` in the model, data, loss or metrics.
 * ``ckpt_path=last`` resolves to ``<run_dir>/checkpoints/last.ckpt``
   (:func:`resolve_ckpt_path`). Without ``run_dir`` it means "this run's own
   ``last.ckpt`` if it exists, else start fresh" (auto-resume, e.g. a requeued
