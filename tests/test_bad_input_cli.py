@@ -208,6 +208,22 @@ def test_export_refuses_another_runs_checkpoint(scratch, monkeypatch, capsys):
                        ["foreign.ckpt", "model.net._target_"], monkeypatch, capsys, run_folder="outputs")
 
 
+OTHER_CASES = {
+    "eval_unknown_data": ("eval", ["run_dir=runs/a", "data=nosuch"], ["data/nosuch"]),
+    "eval_unknown_key": ("eval", ["run_dir=runs/a", "report.gridd=1"], ["report.gridd"]),
+    "eval_output_under_a_file": ("eval", ["run_dir=runs/a", "hydra.run.dir=files/a_file/ev"],
+                                 ["files/a_file", "hydra.run.dir"]),
+    "export_unknown_key": ("export", ["ckpt=runs/a", "opsett=17"], ["opsett"]),
+    "predict_unknown_key": ("predict", ["ckpt=runs/a", "input=files", "output=out", "tile.sizee=3"], ["tile.sizee"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OTHER_CASES))
+def test_other_entry_points_bad_input(case, scratch, monkeypatch, capsys):
+    module, args, names = OTHER_CASES[case]
+    _expect_user_error(scratch, module, args, names, monkeypatch, capsys)
+
+
 # ----------------------------------------------------------------------------- other entry points
 def test_data_check_unknown_option(scratch, monkeypatch, capsys):
     from dbd_lightning.data import check

@@ -26,6 +26,7 @@ import glob
 import json
 import logging
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -58,6 +59,7 @@ from .reports import (  # noqa: E402
 from .utils.config import config_dir  # noqa: E402
 from .utils.errors import handle_user_errors  # noqa: E402
 from .utils.report import write_metrics  # noqa: E402
+from .utils.validate import precompose  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -219,9 +221,16 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="eval")
-def main(cfg: DictConfig) -> None:
+def _hydra_main(cfg: DictConfig) -> None:
     with handle_user_errors():  # error: <message>, exit 2, also in eval.log
         evaluate(cfg)
+
+
+def main() -> None:
+    """CLI entry point: an unknown option / key is ``error: ...`` + exit 2 before Hydra creates a folder."""
+    with handle_user_errors(log_file=False):
+        precompose("eval", sys.argv[1:])
+    _hydra_main()
 
 
 if __name__ == "__main__":

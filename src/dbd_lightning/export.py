@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,6 +39,7 @@ from torch import nn  # noqa: E402
 from .predictors import CheckpointPredictor, resolve_checkpoint  # noqa: E402
 from .utils.config import config_dir  # noqa: E402
 from .utils.errors import handle_user_errors  # noqa: E402
+from .utils.validate import precompose  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -168,9 +170,16 @@ def export(cfg: DictConfig) -> dict:
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="export")
-def main(cfg: DictConfig) -> None:
+def _hydra_main(cfg: DictConfig) -> None:
     with handle_user_errors():  # error: <message>, exit 2, also in export.log
         export(cfg)
+
+
+def main() -> None:
+    """CLI entry point: an unknown option / key is ``error: ...`` + exit 2 before Hydra creates a folder."""
+    with handle_user_errors(log_file=False):
+        precompose("export", sys.argv[1:])
+    _hydra_main()
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import glob
 import json
 import logging
 import os
+import sys
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +35,7 @@ from .data.io import IMAGE_SUFFIXES, read_rgb  # noqa: E402
 from .predictors import Predictor, build_predictor, check_prediction  # noqa: E402
 from .utils.config import config_dir  # noqa: E402
 from .utils.errors import UserError, handle_user_errors  # noqa: E402
+from .utils.validate import precompose  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -248,9 +250,16 @@ def predict(cfg: DictConfig, predictor: Predictor | None = None, name: str | Non
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="predict")
-def main(cfg: DictConfig) -> None:
+def _hydra_main(cfg: DictConfig) -> None:
     with handle_user_errors():  # error: <message>, exit 2, also in predict.log
         predict(cfg)
+
+
+def main() -> None:
+    """CLI entry point: an unknown option / key is ``error: ...`` + exit 2 before Hydra creates a folder."""
+    with handle_user_errors(log_file=False):
+        precompose("predict", sys.argv[1:])
+    _hydra_main()
 
 
 if __name__ == "__main__":

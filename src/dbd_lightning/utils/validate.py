@@ -173,6 +173,29 @@ def _job_overrides(args: list[str]) -> tuple[list[list[str]], bool] | None:
     return [list(job) for batch in batches for job in batch], True
 
 
+def precompose(config_name: str, args: list[str]) -> None:
+    """Compose ``config_name`` with the command line's overrides once before Hydra runs, so an unknown
+    option or key is a :class:`ConfigError` (exit 2, no output folder) rather than Hydra's exit 1."""
+    jobs = _job_overrides(args)
+    if jobs is None:
+        return
+    from hydra import compose, initialize_config_dir
+
+    from .config import config_dir
+    from .errors import user_error_in
+
+    job_list, _ = jobs
+    with initialize_config_dir(config_dir(), version_base="1.3"):
+        for overrides in job_list[:MAX_SWEEP_JOBS]:
+            try:
+                compose(config_name, overrides=overrides)
+            except Exception as exc:
+                error = user_error_in(exc)
+                if error is None:
+                    raise
+                raise error from exc
+
+
 def precheck_train(args: list[str], memory: bool = True) -> None:
     """Compose the train config of ``args`` (each sweep job) and run the checks (module docstring)."""
     jobs = _job_overrides(args)
