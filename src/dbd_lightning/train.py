@@ -172,6 +172,8 @@ def prepare_argv(argv: list[str], check: bool = True) -> list[str]:
     config checked before Hydra creates any folder (:mod:`.utils.validate`, memory preflight)."""
     args = expand_model_presets(argv[1:])
     argv = argv_for_resume([argv[0], *args])
+    if os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0":
+        check = False  # a DDP rank relaunched by Lightning: rank 0 checked (and holds GPU memory by now)
     if check:
         precheck_train(argv[1:])
     return argv
