@@ -38,7 +38,7 @@ from torch import nn  # noqa: E402
 
 from .predictors import CheckpointPredictor, resolve_checkpoint  # noqa: E402
 from .utils.config import config_dir  # noqa: E402
-from .utils.errors import handle_user_errors  # noqa: E402
+from .utils.errors import ConfigError, handle_user_errors  # noqa: E402
 from .utils.validate import precompose  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ def export(cfg: DictConfig) -> dict:
     formats = [str(f) for f in cfg.formats]
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
-        raise ValueError(f"unknown export format(s) {unknown}; choose from {list(FORMATS)}")
+        raise ConfigError(f"unknown export format(s) {unknown}; choose from {list(FORMATS)}")
     run = resolve_checkpoint(str(cfg.ckpt), str(cfg.which), cfg.paths.log_dir)
     pred = CheckpointPredictor.from_run(run, device="cpu",
                                         image_size=list(cfg.image_size) if cfg.get("image_size") else None)
@@ -150,8 +150,8 @@ def export(cfg: DictConfig) -> dict:
             else:
                 path = export_torchscript(model, example, out / f"{stem}.torchscript.pt")
                 runner = run_torchscript
-        except ImportError:
-            raise
+        except ImportError as exc:
+            raise ConfigError(f"{fmt} export needs a package that is not installed: {exc}") from exc
         except Exception as exc:
             raise RuntimeError(
                 f"{fmt} export of {type(model.net).__name__} ({run.ckpt}) failed: {type(exc).__name__}: "
