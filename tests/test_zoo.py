@@ -8,7 +8,12 @@ import torch
 from omegaconf import OmegaConf
 
 from dbd_lightning.models.dffnet import DFFNet
-from dbd_lightning.predictors import CheckpointPredictor, CheckpointSpecError, RunCheckpoint, resolve_checkpoint
+from dbd_lightning.predictors import (
+    CheckpointPredictor,
+    CheckpointSpecError,
+    RunCheckpoint,
+    resolve_checkpoint,
+)
 from dbd_lightning.zoo import registry
 from dbd_lightning.zoo.__main__ import main as zoo_main
 

@@ -26,6 +26,7 @@ import glob
 import json
 import logging
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -56,7 +57,9 @@ from .reports import (  # noqa: E402
     qualitative_grid,
 )
 from .utils.config import config_dir  # noqa: E402
+from .utils.errors import ConfigError, handle_user_errors  # noqa: E402
 from .utils.report import write_metrics  # noqa: E402
+from .utils.validate import precompose  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +78,7 @@ def resolve_runs(cfg: DictConfig) -> list[RunCheckpoint]:
     if cfg.get("run_dir"):
         run_dir = Path(str(cfg.run_dir)).expanduser()
         if len(specs) > 1:
-            raise ValueError("run_dir= takes one ckpt (best | last | a file); compare runs with ckpt=[run1,run2,...]")
+            raise ConfigError("run_dir= takes one ckpt (best | last | a file); compare runs with ckpt=[run1,run2,...]")
         if specs and specs[0] not in ("best", "last"):
             run = RunCheckpoint(run_dir, Path(specs[0]))
             if not run.config_file.is_file():
@@ -83,7 +86,7 @@ def resolve_runs(cfg: DictConfig) -> list[RunCheckpoint]:
             return [run if run.ckpt.is_file() else RunCheckpoint(run_dir, best_checkpoint(run_dir, specs[0]))]
         return [resolve_checkpoint(run_dir, specs[0] if specs else which, root)]
     if any(s in ("best", "last") for s in specs):
-        raise ValueError("ckpt=best/last needs run_dir=<run folder>; to compare runs use ckpt=[run1,run2] which=last")
+        raise ConfigError("ckpt=best/last needs run_dir=<run folder>; to compare runs use ckpt=[run1,run2] which=last")
     return [resolve_checkpoint(s, which, root) for s in expand_specs(specs)]
 
 
@@ -106,7 +109,7 @@ def expand_specs(specs: list[str]) -> list[str]:
 def unique_names(labels: list[str], given) -> list[str]:
     names = [str(n) for n in given] if given else list(labels)
     if given and len(names) != len(labels):
-        raise ValueError(f"names has {len(names)} entries but {len(labels)} checkpoints were given")
+        raise ConfigError(f"names has {len(names)} entries but {len(labels)} checkpoints were given")
     seen: dict[str, int] = {}
     out = []
     for n in names:
@@ -121,7 +124,7 @@ def eval_config(cfg: DictConfig, runs: list[RunCheckpoint]) -> tuple[DictConfig,
     data = cfg.get("data") or (first.data if first is not None else None)
     metrics = cfg.get("metrics") or (first.get("metrics") if first is not None else None)
     if data is None:
-        raise ValueError("no test data: pass data=<config> (e.g. data=[cuhk_te1,dut_te]) when only maps are evaluated")
+        raise ConfigError("no test data: pass data=<config> (e.g. data=[cuhk_te1,dut_te]) when only maps are evaluated")
     data = OmegaConf.create(OmegaConf.to_container(data, resolve=False))
     root = OmegaConf.create({"data": data, "paths": cfg.paths})
     with open_dict(root):
@@ -170,7 +173,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     runs = resolve_runs(cfg)
     maps_cfg = cfg.get("maps") or {}
     if not runs and not maps_cfg and cfg.get("model") is None:
-        raise ValueError("nothing to evaluate: pass ckpt=<run dir | .ckpt | wandb:<id>> (or a list), maps "
+        raise ConfigError("nothing to evaluate: pass ckpt=<run dir | .ckpt | wandb:<id>> (or a list), maps "
                          "and/or model=<pipeline>")
     L.seed_everything(cfg.seed, workers=True)
     data_cfg, metrics_cfg = eval_config(cfg, runs)
@@ -190,7 +193,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         origin[pname] = f"pipeline model={pname}"
     for name, spec in maps_cfg.items():
         if name in sources:
-            raise ValueError(f"maps.{name}: the name is already used by a checkpoint (set names=[...])")
+            raise ConfigError(f"maps.{name}: the name is already used by a checkpoint (set names=[...])")
         kwargs = OmegaConf.to_container(spec, resolve=True)
         sources[name] = SavedMaps(name=name, **kwargs)
         origin[name] = f"saved maps {kwargs.get('root') or kwargs.get('dirs')} ({kwargs.get('polarity', 'white_in_focus')})"
@@ -198,7 +201,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     datamodule = hydra.utils.instantiate(data_cfg.datamodule)
     datasets = getattr(datamodule, "test_sets", None)
     if not datasets:
-        raise ValueError("the data config defines no test set (data.datamodule.test is empty)")
+        raise ConfigError("the data config defines no test set (data.datamodule.test is empty)")
     metric_kwargs = OmegaConf.to_container(metrics_cfg, resolve=True)
     result = evaluate_sources(sources, datasets, metric_kwargs, pr_curves=bool(cfg.report.pr_curves),
                               grid_samples=int(cfg.report.grid_samples), num_workers=int(cfg.num_workers))
@@ -218,8 +221,16 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="eval")
-def main(cfg: DictConfig) -> None:
-    evaluate(cfg)
+def _hydra_main(cfg: DictConfig) -> None:
+    with handle_user_errors():  # error: <message>, exit 2, also in eval.log
+        evaluate(cfg)
+
+
+def main() -> None:
+    """CLI entry point: an unknown option / key is ``error: ...`` + exit 2 before Hydra creates a folder."""
+    with handle_user_errors(log_file=False):
+        precompose("eval", sys.argv[1:])
+    _hydra_main()
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,6 +38,8 @@ from torch import nn  # noqa: E402
 
 from .predictors import CheckpointPredictor, resolve_checkpoint  # noqa: E402
 from .utils.config import config_dir  # noqa: E402
+from .utils.errors import ConfigError, handle_user_errors  # noqa: E402
+from .utils.validate import precompose  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +117,7 @@ def export(cfg: DictConfig) -> dict:
     formats = [str(f) for f in cfg.formats]
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
-        raise ValueError(f"unknown export format(s) {unknown}; choose from {list(FORMATS)}")
+        raise ConfigError(f"unknown export format(s) {unknown}; choose from {list(FORMATS)}")
     run = resolve_checkpoint(str(cfg.ckpt), str(cfg.which), cfg.paths.log_dir)
     pred = CheckpointPredictor.from_run(run, device="cpu",
                                         image_size=list(cfg.image_size) if cfg.get("image_size") else None)
@@ -147,8 +150,8 @@ def export(cfg: DictConfig) -> dict:
             else:
                 path = export_torchscript(model, example, out / f"{stem}.torchscript.pt")
                 runner = run_torchscript
-        except ImportError:
-            raise
+        except ImportError as exc:
+            raise ConfigError(f"{fmt} export needs a package that is not installed: {exc}") from exc
         except Exception as exc:
             raise RuntimeError(
                 f"{fmt} export of {type(model.net).__name__} ({run.ckpt}) failed: {type(exc).__name__}: "
@@ -167,8 +170,16 @@ def export(cfg: DictConfig) -> dict:
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="export")
-def main(cfg: DictConfig) -> None:
-    export(cfg)
+def _hydra_main(cfg: DictConfig) -> None:
+    with handle_user_errors():  # error: <message>, exit 2, also in export.log
+        export(cfg)
+
+
+def main() -> None:
+    """CLI entry point: an unknown option / key is ``error: ...`` + exit 2 before Hydra creates a folder."""
+    with handle_user_errors(log_file=False):
+        precompose("export", sys.argv[1:])
+    _hydra_main()
 
 
 if __name__ == "__main__":

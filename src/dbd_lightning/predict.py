@@ -32,14 +32,16 @@ from PIL import Image  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from .data.io import IMAGE_SUFFIXES, read_rgb  # noqa: E402
-from .models.karaali.edge_maps import EdgeMapError, precomputed_edge_maps, read_edge_map  # noqa: E402
+from .models.karaali.edge_maps import precomputed_edge_maps, read_edge_map  # noqa: E402
 from .predictors import Predictor, build_predictor, check_prediction  # noqa: E402
 from .utils.config import config_dir  # noqa: E402
+from .utils.errors import UserError, handle_user_errors  # noqa: E402
+from .utils.validate import precompose  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 
-class PredictInputError(ValueError):
+class PredictInputError(UserError, ValueError):
     """The ``input=`` / ``output=`` of a predict call cannot be used."""
 
 
@@ -251,14 +253,16 @@ def predict(cfg: DictConfig, predictor: Predictor | None = None, name: str | Non
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="predict")
-def main(cfg: DictConfig) -> None:
-    try:
+def _hydra_main(cfg: DictConfig) -> None:
+    with handle_user_errors():  # error: <message>, exit 2, also in predict.log
         predict(cfg)
-    except EdgeMapError as exc:  # bad edges=DIR: the images named, exit 2, no traceback
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        print(f"predict: {exc}", file=sys.stderr, flush=True)
-        raise SystemExit(2) from None
+
+
+def main() -> None:
+    """CLI entry point: an unknown option / key is ``error: ...`` + exit 2 before Hydra creates a folder."""
+    with handle_user_errors(log_file=False):
+        precompose("predict", sys.argv[1:])
+    _hydra_main()
 
 
 if __name__ == "__main__":

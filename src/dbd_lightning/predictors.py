@@ -43,6 +43,8 @@ from torch import nn
 
 from .data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from .utils.checkpoint import load_weights
+from .utils.errors import UserError
+from .utils.run_meta import check_checkpoint_matches_run
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +59,7 @@ class Predictor(Protocol):
 # --------------------------------------------------------------------------- #
 # locating a trained run
 # --------------------------------------------------------------------------- #
-class CheckpointSpecError(FileNotFoundError):
+class CheckpointSpecError(UserError, FileNotFoundError):
     """A ``ckpt=`` value that does not name a usable trained run / checkpoint."""
 
 
@@ -348,6 +350,7 @@ class CheckpointPredictor:
             for key in ("pretrained", "weights_file"):
                 if key in net_cfg:
                     net_cfg[key] = False if key == "pretrained" else None
+        check_checkpoint_matches_run(run.ckpt, cfg, run.config_file)  # another run's checkpoint: refused
         net = hydra.utils.instantiate(net_cfg)
         load_weights(net, run.ckpt, prefix="net.")
         tf = OmegaConf.select(cfg, "data.datamodule.eval_transform", default=None) or {}

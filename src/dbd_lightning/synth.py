@@ -19,6 +19,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from .utils.errors import handle_user_errors
+
 USAGE = __doc__ or ""
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -105,6 +107,7 @@ def parse_args(argv: Sequence[str]) -> dict[str, Any]:
     return args
 
 
+@handle_user_errors(log_file=False)
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m dbd_lightning.synth`` / ``dbd-synth``; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)

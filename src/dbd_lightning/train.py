@@ -4,8 +4,11 @@ Everything comes from the Hydra config tree (``conf/train.yaml``); multirun
 sweeps work as usual (``-m loss=bce,bce_edge``). Each run's output folder holds
 the resolved config, checkpoints (best + last), logger files and metrics.json.
 
-Continue a killed run in its own folder with ``run_dir=<run folder> ckpt_path=last``
-(:mod:`dbd_lightning.utils.resume`). Before training, every output folder is
+``model=<paper>`` is the paper's model with its recipe (:mod:`dbd_lightning.utils.presets`:
+``model=ddffnet`` runs both D-DFFNet stages). Continue a killed run in its own folder with
+``run_dir=<run folder> ckpt_path=last`` (:mod:`dbd_lightning.utils.resume`). The composed
+config is checked before Hydra creates the run folder (:mod:`dbd_lightning.utils.validate`:
+values, data on disk, checkpoint, memory); user errors print ``error: ...`` and exit 2. Before training, every output folder is
 checked for writability and free space (:mod:`dbd_lightning.utils.preflight`).
 Under DDP only global rank 0 writes the run's files.
 """
@@ -33,9 +36,13 @@ from .ops.cpu_memory import reuse_freed_memory  # noqa: E402
 from .utils.checkpoint import load_weights  # noqa: E402
 from .utils.compile import compile_net  # noqa: E402
 from .utils.config import build_datamodule, build_task, config_dir, instantiate_dict  # noqa: E402
+from .utils.errors import handle_user_errors  # noqa: E402
 from .utils.preflight import check_free_space, check_writable, output_folders, required_free_bytes  # noqa: E402
+from .utils.presets import expand_model_presets  # noqa: E402
 from .utils.report import results_table, scalar_metrics, write_metrics  # noqa: E402
 from .utils.resume import argv_for_resume, config_changes, keep_csv_history, resolve_ckpt_path  # noqa: E402
+from .utils.run_meta import RunMetaCheckpoint, run_metadata  # noqa: E402
+from .utils.validate import precheck_train  # noqa: E402
 
 log = logging.getLogger(__name__)
 # conf/hydra/launcher/{joblib,submitit_slurm}.yaml replace the plugins' configs of the same name on purpose
@@ -82,7 +89,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
         check_free_space(output_dir, required_free_bytes(cfg, task))
     if compile_net(task, cfg.get("compile")):
         log.info("compiled task.net in place (torch.compile %s)", OmegaConf.to_container(cfg.compile))
-    callbacks = instantiate_dict(cfg.get("callbacks"))
+    callbacks = drop_disabled_callbacks(instantiate_dict(cfg.get("callbacks")), cfg.trainer)
+    callbacks.append(RunMetaCheckpoint(run_metadata(cfg)))  # model config + input size in every checkpoint
     loggers = instantiate_dict(cfg.get("logger"))
     if not loggers:  # LearningRateMonitor refuses to run without a logger
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
@@ -93,6 +101,17 @@ def run(cfg: DictConfig) -> dict[str, float]:
         return _fit_test_report(cfg, trainer, task, datamodule, resume, output_dir)
     finally:  # also after a crash: the next job / stage in this process must start its own W&B run
         finish_wandb_runs(loggers)
+
+
+def drop_disabled_callbacks(callbacks: list, trainer_cfg: DictConfig) -> list:
+    """Leave out the callbacks the trainer flags switch off (Lightning refuses both together):
+    ``trainer.enable_progress_bar=false`` drops the progress bar, ``enable_model_summary=false`` the
+    summary, ``enable_checkpointing=false`` the ModelCheckpoint."""
+    from lightning.pytorch.callbacks import Checkpoint, ModelSummary, ProgressBar
+
+    off = [cls for flag, cls in (("enable_progress_bar", ProgressBar), ("enable_model_summary", ModelSummary),
+                                 ("enable_checkpointing", Checkpoint)) if trainer_cfg.get(flag) is False]
+    return [c for c in callbacks if not any(isinstance(c, cls) for cls in off)]
 
 
 def finish_wandb_runs(loggers: list) -> None:
@@ -145,16 +164,35 @@ def _fit_test_report(cfg: DictConfig, trainer: L.Trainer, task: L.LightningModul
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
     sys.argv = list(_ARGV)  # Lightning's DDP launcher re-runs this command line for the other ranks
-    metrics = run(cfg)
+    with handle_user_errors():  # error: <message>, exit 2, also appended to the run's train.log
+        metrics = run(cfg)
     value = metrics.get(cfg.get("optimized_metric") or "")
     return value
 
 
+def prepare_argv(argv: list[str], check: bool = True) -> list[str]:
+    """The command line Hydra runs: ``model=<paper>`` presets expanded (:mod:`.utils.presets`),
+    ``run_dir=<folder>`` turned into the resume overrides (:mod:`.utils.resume`), and the composed
+    config checked before Hydra creates any folder (:mod:`.utils.validate`, memory preflight)."""
+    args = expand_model_presets(argv[1:])
+    argv = argv_for_resume([argv[0], *args])
+    if os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0":
+        check = False  # a DDP rank relaunched by Lightning: rank 0 checked (and holds GPU memory by now)
+    if check:
+        precheck_train(argv[1:])
+    return argv
+
+
 def main() -> float | None:
-    """CLI entry point: ``run_dir=<folder>`` becomes Hydra overrides (resume), then Hydra runs."""
+    """CLI entry point: presets, resume overrides and the pre-run checks (:func:`prepare_argv`), then Hydra.
+
+    A user error (bad value, missing data, unusable checkpoint, memory) prints ``error: <message>`` and
+    exits with status 2 (:mod:`.utils.errors`); ``HYDRA_FULL_ERROR=1`` shows the traceback.
+    """
     global _ARGV
     _ARGV = list(sys.argv)
-    sys.argv = argv_for_resume(sys.argv)
+    with handle_user_errors(log_file=False):  # before Hydra: no run folder yet, nothing is written
+        sys.argv = prepare_argv(sys.argv)
     return _hydra_main()
 
 

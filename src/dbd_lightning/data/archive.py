@@ -33,13 +33,15 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..utils.errors import UserError
+
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 STAGING_DIR = ".downloads"
 MARKER = ".dbd_prepare_extracted.json"
 _CHUNK = 1 << 20
 
 
-class ArchiveError(RuntimeError):
+class ArchiveError(UserError, RuntimeError):
     """The archive is unsupported, corrupt / truncated, unsafe, or its staging folder conflicts."""
 
 

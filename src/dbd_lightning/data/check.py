@@ -15,6 +15,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from ..utils.config import config_dir
+from ..utils.errors import handle_user_errors
 from .layout import check_datasets, format_report
 
 USAGE = "usage: python -m dbd_lightning.data.check data=<option> [data.root=PATH] [data.check=full|headers|off]"
@@ -40,6 +41,7 @@ def check(overrides: list[str]) -> tuple[int, str]:
     return (1 if issues else 0), header + "\n" + format_report(issues, summary)
 
 
+@handle_user_errors(log_file=False)
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if any(a in ("-h", "--help") for a in argv):

@@ -7,10 +7,11 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
+from ..utils.errors import UserError
 from .io import POLARITIES, Polarity, list_images, read_mask, read_rgb
 
 
-class DatasetLayoutError(RuntimeError):
+class DatasetLayoutError(UserError, RuntimeError):
     """The files on disk do not form the expected dataset layout."""
 
 

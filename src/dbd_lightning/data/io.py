@@ -14,12 +14,14 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..utils.errors import UserError
+
 Polarity = Literal["white_in_focus", "white_blurred"]
 POLARITIES = ("white_in_focus", "white_blurred")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
-class ImageReadError(RuntimeError):
+class ImageReadError(UserError, RuntimeError):
     """An image or mask file could not be decoded."""
 
 

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..utils.errors import UserError, handle_user_errors
 from .archive import ARCHIVE_SUFFIXES, ArchiveError, archive_suffix, extract_archive
 from .benchmarks import CTCUG, CUHK, DUT, EBD, Lytro
 from .io import IMAGE_SUFFIXES
@@ -74,7 +75,7 @@ SPECS: dict[str, tuple[str, tuple[Part, ...], list]] = {
 }
 
 
-class PrepareError(RuntimeError):
+class PrepareError(UserError, RuntimeError):
     """The source does not hold the benchmark, the archive cannot be extracted, or the destination conflicts."""
 
 
@@ -179,6 +180,7 @@ def prepare(dataset: str, src: str | Path, root: str | Path, mode: str = "symlin
     return (1 if issues or missing else 0), "\n".join(lines) + "\n" + format_report(issues, summary)
 
 
+@handle_user_errors(log_file=False)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dbd_lightning.data.prepare", description=__doc__.split("\n")[0])
     parser.add_argument("dataset", choices=sorted(SPECS))

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from ..utils.errors import ConfigError
 from .two_stage import _hydra_state, _key, _save_stage_config, compose_train, find_checkpoint
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ def run_pretrain_finetune(cfg: DictConfig, run: Callable[[DictConfig], dict]) ->
     task_overrides, model_choice, _ = _hydra_state()  # pretraining has its own data (no data choice copied)
     model_choice = pipe.get("pretrain_model") or model_choice
     if not model_choice:
-        raise ValueError("pretrain_finetune pipeline: set pipeline.pretrain_model (no Hydra model choice to copy)")
+        raise ConfigError("pretrain_finetune pipeline: set pipeline.pretrain_model (no Hydra model choice to copy)")
 
     p1 = [f"experiment={pipe.pretrain_experiment}", f"model={model_choice}", *pretrain_overrides(task_overrides),
           *list(pipe.get("pretrain_overrides") or [])]

@@ -23,6 +23,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from ..utils.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 # command-line keys that belong to stage 2 only (never passed to stage 1)
@@ -104,7 +106,7 @@ def run_two_stage(cfg: DictConfig, run: Callable[[DictConfig], dict]) -> dict[st
     task_overrides, model_choice, data_choice = _hydra_state()
     model_choice = pipe.get("stage1_model") or model_choice
     if not model_choice:
-        raise ValueError("two-stage pipeline: set pipeline.stage1_model (no Hydra model choice to copy)")
+        raise ConfigError("two-stage pipeline: set pipeline.stage1_model (no Hydra model choice to copy)")
 
     # ------------------------------------------------------------- stage 1
     # stage 1 trains on stage 2's data: its group choice is passed on even when an experiment

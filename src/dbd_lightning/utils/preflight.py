@@ -25,11 +25,13 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 
+from .errors import UserError
+
 PROBE_BYTES = 64 * 1024
 MIB = 1024 * 1024
 
 
-class OutputDirError(RuntimeError):
+class OutputDirError(UserError, RuntimeError):
     """An output folder cannot be written or is (nearly) full."""
 
 
@@ -63,7 +65,7 @@ def check_writable(folder: str | Path, role: str = "output folder", create: bool
                   errno.EROFS: "the filesystem is read-only", errno.EACCES: "permission denied",
                   errno.EPERM: "permission denied", errno.ENOTDIR: "a path component is a file, not a folder",
                   errno.EEXIST: "a path component is a file, not a folder"}.get(exc.errno, exc.strerror or str(exc))
-        raise OutputDirError(f"cannot write the {role} {folder}: {reason} ({exc}); {hint}") from exc
+        raise OutputDirError(f"cannot write the {role} {folder}: {reason} ({exc}); {hint}") from None
     return folder
 
 
@@ -99,9 +101,12 @@ class OutputDirCheck(Callback):
             return
         from omegaconf import OmegaConf
 
+        from .errors import handle_user_errors
+
         folder = OmegaConf.select(config, key, throw_on_resolution_failure=False)
         if folder:
-            check_writable(folder, role=f"output folder ({key})", create=False)
+            with handle_user_errors(log_file=False):  # error: ..., exit 2 (not a Hydra warning + traceback)
+                check_writable(folder, role=f"output folder ({key})", create=False)
 
     def on_run_start(self, config: Any, **kwargs: Any) -> None:
         self._check(config, "hydra.run.dir")

@@ -7,6 +7,10 @@ How a run is pointed at (see README "Resume"):
   goes on writing into its own folder: same ``checkpoints/``, logs, results),
   ``hydra.output_subdir=.hydra_resume/<time>`` (the original ``.hydra/config.yaml``,
   which ``dbd_lightning.eval`` reads, is kept) and ``ckpt_path=last`` unless given.
+* the run's own overrides (``<folder>/.hydra/overrides.yaml``) are put in front of the
+  command line's (:func:`saved_overrides`): the resume composes the run's config without
+  repeating them; :func:`check_resume_config` (called by ``train`` before Hydra starts) stops
+  when the result differs from ``.hydra/config.yaml`` in the model, data, loss or metrics.
 * ``ckpt_path=last`` resolves to ``<run_dir>/checkpoints/last.ckpt``
   (:func:`resolve_ckpt_path`). Without ``run_dir`` it means "this run's own
   ``last.ckpt`` if it exists, else start fresh" (auto-resume, e.g. a requeued
@@ -29,7 +33,13 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from .errors import ConfigError, UserError
+
 log = logging.getLogger(__name__)
+
+class RunDirError(UserError, FileNotFoundError):
+    """``run_dir`` / ``ckpt_path`` that name no usable run or checkpoint."""
+
 
 #: keys that may differ between the original run and its continuation without a warning
 EXPECTED_CHANGES = ("ckpt_path", "run_dir", "trainer.max_epochs", "paths.", "hydra.", "callbacks.distillation.last_epoch")
@@ -46,10 +56,11 @@ def argv_for_resume(argv: list[str]) -> list[str]:
     if not given:
         return list(argv)
     if any(a in ("-m", "--multirun") for a in args):
-        raise SystemExit("run_dir=... continues one run; it cannot be combined with -m/--multirun")
+        raise ConfigError("run_dir=... continues one run; it cannot be combined with -m/--multirun")
     folder = given[-1].split("=", 1)[1].strip("'\"")
     if not folder or folder in ("null", "None"):
         return list(argv)
+    args = [*saved_overrides(Path(folder).expanduser(), args), *args]
     extra = []
     if not any(a.startswith(("hydra.run.dir=", "++hydra.run.dir=")) for a in args):
         extra.append(f"hydra.run.dir={_quote(str(Path(folder).expanduser()))}")
@@ -60,13 +71,54 @@ def argv_for_resume(argv: list[str]) -> list[str]:
     return [argv[0], *args, *extra]
 
 
+def _override_key(override: str) -> str:
+    return override.lstrip("+~").split("=", 1)[0]
+
+
+def saved_overrides(run_dir: Path, args: list[str]) -> list[str]:
+    """The original run's command-line overrides (``.hydra/overrides.yaml``) that ``args`` does not set
+    again: a resume composes the run's own config without repeating them (later ``args`` still win)."""
+    path = run_dir / ".hydra" / "overrides.yaml"
+    if not path.is_file():
+        return []
+    try:
+        saved = [str(o) for o in (OmegaConf.load(path) or [])]
+    except Exception as exc:
+        raise ConfigError(f"run_dir={run_dir}: cannot read {path} ({exc}); repeat the run's overrides on the "
+                          "command line instead") from exc
+    given = {_override_key(a) for a in args}
+    return [o for o in saved if _override_key(o) not in given and _override_key(o) not in ("run_dir", "ckpt_path")]
+
+
+#: config subtrees that must be the same in a resumed run as in the original (else the checkpoint
+#: does not fit, or the run would silently continue on other data / with another loss)
+RESUME_FIXED = ("model.", "data.", "loss.", "metrics.", "teacher.")
+
+
+def check_resume_config(run_dir: Path, cfg: DictConfig) -> None:
+    """Raise :class:`ConfigError` when ``cfg`` differs from the run's saved config in :data:`RESUME_FIXED`
+    keys (before anything in the run folder is touched); other differences are only logged."""
+    changed = config_changes(run_dir, cfg)
+    fixed = [k for k in changed if k.startswith(RESUME_FIXED)]
+    if fixed:
+        saved = _flatten(OmegaConf.to_container(OmegaConf.load(run_dir / ".hydra" / "config.yaml"), resolve=False))
+        new = _flatten(OmegaConf.to_container(cfg, resolve=False))
+        shown = "; ".join(f"{k}: run={saved.get(k, '<unset>')!r}, now={new.get(k, '<unset>')!r}" for k in fixed[:6])
+        more = f" (+{len(fixed) - 6} more)" if len(fixed) > 6 else ""
+        raise ConfigError(
+            f"run_dir={run_dir}: the resumed config differs from the run's own (.hydra/config.yaml) in "
+            f"{len(fixed)} key(s): {shown}{more}. A resume continues the run's config (its .hydra/overrides.yaml "
+            "is applied automatically): drop these overrides, or start a new run without run_dir=. "
+            "Nothing was written.")
+
+
 def resolve_ckpt_path(cfg: DictConfig, output_dir: Path) -> str | None:
     """The checkpoint ``trainer.fit`` resumes from (``None``: start fresh); clear errors for bad paths."""
     ckpt = cfg.get("ckpt_path")
     run_dir = cfg.get("run_dir")
     if ckpt in (None, ""):
         if run_dir:
-            raise ValueError(f"run_dir={run_dir} is set but ckpt_path is null; use ckpt_path=last to continue it")
+            raise ConfigError(f"run_dir={run_dir} is set but ckpt_path is null; use ckpt_path=last to continue it")
         return None
     if ckpt == "hpc":
         return "hpc"
@@ -77,15 +129,16 @@ def resolve_ckpt_path(cfg: DictConfig, output_dir: Path) -> str | None:
             return str(path)
         if run_dir:
             if not (folder / ".hydra" / "config.yaml").is_file():
-                raise FileNotFoundError(f"run_dir={folder} is not a train run folder (no .hydra/config.yaml)")
+                raise RunDirError(f"run_dir={folder} is not a train run folder (no .hydra/config.yaml); pass the "
+                                  "folder of a train run (outputs/train/runs/<time>)")
             found = sorted(p.name for p in (folder / "checkpoints").glob("*.ckpt")) if (folder / "checkpoints").is_dir() else []
-            raise FileNotFoundError(f"run_dir={folder} has no checkpoints/last.ckpt to resume from (found: {found}); "
+            raise RunDirError(f"run_dir={folder} has no checkpoints/last.ckpt to resume from (found: {found}); "
                                     "pass ckpt_path=<one of them> instead")
         log.info("ckpt_path=last: no %s yet, starting a fresh run", path)
         return None
     path = Path(str(ckpt)).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"ckpt_path={ckpt} does not exist")
+        raise RunDirError(f"ckpt_path={ckpt} does not exist; pass a .ckpt file, or ckpt_path=last")
     return str(path)
 
 

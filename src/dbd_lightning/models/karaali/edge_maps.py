@@ -15,13 +15,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ...utils.errors import UserError
+
 __all__ = ["EdgeMapError", "edge_map_names", "find_edge_map", "match_edge_maps", "precomputed_edge_maps",
            "read_edge_map"]
 
 _ORIENTATION = 0x0112  # EXIF tag; 5-8 = rotated by 90 degrees (read_rgb applies it)
 
 
-class EdgeMapError(ValueError):
+class EdgeMapError(UserError, ValueError):
     """A missing, unreadable or wrongly sized precomputed edge map (the message names the image)."""
 
 

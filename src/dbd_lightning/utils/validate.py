@@ -1,0 +1,239 @@
+"""Checks of a train command line *before* Hydra creates the run folder (nothing is written).
+
+``python -m dbd_lightning.train`` composes the config once more with Hydra's compose API
+(:func:`precheck_train`; every job of a simple multirun sweep) and stops with a
+:class:`~dbd_lightning.utils.errors.UserError` naming the key and the fix when:
+
+* a value cannot work (:func:`validate_train_config`): ``data.batch_size=abc`` / ``-2``,
+  a negative ``data.num_workers``, a bad ``data.image_size`` or ``trainer.max_epochs``;
+* the model cannot train on the data: a pipeline (``model=karaali``) or a patch classifier
+  (``model=karaali_bnet``) with image data;
+* the run / sweep folder cannot be written (:func:`~dbd_lightning.utils.preflight.check_writable`);
+* a benchmark the data config uses is not on disk (:func:`check_data_present`: one paragraph with
+  the ``python -m dbd_lightning.data.prepare`` command);
+* ``ckpt_path`` names a missing or unreadable checkpoint;
+* a resume (``run_dir=R ckpt_path=last``) would run another model / data / loss than the run's
+  own config (:func:`~dbd_lightning.utils.resume.check_resume_config`);
+* one training step does not fit in memory (:mod:`dbd_lightning.utils.memory`,
+  ``preflight.memory``).
+
+Hydra's own composition errors (an unknown ``model=`` option, a key not in the config) come
+out the same way (``error: ...``, exit 2).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from .errors import ConfigError, UserError
+
+log = logging.getLogger(__name__)
+
+class DataMissingError(UserError, FileNotFoundError):
+    """A benchmark the data config uses is not on disk."""
+
+
+#: key -> smallest allowed value (whole numbers)
+INT_KEYS = {"data.batch_size": 1, "data.eval_batch_size": 1, "data.num_workers": 0, "trainer.max_epochs": -1,
+            "trainer.min_epochs": 0, "trainer.log_every_n_steps": 1, "trainer.check_val_every_n_epoch": 1}
+#: flags that make Hydra do something else than run the job (no check then)
+SKIP_FLAGS = ("--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i", "--resolve", "--package", "-p",
+              "--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--experimental-rerun",
+              "--shell-completion", "-sc", "--version")
+#: at most this many jobs of a sweep are composed and checked
+MAX_SWEEP_JOBS = 16
+
+
+def _select(cfg: DictConfig, key: str) -> Any:
+    return OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def validate_train_config(cfg: DictConfig) -> None:
+    """Raise :class:`ConfigError` for a value that cannot work (module docstring)."""
+    for key, low in INT_KEYS.items():
+        value = _select(cfg, key)
+        if value is None:
+            continue
+        if not _is_int(value) or value < low:
+            example = {"data.batch_size": 6, "data.eval_batch_size": 6, "data.num_workers": 2,
+                       "trainer.max_epochs": 75}.get(key, max(low, 1))
+            raise ConfigError(f"{key}={value!r} is not valid: it must be a whole number >= {low} "
+                              f"(e.g. {key}={example})")
+    size = _select(cfg, "data.image_size")
+    if size is not None:
+        values = list(size) if isinstance(size, ListConfig | list | tuple) else [size]
+        if not 1 <= len(values) <= 2 or not all(_is_int(v) and v > 0 for v in values):
+            raise ConfigError(f"data.image_size={OmegaConf.to_container(size) if isinstance(size, ListConfig) else size!r} "
+                              "is not valid: give one positive whole number or [height,width] "
+                              "(e.g. 'data.image_size=[320,320]')")
+    kind = _select(cfg, "model.kind")
+    data_target = str(_select(cfg, "data.datamodule._target_") or "")
+    data_name = _select(cfg, "data.name")
+    if kind == "pipeline":
+        raise ConfigError(f"model config {_select(cfg, 'model._target_')} is a pipeline, not a trainable network "
+                          "(model=karaali: train model=karaali_bnet / model=karaali_enet; run the pipeline with "
+                          "python -m dbd_lightning.predict model=karaali)")
+    patches = "karaali_patches" in data_target
+    if kind == "patch_classifier" and not patches:
+        task = "bnet" if "BNet" in str(_select(cfg, "model.net._target_")) else "enet"
+        raise ConfigError(f"model=karaali_{task} is a patch classifier (41x41 edge patches), but data={data_name} "
+                          f"holds images with masks: use data=karaali_{task}_patches (or experiment=karaali_{task})")
+    if patches and kind != "patch_classifier":
+        raise ConfigError(f"data={data_name} holds Karaali edge patches, which only model=karaali_bnet / "
+                          "model=karaali_enet train on; choose a DBD data config (data=synthetic, data=cuhk_tr1, ...)")
+    for key in ("preflight.memory",):
+        value = _select(cfg, key)
+        if value is not None and not isinstance(value, bool):
+            raise ConfigError(f"{key}={value!r} is not valid: use {key}=true or {key}=false")
+
+
+def check_data_present(cfg: DictConfig) -> None:
+    """Raise one readable :class:`DataMissingError` paragraph when a benchmark a data config uses is not
+    on disk: what is missing, where it looked, and the ``data.prepare`` command that imports it."""
+    import hydra
+
+    missing: dict[str, dict[str, Any]] = {}
+    dm = _select(cfg, "data.datamodule")
+    if dm is None:
+        return
+    for split in ("train", "val", "test"):
+        for name, node in (dm.get(split) or {}).items() if hasattr(dm.get(split) or {}, "items") else ():
+            target = str(_select(node, "_target_") or "") if isinstance(node, DictConfig) else ""
+            if not target.startswith("dbd_lightning.data.benchmarks."):
+                continue
+            try:
+                cls = hydra.utils.get_class(target)
+                root = Path(str(_select(node, "root"))).expanduser()
+                images, _ = cls.FOLDERS[str(_select(node, "split") or "all")]
+            except Exception:  # an unusual node: the datamodule's own check reports it
+                continue
+            if any((root / c).is_dir() for c in images):
+                continue
+            entry = missing.setdefault(cls.NAME, {"root": root, "looked": [str(root / c) for c in images], "uses": []})
+            entry["uses"].append(f"{split} {name}")
+    if not missing:
+        return
+    data_name = _select(cfg, "data.name") or "this data config"
+    parts = []
+    for bench, e in missing.items():
+        state = "does not exist" if not e["root"].exists() else "has no image folder"
+        parts.append(f"the {bench} benchmark ({', '.join(dict.fromkeys(e['uses']))}): {e['root']} {state} "
+                     f"(looked for {', '.join(e['looked'])})")
+    cmds = "; ".join(f"python -m dbd_lightning.data.prepare {b.lower()} <downloaded {b} archive or folder> "
+                     f"--root {next(iter(missing.values()))['root'].parent}" for b in missing)
+    raise DataMissingError(
+        f"data={data_name} needs {'; '.join(parts)}. Download the benchmark and import it with: {cmds} "
+        "(see src/dbd_lightning/data/README.md for the download pages), or point data.root (or the DBD_DATA_ROOT "
+        "environment variable) at the folder that already holds it. Nothing was written.")
+
+
+def check_ckpt_path(cfg: DictConfig) -> None:
+    """``ckpt_path=<file>`` (not ``last``/``hpc``) must be a readable checkpoint."""
+    ckpt = _select(cfg, "ckpt_path")
+    if ckpt in (None, "", "last", "hpc"):
+        return
+    from .checkpoint import read_checkpoint
+
+    read_checkpoint(Path(str(ckpt)).expanduser(), key="ckpt_path")
+
+
+def _job_overrides(args: list[str]) -> tuple[list[list[str]], bool] | None:
+    """The override lists of the run (one) or of each job of a basic multirun sweep; ``None``: do not check."""
+    if any(a in SKIP_FLAGS or a.split("=", 1)[0] in SKIP_FLAGS for a in args):
+        return None
+    multirun = any(a in ("-m", "--multirun") for a in args)
+    overrides = [a for a in args if a not in ("-m", "--multirun")]
+    if any(a.startswith("-") for a in overrides):
+        return None
+    if not multirun:
+        return [overrides], False
+    if any(a.split("=", 1)[0].lstrip("+") in ("hparams_search", "hydra/sweeper") for a in overrides):
+        return None  # another sweeper chooses the values
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+        batches = BasicSweeper.split_arguments(parsed, max_batch_size=None)
+    except Exception as exc:  # Hydra reports a bad override itself, with its own wording
+        from .errors import user_error_in
+
+        error = user_error_in(exc)
+        if error is not None:
+            raise error from exc
+        return None
+    return [list(job) for batch in batches for job in batch], True
+
+
+def precompose(config_name: str, args: list[str]) -> None:
+    """Compose ``config_name`` with the command line's overrides once before Hydra runs, so an unknown
+    option or key is a :class:`ConfigError` (exit 2, no output folder) rather than Hydra's exit 1."""
+    jobs = _job_overrides(args)
+    if jobs is None:
+        return
+    from hydra import compose, initialize_config_dir
+
+    from .config import config_dir
+    from .errors import user_error_in
+
+    job_list, _ = jobs
+    with initialize_config_dir(config_dir(), version_base="1.3"):
+        for overrides in job_list[:MAX_SWEEP_JOBS]:
+            try:
+                compose(config_name, overrides=overrides)
+            except Exception as exc:
+                error = user_error_in(exc)
+                if error is None:
+                    raise
+                raise error from exc
+
+
+def precheck_train(args: list[str], memory: bool = True) -> None:
+    """Compose the train config of ``args`` (each sweep job) and run the checks (module docstring)."""
+    jobs = _job_overrides(args)
+    if jobs is None:
+        return
+    job_list, multirun = jobs
+    from hydra import compose, initialize_config_dir
+
+    from .config import config_dir
+    from .preflight import check_writable
+
+    with initialize_config_dir(config_dir(), version_base="1.3"):
+        for n, overrides in enumerate(job_list[:MAX_SWEEP_JOBS]):
+            cfg = compose("train", overrides=overrides, return_hydra_config=True)
+            where = f" (sweep job {n}: {' '.join(overrides)})" if multirun and len(job_list) > 1 else ""
+            try:
+                validate_train_config(cfg)
+                check_ckpt_path(cfg)
+                check_data_present(cfg)
+            except ConfigError as exc:
+                raise type(exc)(exc.message + where) from exc
+            run_dir = _select(cfg, "run_dir")
+            if run_dir and not multirun:
+                from .resume import check_resume_config, resolve_ckpt_path
+
+                folder = Path(str(run_dir)).expanduser()
+                ckpt = resolve_ckpt_path(cfg, folder)
+                if ckpt and ckpt != "hpc":
+                    from .checkpoint import read_checkpoint
+
+                    read_checkpoint(ckpt, key="ckpt_path", mmap=True)
+                check_resume_config(folder, cfg)
+            if n == 0:
+                key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+                folder = _select(cfg, key)
+                if folder and not _select(cfg, "run_dir"):
+                    check_writable(folder, role=f"output folder ({key})", create=False)
+            if memory and _select(cfg, "preflight.memory") is not False and _select(cfg, "train") is not False:
+                from .memory import check_training_memory
+
+                check_training_memory(cfg)
