@@ -10,8 +10,7 @@ device; ``logits``: float32 ``(B, 1, H, W)`` in-focus logits on the same device.
 * :class:`TorchBackend`: eager PyTorch under ``torch.inference_mode``, on a copy of
   the network with inference-only rewrites that keep the outputs (the trained network
   and its checkpoint keys are untouched): BatchNorm folded into the conv before it
-  (:mod:`.fold_bn`). Channels-last memory format was measured and not kept (see the
-  README's "Inference backends").
+  (:mod:`.fold_bn`) and channels-last memory format on CPU.
 * :class:`OnnxRuntimeBackend`: the network's ONNX graph (exported once per
   checkpoint and input size, cached, :mod:`.onnx_cache`) in onnxruntime on CPU, with
   as many intra-op threads as torch uses. A network that cannot be exported (or whose
@@ -22,6 +21,7 @@ device; ``logits``: float32 ``(B, 1, H, W)`` in-focus logits on the same device.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -71,20 +71,28 @@ def note_pipeline_backend(name: str, pipeline: str | None) -> None:
 
 
 class TorchBackend:
-    """Eager PyTorch, inference mode, on a BatchNorm-folded copy of the network (see the module docstring).
+    """Eager PyTorch under ``torch.inference_mode`` on an inference-only copy of the network.
+
+    The rewrites keep the outputs (checked) and never touch the trained network
+    (weights, state-dict keys); each was measured in ``make bench``
+    (``backends_forward_resnest101e``) and kept because it pays on CPU:
+
+    * ``fold_bn``: BatchNorm folded into the preceding conv (:mod:`.fold_bn`);
+    * ``channels_last``: the network and its input in NHWC memory format (oneDNN's
+      native layout on CPU; CPU only, CUDA keeps the trained layout).
 
     Args:
-        net: the trained network (``forward`` returns ``{"logits": ...}``); never modified.
+        net: the trained network (``forward`` returns ``{"logits": ...}``).
         device: where it runs.
         amp: autocast on CUDA.
-        fold_bn: fold BatchNorm into the preceding convs (checked on a small input first).
+        fold_bn / channels_last: the rewrites above.
         example_size: input size of the folding check.
     """
 
     name = "torch"
 
     def __init__(self, net: nn.Module, device: torch.device | str = "cpu", amp: bool = False, fold_bn: bool = True,
-                 example_size: Sequence[int] = (64, 64)) -> None:
+                 channels_last: bool = True, example_size: Sequence[int] = (64, 64)) -> None:
         self.device = torch.device(device)
         self.amp = amp and self.device.type == "cuda"
         self.net = net.eval()
@@ -92,11 +100,18 @@ class TorchBackend:
         if fold_bn:
             example = torch.randn(1, 3, *example_size, generator=torch.Generator().manual_seed(0)).to(self.device)
             self.net, self.folded, _ = fold_batchnorm(self.net, example)
+        self.channels_last = channels_last and self.device.type == "cpu"
+        if self.channels_last:
+            if self.net is net:  # never change the trained network's memory format in place
+                self.net = copy.deepcopy(net)
+            self.net.to(memory_format=torch.channels_last)
 
     @torch.inference_mode()
     def run(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, enabled=self.amp):
-            return self.net(x)["logits"].float()
+            return self.net(x)["logits"].float().contiguous()
 
 
 class OnnxRuntimeBackend:
