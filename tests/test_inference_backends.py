@@ -211,3 +211,15 @@ def test_predict_with_onnxruntime_missing_exits_2_with_the_pip_command(tmp_path,
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: backend=onnxruntime needs onnxruntime: pip install onnxruntime==")
     assert not (tmp_path / "out" / "focus").exists()
+
+
+def test_pipelines_say_in_one_line_that_they_run_in_torch(caplog):
+    from dbd_lightning.inference.backends import note_pipeline_backend
+
+    with caplog.at_level(logging.INFO, logger=backends_mod.log.name):
+        note_pipeline_backend("auto", "karaali")
+        note_pipeline_backend("torch", "karaali")
+        assert not caplog.records
+        note_pipeline_backend("onnxruntime", "karaali")
+    assert [r.getMessage() for r in caplog.records] == [
+        "backend=onnxruntime: the pipeline model=karaali runs in torch (only ckpt= networks are exported to ONNX)"]

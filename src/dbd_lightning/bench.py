@@ -51,6 +51,8 @@ CASES: dict[str, tuple[str, dict, dict]] = {
                               {"encoder": "efficientnet_lite0", "repeats": 20}, {"repeats": 2, "size": 128}),
     "backends_eval_100_cuhk_size": ("dbd_lightning.inference.bench:bench_backend_eval",
                                     {"encoder": "resnest101e", "n": 100}, {"encoder": "resnet18", "n": 4}),
+    "backends_eval_100_cuhk_size_resnet18": ("dbd_lightning.inference.bench:bench_backend_eval",
+                                             {"encoder": "resnet18", "n": 100}, {"n": 4}),
     # BTBNet full model (3S + FNet + RRNet x3, paper widths), one SGD step at 320 px, batch 1
     "btbnet_train_320": ("dbd_lightning.models.btbnet.bench:bench_btbnet_step", {"size": 320}, {"size": 64}),
     # DD (Cun & Pun 2020): forward at the authors' 320 px, encoder vs SRFB decoder, FLOPs, params
