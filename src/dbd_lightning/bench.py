@@ -49,7 +49,7 @@ CASES: dict[str, tuple[str, dict, dict]] = {
                                      {"encoder": "resnest101e", "repeats": 10}, {"repeats": 2, "size": 128}),
     # the same on one thread (robust on a shared machine: spinning OpenMP threads inflate the 2-thread numbers)
     "backends_forward_resnest101e_1thread": ("dbd_lightning.inference.bench:bench_backend_forward",
-                                             {"encoder": "resnest101e", "repeats": 6, "threads": 1},
+                                             {"encoder": "resnest101e", "repeats": 3, "threads": 1},
                                              {"repeats": 2, "size": 128, "threads": 1}),
     "backends_forward_lite": ("dbd_lightning.inference.bench:bench_backend_forward",
                               {"encoder": "efficientnet_lite0", "repeats": 20}, {"repeats": 2, "size": 128}),
