@@ -46,6 +46,19 @@ CASES: dict[str, tuple[str, dict, dict]] = {
     "predict_tiling_ebd": ("dbd_lightning.bench_predict:bench_predict_tiling", {"repeats": 3},
                            {"repeats": 1, "height": 512, "width": 800}),
     "onnx_runtime_resnet18": ("dbd_lightning.bench_predict:bench_onnx_runtime", {"repeats": 5}, {"repeats": 1, "size": 128}),
+    # backend=torch|onnxruntime (inference/bench.py): interleaved in one process, ratios to eager torch
+    "backends_forward_resnest101e": ("dbd_lightning.inference.bench:bench_backend_forward",
+                                     {"encoder": "resnest101e", "repeats": 10}, {"repeats": 2, "size": 128}),
+    # the same on one thread (robust on a shared machine: spinning OpenMP threads inflate the 2-thread numbers)
+    "backends_forward_resnest101e_1thread": ("dbd_lightning.inference.bench:bench_backend_forward",
+                                             {"encoder": "resnest101e", "repeats": 3, "threads": 1},
+                                             {"repeats": 2, "size": 128, "threads": 1}),
+    "backends_forward_lite": ("dbd_lightning.inference.bench:bench_backend_forward",
+                              {"encoder": "efficientnet_lite0", "repeats": 20}, {"repeats": 2, "size": 128}),
+    "backends_eval_100_cuhk_size": ("dbd_lightning.inference.bench:bench_backend_eval",
+                                    {"encoder": "resnest101e", "n": 100}, {"encoder": "resnet18", "n": 4}),
+    "backends_eval_100_cuhk_size_resnet18": ("dbd_lightning.inference.bench:bench_backend_eval",
+                                             {"encoder": "resnet18", "n": 100}, {"n": 4}),
     # BTBNet full model (3S + FNet + RRNet x3, paper widths), one SGD step at 320 px, batch 1
     "btbnet_train_320": ("dbd_lightning.models.btbnet.bench:bench_btbnet_step", {"size": 320}, {"size": 64}),
     # DD (Cun & Pun 2020): forward at the authors' 320 px, encoder vs SRFB decoder, FLOPs, params

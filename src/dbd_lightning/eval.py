@@ -38,6 +38,7 @@ import lightning as L  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict  # noqa: E402
 
+from .inference.backends import note_pipeline_backend  # noqa: E402
 from .metrics.describe import describe_convention  # noqa: E402
 from .predictors import (  # noqa: E402
     CheckpointPredictor,
@@ -184,10 +185,12 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     for name, run in zip(names, runs, strict=True):
         sources[name] = CheckpointPredictor.from_run(
             run, device=cfg.device, tile=t.mode, tile_above=t.above, tile_size=t.size, tile_overlap=t.overlap,
-            tile_batch=t.batch, image_size=list(cfg.image_size) if cfg.get("image_size") else None)
+            tile_batch=t.batch, image_size=list(cfg.image_size) if cfg.get("image_size") else None,
+            backend=str(cfg.get("backend", "auto")))
         origin[name] = str(run.ckpt)
     if cfg.get("model") is not None:  # a non-learned pipeline (model=<name>, predict_image protocol)
         choice = HydraConfig.get().runtime.choices.get("model") if HydraConfig.initialized() else None
+        note_pipeline_backend(str(cfg.get("backend", "auto")), choice)
         predictor, pname = build_predictor(model_cfg=cfg.model, model_name=choice)
         sources[pname] = predictor
         origin[pname] = f"pipeline model={pname}"

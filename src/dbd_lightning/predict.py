@@ -32,6 +32,7 @@ from PIL import Image  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from .data.io import IMAGE_SUFFIXES, read_rgb  # noqa: E402
+from .inference.backends import note_pipeline_backend  # noqa: E402
 from .models.karaali.edge_maps import precomputed_edge_maps, read_edge_map  # noqa: E402
 from .predictors import Predictor, build_predictor, check_prediction  # noqa: E402
 from .utils.config import config_dir  # noqa: E402
@@ -192,12 +193,13 @@ def make_predictor(cfg: DictConfig) -> tuple[Predictor, str]:
     if cfg.get("ckpt"):
         t = cfg.tile
         kwargs = dict(device=cfg.device, amp=cfg.amp, tile=t.mode, tile_above=t.above, tile_size=t.size,
-                      tile_overlap=t.overlap, tile_batch=t.batch,
+                      tile_overlap=t.overlap, tile_batch=t.batch, backend=str(cfg.get("backend", "auto")),
                       image_size=list(cfg.image_size) if cfg.get("image_size") else None)
     model_name = None
     if cfg.get("model") is not None and not cfg.get("ckpt"):
         if HydraConfig.initialized():
             model_name = HydraConfig.get().runtime.choices.get("model")
+        note_pipeline_backend(str(cfg.get("backend", "auto")), model_name)
     return build_predictor(ckpt=cfg.get("ckpt"), model_cfg=cfg.get("model"), model_name=model_name,
                            which=str(cfg.which), search_root=cfg.paths.log_dir, **kwargs)
 

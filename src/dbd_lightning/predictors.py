@@ -42,6 +42,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
 from .data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from .inference import make_backend
 from .utils.checkpoint import load_weights
 from .utils.errors import UserError
 from .utils.run_meta import check_checkpoint_matches_run
@@ -248,6 +249,8 @@ class CheckpointPredictor:
         mean / std: input normalisation (ImageNet by default, as the eval transform).
         device: ``"auto"`` = CUDA when available, else CPU.
         amp: bfloat16/float16 autocast on CUDA.
+        backend: ``torch | onnxruntime | auto`` (:mod:`dbd_lightning.inference.backends`);
+            ``checkpoint`` (the weights' file) keys the cached ONNX graph.
     """
 
     def __init__(
@@ -264,6 +267,8 @@ class CheckpointPredictor:
         device: str | torch.device = "auto",
         size_multiple: int = 32,
         amp: bool = False,
+        backend: str = "torch",
+        checkpoint: str | Path | None = None,
     ) -> None:
         if tile not in ("auto", True, False):
             raise ValueError(f"tile must be 'auto', true or false, got {tile!r}")
@@ -276,6 +281,8 @@ class CheckpointPredictor:
         self.std = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
         self.size_multiple = int(size_multiple)
         self.amp = amp and self.device.type == "cuda"
+        self.backend = make_backend(backend, self.net, self.device, amp=self.amp, input_size=self.image_size,
+                                    checkpoint=checkpoint)
 
     # ---------------------------------------------------------------- helpers
     def uses_tiles(self, h: int, w: int) -> bool:
@@ -301,9 +308,7 @@ class CheckpointPredictor:
             batch.append(torch.from_numpy(np.ascontiguousarray(c)).permute(2, 0, 1))
         x = torch.stack(batch).to(self.device).float()
         x = (x - self.mean * 255.0) / (self.std * 255.0)
-        with torch.autocast(self.device.type, enabled=self.amp):
-            logits = self.net(x)["logits"]
-        probs = torch.sigmoid(logits.float())
+        probs = torch.sigmoid(self.backend.run(x))
         out = []
         for p, size in zip(probs, sizes, strict=True):
             if tuple(p.shape[-2:]) != tuple(size):
@@ -362,6 +367,7 @@ class CheckpointPredictor:
         for k, v in defaults.items():
             if kwargs.get(k) is None:
                 kwargs[k] = list(v) if not isinstance(v, str) else v
+        kwargs.setdefault("checkpoint", run.ckpt)
         return cls(net, **kwargs)
 
 

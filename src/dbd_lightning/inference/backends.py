@@ -1,0 +1,197 @@
+"""``backend=torch | onnxruntime | auto``: what runs the network inside a predictor.
+
+Interface (all a predictor needs)::
+
+    backend.run(x) -> logits
+
+``x``: the normalised image batch ``(B, 3, H, W)`` float32 on the predictor's
+device; ``logits``: float32 ``(B, 1, H, W)`` in-focus logits on the same device.
+
+* :class:`TorchBackend`: eager PyTorch under ``torch.inference_mode``, on a copy of
+  the network with inference-only rewrites that keep the outputs (the trained network
+  and its checkpoint keys are untouched): BatchNorm folded into the conv before it
+  (:mod:`.fold_bn`) and channels-last memory format on CPU.
+* :class:`OnnxRuntimeBackend`: the network's ONNX graph (exported once per
+  checkpoint and input size, cached, :mod:`.onnx_cache`) in onnxruntime on CPU, with
+  as many intra-op threads as torch uses. A network that cannot be exported (or whose
+  graph differs from PyTorch by more than 1e-4) runs in torch instead, with one log
+  line saying why.
+* ``auto``: onnxruntime on CPU when it is installed, torch on GPU (or without it).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..utils.errors import UserError
+from .fold_bn import fold_batchnorm
+from .onnx_cache import cache_location, cached_graph, checkpoint_identity, weights_identity
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("torch", "onnxruntime", "auto")
+ONNXRUNTIME_PIP = "pip install onnxruntime==1.31.1"  # the version pinned in pyproject.toml
+
+
+class BackendUnavailableError(UserError, RuntimeError):
+    """``backend=onnxruntime`` without onnxruntime installed (the message is one line with the fix)."""
+
+
+def onnxruntime_available() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def resolve_backend(name: str, device: torch.device | str) -> str:
+    """``torch`` or ``onnxruntime`` for a requested backend on ``device``."""
+    name = str(name)
+    if name not in BACKENDS:
+        raise ValueError(f"backend must be one of {list(BACKENDS)}, got {name!r}")
+    device = torch.device(device)
+    if name == "auto":
+        return "onnxruntime" if device.type == "cpu" and onnxruntime_available() else "torch"
+    if name == "onnxruntime" and not onnxruntime_available():
+        raise BackendUnavailableError(f"backend=onnxruntime needs onnxruntime: {ONNXRUNTIME_PIP} (or use backend=torch)")
+    return name
+
+
+def note_pipeline_backend(name: str, pipeline: str | None) -> None:
+    """``model=<pipeline>`` (Karaali's blur estimation) always runs in torch: one line when another was asked."""
+    if str(name) == "onnxruntime":
+        log.warning("backend=onnxruntime: the pipeline model=%s runs in torch (only ckpt= networks are exported "
+                    "to ONNX)", pipeline or "<pipeline>")
+
+
+class TorchBackend:
+    """Eager PyTorch under ``torch.inference_mode`` on an inference-only copy of the network.
+
+    The rewrites keep the outputs (checked) and never touch the trained network
+    (weights, state-dict keys); each was measured in ``make bench``
+    (``backends_forward_resnest101e``) and kept because it pays on CPU:
+
+    * ``fold_bn``: BatchNorm folded into the preceding conv (:mod:`.fold_bn`);
+    * ``channels_last``: the network and its input in NHWC memory format (oneDNN's
+      native layout on CPU; CPU only, CUDA keeps the trained layout).
+
+    Args:
+        net: the trained network (``forward`` returns ``{"logits": ...}``).
+        device: where it runs.
+        amp: autocast on CUDA.
+        fold_bn / channels_last: the rewrites above.
+        example_size: input size of the folding check.
+    """
+
+    name = "torch"
+
+    def __init__(self, net: nn.Module, device: torch.device | str = "cpu", amp: bool = False, fold_bn: bool = True,
+                 channels_last: bool = True, example_size: Sequence[int] = (64, 64)) -> None:
+        self.device = torch.device(device)
+        self.amp = amp and self.device.type == "cuda"
+        self.net = net.eval()
+        self.folded = 0
+        if fold_bn:
+            example = torch.randn(1, 3, *example_size, generator=torch.Generator().manual_seed(0)).to(self.device)
+            self.net, self.folded, _ = fold_batchnorm(self.net, example)
+        self.channels_last = channels_last and self.device.type == "cpu"
+        if self.channels_last:
+            if self.net is net:  # never change the trained network's memory format in place
+                self.net = copy.deepcopy(net)
+            self.net.to(memory_format=torch.channels_last)
+
+    @torch.inference_mode()
+    def run(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device.type, enabled=self.amp):
+            return self.net(x)["logits"].float().contiguous()
+
+
+class OnnxRuntimeBackend:
+    """The network's cached ONNX graph in onnxruntime (CPU), intra-op threads = ``torch.get_num_threads()``.
+
+    Args:
+        net: the network to export (eval mode; never modified).
+        input_size: the ``(h, w)`` the predictor feeds (the graph is checked there);
+            ``None`` = taken from the first batch.
+        checkpoint: the checkpoint file the weights come from (cache key and folder);
+            ``None`` = keyed by a hash of the weights, cached in ``cache_dir``.
+        cache_dir: force the cache folder (default: beside the checkpoint, else
+            ``$DBD_CACHE_DIR/onnx`` or ``~/.cache/dbd_lightning/onnx``).
+        threads: intra-op threads (default: torch's).
+    """
+
+    name = "onnxruntime"
+
+    def __init__(self, net: nn.Module, input_size: Sequence[int] | None = None, checkpoint: str | Path | None = None,
+                 cache_dir: str | Path | None = None, threads: int | None = None, device: torch.device | str = "cpu",
+                 atol: float = 1e-4) -> None:
+        import onnxruntime as ort
+
+        self.net = net.eval()
+        self.device = torch.device(device)
+        self.checkpoint = Path(checkpoint) if checkpoint else None
+        self.identity = checkpoint_identity(self.checkpoint) if self.checkpoint else weights_identity(net)
+        self.folder, self.stem = cache_location(self.checkpoint, self.identity,
+                                                Path(cache_dir) if cache_dir else None)
+        self.options = ort.SessionOptions()
+        self.options.intra_op_num_threads = int(threads or torch.get_num_threads())
+        self.options.inter_op_num_threads = 1
+        self.options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.atol = atol
+        self.sessions: dict[tuple[int, int] | None, object] = {}  # None = the dynamic graph
+        self.path: Path | None = None
+        if input_size:
+            self._session((int(input_size[0]), int(input_size[1])))
+
+    def _open(self, path: Path):
+        import onnxruntime as ort
+
+        return ort.InferenceSession(str(path), self.options, providers=["CPUExecutionProvider"])
+
+    def _session(self, size: tuple[int, int]):
+        if None in self.sessions:
+            return self.sessions[None]
+        if size not in self.sessions:
+            session, self.path, meta = cached_graph(self.net, size, self.identity, self.folder, self.stem,
+                                                    self._open, self.atol)
+            self.sessions[None if meta.get("dynamic") else size] = session
+            return session
+        return self.sessions[size]
+
+    def run(self, x: torch.Tensor) -> torch.Tensor:
+        session = self._session((int(x.shape[-2]), int(x.shape[-1])))
+        feed = x.detach().to("cpu", torch.float32).contiguous().numpy()
+        out = session.run(None, {"image": feed})[0]
+        return torch.from_numpy(out).to(x.device)
+
+
+def make_backend(name: str, net: nn.Module, device: torch.device | str = "cpu", amp: bool = False,
+                 input_size: Sequence[int] | None = None, checkpoint: str | Path | None = None,
+                 cache_dir: str | Path | None = None) -> TorchBackend | OnnxRuntimeBackend:
+    """The backend ``name`` (``torch | onnxruntime | auto``) for ``net`` on ``device``.
+
+    ``onnxruntime`` for a network that does not export (or does not match PyTorch within
+    1e-4) falls back to torch with one log line; without onnxruntime installed,
+    ``backend=onnxruntime`` raises :class:`BackendUnavailableError`.
+    """
+    chosen = resolve_backend(name, device)
+    if chosen == "onnxruntime":
+        if torch.device(device).type != "cpu":
+            log.warning("backend=onnxruntime runs on the CPU; the network's device %s is not used", device)
+        try:
+            return OnnxRuntimeBackend(net, input_size=input_size, checkpoint=checkpoint, cache_dir=cache_dir,
+                                      device=device)
+        except Exception as exc:  # an export failure must not stop a prediction: torch gives the same maps
+            reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+            log.warning("backend=%s: %s does not run in onnxruntime (%s: %s); using torch",
+                        name, type(net).__name__, type(exc).__name__, reason)
+    return TorchBackend(net, device=device, amp=amp)

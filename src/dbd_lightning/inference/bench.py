@@ -1,0 +1,168 @@
+"""``make bench`` cases of the inference backends (registered in :data:`dbd_lightning.bench.CASES`).
+
+Everything is measured side by side in one process with interleaved repeats
+(variant A, B, C, A, B, C, ...), so a machine shared with other jobs slows every
+variant alike; the JSON gives the median and the minimum of each variant and the
+ratios of both to eager torch. Random weights (no download).
+
+* :func:`bench_backend_forward`: DFFNet forward at 320 x 320, batch 1: eager torch
+  (what ``predict``/``eval`` ran before ``backend=``), each torch-backend rewrite
+  alone and together, and onnxruntime; with the max |probability difference| of each
+  to eager torch.
+* :func:`bench_backend_eval`: ``eval`` end to end on ``n`` CUHK-size (640 x 480)
+  synthetic image/GT pairs written to a temporary folder: read -> predict ->
+  metrics (:func:`~dbd_lightning.reports.evaluate.evaluate_sources`), per backend.
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from .backends import OnnxRuntimeBackend, TorchBackend
+from .fold_bn import fold_batchnorm
+
+
+class _Eager:
+    """The pre-``backend=`` path: the trained network as is, under ``torch.inference_mode``."""
+
+    name = "eager"
+
+    def __init__(self, net, channels_last: bool = False):
+        self.net, self.channels_last = net, channels_last
+
+    @torch.inference_mode()
+    def run(self, x):
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.net(x)["logits"].float()
+
+
+def _interleaved(fns: dict, repeats: int, warmup: int = 1) -> dict[str, list[float]]:
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+    return times
+
+
+def _summary(times: dict[str, list[float]], reference: str, unit: float = 1e3) -> dict:
+    med = {k: statistics.median(v) for k, v in times.items()}
+    low = {k: min(v) for k, v in times.items()}
+    return {
+        "median_ms": {k: v * unit for k, v in med.items()},
+        "min_ms": {k: v * unit for k, v in low.items()},
+        "ratio_median": {k: v / med[reference] for k, v in med.items()},
+        "ratio_min": {k: v / low[reference] for k, v in low.items()},
+    }
+
+
+def bench_backend_forward(encoder: str = "resnest101e", size: int = 320, repeats: int = 10,
+                          threads: int | None = 2) -> dict:
+    from ..models.dffnet import DFFNet
+
+    if threads:
+        torch.set_num_threads(int(threads))
+    torch.manual_seed(0)
+    net = DFFNet(encoder).eval()
+    for m in net.modules():  # trained-like BatchNorm statistics (random init has mean 0, var 1)
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+    x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(1))
+    t0 = time.perf_counter()
+    folded, n_folded, _ = fold_batchnorm(net, torch.randn(1, 3, 64, 64))
+    fold_s = time.perf_counter() - t0
+    cl = copy.deepcopy(net).to(memory_format=torch.channels_last)
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        ort_backend = OnnxRuntimeBackend(net, (size, size), cache_dir=tmp)
+        export_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        OnnxRuntimeBackend(net, (size, size), cache_dir=tmp)  # a cache hit: hash + checks + session
+        cached_s = time.perf_counter() - t0
+        variants = {
+            "eager": _Eager(net),
+            "inference_only_fold_bn": _Eager(folded),
+            "inference_only_channels_last": _Eager(cl, channels_last=True),
+            "torch_backend": TorchBackend(net),  # fold_bn + channels_last
+            "onnxruntime": ort_backend,
+        }
+        ref = torch.sigmoid(variants["eager"].run(x))
+        diffs = {k: float((torch.sigmoid(b.run(x)) - ref).abs().max()) for k, b in variants.items()}
+        times = _interleaved({k: (lambda b=b: b.run(x)) for k, b in variants.items()}, repeats)
+    return {"encoder": encoder, "size": size, "batch": 1, "threads": torch.get_num_threads(), "repeats": repeats,
+            **_summary(times, "eager"), "max_abs_diff_probability": diffs, "bn_pairs_folded": n_folded,
+            "fold_s": fold_s, "onnx_export_s": export_s, "onnx_cached_load_s": cached_s,
+            "note": "interleaved repeats in one process on a shared machine: compare the ratios"}
+
+
+def write_synthetic_pairs(root: Path, n: int, height: int = 480, width: int = 640, seed: int = 0) -> Path:
+    """``n`` smooth random images (JPEG) with blob masks (PNG, white = in focus) under ``root/image|gt``."""
+    rng = np.random.default_rng(seed)
+    (root / "image").mkdir(parents=True, exist_ok=True)
+    (root / "gt").mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        small = rng.integers(0, 256, (height // 16, width // 16, 3), dtype=np.uint8)
+        image = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
+        image = np.clip(image.astype(np.int16) + rng.integers(-20, 21, image.shape), 0, 255).astype(np.uint8)
+        blob = cv2.resize(rng.random((6, 8)).astype(np.float32), (width, height), interpolation=cv2.INTER_CUBIC)
+        cv2.imwrite(str(root / "image" / f"{i:04d}.jpg"), image[..., ::-1])
+        cv2.imwrite(str(root / "gt" / f"{i:04d}.png"), ((blob > 0.5) * 255).astype(np.uint8))
+    return root
+
+
+def bench_backend_eval(encoder: str = "resnest101e", n: int = 100, size: int = 320, repeats: int = 1,
+                       threads: int | None = 2) -> dict:
+    """``eval`` of ``n`` 640 x 480 pairs, end to end, per backend (today = eager torch, as before ``backend=``)."""
+    from ..data.folder import ImageMaskFolder
+    from ..models.dffnet import DFFNet
+    from ..predictors import CheckpointPredictor
+    from ..reports.evaluate import evaluate_sources
+
+    if threads:
+        torch.set_num_threads(int(threads))
+    torch.manual_seed(0)
+    net = DFFNet(encoder).eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        dataset = ImageMaskFolder(write_synthetic_pairs(Path(tmp) / "data", n))
+        predictors = {}
+        for name in ("today", "torch", "onnxruntime"):
+            pred = CheckpointPredictor(net, image_size=(size, size), tile=False, device="cpu", backend="torch")
+            if name == "today":
+                pred.backend = _Eager(net)
+            elif name == "onnxruntime":
+                pred.backend = OnnxRuntimeBackend(net, (size, size), cache_dir=Path(tmp) / "onnx")
+            predictors[name] = pred
+        results: dict = {}
+
+        def one(name):
+            def run():
+                results[name] = evaluate_sources({name: predictors[name]}, {"synthetic": dataset},
+                                                 {"preset": "ddffnet"}, pr_curves=True, grid_samples=0,
+                                                 progress=False).results[name]["synthetic"]
+            return run
+
+        times = _interleaved({k: one(k) for k in predictors}, repeats, warmup=0)
+    summary = _summary(times, "today", unit=1.0)
+    summary = {k.replace("_ms", "_s"): v for k, v in summary.items()}
+    metric_diff = {k: max(abs(results[k][m] - results["today"][m]) for m in results["today"])
+                   for k in results}
+    return {"encoder": encoder, "images": n, "image_size": [480, 640], "input_size": size,
+            "threads": torch.get_num_threads(), "repeats": repeats, **summary,
+            "speedup_vs_today_median": {k: 1 / v for k, v in summary["ratio_median"].items()},
+            "speedup_vs_today_min": {k: 1 / v for k, v in summary["ratio_min"].items()},
+            "max_metric_diff_vs_today": metric_diff,
+            "note": "read -> predict -> metrics; interleaved passes in one process on a shared machine"}
