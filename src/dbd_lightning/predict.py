@@ -31,6 +31,7 @@ from PIL import Image  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from .data.io import IMAGE_SUFFIXES, read_rgb  # noqa: E402
+from .inference.modes import predictor_kwargs  # noqa: E402
 from .predictors import Predictor, build_predictor, check_prediction  # noqa: E402
 from .utils.config import config_dir  # noqa: E402
 
@@ -186,9 +187,7 @@ def write_maps(out: Path, rel: Path, rgb: np.ndarray, maps: dict, cfg: DictConfi
 def make_predictor(cfg: DictConfig) -> tuple[Predictor, str]:
     kwargs = {}
     if cfg.get("ckpt"):
-        t = cfg.tile
-        kwargs = dict(device=cfg.device, amp=cfg.amp, tile=t.mode, tile_above=t.above, tile_size=t.size,
-                      tile_overlap=t.overlap, tile_batch=t.batch,
+        kwargs = dict(device=cfg.device, amp=cfg.amp, **predictor_kwargs(cfg),
                       image_size=list(cfg.image_size) if cfg.get("image_size") else None)
     model_name = None
     if cfg.get("model") is not None and not cfg.get("ckpt"):
