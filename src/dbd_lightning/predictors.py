@@ -389,6 +389,7 @@ def check_prediction(maps: dict, shape: tuple[int, int], source: str = "predicto
     focus = np.asarray(maps["focus"], dtype=np.float32)
     if focus.shape != tuple(shape):
         raise ValueError(f"{source}: focus map has shape {focus.shape}, expected the image's {tuple(shape)}")
-    if not np.isfinite(focus).all() or focus.min() < -1e-4 or focus.max() > 1 + 1e-4:
-        raise ValueError(f"{source}: focus map must be finite and in [0, 1] (got {focus.min()}..{focus.max()})")
-    return np.clip(focus, 0.0, 1.0)
+    lo, hi = (float(focus.min()), float(focus.max())) if focus.size else (0.0, 0.0)  # NaN / inf show here
+    if not (np.isfinite(lo) and np.isfinite(hi)) or lo < -1e-4 or hi > 1 + 1e-4:
+        raise ValueError(f"{source}: focus map must be finite and in [0, 1] (got {lo}..{hi})")
+    return focus if 0.0 <= lo and hi <= 1.0 else np.clip(focus, 0.0, 1.0)  # no full-size copy when in range
