@@ -93,7 +93,9 @@ def probe_image(path: Path, decode: bool = False) -> tuple[int, int]:
         if decode:
             img.load()
         width, height = img.size
-        orientation = img.getexif().get(_EXIF_ORIENTATION, 1)
+        # a PNG's getexif() decodes the whole image unless its eXIf chunk came before the pixels
+        orientation = img.getexif().get(_EXIF_ORIENTATION, 1) if decode or img.format != "PNG" or \
+            "exif" in img.info else 1
     if not decode:
         problem = content.truncation_problem(path)
         if problem:
