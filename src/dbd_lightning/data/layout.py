@@ -268,9 +268,11 @@ def format_report(issues: list[LayoutIssue], summary: list[str] | None = None) -
         lines.append("how to fix:")
         lines += fixes
     if errors:
+        fatal = any(i.kind in ("unreadable", "size_mismatch") for i in errors)
         lines.append("Fix the files (python -m dbd_lightning.data.prepare imports a download into the expected "
                      "layout), point data.root / DBD_DATA_ROOT at the right folder, or set data.strict=false to "
-                     "continue with a warning.")
+                     "continue with a warning" + (" (unreadable files and size mismatches then stop the run "
+                                                  "when they are loaded)." if fatal else "."))
     return "\n".join(lines)
 
 
