@@ -150,9 +150,14 @@ def resolve_checkpoint(spec: str | Path, which: str = "best", search_root: str |
 
     ``spec``: a train run folder (``which`` = ``best``/``last``/file name picks the
     checkpoint), a ``.ckpt`` file inside ``<run>/checkpoints/``, or
-    ``wandb:<run id>`` (a W&B run logged by a local train run under ``search_root``).
+    ``wandb:<run id>`` (a W&B run logged by a local train run under ``search_root``), or
+    ``zoo:<name>`` (a released model, :mod:`dbd_lightning.zoo`).
     """
     text = str(spec)
+    if text.startswith("zoo:"):  # a released model shipped in the package (dbd_lightning.zoo)
+        from .zoo.registry import resolve_zoo
+
+        return resolve_zoo(text)
     if text.startswith("wandb:"):
         run_dir = find_wandb_run(text.split(":", 1)[1].split("/")[-1], search_root)
         return RunCheckpoint(run_dir, best_checkpoint(run_dir, which))

@@ -135,6 +135,10 @@ def _fit_test_report(cfg: DictConfig, trainer: L.Trainer, task: L.LightningModul
     table = results_table(metrics, "test" if cfg.test else "val", convention)
     (output_dir / "results.md").write_text(table + "\n")
     print("\n" + table + f"\n\noutputs: {output_dir}\n", flush=True)
+    if (cfg.get("real_report") or {}).get("enabled"):
+        from .reports.real_samples_cli import report_after_training
+
+        print(report_after_training(cfg, task.net, output_dir) + "\n", flush=True)
     return metrics
 
 

@@ -66,9 +66,9 @@ class DBDDataModule(L.LightningDataModule):
             warnings.warn("data.cache=true keeps one copy per DataLoader worker; use num_workers=0 with it",
                           stacklevel=2)
         wrap = InMemoryCache if cache else (lambda d: d)
-        self.train_sets = {k: wrap(d) for k, d in (train or {}).items()}
-        self.val_sets = {k: wrap(d) for k, d in (val or {}).items()}
-        self.test_sets = {k: wrap(d) for k, d in (test or {}).items()}
+        self.train_sets = {k: wrap(d) for k, d in (train or {}).items() if d is not None}
+        self.val_sets = {k: wrap(d) for k, d in (val or {}).items() if d is not None}
+        self.test_sets = {k: wrap(d) for k, d in (test or {}).items() if d is not None}
         for split, sets, tf in (("train", self.train_sets, train_transform), ("val", self.val_sets, eval_transform),
                                 ("test", self.test_sets, eval_transform)):
             if sets and tf is None:

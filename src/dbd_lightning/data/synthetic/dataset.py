@@ -7,7 +7,11 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
+from .photographic import PhotographicRenderer, PhotoSceneConfig
 from .renderer import RenderConfig, SyntheticRenderer, resolve_config, sample_name
+
+#: the preset name that selects the photographic scenes (:mod:`.photographic`)
+PHOTOGRAPHIC = "photographic"
 
 __all__ = ["SyntheticDefocusDataset"]
 
@@ -18,9 +22,10 @@ class SyntheticDefocusDataset(Dataset):
     Args:
         length: number of samples.
         seed: dataset seed (sample ``i`` is always the same image for a seed).
-        preset: preset name (``shallow``, ``wide``, ``random``), a
-            :class:`RenderConfig`, or a mapping of config fields (optionally with
-            a base ``preset`` key).
+        preset: preset name (``shallow``, ``wide``, ``random``, or ``photographic`` for
+            :class:`.photographic.PhotographicRenderer` scenes), a :class:`RenderConfig` /
+            :class:`PhotoSceneConfig`, or a mapping of config fields (optionally with a base
+            ``preset`` key).
         size: output ``(H, W)`` or an int for square images; ``None`` keeps the
             config's size.
         overrides: further :class:`RenderConfig` fields.
@@ -43,8 +48,19 @@ class SyntheticDefocusDataset(Dataset):
         if length < 0:
             raise ValueError(f"length must be >= 0, got {length}")
         self.length = length
-        self.config = resolve_config(preset, size=size, **dict(overrides or {}))
-        self.renderer = SyntheticRenderer(self.config, seed=seed)
+        overrides = dict(overrides or {})
+        if isinstance(preset, Mapping) and preset.get("preset") == PHOTOGRAPHIC:
+            overrides = {**{k: v for k, v in preset.items() if k != "preset"}, **overrides}
+            preset = PHOTOGRAPHIC
+        if isinstance(preset, PhotoSceneConfig) or preset == PHOTOGRAPHIC:
+            base = preset if isinstance(preset, PhotoSceneConfig) else PhotoSceneConfig()
+            if size is not None:
+                overrides["size"] = size
+            self.config = base.replace(**overrides) if overrides else base
+            self.renderer = PhotographicRenderer(self.config, seed=seed)
+        else:
+            self.config = resolve_config(preset, size=size, **overrides)
+            self.renderer = SyntheticRenderer(self.config, seed=seed)
         self.seed = self.renderer.seed
 
     def __len__(self) -> int:

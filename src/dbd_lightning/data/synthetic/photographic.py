@@ -1,0 +1,436 @@
+"""Photographic scenes: the renderer preset for real-photograph work (``preset=photographic``).
+
+The collage scenes of :mod:`.renderer` (flat colours, procedural textures, random
+shapes) teach a network little that transfers to CUHK / DUT photographs. Here
+every layer is a photograph and every blur is drawn at the benchmarks' scale:
+
+1. **Layers.** A background photo crop (fronto-parallel, or a tilted plane whose
+   inverse depth is affine in the image, :func:`.scene.make_background_depth`),
+   an optional mid-ground layer, and 1-2 subjects. Mid-ground and subjects are
+   regions **cut from photographs along the photo's own contours**: unions of
+   adjacent Felzenszwalb segments (:mod:`.photo_pool`) grown from a sharp seed
+   segment, so subjects are textured where the photo is and their outlines are
+   real object outlines. Layers come from different photos of one split.
+2. **Depth and blur.** Each layer has a depth; the thin lens gives
+   ``r = K |1/d - 1/s_f|`` (the ``f^2 / (2 N (s_f - f))`` factor of
+   :func:`~dbd_lightning.ops.thin_lens.signed_coc_radius_px` folded into ``K``).
+   The focus ``s_f`` is on a subject (``focus_subject_prob``), on the background
+   (``focus_background_prob``; a random point of a tilted plane) or nowhere in
+   particular otherwise; ``K`` is set so that the most defocused layer gets a
+   radius drawn log-uniformly from ``blur_radius_px``, **in pixels at the
+   output size**. That range is measured on real benchmark photos resized to
+   320 px (``experiments/real_photos/blur_scale.json``) and scaled by
+   ``size / 320`` for other sizes. ``all_sharp_prob`` renders all in focus.
+3. **Compositing** in linear light (sRGB decoded with gamma 2.2), back to front,
+   the physical way for occlusions: each layer's premultiplied colour and its
+   matte are blurred with the layer's own PSF, ``C <- PSF*(aT) + (1 - PSF*a) C``;
+   tilted planes are binned by radius (``radius_step``, ``n_depth_bins``).
+4. **Highlights.** Small bright points (``highlight_gain`` x white, in linear
+   light) are added to defocused layers with ``highlight_prob``; the disk PSF
+   turns them into bokeh disks.
+5. **Camera.** Exposure, a tone curve (gamma ``tone_gamma`` and an S-curve of
+   strength ``tone_contrast``), sensor noise, 8-bit quantisation and JPEG.
+
+Ground truth as the collage renderer's (:data:`.renderer.SAMPLE_KEYS`): in focus
+where ``radius <= r0`` (default 1.0 px at 320 px, scaled with the size: the
+benchmarks' in-focus edges measure 0.5-1 px), ``depth`` normalised over
+``depth_range``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .photo_pool import SPLITS, load_photo, photo_ids, segmented_photo
+from .renderer import SyntheticRenderer, _as_size, _loguniform, edge_types, focus_boundary
+from .scene import make_background_depth
+
+__all__ = ["PhotoSceneConfig", "PhotographicRenderer", "REFERENCE_SIZE"]
+
+#: The input size at which ``blur_radius_px`` and ``r0`` are given (the papers' 320 px protocol).
+REFERENCE_SIZE = 320
+
+_RANGES = (
+    "blur_radius_px", "depth_range", "background_depth", "subject_depth", "subject_area_frac",
+    "midground_area_frac", "tilt_near_ratio", "highlight_gain", "tone_gamma", "tone_contrast",
+    "exposure", "noise_sigma",
+)
+
+
+@dataclass(frozen=True)
+class PhotoSceneConfig:
+    """All numbers of the photographic scenes. Radii are px at ``REFERENCE_SIZE`` (scaled with ``size``)."""
+
+    size: tuple[int, int] = (320, 320)
+    photo_split: str = "all"  # train | val | test | all (disjoint photos per split)
+    source_dir: str | None = None
+    include_bundled_photos: bool = True
+    # blur (px at 320 px): measured on real CUHK / DUT photos, see the module docstring
+    blur_radius_px: tuple[float, float] = (1.5, 8.0)
+    r0: float = 1.0
+    psf: str = "disk"
+    gaussian_sigma_per_radius: float = 0.5
+    direct_blur_max_radius: float | None = 4.0
+    n_depth_bins: int = 12
+    radius_step: float = 0.5
+    # scene (arbitrary depth units; only ratios matter)
+    depth_range: tuple[float, float] = (1.0, 40.0)
+    background_depth: tuple[float, float] = (6.0, 40.0)
+    tilted_prob: float = 0.4
+    tilt_near_ratio: tuple[float, float] = (0.1, 0.6)
+    midground_prob: float = 0.4
+    midground_area_frac: tuple[float, float] = (0.1, 0.35)
+    n_subjects: tuple[int, int] = (1, 2)
+    subject_depth: tuple[float, float] = (1.0, 4.0)
+    subject_area_frac: tuple[float, float] = (0.08, 0.45)
+    subject_shift_frac: float = 0.2
+    # focus
+    focus_subject_prob: float = 0.75
+    focus_background_prob: float = 0.15
+    all_sharp_prob: float = 0.03
+    # highlights and camera
+    highlight_prob: float = 0.5
+    highlight_count: tuple[int, int] = (3, 25)
+    highlight_gain: tuple[float, float] = (3.0, 12.0)
+    exposure: tuple[float, float] = (0.8, 1.25)
+    tone_gamma: tuple[float, float] = (2.0, 2.4)
+    tone_contrast: tuple[float, float] = (0.0, 0.3)
+    noise_prob: float = 0.6
+    noise_sigma: tuple[float, float] = (0.5, 3.0)
+    jpeg_prob: float = 0.6
+    jpeg_quality: tuple[int, int] | None = (70, 95)
+    # edge labels
+    blur_change_tol: float = 0.25
+    canny_low: int = 50
+    canny_high: int = 120
+    name: str = field(default="photographic", compare=False)
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "size", _as_size(self.size))
+        for f in _RANGES:
+            try:
+                lo, hi = (float(x) for x in getattr(self, f))
+            except (TypeError, ValueError):
+                raise ValueError(f"{f} must be a (lo, hi) pair, got {getattr(self, f)!r}") from None
+            if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi or lo < 0:
+                raise ValueError(f"{f} must satisfy 0 <= lo <= hi, got {getattr(self, f)!r}")
+            set_(self, f, (lo, hi))
+        for f in ("n_subjects", "highlight_count"):
+            lo, hi = (int(x) for x in getattr(self, f))
+            if not 0 <= lo <= hi:
+                raise ValueError(f"{f} must satisfy 0 <= lo <= hi, got {getattr(self, f)!r}")
+            set_(self, f, (lo, hi))
+        if self.n_subjects[1] < 1:
+            raise ValueError("n_subjects must allow at least one subject")
+        if self.photo_split not in SPLITS:
+            raise ValueError(f"photo_split must be one of {SPLITS}, got {self.photo_split!r}")
+        for f in ("tilted_prob", "midground_prob", "focus_subject_prob", "focus_background_prob",
+                  "all_sharp_prob", "highlight_prob", "noise_prob", "jpeg_prob"):
+            if not 0.0 <= float(getattr(self, f)) <= 1.0:
+                raise ValueError(f"{f} must be in [0, 1], got {getattr(self, f)!r}")
+        if self.focus_subject_prob + self.focus_background_prob > 1.0:
+            raise ValueError("focus_subject_prob + focus_background_prob must be <= 1")
+        if self.blur_radius_px[0] <= self.r0:
+            raise ValueError(f"blur_radius_px {self.blur_radius_px} must start above r0={self.r0}")
+        if self.depth_range[0] <= 0 or self.subject_depth[0] < self.depth_range[0] or (
+            self.background_depth[1] > self.depth_range[1]
+        ):
+            raise ValueError("subject_depth and background_depth must lie inside depth_range (> 0)")
+        if self.subject_depth[1] >= self.background_depth[0]:
+            raise ValueError("subject_depth must end before background_depth starts")
+        if self.jpeg_quality is not None:
+            set_(self, "jpeg_quality", tuple(int(q) for q in self.jpeg_quality))
+        if self.source_dir is not None:
+            set_(self, "source_dir", str(self.source_dir))
+
+    @property
+    def scale(self) -> float:
+        """Pixels per reference pixel: radii scale with the output width."""
+        return self.size[1] / REFERENCE_SIZE
+
+    def replace(self, **changes: Any) -> PhotoSceneConfig:
+        valid = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - valid)
+        if unknown:
+            raise ValueError(f"unknown photographic scene field(s) {unknown}; valid: {', '.join(sorted(valid))}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
+                for f in dataclasses.fields(self)}
+
+
+def _region_from_segments(rng: np.random.Generator, labels: np.ndarray, sharpness: np.ndarray,
+                          target_area: float, sharp_seed: bool) -> np.ndarray:
+    """A connected union of adjacent segments of ``labels`` grown to about ``target_area`` pixels (bool)."""
+    area = np.bincount(labels.ravel(), minlength=int(labels.max()) + 1)
+    present = np.flatnonzero(area)  # = np.unique(labels), without sorting the whole map
+    s = sharpness[present]
+    if sharp_seed:  # seed among the sharpest half of the visible segments, by area
+        cand = present[s >= np.median(s)]
+    else:
+        cand = present
+    weights = area[cand].astype(np.float64)
+    seed = int(rng.choice(cand, p=weights / weights.sum()))
+    # adjacency of the segments visible in the crop (4-neighbour label changes), as sorted unique pairs
+    n_lab = np.int64(area.size)
+    codes = []
+    for a, b in ((labels[:, :-1], labels[:, 1:]), (labels[:-1], labels[1:])):
+        diff = a != b
+        lo, hi = np.minimum(a[diff], b[diff]).astype(np.int64), np.maximum(a[diff], b[diff]).astype(np.int64)
+        codes.append(lo * n_lab + hi)
+    code = np.unique(np.concatenate(codes))
+    pairs = np.stack([code // n_lab, code % n_lab], 1)
+    nbrs: dict[int, list[int]] = {}
+    for a, b in pairs.tolist():
+        nbrs.setdefault(a, []).append(b)
+        nbrs.setdefault(b, []).append(a)
+    chosen = {seed}
+    total = int(area[seed])
+    frontier = deque([seed])
+    med = float(np.median(s))
+    while frontier and total < target_area:
+        cur = frontier.popleft()
+        options = [n for n in nbrs.get(cur, []) if n not in chosen]
+        rng.shuffle(options)
+        if sharp_seed:  # grow through the photo's sharp parts first
+            options.sort(key=lambda n: sharpness[n] < med)
+        for n in options:
+            if total >= target_area:
+                break
+            if total + area[n] > 1.6 * target_area and total > 0.5 * target_area:
+                continue
+            chosen.add(n)
+            total += int(area[n])
+            frontier.append(n)
+    lut = np.zeros(area.size, bool)
+    lut[np.fromiter(chosen, np.int64)] = True
+    region = lut[labels]
+    # fill holes smaller than the region's scale (a subject is one piece)
+    region = cv2.morphologyEx(region.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8)) > 0
+    return region
+
+
+class PhotographicRenderer(SyntheticRenderer):
+    """Deterministic photographic defocus scenes; ``render(index)`` depends on (seed, index, config).
+
+    Same output as :class:`.renderer.SyntheticRenderer` (its compositing and camera code is
+    reused); see the module docstring for the scene model.
+    """
+
+    def __init__(self, config: PhotoSceneConfig | None = None, seed: int = 0) -> None:
+        self.config = config if config is not None else PhotoSceneConfig()
+        seed = int(seed)
+        if seed < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
+        self.seed = seed
+        self.photos = photo_ids(self.config.photo_split, self.config.source_dir, self.config.include_bundled_photos)
+
+    def __repr__(self) -> str:
+        return f"PhotographicRenderer(split={self.config.photo_split!r}, size={self.config.size}, seed={self.seed})"
+
+    # ------------------------------------------------------------------ sources
+    def _crop(self, rng: np.random.Generator, photo_id: str, segmented: bool):
+        """A frame-size crop (never upscaled where the photo allows) and its segment labels."""
+        h, w = self.config.size
+        if segmented:
+            seg = segmented_photo(photo_id)
+            img, labels = seg.image, seg.labels
+        else:
+            img, labels = load_photo(photo_id), None
+        ph, pw = img.shape[:2]
+        max_scale = min(ph / h, pw / w)
+        lo = min(1.0, max_scale)
+        scale = _loguniform(rng, lo, max_scale) if max_scale > lo else max_scale
+        ch, cw = max(1, min(ph, round(h * scale))), max(1, min(pw, round(w * scale)))
+        y0, x0 = int(rng.integers(0, ph - ch + 1)), int(rng.integers(0, pw - cw + 1))
+        crop = img[y0:y0 + ch, x0:x0 + cw]
+        interp = cv2.INTER_AREA if ch >= h else cv2.INTER_CUBIC
+        tex = np.clip(cv2.resize(crop, (w, h), interpolation=interp), 0, 1) if (ch, cw) != (h, w) else crop.copy()
+        lab = None
+        if labels is not None:
+            lab = labels[y0:y0 + ch, x0:x0 + cw]
+            if (ch, cw) != (h, w):
+                lab = cv2.resize(lab, (w, h), interpolation=cv2.INTER_NEAREST)
+        flip = rng.random() < 0.5
+        if flip:
+            tex = tex[:, ::-1]
+            lab = None if lab is None else lab[:, ::-1]
+        tex = np.ascontiguousarray(tex, np.float32)
+        if np.array_equal(tex[::16, ::16, 0], tex[::16, ::16, 1]):  # grey photo: a random tint
+            tex = cv2.multiply(tex, (*rng.uniform(0.65, 1.0, 3).tolist(), 0.0))
+        return tex, (None if lab is None else np.ascontiguousarray(lab))
+
+    def _cutout(self, rng, photo_id: str, area_frac: tuple[float, float], sharp: bool):
+        """(texture, alpha, box): a region of a photo cut along its segments, shifted in the frame."""
+        cfg = self.config
+        h, w = cfg.size
+        tex, lab = self._crop(rng, photo_id, segmented=True)
+        seg = segmented_photo(photo_id)
+        target = rng.uniform(*area_frac) * h * w
+        region = _region_from_segments(rng, lab, seg.sharpness, target, sharp)
+        dy, dx = (int(rng.integers(-round(cfg.subject_shift_frac * s), round(cfg.subject_shift_frac * s) + 1))
+                  for s in (h, w))
+        m = np.float32([[1, 0, dx], [0, 1, dy]])
+        region = cv2.warpAffine(region.astype(np.uint8), m, (w, h), flags=cv2.INTER_NEAREST) > 0
+        tex = cv2.warpAffine(tex, m, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT)
+        # a real outline is about a pixel soft
+        alpha = cv2.GaussianBlur(region.astype(np.float32), (0, 0), 0.6)
+        x, y, bw, bh = cv2.boundingRect(region.astype(np.uint8))
+        if bw * bh == 0:
+            return None
+        box = (y, y + bh, x, x + bw)
+        return tex[y:y + bh, x:x + bw], np.ascontiguousarray(alpha[y:y + bh, x:x + bw]), box, region
+
+    def _highlights(self, rng: np.random.Generator, tex_lin: np.ndarray, alpha: np.ndarray | None) -> None:
+        """Add bright points (linear light, in place) where the layer is opaque."""
+        cfg = self.config
+        hh, ww = tex_lin.shape[:2]
+        n = int(rng.integers(cfg.highlight_count[0], cfg.highlight_count[1] + 1))
+        for _ in range(n):
+            y, x = int(rng.integers(hh)), int(rng.integers(ww))
+            if alpha is not None and alpha[y, x] < 0.5:
+                continue
+            rad = rng.uniform(0.5, 1.6) * max(cfg.scale, 0.5)
+            colour = rng.uniform(*cfg.highlight_gain) * rng.uniform(0.8, 1.0, 3)
+            cv2.circle(tex_lin, (x, y), max(0, round(rad)), tuple(float(c) for c in colour), -1, cv2.LINE_AA)
+
+    # ------------------------------------------------------------------ render
+    def render_with_info(self, index: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        cfg = self.config
+        rng = self.rng(index)
+        h, w = cfg.size
+        order = rng.permutation(len(self.photos))
+        pick = [self.photos[int(i)] for i in order]
+        pick = (pick * 4)[:4] if len(pick) < 4 else pick
+
+        # --- layers: background (+ optional mid-ground) + subjects, with depths
+        d_bg = _loguniform(rng, *cfg.background_depth)
+        tilted = rng.random() < cfg.tilted_prob
+        near_ratio = rng.uniform(*cfg.tilt_near_ratio)
+        bg_depth = make_background_depth(rng, (h, w), d_bg, tilted, near_ratio)
+        bg_depth = np.maximum(np.broadcast_to(np.float32(bg_depth), (h, w)), np.float32(cfg.subject_depth[1] * 1.05))
+        layers: list[dict[str, Any]] = []
+        bg_tex, _ = self._crop(rng, pick[0], segmented=False)
+        layers.append({"tex": bg_tex, "alpha": None, "box": (0, h, 0, w), "depth": bg_depth, "src": pick[0]})
+        bg_near = float(bg_depth.min())
+        if rng.random() < cfg.midground_prob:
+            cut = self._cutout(rng, pick[1], cfg.midground_area_frac, sharp=False)
+            if cut is not None:
+                d_mid = _loguniform(rng, cfg.subject_depth[1] * 1.1, max(bg_near * 0.9, cfg.subject_depth[1] * 1.2))
+                layers.append({"tex": cut[0], "alpha": cut[1], "box": cut[2], "depth": d_mid, "src": pick[1],
+                               "region": cut[3]})
+        n_sub = int(rng.integers(cfg.n_subjects[0], cfg.n_subjects[1] + 1))
+        subj_depths = sorted((_loguniform(rng, *cfg.subject_depth) for _ in range(n_sub)), reverse=True)
+        for k, d in enumerate(subj_depths):
+            cut = self._cutout(rng, pick[2 + k], cfg.subject_area_frac, sharp=True)
+            if cut is not None:
+                layers.append({"tex": cut[0], "alpha": cut[1], "box": cut[2], "depth": d, "src": pick[2 + k],
+                               "region": cut[3], "subject": True})
+
+        # --- focus and blur scale: r = K |1/d - 1/s_f|, the most defocused layer gets r_ref
+        u = rng.random()
+        subjects = [L for L in layers if L.get("subject")]
+        if u < cfg.focus_subject_prob and subjects:
+            s_f = float(subjects[int(rng.integers(len(subjects)))]["depth"])
+            focus_on = "subject"
+        elif u < cfg.focus_subject_prob + cfg.focus_background_prob:
+            s_f = float(bg_depth[int(rng.integers(h)), int(rng.integers(w))])
+            focus_on = "background"
+        else:
+            s_f = _loguniform(rng, *cfg.depth_range)
+            focus_on = "free"
+        all_sharp = rng.random() < cfg.all_sharp_prob
+        inv_f = 1.0 / s_f
+        spread = max(float(np.abs(1.0 / np.asarray(L["depth"]) - inv_f).max()) for L in layers)
+        r_ref = _loguniform(rng, *cfg.blur_radius_px) * cfg.scale
+        k_blur = 0.0 if all_sharp or spread <= 0 else r_ref / spread
+
+        def signed_radius(depth):
+            return np.float32(k_blur) * (np.float32(inv_f) - 1.0 / np.asarray(depth, np.float32))
+
+        # --- linear light, highlights, compositing back to front
+        gamma_in = 2.2
+        radius = np.empty((h, w), np.float32)
+        labels = np.zeros((h, w), np.uint8)
+        sharp = layers[0]["tex"].copy()
+        for L in layers:
+            L["lin"] = cv2.pow(L["tex"], gamma_in)
+        if tilted:
+            idx, centres = self._plane_bins(signed_radius(bg_depth).astype(np.float32))
+            radii = np.abs(centres).astype(np.float32)
+            radius[:] = radii[idx]
+            if rng.random() < cfg.highlight_prob and radii.max() > 1.5 * cfg.scale:
+                self._highlights(rng, layers[0]["lin"], np.asarray(radius > 1.5 * cfg.scale, np.float32))
+            acc_a = np.zeros((h, w), np.float32)
+            colour = np.zeros((h, w, 3), np.float32)
+            for b in range(len(centres)):
+                sel = (idx == b).astype(np.uint8)
+                x, y, bw, bh = cv2.boundingRect(sel)
+                if bw * bh == 0:
+                    continue
+                c_i, a_i, (ey0, ey1, ex0, ex1) = self._blurred_layer(
+                    sel[y:y + bh, x:x + bw].astype(np.float32), layers[0]["lin"][y:y + bh, x:x + bw],
+                    (y, y + bh, x, x + bw), float(radii[b]))
+                colour[ey0:ey1, ex0:ex1] += c_i
+                acc_a[ey0:ey1, ex0:ex1] += a_i
+            colour = cv2.divide(colour, cv2.cvtColor(np.maximum(acc_a, 1e-6), cv2.COLOR_GRAY2RGB))
+        else:
+            r_bg = float(np.abs(signed_radius(float(np.mean(bg_depth)))))
+            radius[:] = r_bg
+            if rng.random() < cfg.highlight_prob and r_bg > 1.5 * cfg.scale:
+                self._highlights(rng, layers[0]["lin"], None)
+            colour, _, _ = self._blurred_layer(None, layers[0]["lin"], (0, h, 0, w), r_bg)
+        obj_radii = []
+        for label, L in enumerate(layers[1:], start=1):
+            r = float(abs(signed_radius(L["depth"])))
+            obj_radii.append(r)
+            y0, y1, x0, x1 = L["box"]
+            inside = L["alpha"] >= 0.5
+            radius[y0:y1, x0:x1][inside] = r
+            labels[y0:y1, x0:x1][inside] = label
+            sharp[y0:y1, x0:x1][inside] = L["tex"][inside]
+            if r > 1.5 * cfg.scale and rng.random() < cfg.highlight_prob:
+                self._highlights(rng, L["lin"], L["alpha"])
+            c_i, a_i, (ey0, ey1, ex0, ex1) = self._blurred_layer(L["alpha"], L["lin"], L["box"], r)
+            behind = cv2.multiply(colour[ey0:ey1, ex0:ex1], cv2.cvtColor(1.0 - a_i, cv2.COLOR_GRAY2RGB))
+            colour[ey0:ey1, ex0:ex1] = cv2.add(behind, c_i)
+
+        # --- camera: exposure, tone curve (gamma + S-curve), then noise / 8 bit / JPEG
+        colour *= np.float32(rng.uniform(*cfg.exposure))
+        np.clip(colour, 0.0, 1.0, out=colour)
+        out = cv2.pow(colour, 1.0 / rng.uniform(*cfg.tone_gamma))
+        c = np.float32(rng.uniform(*cfg.tone_contrast))
+        if c > 0:  # smoothstep blend: keeps 0 and 1, steepens mid-tones
+            out = (1 - c) * out + c * (out * out * (3.0 - 2.0 * out))
+        image = self._degrade(rng, out)
+
+        r0 = cfg.r0 * cfg.scale
+        mask = (radius <= r0).astype(np.uint8)
+        depth_map = bg_depth.copy()
+        for L in layers[1:]:
+            y0, y1, x0, x1 = L["box"]
+            depth_map[y0:y1, x0:x1][L["alpha"] >= 0.5] = L["depth"]
+        dlo, dhi = cfg.depth_range
+        depth = np.clip((depth_map - dlo) / (dhi - dlo), 0, 1).astype(np.float32)
+        sample = {
+            "image": image,
+            "mask": mask,
+            "radius": radius,
+            "depth": depth,
+            "dof_edge": focus_boundary(mask),
+            "edge_type": edge_types(labels, radius, sharp, cfg.blur_change_tol, cfg.canny_low, cfg.canny_high),
+            "layers": labels,
+        }
+        info = {"index": int(index), "seed": self.seed, "focus_on": focus_on, "all_sharp": bool(all_sharp),
+                "max_radius_px": float(radius.max()), "tilted": bool(tilted), "object_radii_px": obj_radii,
+                "sources": [L["src"] for L in layers]}
+        return sample, info

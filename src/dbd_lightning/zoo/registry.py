@@ -1,0 +1,107 @@
+"""Released models shipped inside the package: ``ckpt=zoo:<name>`` in predict, eval and export.
+
+A released model is two files in :data:`WEIGHTS_DIR`:
+
+* ``<name>.safetensors``: the network's weights (float16, tensors only, so loading
+  executes nothing) with the metadata key ``dbd_lightning`` holding JSON:
+  ``{"config": {"model": {"net": ...}, "data": {"image_size": ..., ...}}, ...}``;
+  ``config`` is the part of the training run's config that rebuilds the network and its
+  input protocol, so the model needs nothing else on disk.
+* ``<name>.md``: its model card (what, how trained, the exact command, numbers, limits).
+
+:func:`release` writes both from a trained run's checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from ..predictors import CheckpointSpecError, RunCheckpoint
+
+__all__ = ["WEIGHTS_DIR", "RECOMMENDED", "ZooCheckpoint", "zoo_names", "resolve_zoo", "release", "ZOO_PREFIX"]
+
+ZOO_PREFIX = "zoo:"
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+#: the recommended model first; other released names follow alphabetically
+RECOMMENDED: tuple[str, ...] = ("dffnet_lite0_synth",)
+METADATA_KEY = "dbd_lightning"
+
+
+def zoo_names(folder: Path | None = None) -> list[str]:
+    """Released model names, the recommended one first."""
+    folder = WEIGHTS_DIR if folder is None else folder
+    found = sorted(p.stem for p in folder.glob("*.safetensors") if p.with_suffix(".md").is_file())
+    return [n for n in RECOMMENDED if n in found] + [n for n in found if n not in RECOMMENDED]
+
+
+@dataclass(frozen=True)
+class ZooCheckpoint(RunCheckpoint):
+    """A released model, used wherever a trained run's checkpoint is (``run_dir`` = the zoo folder)."""
+
+    name: str = ""
+
+    @property
+    def config_file(self) -> Path:
+        return self.ckpt.with_suffix(".md")
+
+    def metadata(self) -> dict:
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(self.ckpt), framework="pt") as f:
+                meta = f.metadata() or {}
+            return json.loads(meta[METADATA_KEY])
+        except Exception as exc:  # corrupt file / no metadata: a released file is never trusted blindly
+            raise CheckpointSpecError(
+                f"released model {self.name!r} ({self.ckpt}) is unreadable or has no {METADATA_KEY!r} metadata "
+                f"({type(exc).__name__}: {exc}); reinstall the package"
+            ) from None
+
+    def load_config(self) -> DictConfig:
+        return OmegaConf.create(self.metadata()["config"])
+
+    @property
+    def label(self) -> str:
+        return f"zoo:{self.name}"
+
+
+def resolve_zoo(spec: str, folder: Path | None = None) -> ZooCheckpoint:
+    """``zoo:<name>`` -> :class:`ZooCheckpoint`; an unknown name lists the released ones."""
+    name = spec[len(ZOO_PREFIX):] if spec.startswith(ZOO_PREFIX) else spec
+    folder = WEIGHTS_DIR if folder is None else folder
+    names = zoo_names(folder)
+    if name not in names:
+        listed = ", ".join(names) if names else "(none installed)"
+        raise CheckpointSpecError(f"no released model {name!r}; released models: {listed}")
+    return ZooCheckpoint(folder, folder / f"{name}.safetensors", name=name)
+
+
+def release(run: RunCheckpoint, name: str, card: str, folder: Path | None = None, extra: dict | None = None) -> Path:
+    """Write ``<name>.safetensors`` (float16 weights + rebuild config) and ``<name>.md`` from a trained run."""
+    from safetensors.torch import save_file
+
+    from ..utils.checkpoint import load_state_dict
+
+    folder = WEIGHTS_DIR if folder is None else folder
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = run.load_config()
+    net_cfg = OmegaConf.to_container(cfg.model.net, resolve=True)
+    net_cfg["pretrained"] = False  # the released weights replace any initialisation
+    net_cfg["weights_file"] = None
+    tf = OmegaConf.to_container(OmegaConf.select(cfg, "data.datamodule.eval_transform", default={}) or {}, resolve=True)
+    config = {"model": {"net": net_cfg},
+              "data": {"image_size": list(OmegaConf.select(cfg, "data.image_size", default=[320, 320])),
+                       "datamodule": {"eval_transform": tf}},
+              "metrics": OmegaConf.to_container(cfg.metrics, resolve=True) if "metrics" in cfg else None}
+    state = load_state_dict(run.ckpt)
+    net_state = {k[4:]: v for k, v in state.items() if k.startswith("net.")} or state
+    tensors = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in net_state.items()}
+    meta = {"config": config, "source_checkpoint": run.ckpt.name, **(extra or {})}
+    out = folder / f"{name}.safetensors"
+    save_file(tensors, str(out), metadata={METADATA_KEY: json.dumps(meta)})
+    (folder / f"{name}.md").write_text(card)
+    return out

@@ -1,0 +1,70 @@
+"""Released models: release() -> zoo:<name> rebuilds the network and its protocol from the file alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from dbd_lightning.models.dffnet import DFFNet
+from dbd_lightning.predictors import CheckpointPredictor, CheckpointSpecError, RunCheckpoint, resolve_checkpoint
+from dbd_lightning.zoo import registry
+from dbd_lightning.zoo.__main__ import main as zoo_main
+
+NET = {"_target_": "dbd_lightning.models.dffnet.DFFNet", "encoder": "efficientnet_lite0", "pretrained": True,
+       "weights_file": None, "channels": 8}
+
+
+@pytest.fixture()
+def released(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    net = DFFNet("efficientnet_lite0", channels=8).eval()
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    (run / "checkpoints").mkdir()
+    OmegaConf.save(OmegaConf.create({"model": {"net": NET}, "data": {"image_size": [96, 96], "datamodule": {
+        "eval_transform": {"size": [96, 96]}}}, "metrics": {"beta2": 0.3}}), run / ".hydra" / "config.yaml")
+    torch.save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}}, run / "checkpoints" / "epoch_001.ckpt")
+    zoo = tmp_path / "zoo"
+    registry.release(RunCheckpoint(run, run / "checkpoints" / "epoch_001.ckpt"), "tiny", "# tiny\n", folder=zoo,
+                     extra={"command": "python -m dbd_lightning.train ..."})
+    monkeypatch.setattr(registry, "WEIGHTS_DIR", zoo)
+    return net, zoo
+
+
+def test_release_roundtrip_equals_the_fp16_rounded_network(released):
+    net, zoo = released
+    entry = resolve_checkpoint("zoo:tiny")
+    assert entry.label == "zoo:tiny" and entry.load_config().data.image_size == [96, 96]
+    assert entry.load_config().model.net.pretrained is False  # released weights replace any init
+    pred = CheckpointPredictor.from_run(entry, device="cpu", tile=False)
+    ref = DFFNet("efficientnet_lite0", channels=8).eval()
+    ref.load_state_dict({k: (v.half().float() if v.is_floating_point() else v) for k, v in net.state_dict().items()})
+    rgb = np.random.default_rng(0).integers(0, 256, (70, 90, 3), dtype=np.uint8)
+    got = pred.predict_image(rgb)["focus"]
+    ref_pred = CheckpointPredictor(ref, image_size=(96, 96), device="cpu", tile=False).predict_image(rgb)["focus"]
+    assert got.shape == (70, 90)
+    np.testing.assert_allclose(got, ref_pred, atol=1e-5)
+
+
+def test_unknown_name_lists_the_released_ones(released):
+    with pytest.raises(CheckpointSpecError, match="released models: tiny"):
+        resolve_checkpoint("zoo:nope")
+
+
+def test_corrupt_release_is_refused(released):
+    _, zoo = released
+    (zoo / "tiny.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(CheckpointSpecError, match="unreadable"):
+        resolve_checkpoint("zoo:tiny").load_config()
+
+
+def test_zoo_cli_lists_recommended_first(released, capsys, monkeypatch):
+    _, zoo = released
+    (zoo / "alpha.safetensors").write_bytes((zoo / "tiny.safetensors").read_bytes())
+    (zoo / "alpha.md").write_text("# alpha\n")
+    monkeypatch.setattr(registry, "RECOMMENDED", ("tiny",))
+    assert zoo_main([]) == 0
+    assert capsys.readouterr().out.split() == ["tiny", "alpha"]
+    assert zoo_main(["--card", "missing"]) == 2
