@@ -59,7 +59,8 @@ class DBDDataModule(L.LightningDataModule):
         check: str = "headers",
     ) -> None:
         super().__init__()
-        self._raw_splits = {"train": dict(train or {}), "val": dict(val or {}), "test": dict(test or {})}
+        self._raw_splits = {split: {k: d for k, d in (sets or {}).items() if d is not None}
+                            for split, sets in (("train", train), ("val", val), ("test", test))}
         self.layout_report = enforce(self._raw_splits, strict=strict, level=check)
         self.seed = seed
         if cache and num_workers > 0:
