@@ -159,3 +159,34 @@ def test_config_keys_and_bad_values():
         predictor_kwargs(OmegaConf.create({"infer": {"mode": "tiles"}}))
     with pytest.raises(UserError, match="infer.scale=0.0 must be > 0"):
         predictor_kwargs(OmegaConf.create({"infer": {"mode": "scale", "scale": 0}}))
+
+
+def test_eval_scores_each_checkpoint_once_per_inference_mode(tmp_path):
+    """infer.mode=[resize,scale]: two rows per run, each equal to a hand computation with that mode's maps."""
+    import json
+
+    from omegaconf import open_dict
+
+    from dbd_lightning.data.io import list_images, read_mask, read_rgb
+    from dbd_lightning.eval import evaluate
+    from dbd_lightning.predictors import resolve_checkpoint
+
+    from .helpers import compose_cfg
+    from .run_fixtures import CUHK_SAMPLE, make_run
+
+    run = make_run(tmp_path / "runs", seed=0)
+    cfg = compose_cfg(tmp_path / "out", ["data=folder", f"data.root={CUHK_SAMPLE}", "data.num_workers=0",
+                                         f"ckpt={run}", "device=cpu", "infer.mode=[resize,scale]", "infer.scale=0.5",
+                                         "report.pr_curves=false", "report.grid_samples=0"], config_name="eval")
+    with open_dict(cfg):
+        cfg.data.datamodule.train, cfg.data.datamodule.val = {}, {}
+    evaluate(cfg)
+    results = json.loads((tmp_path / "out" / "results.json").read_text())["results"]
+    assert list(results) == ["run0 [resize]", "run0 [scale 0.5]"]
+    images, gts = list_images(CUHK_SAMPLE / "image"), [read_mask(p) for p in list_images(CUHK_SAMPLE / "gt")]
+    for mode, row in (("resize", "run0 [resize]"), ("scale", "run0 [scale 0.5]")):
+        pred = CheckpointPredictor.from_run(resolve_checkpoint(run), device="cpu", mode=mode, scale=0.5)
+        maes = [np.abs(pred.predict_image(read_rgb(p))["focus"].astype(np.float64) - g).mean()
+                for p, g in zip(images, gts, strict=True)]
+        assert results[row]["folder"]["mae"] == pytest.approx(np.mean(maes), abs=1e-5)
+    assert results["run0 [resize]"]["folder"]["mae"] != results["run0 [scale 0.5]"]["folder"]["mae"]
