@@ -80,7 +80,7 @@ def test_full_level_decodes_and_checks_masks(tmp_path):
     (root / "CTCUG_images" / "3.jpg").write_bytes(raw[: len(raw) // 2])  # truncated: header fine, pixels not
     Image.fromarray(np.random.default_rng(1).integers(0, 255, (8, 8), dtype=np.uint8)).save(root / "CTCUG_gt" / "4.png")
     # headers: the missing JPEG EOI marker finds the truncation (confirmed by decoding that one file);
-    # the grey GT is not in the headers level's sample of 16 of 150 pairs
+    # the grey GT is not in the headers level's sample of 12 of 150 pairs
     (issue,) = CTCUG(root).layout_issues("headers")
     assert data and issue.kind == "unreadable" and "3.jpg: TruncatedFileError: the file is truncated" in str(issue)
     kinds = {i.kind: str(i) for i in CTCUG(root).layout_issues("full")}

@@ -84,18 +84,30 @@ def truncation_problem(path: str | Path) -> str | None:
     return None
 
 
+def _oriented(img: Image.Image) -> Image.Image:
+    """EXIF orientation applied, as the loaders do (no copy when there is none)."""
+    return ImageOps.exif_transpose(img) if img.getexif().get(0x0112, 1) not in (1, None) else img
+
+
+def _mask_levels(path: Path) -> np.ndarray:
+    """A GT file's grey levels on the 0..255 scale (float32; 16-bit / float files rescaled), EXIF-oriented."""
+    with Image.open(path) as img:
+        img = _oriented(img)
+        if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+            arr = np.asarray(img, np.float32)
+            top = 65535.0 if arr.max(initial=0) > 255 else (1.0 if img.mode == "F" and arr.max(initial=0) <= 1
+                                                            else 255.0)
+            return arr * (255.0 / top)
+        return np.asarray(img.convert("L"), np.float32)
+
+
+def _grey_of(levels: np.ndarray) -> float:
+    return float(((levels > GREY_LOW) & (levels < GREY_HIGH)).mean()) if levels.size else 0.0
+
+
 def grey_fraction(path: str | Path) -> float:
     """Fraction of a mask file's pixels that are neither near-black nor near-white (of the 0..255 range)."""
-    with Image.open(path) as img:
-        if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-            arr = np.asarray(img, np.float64)
-            top = 65535.0 if arr.max(initial=0) > 255 else 255.0
-            arr = arr * (255.0 / top)
-        else:
-            arr = np.asarray(img.convert("L"))
-    if not arr.size:
-        return 0.0
-    return float(((arr > GREY_LOW) & (arr < GREY_HIGH)).mean())
+    return _grey_of(_mask_levels(Path(path)))
 
 
 def _grey_image(path: Path, side: int) -> np.ndarray:
@@ -104,13 +116,25 @@ def _grey_image(path: Path, side: int) -> np.ndarray:
         if img.format == "JPEG" and max(img.size) > 2 * side:
             scale = side / max(img.size)
             img.draft("L", (max(1, int(img.size[0] * scale)), max(1, int(img.size[1] * scale))))
-        img = ImageOps.exif_transpose(img).convert("L")
+        img = _oriented(img).convert("L")
         arr = np.asarray(img, np.float32)
     h, w = arr.shape
     if max(h, w) > 1.5 * side:
         f = side / max(h, w)
         arr = cv2.resize(arr, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
     return arr
+
+
+def gt_content(image_path: str | Path, gt_path: str | Path, polarity: Polarity | None = "white_in_focus",
+               side: int = POLARITY_SIDE) -> tuple[float, float | None]:
+    """``(grey fraction of the GT, focus contrast)`` reading each file once (contrast ``None``: no polarity)."""
+    levels = _mask_levels(Path(gt_path))
+    grey = _grey_of(levels)
+    if polarity is None:
+        return grey, None
+    white = levels >= 127.5  # read_mask's threshold: half the value range
+    focus = (white if polarity == "white_in_focus" else ~white).astype(np.uint8)
+    return grey, _contrast(_grey_image(Path(image_path), side), focus)
 
 
 def focus_contrast(image_path: str | Path, gt_path: str | Path, polarity: Polarity = "white_in_focus",
@@ -122,8 +146,10 @@ def focus_contrast(image_path: str | Path, gt_path: str | Path, polarity: Polari
     empty after eroding both by 3 px at the working scale (object borders carry
     edges of both sides) or the image has no texture at all.
     """
-    grey = _grey_image(Path(image_path), side)
-    focus = read_mask(gt_path, polarity)
+    return _contrast(_grey_image(Path(image_path), side), read_mask(gt_path, polarity))
+
+
+def _contrast(grey: np.ndarray, focus: np.ndarray) -> float | None:
     h, w = grey.shape
     if focus.shape != (h, w):
         focus = cv2.resize(focus, (w, h), interpolation=cv2.INTER_NEAREST)

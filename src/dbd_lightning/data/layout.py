@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 LEVELS = ("off", "headers", "full")
 #: pairs checked for grey GTs / polarity at the ``headers`` level (evenly spread; ``full`` checks all)
-CONTENT_SAMPLE = 16
+CONTENT_SAMPLE = 12
 #: issue kinds that are warnings (the data loads; the user should look), every other kind is an error
 WARNING_KINDS = ("grey_gt", "polarity", "shared_split")
 _EXIF_ORIENTATION = 0x0112
@@ -121,11 +121,10 @@ def _content_issues(dataset: str, pairs: list[tuple[Path, Path]], polarity: str 
     contrasts = []
     for img_path, gt_path in chosen:
         try:
-            frac = content.grey_fraction(gt_path)
+            frac, contrast = content.gt_content(img_path, gt_path, polarity)
             if frac > content.GREY_WARN_FRACTION:
                 grey.append((gt_path, frac))
-            if polarity is not None:
-                contrasts.append(content.focus_contrast(img_path, gt_path, polarity))
+            contrasts.append(contrast)
         except Exception as exc:  # noqa: BLE001 -- unreadable files are reported by the header probe
             log.debug("content check skipped %s: %s", gt_path, exc)
     if grey:
