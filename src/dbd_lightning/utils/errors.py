@@ -38,6 +38,52 @@ class UserError(Exception):
         return self.message
 
 
+class ConfigError(UserError, ValueError):
+    """A config value (``key=value``) that cannot work; the message names the key."""
+
+
+class CheckpointError(UserError, RuntimeError):
+    """A checkpoint that cannot be used (unreadable, empty, another model's config)."""
+
+
+class MemoryPreflightError(UserError, MemoryError):
+    """The composition does not fit the machine's memory; the message gives a batch size that does."""
+
+
+#: Hydra's errors about the command line / config tree (unknown group option, bad override syntax, unknown key)
+HYDRA_CONFIG_ERRORS = ("ConfigCompositionException", "MissingConfigException", "OverrideParseException")
+
+
+def user_error_in(exc: BaseException | None) -> UserError | None:
+    """``exc`` itself, the :class:`UserError` that caused a Hydra ``InstantiationException``, or a
+    Hydra config / override error (as a :class:`ConfigError` with Hydra's message)."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, UserError):
+            return exc
+        if type(exc).__name__ in HYDRA_CONFIG_ERRORS and type(exc).__module__.startswith("hydra"):
+            error = ConfigError(str(exc).strip() or type(exc).__name__)
+            error.__cause__ = exc
+            return error
+        if type(exc).__name__ != "InstantiationException":
+            return None
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
+
+
+def hydra_log_file() -> Path | None:
+    """The running Hydra job's log file (``<run folder>/<job name>.log``, e.g. ``train.log``), if any."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        if not HydraConfig.initialized():
+            return None
+        hc = HydraConfig.get()
+        return Path(str(hc.runtime.output_dir)) / f"{hc.job.name}.log"
+    except Exception:  # no Hydra, or a config without the runtime node
+        return None
+
+
 def full_error_requested() -> bool:
     """``HYDRA_FULL_ERROR=1``: show tracebacks instead of one-line messages."""
     return os.environ.get("HYDRA_FULL_ERROR", "") not in ("", "0")
@@ -51,7 +97,7 @@ def format_user_error(exc: BaseException) -> str:
 
 def append_to_log(log_file: str | Path | None, text: str) -> None:
     """Append ``text`` to ``log_file`` if its folder already exists (never creates a run folder)."""
-    if not log_file:
+    if not log_file or log_file is True:
         return
     path = Path(log_file)
     if not path.parent.is_dir():
@@ -65,21 +111,25 @@ class handle_user_errors(contextlib.ContextDecorator):  # noqa: N801 (used like 
     """Context manager / decorator: a :class:`UserError` inside becomes ``error: ...`` + exit 2.
 
     ``log_file`` (a path, or a callable returning one, evaluated when the error
-    happens) also receives the message when its folder exists, e.g. the run's
-    ``train.log``. With ``HYDRA_FULL_ERROR=1`` the exception propagates (traceback).
+    happens; ``None``: the running Hydra job's log, ``False``: none) also receives the message when its folder exists, e.g. the run's
+    ``train.log`` (:func:`hydra_log_file` inside a Hydra job). A Hydra ``InstantiationException``
+    caused by a user error counts as that error (no wrapper repr). With ``HYDRA_FULL_ERROR=1`` the exception propagates (traceback).
     """
 
-    def __init__(self, log_file: Path | str | None = None) -> None:
+    def __init__(self, log_file: Path | str | None | bool = None) -> None:
         self.log_file = log_file
 
     def __enter__(self) -> handle_user_errors:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
-        if exc is None or not isinstance(exc, UserError):
+        error = user_error_in(exc)
+        if error is None:
             return False
-        text = format_user_error(exc)
+        text = format_user_error(error)
         log_file = self.log_file() if callable(self.log_file) else self.log_file
+        if log_file is None:
+            log_file = hydra_log_file()
         append_to_log(log_file, text)
         if full_error_requested():
             return False
