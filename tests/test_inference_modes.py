@@ -190,3 +190,10 @@ def test_eval_scores_each_checkpoint_once_per_inference_mode(tmp_path):
                 for p, g in zip(images, gts, strict=True)]
         assert results[row]["folder"]["mae"] == pytest.approx(np.mean(maes), abs=1e-5)
     assert results["run0 [resize]"]["folder"]["mae"] != results["run0 [scale 0.5]"]["folder"]["mae"]
+
+
+def test_tile_mode_keeps_the_scale_when_the_image_is_smaller_than_a_tile():
+    net = TileMeanNet()
+    pred = CheckpointPredictor(net, image_size=(64, 64), mode="tile", scale=0.5, size_multiple=8, device="cpu")
+    pred.predict_image(ramp_image(90, 300))  # tiles are 128 native px; only 90 rows: 90 * 0.5 = 45 -> 48
+    assert set(net.seen) == {(48, 64)}

@@ -309,7 +309,11 @@ class CheckpointPredictor:
             tile, overlap = (self.tile_size, self.tile_size), self.tile_overlap
 
         def predict(boxes):
-            return self._probabilities([rgb[y:y + th, x:x + tw] for y, x, th, tw in boxes])
+            crops = [rgb[y:y + th, x:x + tw] for y, x, th, tw in boxes]
+            if self.mode == "tile":  # seen at `scale` also when the image is smaller than a tile
+                th, tw = crops[0].shape[:2]
+                return self._probabilities(crops, scaled_size(th, tw, self.scale, self.size_multiple))
+            return self._probabilities(crops)
 
         return blend_tiles((h, w), tile, overlap, predict, batch=self.tile_batch, window=self.tile_window)
 
