@@ -54,8 +54,9 @@ def test_demo_completes_when_every_socket_connect_fails(tmp_path, monkeypatch):
     cfg = compose_cfg(tmp_path, DEMO)
     assert "wandb" in cfg.logger and cfg.logger.wandb.offline  # the demo's own logger, offline
     metrics = run(cfg)
-    assert {"test/synthetic/mae", "test/synthetic/fbeta", "test/synthetic/iou"} <= set(metrics)
+    assert {"test/photographic/mae", "test/photographic/fbeta", "test/photographic/iou", "test/real_dut/mae"} <= set(metrics)
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file() and (tmp_path / "results.md").is_file()
+    assert (tmp_path / "real_samples.md").is_file() and (tmp_path / "real_samples_grid.png").is_file()
     assert list((tmp_path / "wandb").glob("offline-run-*"))
     assert attempts == [], f"network access attempted: {attempts}"
 
@@ -80,4 +81,4 @@ def test_demo_cli_completes_in_a_namespace_without_network(tmp_path):
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((tmp_path / "demo" / "metrics.json").read_text())
-    assert "test/synthetic/fbeta" in metrics and list((tmp_path / "demo" / "wandb").glob("offline-run-*"))
+    assert "test/photographic/fbeta" in metrics and "test/real_cuhk/iou" in metrics and list((tmp_path / "demo" / "wandb").glob("offline-run-*"))

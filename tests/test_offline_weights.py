@@ -67,3 +67,15 @@ def test_pretrained_without_offline_weights_lists_the_ones_that_have_them(monkey
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ow.OfflineWeightsError, match="efficientnet_lite0, efficientnet_lite1, efficientnet_lite2"):
         TimmEncoder("resnet18", pretrained=True)
+
+
+@pytest.mark.parametrize("family", ["dffnet.DFFNet", "pdnet.PDNet", "ddnet.DDNet", "depthnet.DepthNet",
+                                    "rdffnet.RDFFNet"])
+def test_every_timm_family_takes_the_offline_encoder(family):
+    import importlib
+
+    module, cls = family.split(".")
+    net = getattr(importlib.import_module(f"dbd_lightning.models.{module}"), cls)(
+        encoder="efficientnet_lite0", pretrained=True)
+    raw = torch.load(ow.weights_file_of("efficientnet_lite0"), map_location="cpu", weights_only=True)
+    assert torch.equal(net.encoder.body.state_dict()["conv_stem.weight"], raw["_conv_stem.weight"])

@@ -35,6 +35,8 @@ CASES: dict[str, tuple[str, dict, dict]] = {
     "dffnet_train_resnet18": ("dbd_lightning.bench:bench_dffnet_train",
                               {"encoder": "resnet18", "repeats": 3}, {"repeats": 1}),
     "synthetic_renderer": ("dbd_lightning.data.synthetic.bench:bench_renderer", {"n": 100, "size": 320}, {"n": 20}),
+    "synthetic_renderer_photographic": ("dbd_lightning.data.synthetic.bench:bench_renderer",
+                                        {"n": 100, "size": 320, "preset": "photographic"}, {"n": 20}),
     "metrics": ("dbd_lightning.metrics.bench:bench_metrics", {"n": 20}, {"n": 5}),
     # one DFFNet training step per trainer.precision / compile setting (16-mixed: GPUs only; quick: no compile)
     "train_step_precision": ("dbd_lightning.utils.bench_precision:bench_train_step",

@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from ...ops.cpu_memory import reuse_freed_memory
-from .renderer import SyntheticRenderer, resolve_config
+from .dataset import SyntheticDefocusDataset
 
 __all__ = ["bench_renderer"]
 
@@ -24,7 +24,7 @@ def bench_renderer(
     """
     if int(n) < 1:
         raise ValueError(f"n must be >= 1, got {n}")
-    renderer = SyntheticRenderer(resolve_config(preset, size=size), seed=seed)
+    renderer = SyntheticDefocusDataset(length=1, seed=seed, preset=preset, size=size).renderer  # photographic too
 
     def run() -> float:
         for i in range(int(warmup)):

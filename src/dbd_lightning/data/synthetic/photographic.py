@@ -270,7 +270,7 @@ class PhotographicRenderer(SyntheticRenderer):
         return tex, (None if lab is None else np.ascontiguousarray(lab))
 
     def _cutout(self, rng, photo_id: str, area_frac: tuple[float, float], sharp: bool):
-        """(texture, alpha, box): a region of a photo cut along its segments, shifted in the frame."""
+        """(texture, alpha, box) of a region of a photo cut along its segments, shifted in the frame (or None)."""
         cfg = self.config
         h, w = cfg.size
         tex, lab = self._crop(rng, photo_id, segmented=True)
@@ -279,16 +279,25 @@ class PhotographicRenderer(SyntheticRenderer):
         region = _region_from_segments(rng, lab, seg.sharpness, target, sharp)
         dy, dx = (int(rng.integers(-round(cfg.subject_shift_frac * s), round(cfg.subject_shift_frac * s) + 1))
                   for s in (h, w))
-        m = np.float32([[1, 0, dx], [0, 1, dy]])
-        region = cv2.warpAffine(region.astype(np.uint8), m, (w, h), flags=cv2.INTER_NEAREST) > 0
-        tex = cv2.warpAffine(tex, m, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT)
-        # a real outline is about a pixel soft
-        alpha = cv2.GaussianBlur(region.astype(np.float32), (0, 0), 0.6)
         x, y, bw, bh = cv2.boundingRect(region.astype(np.uint8))
         if bw * bh == 0:
             return None
-        box = (y, y + bh, x, x + bw)
-        return tex[y:y + bh, x:x + bw], np.ascontiguousarray(alpha[y:y + bh, x:x + bw]), box, region
+        # shift by (dy, dx): only the region's box (grown by the soft outline) is moved, by slicing
+        pad = 2
+        y0, y1 = max(0, y + dy - pad), min(h, y + bh + dy + pad)
+        x0, x1 = max(0, x + dx - pad), min(w, x + bw + dx + pad)
+        if y1 - y0 < 1 or x1 - x0 < 1:
+            return None
+        m = pad + max(abs(dy), abs(dx))  # source rows / columns may lie outside the crop: extend it
+        reg = cv2.copyMakeBorder(region.astype(np.uint8), m, m, m, m, cv2.BORDER_CONSTANT, value=0)
+        tex = cv2.copyMakeBorder(tex, m, m, m, m, cv2.BORDER_REFLECT)
+        sy, sx = y0 - dy + m, x0 - dx + m
+        sub = reg[sy:sy + y1 - y0, sx:sx + x1 - x0].astype(np.float32)
+        if not sub.any():
+            return None
+        # a real outline is about a pixel soft
+        alpha = cv2.GaussianBlur(sub, (0, 0), 0.6)
+        return np.ascontiguousarray(tex[sy:sy + y1 - y0, sx:sx + x1 - x0]), alpha, (y0, y1, x0, x1)
 
     def _highlights(self, rng: np.random.Generator, tex_lin: np.ndarray, alpha: np.ndarray | None) -> None:
         """Add bright points (linear light, in place) where the layer is opaque."""
@@ -326,15 +335,14 @@ class PhotographicRenderer(SyntheticRenderer):
             cut = self._cutout(rng, pick[1], cfg.midground_area_frac, sharp=False)
             if cut is not None:
                 d_mid = _loguniform(rng, cfg.subject_depth[1] * 1.1, max(bg_near * 0.9, cfg.subject_depth[1] * 1.2))
-                layers.append({"tex": cut[0], "alpha": cut[1], "box": cut[2], "depth": d_mid, "src": pick[1],
-                               "region": cut[3]})
+                layers.append({"tex": cut[0], "alpha": cut[1], "box": cut[2], "depth": d_mid, "src": pick[1]})
         n_sub = int(rng.integers(cfg.n_subjects[0], cfg.n_subjects[1] + 1))
         subj_depths = sorted((_loguniform(rng, *cfg.subject_depth) for _ in range(n_sub)), reverse=True)
         for k, d in enumerate(subj_depths):
             cut = self._cutout(rng, pick[2 + k], cfg.subject_area_frac, sharp=True)
             if cut is not None:
                 layers.append({"tex": cut[0], "alpha": cut[1], "box": cut[2], "depth": d, "src": pick[2 + k],
-                               "region": cut[3], "subject": True})
+                               "subject": True})
 
         # --- focus and blur scale: r = K |1/d - 1/s_f|, the most defocused layer gets r_ref
         u = rng.random()
