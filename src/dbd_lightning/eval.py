@@ -39,6 +39,7 @@ from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict  # noqa: E402
 
 from .inference.backends import note_pipeline_backend  # noqa: E402
+from .inference.modes import infer_modes, mode_label, predictor_kwargs  # noqa: E402
 from .metrics.describe import describe_convention  # noqa: E402
 from .predictors import (  # noqa: E402
     CheckpointPredictor,
@@ -179,15 +180,17 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     L.seed_everything(cfg.seed, workers=True)
     data_cfg, metrics_cfg = eval_config(cfg, runs)
     names = unique_names([r.label for r in runs], cfg.get("names"))
-    t = cfg.tile
+    modes = infer_modes(cfg)
     sources: dict = {}
     origin: dict[str, str] = {}
     for name, run in zip(names, runs, strict=True):
-        sources[name] = CheckpointPredictor.from_run(
-            run, device=cfg.device, tile=t.mode, tile_above=t.above, tile_size=t.size, tile_overlap=t.overlap,
-            tile_batch=t.batch, image_size=list(cfg.image_size) if cfg.get("image_size") else None,
-            backend=str(cfg.get("backend", "auto")))
-        origin[name] = str(run.ckpt)
+        for mode in modes:  # infer.mode=[resize,tile]: one row per mode, named "<run> [<mode>]"
+            row = name if len(modes) == 1 else f"{name} [{mode_label(cfg, mode)}]"
+            sources[row] = CheckpointPredictor.from_run(
+                run, device=cfg.device, **predictor_kwargs(cfg, mode),
+                image_size=list(cfg.image_size) if cfg.get("image_size") else None,
+                backend=str(cfg.get("backend", "auto")))
+            origin[row] = str(run.ckpt) + ("" if mode == "resize" else f" (infer {mode_label(cfg, mode)})")
     if cfg.get("model") is not None:  # a non-learned pipeline (model=<name>, predict_image protocol)
         choice = HydraConfig.get().runtime.choices.get("model") if HydraConfig.initialized() else None
         note_pipeline_backend(str(cfg.get("backend", "auto")), choice)

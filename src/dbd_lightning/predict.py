@@ -4,14 +4,16 @@
 or ``model=<name>`` for a non-learned pipeline (see :mod:`dbd_lightning.predictors`
 for the ``predict_image`` protocol both share). Every map is written at the
 image's native resolution; large images are tiled with overlap blending
-(``tile.*`` in ``conf/predict.yaml``). Unreadable files are skipped and listed
-in ``report.json``; inputs are never overwritten.
+(``tile.*`` in ``conf/predict.yaml``), or predicted at a chosen pixel scale
+(``infer.*``, :mod:`dbd_lightning.inference.modes`). Unreadable files are
+skipped and listed in ``report.json``. Nothing predict did not write is ever
+overwritten: an output folder is recognised as predict's own only by its own
+earlier ``report.json`` (:mod:`dbd_lightning.predict_output`).
 """
 
 from __future__ import annotations
 
 import glob
-import json
 import logging
 import os
 import sys
@@ -33,7 +35,9 @@ from tqdm.auto import tqdm  # noqa: E402
 
 from .data.io import IMAGE_SUFFIXES, read_rgb  # noqa: E402
 from .inference.backends import note_pipeline_backend  # noqa: E402
+from .inference.modes import predictor_kwargs  # noqa: E402
 from .models.karaali.edge_maps import precomputed_edge_maps, read_edge_map  # noqa: E402
+from .predict_output import OutputFolder, own_output_folders  # noqa: E402
 from .predictors import Predictor, build_predictor, check_prediction  # noqa: E402
 from .utils.config import config_dir  # noqa: E402
 from .utils.errors import UserError, handle_user_errors  # noqa: E402
@@ -44,6 +48,10 @@ log = logging.getLogger(__name__)
 
 class PredictInputError(UserError, ValueError):
     """The ``input=`` / ``output=`` of a predict call cannot be used."""
+
+
+class PredictRunError(UserError, RuntimeError):
+    """Inputs could not be predicted (every one, or any with ``strict=true``); the report lists why."""
 
 
 # --------------------------------------------------------------------------- #
@@ -102,9 +110,17 @@ def collect_inputs(spec: str, recursive: bool = False, exclude: Sequence[Path] =
 # --------------------------------------------------------------------------- #
 # outputs
 # --------------------------------------------------------------------------- #
+_ROWS = 256  # rows per block when converting full-size maps (bounds the float32 temporaries)
+
+
 def to_uint8(focus: np.ndarray) -> np.ndarray:
-    """A [0, 1] map as uint8 0..255 (rounded)."""
-    return np.clip(np.asarray(focus, np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    """A [0, 1] map as uint8 0..255 (rounded), converted in row blocks (no full-size float temporaries)."""
+    focus = np.asarray(focus)
+    out = np.empty(focus.shape, np.uint8)
+    for r in range(0, focus.shape[0], _ROWS):
+        block = focus[r:r + _ROWS].astype(np.float32) * 255.0 + 0.5
+        out[r:r + _ROWS] = np.clip(block, 0, 255).astype(np.uint8)
+    return out
 
 
 def normalised_png(arr: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -116,11 +132,21 @@ def normalised_png(arr: np.ndarray) -> tuple[np.ndarray, float, float]:
     return to_uint8(scaled), lo, hi
 
 
-def overlay(rgb: np.ndarray, focus: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """The image blended with the colour-mapped focus map (viridis: yellow = in focus, purple = blurred)."""
-    colour = cv2.applyColorMap(to_uint8(focus), cv2.COLORMAP_VIRIDIS)[..., ::-1]
-    out = rgb.astype(np.float32) * (1.0 - alpha) + colour.astype(np.float32) * alpha
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+def overlay(rgb: np.ndarray, focus: np.ndarray, alpha: float = 0.5, bgr: bool = False,
+            out: np.ndarray | None = None) -> np.ndarray:
+    """The image blended with the colour-mapped focus map (viridis: yellow = in focus, purple = blurred).
+
+    ``bgr``: return it in OpenCV's channel order (written by :func:`_save_bgr_png` without a copy).
+    ``out``: write into this uint8 array (may be ``rgb`` itself: each row block is read before it is written).
+    """
+    out = np.empty(rgb.shape, np.uint8) if out is None else out
+    for r in range(0, rgb.shape[0], _ROWS):  # row blocks: no full-size float32 copies of a 48 MP photo
+        colour = cv2.applyColorMap(to_uint8(focus[r:r + _ROWS]), cv2.COLORMAP_VIRIDIS)
+        image = rgb[r:r + _ROWS, :, ::-1] if bgr else rgb[r:r + _ROWS]
+        colour = colour if bgr else colour[..., ::-1]
+        block = image.astype(np.float32) * (1.0 - alpha) + colour.astype(np.float32) * alpha
+        out[r:r + _ROWS] = np.clip(block + 0.5, 0, 255).astype(np.uint8)
+    return out
 
 
 def output_paths(out: Path, rel: Path, maps: list[str], save_npy: bool, with_overlay: bool) -> list[Path]:
@@ -137,27 +163,10 @@ def output_paths(out: Path, rel: Path, maps: list[str], save_npy: bool, with_ove
 def output_folders(out: Path, source: Path) -> list[Path]:
     """Folders whose images are outputs of (earlier) predict runs into ``out``, never inputs.
 
-    ``out`` inside the input folder: all of it; ``out`` = the input folder: its
-    ``focus/``, ``overlay/`` and the extra-map folders a previous ``report.json`` lists.
+    Recognised only by predict's own earlier ``report.json`` (see
+    :mod:`dbd_lightning.predict_output`); ``out`` inside the input folder: all of it.
     """
-    if source.is_dir() and out.resolve() != source.resolve() and _within(out, source):
-        return [out]
-    folders = [out / "focus", out / "overlay"]
-    reports = [out / "report.json"]
-    if source.is_dir():  # other predict output folders below the input folder
-        reports += [r for r in source.rglob("report.json") if r.parent.resolve() != out.resolve()]
-    for report in reports:
-        try:
-            previous = json.loads(report.read_text())
-        except (OSError, ValueError):
-            continue
-        if not isinstance(previous, dict) or "predictor" not in previous:
-            continue
-        if report.parent.resolve() != out.resolve():
-            folders.append(report.parent)
-        else:
-            folders += [out / k for k in sorted({k for r in previous.get("ranges", {}).values() for k in r})]
-    return folders
+    return own_output_folders(out, source)
 
 
 def _save_png(path: Path, arr: np.ndarray) -> None:
@@ -165,23 +174,43 @@ def _save_png(path: Path, arr: np.ndarray) -> None:
     Image.fromarray(arr).save(path)
 
 
-def write_maps(out: Path, rel: Path, rgb: np.ndarray, maps: dict, cfg: DictConfig) -> dict:
-    """Write one image's maps; returns the extra maps' value ranges for the report."""
+def _save_bgr_png(path: Path, bgr: np.ndarray) -> None:
+    """A colour PNG from a BGR uint8 array; OpenCV encodes it in place (PIL would copy it to 4 bytes a pixel)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok, buf = cv2.imencode(".png", bgr)
+    if not ok:
+        raise OSError(f"cannot encode {path} as PNG")
+    buf.tofile(str(path))
+
+
+def write_maps(out: Path, rel: Path, rgb: np.ndarray, maps: dict, cfg: DictConfig,
+               folder: OutputFolder | None = None, reuse_rgb: bool = False) -> dict:
+    """Write one image's maps; returns the extra maps' value ranges for the report.
+
+    ``folder`` refuses (before writing this image's files) any target that predict did not write itself.
+    ``reuse_rgb``: the overlay is blended into ``rgb`` itself (the caller no longer needs the pixels),
+    so a 48 MP photo needs no second full-size colour buffer.
+    """
     focus = check_prediction(maps, rgb.shape[:2], source=str(rel))
+    extra = [k for k in maps if k != "focus"]
+    targets = output_paths(out, rel, extra, bool(cfg.save_npy), bool(cfg.overlay))
+    if folder is not None:
+        folder.refuse_conflicts(targets)
+        for target in targets:
+            folder.claim(target)
     _save_png(out / "focus" / rel.with_suffix(".png"), to_uint8(focus))
     if cfg.save_npy:
         np.save(out / "focus" / rel.with_suffix(".npy"), focus)
-    if cfg.overlay:
-        _save_png(out / "overlay" / rel.with_suffix(".png"), overlay(rgb, focus, float(cfg.overlay_alpha)))
     ranges = {}
-    for key, value in maps.items():
-        if key == "focus":
-            continue
-        value = np.asarray(value, np.float32)
+    for key in extra:
+        value = np.asarray(maps[key], np.float32)
         png, lo, hi = normalised_png(value)
         _save_png(out / key / rel.with_suffix(".png"), png)
         np.save(out / key / rel.with_suffix(".npy"), value)
         ranges[key] = [lo, hi]
+    if cfg.overlay:  # last: with reuse_rgb it overwrites the pixels
+        _save_bgr_png(out / "overlay" / rel.with_suffix(".png"),
+                      overlay(rgb, focus, float(cfg.overlay_alpha), bgr=True, out=rgb if reuse_rgb else None))
     return ranges
 
 
@@ -191,9 +220,7 @@ def write_maps(out: Path, rel: Path, rgb: np.ndarray, maps: dict, cfg: DictConfi
 def make_predictor(cfg: DictConfig) -> tuple[Predictor, str]:
     kwargs = {}
     if cfg.get("ckpt"):
-        t = cfg.tile
-        kwargs = dict(device=cfg.device, amp=cfg.amp, tile=t.mode, tile_above=t.above, tile_size=t.size,
-                      tile_overlap=t.overlap, tile_batch=t.batch, backend=str(cfg.get("backend", "auto")),
+        kwargs = dict(device=cfg.device, amp=cfg.amp, **predictor_kwargs(cfg), backend=str(cfg.get("backend", "auto")),
                       image_size=list(cfg.image_size) if cfg.get("image_size") else None)
     model_name = None
     if cfg.get("model") is not None and not cfg.get("ckpt"):
@@ -207,14 +234,17 @@ def make_predictor(cfg: DictConfig) -> tuple[Predictor, str]:
 def predict(cfg: DictConfig, predictor: Predictor | None = None, name: str | None = None) -> dict:
     """Run ``predictor`` (or the one the config names) on every input; returns the report dict."""
     out = Path(str(cfg.output)).expanduser()
+    folder = OutputFolder(out)  # refuses output= naming a file, a foreign report.json, an unwritable folder
     inputs = collect_inputs(str(cfg.input), bool(cfg.recursive), exclude=output_folders(out, Path(str(cfg.input))))
-    if predictor is None:
-        predictor, name = make_predictor(cfg)
     sources = {p.resolve() for p, _ in inputs}
     for path, rel in inputs:  # refuse before writing anything
         for target in output_paths(out, rel, [], bool(cfg.save_npy), bool(cfg.overlay)):
             if target.resolve() in sources:
                 raise PredictInputError(f"output {target} would overwrite the input {path}; choose another output=")
+    folder.refuse_conflicts(t for _, rel in inputs for t in output_paths(out, rel, [], bool(cfg.save_npy),
+                                                                         bool(cfg.overlay)))
+    if predictor is None:
+        predictor, name = make_predictor(cfg)
     edge_maps = precomputed_edge_maps(cfg.get("edges"), predictor, name, [p for p, _ in inputs])
     out.mkdir(parents=True, exist_ok=True)
     report: dict = {"predictor": name, "input": str(cfg.input), "output": str(out), "written": [], "failed": [],
@@ -229,7 +259,7 @@ def predict(cfg: DictConfig, predictor: Predictor | None = None, name: str | Non
             for target in output_paths(out, rel, extra, False, False):
                 if target.resolve() in sources:
                     raise PredictInputError(f"output {target} would overwrite an input file")
-            ranges = write_maps(out, rel, rgb, maps, cfg)
+            ranges = write_maps(out, rel, rgb, maps, cfg, folder, reuse_rgb=True)
         except Exception as exc:  # one bad file must not stop the batch: report it and go on
             log.warning("skipped %s: %s", path, exc)
             report["failed"].append({"file": str(path), "error": f"{type(exc).__name__}: {exc}"})
@@ -239,7 +269,7 @@ def predict(cfg: DictConfig, predictor: Predictor | None = None, name: str | Non
             report["tiled"].append(str(rel))
         if ranges:
             report["ranges"][str(rel)] = ranges
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    folder.write_report(report)
     msg = f"predict: {len(report['written'])} image(s) written to {out}"
     if report["tiled"]:
         msg += f" ({len(report['tiled'])} tiled)"
@@ -248,9 +278,10 @@ def predict(cfg: DictConfig, predictor: Predictor | None = None, name: str | Non
             f"  {f['file']}: {f['error']}" for f in report["failed"])
     print(msg, flush=True)
     if not report["written"]:
-        raise RuntimeError(f"no image could be predicted ({len(report['failed'])} failed); see {out / 'report.json'}")
+        raise PredictRunError(f"no image could be predicted ({len(report['failed'])} failed); see "
+                              f"{out / 'report.json'}")
     if cfg.strict and report["failed"]:
-        raise RuntimeError(f"{len(report['failed'])} input(s) failed (strict=true); see {out / 'report.json'}")
+        raise PredictRunError(f"{len(report['failed'])} input(s) failed (strict=true); see {out / 'report.json'}")
     return report
 
 

@@ -26,7 +26,6 @@ Two ways to get one (:func:`build_predictor`):
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,6 +42,8 @@ from torch import nn
 
 from .data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from .inference import make_backend
+from .inference.modes import INFER_MODES, scaled_size, tile_side
+from .inference.tiling import blend_tiles, blend_window, tile_starts  # noqa: F401 (tile_starts, blend_window: API)
 from .utils.checkpoint import load_weights
 from .utils.errors import UserError
 from .utils.run_meta import check_checkpoint_matches_run
@@ -180,42 +181,6 @@ def resolve_checkpoint(spec: str | Path, which: str = "best", search_root: str |
 
 
 # --------------------------------------------------------------------------- #
-# tiling
-# --------------------------------------------------------------------------- #
-def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets of tiles of size ``tile`` covering ``[0, length)`` with at least ``overlap`` overlap.
-
-    The tiles are spread evenly, the first at 0 and the last ending at ``length``.
-    """
-    if tile >= length:
-        return [0]
-    if not 0 <= overlap < tile:
-        raise ValueError(f"tile overlap must be in [0, tile size={tile}), got {overlap}")
-    n = math.ceil((length - overlap) / (tile - overlap))
-    n = max(n, 2)
-    return [round(i * (length - tile) / (n - 1)) for i in range(n)]
-
-
-def blend_window(h: int, w: int, overlap: int) -> np.ndarray:
-    """Separable blending weights: linear ramps over ``overlap`` pixels at each border, 1 inside.
-
-    Ramps start at ``1 / (overlap + 1)`` (never 0), so image borders covered by a
-    single tile keep their prediction.
-    """
-
-    def ramp(n: int) -> np.ndarray:
-        r = np.ones(n, np.float32)
-        k = min(overlap, n // 2)
-        if k > 0:
-            up = np.arange(1, k + 1, dtype=np.float32) / (k + 1)
-            r[:k] = up
-            r[n - k:] = up[::-1]
-        return r
-
-    return np.outer(ramp(h), ramp(w))
-
-
-# --------------------------------------------------------------------------- #
 # DBD checkpoint predictor
 # --------------------------------------------------------------------------- #
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -237,7 +202,16 @@ class CheckpointPredictor:
     tile is resized to ``image_size``, predicted, resized back, and the
     probabilities are blended with :func:`blend_window` weights. With the
     default ``tile_size`` (2x the network input) a tile sees the same scale as a
-    CUHK image (~640x480) resized to 320 in training.
+    CUHK image (~640x480) resized to 320 in training. Tiles are blended with
+    ``tile_window`` (:mod:`dbd_lightning.inference.tiling`: ``hann`` = seamless
+    raised-cosine, ``linear`` = the earlier ramps).
+
+    Scale-aware modes (``mode``, :mod:`dbd_lightning.inference.modes`) run the
+    network at a chosen pixel scale instead of the training input size:
+    ``scale`` = the whole image resized by ``scale`` (to a multiple of
+    ``size_multiple``), predicted, resized back; ``tile`` = tiles of
+    ``image_size / scale`` native pixels (each resized to ``image_size``, i.e.
+    seen at ``scale``), always on, blended with ``tile_window``.
 
     Args:
         net: the torch model (returns ``{"logits": ...}``).
@@ -246,6 +220,10 @@ class CheckpointPredictor:
         tile: ``"auto"`` (tile when the long side exceeds ``tile_above``),
             ``True`` (always) or ``False`` (never).
         tile_above / tile_size / tile_overlap / tile_batch: tiling numbers (pixels).
+        tile_window: ``hann`` (seamless) or ``linear`` blending of overlapping tiles.
+        mode: ``resize`` (the papers' protocol, default) | ``scale`` | ``tile``.
+        scale: pixel scale of the ``scale`` / ``tile`` modes (1.0 = native pixels).
+        overlap_fraction: ``tile`` mode: overlap of neighbouring tiles, as a fraction of the tile side.
         mean / std: input normalisation (ImageNet by default, as the eval transform).
         device: ``"auto"`` = CUDA when available, else CPU.
         amp: bfloat16/float16 autocast on CUDA.
@@ -269,9 +247,19 @@ class CheckpointPredictor:
         amp: bool = False,
         backend: str = "torch",
         checkpoint: str | Path | None = None,
+        tile_window: str = "hann",
+        mode: str = "resize",
+        scale: float = 1.0,
+        overlap_fraction: float = 0.25,
     ) -> None:
         if tile not in ("auto", True, False):
             raise ValueError(f"tile must be 'auto', true or false, got {tile!r}")
+        if mode not in INFER_MODES:
+            raise ValueError(f"infer.mode must be one of {INFER_MODES}, got {mode!r}")
+        if not float(scale) > 0:
+            raise ValueError(f"infer.scale must be > 0, got {scale!r}")
+        self.mode, self.scale, self.tile_window = mode, float(scale), str(tile_window)
+        self.overlap_fraction = float(overlap_fraction)
         self.device = resolve_device(device)
         self.net = net.to(self.device).eval()
         self.image_size = tuple(int(s) for s in image_size) if image_size else None
@@ -286,6 +274,8 @@ class CheckpointPredictor:
 
     # ---------------------------------------------------------------- helpers
     def uses_tiles(self, h: int, w: int) -> bool:
+        if self.mode != "resize":
+            return self.mode == "tile"
         if self.tile == "auto":
             return max(h, w) > self.tile_above
         return bool(self.tile)
@@ -297,10 +287,10 @@ class CheckpointPredictor:
         return max(m, round(h / m) * m), max(m, round(w / m) * m)
 
     @torch.inference_mode()
-    def _probabilities(self, crops: list[np.ndarray]) -> list[np.ndarray]:
-        """In-focus probability of each uint8 RGB crop, at the crop's own size."""
+    def _probabilities(self, crops: list[np.ndarray], input_size: tuple[int, int] | None = None) -> list[np.ndarray]:
+        """In-focus probability of each uint8 RGB crop, at the crop's own size (network input ``input_size``)."""
         sizes = [c.shape[:2] for c in crops]
-        ih, iw = self._input_size(*sizes[0])
+        ih, iw = input_size or self._input_size(*sizes[0])
         batch = []
         for c in crops:  # the eval transform's steps: cv2 bilinear resize of the uint8 image, then normalise
             if c.shape[:2] != (ih, iw):
@@ -318,26 +308,33 @@ class CheckpointPredictor:
 
     def _tiled(self, rgb: np.ndarray) -> np.ndarray:
         h, w = rgb.shape[:2]
-        t = self.tile_size
-        th, tw = min(t, h), min(t, w)
-        boxes = [(y, x) for y in tile_starts(h, th, self.tile_overlap) for x in tile_starts(w, tw, self.tile_overlap)]
-        acc = np.zeros((h, w), np.float64)
-        weight = np.zeros((h, w), np.float64)
-        win = blend_window(th, tw, self.tile_overlap)
-        for i in range(0, len(boxes), self.tile_batch):
-            chunk = boxes[i:i + self.tile_batch]
-            probs = self._probabilities([rgb[y:y + th, x:x + tw] for y, x in chunk])
-            for (y, x), p in zip(chunk, probs, strict=True):
-                acc[y:y + th, x:x + tw] += p * win
-                weight[y:y + th, x:x + tw] += win
-        return (acc / weight).astype(np.float32)
+        if self.mode == "tile":
+            size = self.image_size or (self.tile_size, self.tile_size)
+            tile = (tile_side(size[0], self.scale), tile_side(size[1], self.scale))
+            overlap = round(self.overlap_fraction * min(tile))
+        else:
+            tile, overlap = (self.tile_size, self.tile_size), self.tile_overlap
+
+        def predict(boxes):
+            crops = [rgb[y:y + th, x:x + tw] for y, x, th, tw in boxes]
+            if self.mode == "tile":  # seen at `scale` also when the image is smaller than a tile
+                th, tw = crops[0].shape[:2]
+                return self._probabilities(crops, scaled_size(th, tw, self.scale, self.size_multiple))
+            return self._probabilities(crops)
+
+        return blend_tiles((h, w), tile, overlap, predict, batch=self.tile_batch, window=self.tile_window)
 
     # -------------------------------------------------------------- protocol
     def predict_image(self, rgb: np.ndarray) -> dict[str, np.ndarray]:
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"predict_image expects uint8 RGB (H, W, 3), got {rgb.dtype} {rgb.shape}")
         h, w = rgb.shape[:2]
-        focus = self._tiled(rgb) if self.uses_tiles(h, w) else self._probabilities([rgb])[0]
+        if self.uses_tiles(h, w):
+            focus = self._tiled(rgb)
+        elif self.mode == "scale":
+            focus = self._probabilities([rgb], scaled_size(h, w, self.scale, self.size_multiple))[0]
+        else:
+            focus = self._probabilities([rgb])[0]
         return {"focus": focus}
 
     # ---------------------------------------------------------------- builder
@@ -410,6 +407,7 @@ def check_prediction(maps: dict, shape: tuple[int, int], source: str = "predicto
     focus = np.asarray(maps["focus"], dtype=np.float32)
     if focus.shape != tuple(shape):
         raise ValueError(f"{source}: focus map has shape {focus.shape}, expected the image's {tuple(shape)}")
-    if not np.isfinite(focus).all() or focus.min() < -1e-4 or focus.max() > 1 + 1e-4:
-        raise ValueError(f"{source}: focus map must be finite and in [0, 1] (got {focus.min()}..{focus.max()})")
-    return np.clip(focus, 0.0, 1.0)
+    lo, hi = (float(focus.min()), float(focus.max())) if focus.size else (0.0, 0.0)  # NaN / inf show here
+    if not (np.isfinite(lo) and np.isfinite(hi)) or lo < -1e-4 or hi > 1 + 1e-4:
+        raise ValueError(f"{source}: focus map must be finite and in [0, 1] (got {lo}..{hi})")
+    return focus if 0.0 <= lo and hi <= 1.0 else np.clip(focus, 0.0, 1.0)  # no full-size copy when in range

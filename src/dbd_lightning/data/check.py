@@ -3,7 +3,11 @@
 Composes the same config tree as training (any override works:
 ``data.root=/datasets``, ``data.check=headers``) and checks every train /
 val / test dataset of ``data.datamodule``; the default level here is ``full``
-(every file decoded). Exit status 0 = no problem, 1 = problems, 2 = bad config.
+(every file decoded, every GT's content checked). Warnings (grey GTs, an
+inverted GT polarity, validation / test sets that reuse training images) are
+printed but do not fail. Exit status 0 = no error (warnings possible),
+2 = errors in the data (unreadable / truncated files, size mismatches,
+duplicate stems, ...) or a bad config.
 """
 
 from __future__ import annotations
@@ -12,10 +16,12 @@ import sys
 
 import hydra
 from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
 from ..utils.config import config_dir
-from ..utils.errors import handle_user_errors
+from ..utils.errors import EXIT_USER_ERROR, UserError, full_error_requested, handle_user_errors
 from .layout import check_datasets, format_report
 
 USAGE = "usage: python -m dbd_lightning.data.check data=<option> [data.root=PATH] [data.check=full|headers|off]"
@@ -26,11 +32,32 @@ def compose_data(overrides: list[str]) -> DictConfig:
         return compose("train", overrides=["++data.check=full", *overrides])
 
 
+def user_error_in(exc: BaseException) -> UserError | None:
+    """The :class:`UserError` behind ``exc`` (Hydra wraps errors raised while instantiating a target)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, UserError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def datasets_of(cfg: DictConfig) -> dict[str, dict]:
     """Instantiate the datasets of ``cfg.data.datamodule`` (not the datamodule: it would raise on problems)."""
     dm = cfg.data.datamodule
-    return {split: {name: hydra.utils.instantiate(node) for name, node in (dm.get(split) or {}).items()}
-            for split in ("train", "val", "test")}
+    out: dict[str, dict] = {}
+    for split in ("train", "val", "test"):
+        out[split] = {}
+        for name, node in (dm.get(split) or {}).items():
+            try:
+                out[split][name] = hydra.utils.instantiate(node)
+            except Exception as exc:
+                cause = user_error_in(exc)
+                if cause is None:
+                    raise
+                raise type(cause)(f"{split}/{name}: {cause}") from exc
+    return out
 
 
 def check(overrides: list[str]) -> tuple[int, str]:
@@ -38,7 +65,8 @@ def check(overrides: list[str]) -> tuple[int, str]:
     level = cfg.data.get("check", "full")
     issues, summary = check_datasets(datasets_of(cfg), level)
     header = f"data={cfg.data.get('name')} root={cfg.data.get('root', '-')} check={level}"
-    return (1 if issues else 0), header + "\n" + format_report(issues, summary)
+    errors = [i for i in issues if not i.is_warning]
+    return (EXIT_USER_ERROR if errors else 0), header + "\n" + format_report(issues, summary)
 
 
 @handle_user_errors(log_file=False)
@@ -48,9 +76,16 @@ def main(argv: list[str] | None = None) -> int:
         print(__doc__ + "\n" + USAGE)
         return 0
     if not any(a.startswith("data=") for a in argv):
-        print(f"no data config chosen\n{USAGE}", file=sys.stderr)
-        return 2
-    code, report = check(argv)
+        print(f"error: no data config chosen\n{USAGE}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    try:
+        code, report = check(argv)
+    except (UserError, HydraException, OmegaConfBaseException) as exc:
+        if full_error_requested():
+            raise
+        cause = user_error_in(exc) or exc
+        print(f"error: {str(cause).strip()}", file=sys.stderr)
+        return EXIT_USER_ERROR
     print(report)
     return code
 

@@ -11,6 +11,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from ..ops.cpu_memory import reuse_freed_memory_in_worker
 from .cache import InMemoryCache
+from .layout import enforce, warn_shared_splits
 from .sampler import EpochSeededSampler
 from .samples import TransformedDataset, collate_samples
 
@@ -28,6 +29,16 @@ class DBDDataModule(L.LightningDataModule):
     ``seed``), sharded across DDP ranks, each sample augmented from
     ``(seed, epoch, index)`` (:mod:`dbd_lightning.data.sampler`). A resumed or a
     multi-process run therefore sees exactly the batches of an uninterrupted one.
+
+    Every dataset with a ``layout_issues`` method (folders of files) is checked
+    when the datamodule is built, before any model exists
+    (:func:`~dbd_lightning.data.layout.enforce`): errors (unreadable or truncated
+    files, size mismatches, duplicate stems, ...) raise
+    :class:`~dbd_lightning.data.folder.DatasetLayoutError` with one report when
+    ``strict``; grey GTs, an inverted GT polarity and validation / test sets that
+    reuse training images (``data=folder`` without ``val_root`` / ``test_root``:
+    said when fitting starts) are warnings. ``check`` = ``off`` | ``headers``
+    (default) | ``full``.
     """
 
     def __init__(
@@ -44,8 +55,13 @@ class DBDDataModule(L.LightningDataModule):
         drop_last: bool = True,
         cache: bool = False,
         seed: int | None = None,
+        strict: bool = True,
+        check: str = "headers",
     ) -> None:
         super().__init__()
+        self._raw_splits = {split: {k: d for k, d in (sets or {}).items() if d is not None}
+                            for split, sets in (("train", train), ("val", val), ("test", test))}
+        self.layout_report = enforce(self._raw_splits, strict=strict, level=check)
         self.seed = seed
         if cache and num_workers > 0:
             warnings.warn("data.cache=true keeps one copy per DataLoader worker; use num_workers=0 with it",
@@ -61,6 +77,10 @@ class DBDDataModule(L.LightningDataModule):
         self.train_transform, self.eval_transform = train_transform, eval_transform
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_workers, self.pin_memory, self.drop_last = num_workers, pin_memory, drop_last
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage == "fit":
+            warn_shared_splits(self._raw_splits)
 
     @property
     def val_names(self) -> list[str]:

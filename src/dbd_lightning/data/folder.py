@@ -15,6 +15,10 @@ class DatasetLayoutError(UserError, RuntimeError):
     """The files on disk do not form the expected dataset layout."""
 
 
+class DataConfigError(UserError, ValueError):
+    """A data config value that cannot be used (names the key)."""
+
+
 def _stem(path: Path) -> str:
     return path.stem
 
@@ -33,17 +37,34 @@ def match_by_key(
     return by_image, by_gt, sorted(set(by_image) - set(by_gt)), sorted(set(by_gt) - set(by_image))
 
 
+def duplicate_keys(files: list[Path], key: Callable[[Path], str] = _stem) -> list[tuple[Path, Path]]:
+    """Pairs of files that map to the same sample key (``a.jpg`` and ``a.png``): one would be dropped."""
+    seen: dict[str, Path] = {}
+    dups = []
+    for p in files:
+        k = key(p)
+        if k in seen:
+            dups.append((seen[k], p))
+        else:
+            seen[k] = p
+    return dups
+
+
 class ImageMaskFolder(Dataset):
     """Image/GT pairs matched by file stem (``1.jpg`` <-> ``1.png``).
 
     Returns the raw numpy sample dict (``image`` uint8 RGB, ``mask`` uint8
     {0,1} in-focus = 1, ``name``); transforms are applied by the datamodule.
+    Per-file checks (readability, sizes, grey GTs, polarity) are done by
+    :meth:`layout_issues`, which the datamodule runs before training.
 
     Args:
         root: dataset folder.
         image_dir / gt_dir: sub-folders of images and masks.
         polarity: on-disk GT polarity (``white_in_focus`` or ``white_blurred``).
-        strict: raise on unpaired files (otherwise unpaired files are skipped).
+        strict: raise on unpaired files and on two files with the same stem
+            (otherwise they are recorded, reported by :meth:`layout_issues`, and
+            the unpaired files are skipped).
     """
 
     def __init__(
@@ -54,10 +75,13 @@ class ImageMaskFolder(Dataset):
         polarity: Polarity = "white_in_focus",
         strict: bool = True,
     ) -> None:
+        from .layout import LayoutIssue
+
         if polarity not in POLARITIES:
-            raise ValueError(f"unknown polarity {polarity!r}; expected one of {POLARITIES}")
+            raise DataConfigError(f"unknown polarity {polarity!r} (data.polarity); expected one of {POLARITIES}")
         self.root = Path(root).expanduser()
         self.polarity = polarity
+        self.issues: list[LayoutIssue] = []
         img_dir, gt_path = self.root / image_dir, self.root / gt_dir
         missing = [str(p) for p in (img_dir, gt_path) if not p.is_dir()]
         if missing:
@@ -66,17 +90,38 @@ class ImageMaskFolder(Dataset):
                 f"(expected {self.root}/{image_dir}/ and {self.root}/{gt_dir}/; set data.root or the "
                 "DBD_DATA_ROOT environment variable to where the data lives)"
             )
-        images, gts, no_gt, no_image = match_by_key(list_images(img_dir), list_images(gt_path))
-        if strict and (no_gt or no_image):
-            lines = [f"unpaired files in {self.root}:"]
-            if no_gt:
-                lines.append(f"  {len(no_gt)} image(s) without GT in {gt_path}: {no_gt[:10]}")
-            if no_image:
-                lines.append(f"  {len(no_image)} GT file(s) without image in {img_dir}: {no_image[:10]}")
-            raise DatasetLayoutError("\n".join(lines))
+        image_files, gt_files = list_images(img_dir), list_images(gt_path)
+        lines = []
+        for files, folder in ((image_files, img_dir), (gt_files, gt_path)):
+            for a, b in duplicate_keys(files):
+                msg = (f"{a.name} and {b.name} in {folder} have the same stem {a.stem!r}: only one of them would be "
+                       "used; rename or remove one")
+                self.issues.append(LayoutIssue(str(self.root), "duplicate", msg))
+                lines.append(f"  {msg}")
+        images, gts, no_gt, no_image = match_by_key(image_files, gt_files)
+        if no_gt:
+            msg = f"{len(no_gt)} image(s) without GT in {gt_path}: {no_gt[:10]}"
+            self.issues.append(LayoutIssue(str(self.root), "unpaired", msg))
+            lines.append(f"  {msg}")
+        if no_image:
+            msg = f"{len(no_image)} GT file(s) without image in {img_dir}: {no_image[:10]}"
+            self.issues.append(LayoutIssue(str(self.root), "unpaired", msg))
+            lines.append(f"  {msg}")
+        if strict and lines:
+            raise DatasetLayoutError("\n".join([f"unpaired or duplicate files in {self.root}:", *lines]))
         self.pairs = [(images[k], gts[k]) for k in sorted(set(images) & set(gts))]
         if not self.pairs:
-            raise DatasetLayoutError(f"no image/GT pairs found under {self.root}")
+            raise DatasetLayoutError(f"no image/GT pairs found under {self.root} (images in {img_dir}, GT in "
+                                     f"{gt_path}, matched by file name without suffix)")
+
+    def describe(self) -> str:
+        return f"{type(self).__name__} at {self.root}: {len(self.pairs)} pairs ({self.polarity})"
+
+    def layout_issues(self, level: str = "headers") -> list:
+        """Everything wrong with the folder: recorded while building, plus per-file checks at ``level``."""
+        from .layout import probe_pairs
+
+        return [*self.issues, *probe_pairs(str(self.root), self.pairs, level, polarity=self.polarity)]
 
     def __len__(self) -> int:
         return len(self.pairs)

@@ -19,6 +19,7 @@ from ..utils.errors import UserError
 Polarity = Literal["white_in_focus", "white_blurred"]
 POLARITIES = ("white_in_focus", "white_blurred")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+_EXIF_ORIENTATION = 0x0112
 
 
 class ImageReadError(UserError, RuntimeError):
@@ -33,7 +34,24 @@ def _open(path: str | Path) -> Image.Image:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise ImageReadError(f"cannot decode image file {path}: {exc}") from exc
-    return ImageOps.exif_transpose(img)
+    if img.getexif().get(_EXIF_ORIENTATION, 1) in (1, None):
+        return img  # exif_transpose would return a full copy (192 MB for a 48 MP photo)
+    return ImageOps.exif_transpose(img, in_place=False)
+
+
+def _rgb_array(img: Image.Image) -> np.ndarray:
+    """A writable uint8 (H, W, 3) copy of an RGB image, converted in row blocks.
+
+    ``np.asarray(img).copy()`` holds the image three times at once (PIL's
+    4-byte pixels, a bytes object, the copy); blocks of ~16 MB keep the peak at
+    PIL's image plus the result.
+    """
+    w, h = img.size
+    out = np.empty((h, w, 3), np.uint8)
+    step = max(1, (1 << 24) // max(1, 3 * w))
+    for r in range(0, h, step):
+        out[r:r + step] = np.asarray(img.crop((0, r, w, min(h, r + step))), dtype=np.uint8)
+    return out
 
 
 def _to_array_full_range(img: Image.Image) -> tuple[np.ndarray, float]:
@@ -56,7 +74,7 @@ def read_rgb(path: str | Path) -> np.ndarray:
     """Read any image file as uint8 RGB (H, W, 3)."""
     img = _open(path)
     if img.mode in ("RGB",):
-        return np.asarray(img, dtype=np.uint8).copy()
+        return _rgb_array(img)
     if img.mode in ("L", "P", "RGBA", "LA", "CMYK", "YCbCr", "PA", "1", "RGBX"):
         return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
     arr, top = _to_array_full_range(img)  # 16-bit / 32-bit / float

@@ -1,34 +1,61 @@
-"""Layout check of on-disk benchmarks: one report that lists every problem found.
+"""Layout check of on-disk datasets: one report that lists every problem found, before anything is built.
 
 A dataset that supports the check has a ``layout_issues(level)`` method that
 returns :class:`LayoutIssue` objects (missing folders, counts that differ from
-the published ones, unpaired files, unreadable files, image/GT size
-mismatches, split-list entries not on disk). :func:`check_datasets` gathers
-them over all the datasets of a data config and formats one report;
-:func:`enforce` raises it (``strict``) or warns.
+the published ones, unpaired files, duplicate stems, unreadable or truncated
+files, image/GT size mismatches, split-list entries not on disk, GTs that are
+not binary, GTs whose polarity looks inverted). :func:`check_datasets` gathers
+them over all the datasets of a data config (and notes validation / test sets
+that reuse training images) and formats one report; :func:`enforce` raises the
+errors (``strict``) or warns, and always warns about the warnings.
 
-Levels: ``headers`` opens every file's header (format, size, EXIF
-orientation: fast, catches non-images and empty files); ``full`` also decodes
-every pixel (catches truncated files) and checks that GT masks are binary
-images; ``off`` only checks folders, pairing and counts.
+Levels: ``headers`` (default) opens every file's header (format, size, EXIF
+orientation) and reads its last bytes (a JPEG must end with EOI, a PNG with
+IEND: a truncated file is then decoded to confirm), and checks a sample of
+:data:`CONTENT_SAMPLE` pairs for grey GTs and GT polarity (see
+:mod:`dbd_lightning.data.content`): fast on EBD's 1605 images. ``full`` also
+decodes every pixel and checks every pair's content; ``off`` only checks
+folders, pairing and counts.
+
+Errors (a run would crash or silently use wrong data) and warnings (the data
+is usable but probably not what was meant: kinds in :data:`WARNING_KINDS`).
 """
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .folder import DatasetLayoutError
+from . import content
+from .folder import DataConfigError, DatasetLayoutError
+
+log = logging.getLogger(__name__)
 
 LEVELS = ("off", "headers", "full")
-#: a GT with more than this fraction of mid-grey pixels (16..239) is not a mask
-MAX_GREY_FRACTION = 0.25  # resized real GTs are anti-aliased (up to ~6% grey)
+#: pairs checked for grey GTs / polarity at the ``headers`` level (evenly spread; ``full`` checks all)
+CONTENT_SAMPLE = 12
+#: issue kinds that are warnings (the data loads; the user should look), every other kind is an error
+WARNING_KINDS = ("grey_gt", "polarity", "shared_split")
 _EXIF_ORIENTATION = 0x0112
+_MEANING = {"white_blurred": "white = blurred", "white_in_focus": "white = in focus"}
+_FIXES = {
+    "unreadable": "re-export or re-download the file, or remove it together with its GT / image",
+    "size_mismatch": "re-export the GT at the image's size (nearest-neighbour resize), or remove the pair",
+    "duplicate": "keep one file per stem (rename or remove the other one)",
+    "unpaired": "add the missing files or remove the unpaired ones",
+    "grey_gt": "binarise the GTs yourself if the default threshold (half range) is not what you want",
+    "polarity": "set data.polarity=white_blurred (or white_in_focus) to match the GT files",
+    "shared_split": "give held-out folders (data=folder: data.val_root=DIR data.test_root=DIR)",
+}
+
+
+class TruncatedFileError(OSError):
+    """An image file cut short (found by its missing end marker, confirmed by decoding)."""
 
 
 @dataclass(frozen=True)
@@ -36,8 +63,14 @@ class LayoutIssue:
     """One problem: which dataset, what kind, and a message naming the files."""
 
     dataset: str
-    kind: str  # missing_folder | missing_file | count | unpaired | duplicate | unreadable | size_mismatch | split_list | not_a_mask
+    # missing_folder | missing_file | count | unpaired | duplicate | unreadable | size_mismatch | split_list
+    # | grey_gt | polarity | shared_split
+    kind: str
     message: str
+
+    @property
+    def is_warning(self) -> bool:
+        return self.kind in WARNING_KINDS
 
     def __str__(self) -> str:
         return f"[{self.dataset}] {self.kind}: {self.message}"
@@ -45,20 +78,28 @@ class LayoutIssue:
 
 def check_level(level: str) -> str:
     if level not in LEVELS:
-        raise ValueError(f"unknown layout check level {level!r}; expected one of {LEVELS}")
+        raise DataConfigError(f"unknown layout check level {level!r} (data.check); expected one of {LEVELS}")
     return level
 
 
 def probe_image(path: Path, decode: bool = False) -> tuple[int, int]:
     """(height, width) of an image file as the loaders see it (after EXIF orientation).
 
-    Raises ``OSError``/``ValueError`` when the file cannot be read.
+    Raises ``OSError``/``ValueError`` when the file cannot be read. Without
+    ``decode`` only the header is read, plus the file's end: a JPEG / PNG cut
+    short (no EOI / IEND) is then decoded to confirm that it is broken.
     """
     with Image.open(path) as img:
         if decode:
             img.load()
         width, height = img.size
-        orientation = img.getexif().get(_EXIF_ORIENTATION, 1)
+        # a PNG's getexif() decodes the whole image unless its eXIf chunk came before the pixels
+        orientation = img.getexif().get(_EXIF_ORIENTATION, 1) if decode or img.format != "PNG" or \
+            "exif" in img.info else 1
+    if not decode:
+        problem = content.truncation_problem(path)
+        if problem:
+            raise TruncatedFileError(problem)
     if orientation in (5, 6, 7, 8):  # transposed by ImageOps.exif_transpose in io.py
         width, height = height, width
     return height, width
@@ -66,22 +107,59 @@ def probe_image(path: Path, decode: bool = False) -> tuple[int, int]:
 
 def grey_fraction(path: Path) -> float:
     """Fraction of pixels of a mask file that are neither near-black nor near-white."""
-    with Image.open(path) as img:
-        arr = np.asarray(img.convert("L"))
-    return float(((arr > 15) & (arr < 240)).mean()) if arr.size else 0.0
+    return content.grey_fraction(path)
+
+
+def _content_issues(dataset: str, pairs: list[tuple[Path, Path]], polarity: str | None,
+                    level: str) -> list[LayoutIssue]:
+    """Grey GTs and GT polarity over a sample of the (readable) pairs (all of them at ``full``)."""
+    if not pairs:
+        return []
+    chosen = [pairs[i] for i in content.sample_indices(len(pairs), len(pairs) if level == "full" else CONTENT_SAMPLE)]
+    issues: list[LayoutIssue] = []
+    grey = []
+    contrasts = []
+    for img_path, gt_path in chosen:
+        try:
+            frac, contrast = content.gt_content(img_path, gt_path, polarity)
+            if frac > content.GREY_WARN_FRACTION:
+                grey.append((gt_path, frac))
+            contrasts.append(contrast)
+        except Exception as exc:  # noqa: BLE001 -- unreadable files are reported by the header probe
+            log.debug("content check skipped %s: %s", gt_path, exc)
+    if grey:
+        listed = ", ".join(f"{p} ({f:.0%} grey)" for p, f in grey[:5])
+        more = f" and {len(grey) - 5} more" if len(grey) > 5 else ""
+        issues.append(LayoutIssue(dataset, "grey_gt", (
+            f"{len(grey)} of {len(chosen)} checked GT files are not binary masks (pixels strictly between "
+            f"{content.GREY_LOW} and {content.GREY_HIGH}): {listed}{more}; they are thresholded at half range "
+            "(>= 128 of 255 counts as white)")))
+    inverted, decisive = content.polarity_verdict(contrasts)
+    if decisive >= 2 and inverted * 2 > decisive:
+        other = "white_blurred" if polarity == "white_in_focus" else "white_in_focus"
+        issues.append(LayoutIssue(dataset, "polarity", (
+            f"the GT polarity looks inverted: in {inverted} of {decisive} checked images "
+            f"(of {len(chosen)}; e.g. {chosen[0][1].parent}) the region the GT marks in focus "
+            f"(polarity={polarity}) carries less high-frequency energy than the region it marks blurred; "
+            f"if the GT files are {_MEANING[other]}, set data.polarity={other}")))
+    return issues
 
 
 def probe_pairs(dataset: str, pairs: Iterable[tuple[Path, Path]], level: str,
-                probe_gt: Callable[..., tuple[int, int]] | None = None) -> list[LayoutIssue]:
-    """Readability and image/GT size agreement of every pair (``level`` != ``off``).
+                probe_gt: Callable[..., tuple[int, int]] | None = None,
+                polarity: str | None = None) -> list[LayoutIssue]:
+    """Readability and image/GT size agreement of every pair (``level`` != ``off``), then their content.
 
     ``probe_gt(path, decode=...)`` reads the GT's (height, width) for GT files
-    that are not images (Lytro ``.mat``); image GTs are also checked to be masks.
+    that are not images (Lytro ``.mat``; their content is not checked); image
+    GTs are also checked to be binary masks and, when ``polarity`` is given, to
+    mark the sharper side of the image as in focus.
     """
     if check_level(level) == "off":
         return []
     decode = level == "full"
     issues: list[LayoutIssue] = []
+    good: list[tuple[Path, Path]] = []
     for img_path, gt_path in pairs:
         sizes = []
         for path, reader in ((img_path, probe_image), (gt_path, probe_gt or probe_image)):
@@ -95,12 +173,10 @@ def probe_pairs(dataset: str, pairs: Iterable[tuple[Path, Path]], level: str,
             issues.append(LayoutIssue(
                 dataset, "size_mismatch",
                 f"image {img_path} is {img_hw[1]}x{img_hw[0]} but GT {gt_path} is {gt_hw[1]}x{gt_hw[0]} (WxH)"))
-        if decode and gt_hw and probe_gt is None:
-            frac = grey_fraction(gt_path)
-            if frac > MAX_GREY_FRACTION:
-                issues.append(LayoutIssue(
-                    dataset, "not_a_mask",
-                    f"GT {gt_path} has {frac:.0%} mid-grey pixels: it looks like a photo, not a binary mask"))
+        elif img_hw and gt_hw:
+            good.append((img_path, gt_path))
+    if probe_gt is None:
+        issues += _content_issues(dataset, good, polarity, level)
     return issues
 
 
@@ -112,48 +188,116 @@ def _datasets_of(splits: Mapping[str, Mapping[str, object] | None]) -> list[tupl
     return out
 
 
+def _identity(ds: object) -> tuple:
+    """Two dataset objects over the same files (data=folder's train/val/test) are checked once."""
+    pairs = tuple(getattr(ds, "pairs", ()) or ())
+    return (type(ds).__name__, str(getattr(ds, "root", id(ds))), getattr(ds, "polarity", None), pairs,
+            getattr(ds, "split", None))
+
+
+def shared_split_issues(splits: Mapping[str, Mapping[str, object] | None]) -> list[LayoutIssue]:
+    """Validation / test sets that contain training images (e.g. ``data=folder`` with one folder for all)."""
+    train = {Path(p[0]).resolve() for ds in (splits.get("train") or {}).values() for p in getattr(ds, "pairs", ())}
+    if not train:
+        return []
+    issues = []
+    for split in ("val", "test"):
+        for key, ds in (splits.get(split) or {}).items():
+            pairs = getattr(ds, "pairs", ()) or ()
+            shared = sum(Path(p[0]).resolve() in train for p in pairs)
+            if shared:
+                root = getattr(ds, "root", "?")
+                issues.append(LayoutIssue(f"{split}/{key}", "shared_split", (
+                    f"{shared} of {len(pairs)} images are also training images ({root}): "
+                    f"{'validation' if split == 'val' else 'test'} scores measure fit, not generalisation")))
+    return issues
+
+
 def check_datasets(splits: Mapping[str, Mapping[str, object] | None], level: str = "headers",
-                   ) -> tuple[list[LayoutIssue], list[str]]:
+                   shared: bool = True) -> tuple[list[LayoutIssue], list[str]]:
     """Issues of every dataset (de-duplicated) and one summary line per dataset.
 
     ``splits`` maps ``train``/``val``/``test`` to ``{name: dataset}``; datasets
-    without a ``layout_issues`` method are listed but not checked.
+    without a ``layout_issues`` method are listed but not checked. ``shared``:
+    also note validation / test sets that reuse training images.
     """
     check_level(level)
     issues: list[LayoutIssue] = []
     seen: set[LayoutIssue] = set()
     summary: list[str] = []
+    done: dict[tuple, list[LayoutIssue]] = {}
     for where, ds in _datasets_of(splits):
         if not hasattr(ds, "layout_issues"):
             summary.append(f"  {where}: {type(ds).__name__} ({len(ds)} samples, not checked)")
             continue
-        found = ds.layout_issues(level)
-        summary.append(f"  {where}: {ds.describe()} -> {'OK' if not found else f'{len(found)} problem(s)'}")
+        key = _identity(ds)
+        if key not in done:
+            done[key] = ds.layout_issues(level)
+        found = done[key]
+        errors = [i for i in found if not i.is_warning]
+        state = "OK" if not errors else f"{len(errors)} problem(s)"
+        if len(found) > len(errors):
+            state += f", {len(found) - len(errors)} warning(s)"
+        summary.append(f"  {where}: {ds.describe()} -> {state}")
         for issue in found:
             if issue not in seen:
                 seen.add(issue)
                 issues.append(issue)
+    if shared:
+        issues += shared_split_issues(splits)
     return issues, summary
 
 
 def format_report(issues: list[LayoutIssue], summary: list[str] | None = None) -> str:
-    head = "data layout check: " + ("OK" if not issues else f"{len(issues)} problem(s)")
+    errors = [i for i in issues if not i.is_warning]
+    notes = [i for i in issues if i.is_warning]
+    head = "data layout check: " + ("OK" if not errors else f"{len(errors)} problem(s)")
+    if notes:
+        head += f", {len(notes)} warning(s)"
     lines = [head, *(summary or [])]
-    if issues:
+    if errors:
         lines.append("problems:")
-        lines += [f"  - {issue}" for issue in issues]
+        lines += [f"  - {issue}" for issue in errors]
+    if notes:
+        lines.append("warnings:")
+        lines += [f"  - {issue}" for issue in notes]
+    kinds = list(dict.fromkeys(i.kind for i in issues))
+    fixes = [f"  {k}: {_FIXES[k]}" for k in kinds if k in _FIXES]
+    if fixes:
+        lines.append("how to fix:")
+        lines += fixes
+    if errors:
+        fatal = any(i.kind in ("unreadable", "size_mismatch") for i in errors)
         lines.append("Fix the files (python -m dbd_lightning.data.prepare imports a download into the expected "
                      "layout), point data.root / DBD_DATA_ROOT at the right folder, or set data.strict=false to "
-                     "continue with a warning.")
+                     "continue with a warning" + (" (unreadable files and size mismatches then stop the run "
+                                                  "when they are loaded)." if fatal else "."))
     return "\n".join(lines)
 
 
-def enforce(splits: Mapping[str, Mapping[str, object] | None], strict: bool = True, level: str = "headers") -> str:
-    """Check all datasets; raise :class:`DatasetLayoutError` (strict) or warn with the full report."""
-    issues, summary = check_datasets(splits, level)
+def enforce(splits: Mapping[str, Mapping[str, object] | None], strict: bool = True, level: str = "headers",
+            shared: bool = False) -> str:
+    """Check all datasets; raise :class:`DatasetLayoutError` on errors (``strict``), else warn with the report.
+
+    Warnings (grey GTs, inverted polarity; with ``shared`` validation on training
+    images) never raise.
+    """
+    issues, summary = check_datasets(splits, level, shared=shared)
     report = format_report(issues, summary)
-    if issues:
+    if any(not i.is_warning for i in issues):
         if strict:
             raise DatasetLayoutError(report)
         warnings.warn(report, stacklevel=2)
+    elif issues:
+        warnings.warn(report, stacklevel=2)
     return report
+
+
+def warn_shared_splits(splits: Mapping[str, Mapping[str, object] | None]) -> list[LayoutIssue]:
+    """Warn (and log) when validation / test sets reuse training images; called when training starts."""
+    issues = shared_split_issues(splits)
+    for issue in issues:
+        text = f"data: {issue}; {_FIXES['shared_split']}"
+        log.warning(text)
+        warnings.warn(text, stacklevel=2)
+    return issues

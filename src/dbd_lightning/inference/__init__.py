@@ -1,4 +1,5 @@
-"""Inference backends of :class:`~dbd_lightning.predictors.CheckpointPredictor` (``backend=torch|onnxruntime|auto``)."""
+"""Inference shared by predict and eval: backends (``backend=torch|onnxruntime|auto``), tiling with seamless
+blending and scale-aware modes (``infer.mode=resize|scale|tile``)."""
 
 from .backends import (
     BACKENDS,

@@ -146,7 +146,8 @@ class BenchmarkFolder(ImageMaskFolder):
     def layout_issues(self, level: str = "headers") -> list[LayoutIssue]:
         """Everything wrong with this split: recorded while building, plus per-file checks at ``level``."""
         check_level(level)
-        return [*self.issues, *probe_pairs(self.NAME, self.pairs, level, probe_gt=self.probe_gt)]
+        return [*self.issues, *probe_pairs(self.NAME, self.pairs, level, probe_gt=self.probe_gt,
+                                           polarity=self.polarity)]
 
     def check(self, level: str = "headers") -> None:
         """Raise :class:`DatasetLayoutError` with the full report if anything is wrong."""

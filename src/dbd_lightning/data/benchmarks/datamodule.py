@@ -1,4 +1,4 @@
-"""The datamodule of the real-benchmark configs: DBDDataModule + the layout check before anything runs."""
+"""The datamodule of the real-benchmark configs (the layout check now runs in every :class:`DBDDataModule`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from torch.utils.data import Dataset
 
 from ..datamodule import DBDDataModule
-from ..layout import enforce
 
 
 class BenchmarkDataModule(DBDDataModule):
@@ -22,5 +21,4 @@ class BenchmarkDataModule(DBDDataModule):
     def __init__(self, train: Mapping[str, Dataset] | None = None, val: Mapping[str, Dataset] | None = None,
                  test: Mapping[str, Dataset] | None = None, strict: bool = True, check: str = "headers",
                  **kwargs) -> None:
-        self.layout_report = enforce({"train": train, "val": val, "test": test}, strict=strict, level=check)
-        super().__init__(train=train, val=val, test=test, **kwargs)
+        super().__init__(train=train, val=val, test=test, strict=strict, check=check, **kwargs)

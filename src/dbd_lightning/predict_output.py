@@ -1,0 +1,165 @@
+"""predict's output folder: it never overwrites a file it did not write.
+
+An output folder is recognised as predict's own only by its own earlier
+``report.json``: predict writes ``"written_by": "dbd_lightning.predict"`` and
+the list of every file it wrote (``"files"``, relative to the folder). A later
+run into the same folder may replace exactly those files; any other existing
+file at a path predict would write (a user's ``focus/a.png``, ``overlay/b.png``,
+a ``report.json`` that is not predict's, a symbolic link) stops the run before
+anything is written, with the list of files and the fix (exit 2).
+
+Also refused up front: ``output=`` naming an existing file, and an output
+folder that cannot be written (read-only, no permission).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from .utils.errors import UserError
+
+MARKER = "dbd_lightning.predict"
+REPORT = "report.json"
+
+
+class PredictOutputError(UserError, ValueError):
+    """``output=`` cannot be used without overwriting or losing something."""
+
+
+def read_own_report(report: Path) -> set[str] | None:
+    """The files an earlier predict run recorded in ``report`` (relative POSIX paths); ``None`` if not predict's."""
+    try:
+        data = json.loads(report.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("written_by") != MARKER or not isinstance(data.get("files"), list):
+        return None
+    return {str(f) for f in data["files"] if isinstance(f, str)}
+
+
+def _nearest_existing(path: Path) -> Path:
+    p = path
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def check_writable(folder: Path) -> None:
+    """Create and remove a temporary file in ``folder`` (or its nearest existing parent)."""
+    where = folder if folder.is_dir() else _nearest_existing(folder.parent if not folder.exists() else folder)
+    try:
+        fd, name = tempfile.mkstemp(prefix=".predict_probe_", dir=where)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as exc:
+        raise PredictOutputError(
+            f"cannot write to the output folder {folder} ({type(exc).__name__}: {exc.strerror or exc}); "
+            "choose a writable output= folder") from exc
+
+
+class OutputFolder:
+    """The output folder of one predict run: which files it may write, and the record of those it wrote."""
+
+    def __init__(self, out: str | Path) -> None:
+        self.out = Path(out).expanduser()
+        if self.out.exists() and not self.out.is_dir():
+            raise PredictOutputError(
+                f"output={self.out} is an existing file, not a folder; predict writes a folder (focus/, "
+                "overlay/, report.json): choose a folder name that does not exist yet (or an earlier predict "
+                "output folder)")
+        report = self.out / REPORT
+        owned = read_own_report(report) if report.exists() else set()
+        if owned is None:
+            raise PredictOutputError(
+                f"{report} exists but was not written by dbd_lightning.predict (it has no "
+                f'"written_by": "{MARKER}" file list), so {self.out} is not an earlier predict output folder; '
+                "predict never overwrites files it did not write: choose another output= folder, or move that "
+                "file away")
+        self.owned: set[str] = owned
+        self.written: set[str] = set()
+        check_writable(self.out)
+
+    def rel(self, path: Path) -> str:
+        return Path(os.path.abspath(path)).relative_to(os.path.abspath(self.out)).as_posix()
+
+    def is_free(self, path: Path) -> bool:
+        """True when ``path`` does not exist or is a regular file that predict wrote earlier (or in this run)."""
+        if path.is_symlink():
+            return False
+        if not path.exists():
+            return True
+        key = self.rel(path)
+        return path.is_file() and (key in self.owned or key in self.written)
+
+    def conflicts(self, paths: Iterable[Path]) -> list[Path]:
+        return [p for p in paths if not self.is_free(p)]
+
+    def refuse_conflicts(self, paths: Iterable[Path]) -> None:
+        """Stop before anything is written when any of ``paths`` is a file predict did not write."""
+        bad = self.conflicts(paths)
+        if bad:
+            shown = "\n".join(f"  {p}" for p in bad[:10])
+            more = f"\n  ... and {len(bad) - 10} more" if len(bad) > 10 else ""
+            raise PredictOutputError(
+                f"output={self.out} already holds {len(bad)} file(s) that predict did not write and would "
+                f"overwrite:\n{shown}{more}\npredict only replaces the files listed in its own "
+                f"{REPORT}; choose another (new or empty) output= folder, or move these files away")
+
+    def claim(self, path: Path) -> Path:
+        """Make ``path`` ready to be written (refuses a file predict did not write) and record it."""
+        if not self.is_free(path):
+            raise PredictOutputError(f"{path} exists and was not written by predict: not overwritten")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.written.add(self.rel(path))
+        return path
+
+    def write_report(self, report: dict) -> Path:
+        """``report.json`` with the marker and every file predict owns in the folder (earlier runs' included)."""
+        files = sorted(f for f in (self.owned | self.written) - {REPORT} if (self.out / f).is_file())
+        data = {"written_by": MARKER, **report, "files": files}
+        path = self.out / REPORT
+        self.out.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{REPORT}.tmp")
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        try:
+            os.replace(tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        return path
+
+
+def own_output_folders(out: Path, source: Path) -> list[Path]:
+    """Folders holding outputs of earlier predict runs (recognised by their own report), never inputs.
+
+    ``out`` inside the input folder (not equal): all of it. Otherwise the top-level
+    folders of the files ``out``'s own report lists, and the folders of other
+    predict reports below the input folder.
+    """
+    def _within(path: Path, folder: Path) -> bool:
+        try:
+            path.resolve().relative_to(folder.resolve())
+            return True
+        except ValueError:
+            return False
+
+    if source.is_dir() and out.resolve() != source.resolve() and _within(out, source):
+        return [out]
+    folders: list[Path] = []
+    reports = [out / REPORT]
+    if source.is_dir():
+        reports += [r for r in source.rglob(REPORT) if r.parent.resolve() != out.resolve()]
+    for report in reports:
+        owned = read_own_report(report) if report.is_file() else None
+        if owned is None:
+            continue
+        if report.parent.resolve() != out.resolve():
+            folders.append(report.parent)
+        else:
+            folders += sorted({out / Path(f).parts[0] for f in owned if len(Path(f).parts) > 1})
+    return folders
