@@ -73,3 +73,19 @@ def test_zoo_cli_lists_recommended_first(released, capsys, monkeypatch):
     assert zoo_main([]) == 0
     assert capsys.readouterr().out.split() == ["tiny", "alpha"]
     assert zoo_main(["--card", "missing"]) == 2
+
+
+def test_shipped_model_is_listed_first_and_beats_the_all_blurred_floor(capsys):
+    """The released weights in the package: listed first, and useful on the shipped real photographs."""
+    from dbd_lightning.reports.real_samples import score_on_real_samples
+
+    assert zoo_main([]) == 0
+    assert capsys.readouterr().out.split()[0] == "dffnet_lite0_synth"
+    pred = CheckpointPredictor.from_run(resolve_checkpoint("zoo:dffnet_lite0_synth"), device="cpu", tile=False,
+                                        backend="torch")
+    assert pred.image_size == (320, 320)
+    model = score_on_real_samples(lambda rgb: pred.predict_image(rgb)["focus"], {"preset": "ddffnet"})
+    floor = score_on_real_samples(0.0, {"preset": "ddffnet"})
+    for subset in ("real_cuhk", "real_dut"):
+        assert model[subset]["mae"] < floor[subset]["mae"]
+        assert model[subset]["fbeta"] > floor[subset]["fbeta"] and model[subset]["iou"] > floor[subset]["iou"]

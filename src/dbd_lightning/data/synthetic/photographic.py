@@ -358,7 +358,8 @@ class PhotographicRenderer(SyntheticRenderer):
             focus_on = "free"
         all_sharp = rng.random() < cfg.all_sharp_prob
         inv_f = 1.0 / s_f
-        spread = max(float(np.abs(1.0 / np.asarray(L["depth"]) - inv_f).max()) for L in layers)
+        # |1/d - 1/s_f| is monotonic in d on each side of s_f: its maximum is at the layer's nearest or farthest depth
+        spread = max(abs(1.0 / float(d) - inv_f) for L in layers for d in (np.min(L["depth"]), np.max(L["depth"])))
         r_ref = _loguniform(rng, *cfg.blur_radius_px) * cfg.scale
         k_blur = 0.0 if all_sharp or spread <= 0 else r_ref / spread
 
@@ -418,7 +419,8 @@ class PhotographicRenderer(SyntheticRenderer):
         out = cv2.pow(colour, 1.0 / rng.uniform(*cfg.tone_gamma))
         c = np.float32(rng.uniform(*cfg.tone_contrast))
         if c > 0:  # smoothstep blend: keeps 0 and 1, steepens mid-tones
-            out = (1 - c) * out + c * (out * out * (3.0 - 2.0 * out))
+            sq = cv2.multiply(out, out)  # (1 - c) x + c (3 x^2 - 2 x^3), OpenCV's vectorised ops
+            out = cv2.scaleAdd(cv2.multiply(sq, out), -2.0 * float(c), cv2.addWeighted(out, 1.0 - float(c), sq, 3.0 * float(c), 0.0))
         image = self._degrade(rng, out)
 
         r0 = cfg.r0 * cfg.scale
