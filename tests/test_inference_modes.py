@@ -82,7 +82,9 @@ def test_hann_blending_of_a_constant_per_tile_network_has_no_seam():
     rgb, t, L = ramp_image(300, 500), 128, 32  # overlap = 0.25 * 128; actual overlaps are >= L (flatter)
     kw = dict(image_size=(t, t), mode="tile", scale=1.0, overlap_fraction=0.25, size_multiple=1, device="cpu")
     net = TileMeanNet()
-    hann = CheckpointPredictor(net, tile_window="hann", **kw).predict_image(rgb)["focus"]
+    hann_pred = CheckpointPredictor(net, tile_window="hann", **kw)
+    hann = hann_pred.predict_image(rgb)["focus"]
+    net = hann_pred.backend.net  # the inference copy that ran (the torch backend never runs the trained module)
     linear = CheckpointPredictor(TileMeanNet(), tile_window="linear", **kw).predict_image(rgb)["focus"]
     ys, xs = tile_starts(300, t, L), tile_starts(500, t, L)
     assert set(net.seen) == {(t, t)} and len(net.seen) == len(ys) * len(xs)
@@ -112,7 +114,9 @@ def test_tiles_reproduce_a_smooth_function_of_position_across_borders():
 def test_scale_mode_equals_manual_resize_net_resize_back():
     rgb = ramp_image(100, 150)
     net = ConvNet()
-    focus = CheckpointPredictor(net, mode="scale", scale=0.5, size_multiple=8, device="cpu").predict_image(rgb)["focus"]
+    pred = CheckpointPredictor(net, mode="scale", scale=0.5, size_multiple=8, device="cpu")
+    focus = pred.predict_image(rgb)["focus"]
+    net = pred.backend.net  # the inference copy that ran
     assert net.seen == [(48, 72)]  # 100 * 0.5 = 50 -> 48, 150 * 0.5 = 75 -> 72 (nearest multiples of 8)
     small = cv2.resize(rgb, (72, 48), interpolation=cv2.INTER_LINEAR).astype(np.float32)
     x = (small - 255 * np.array(IMAGENET_MEAN, np.float32)) / (255 * np.array(IMAGENET_STD, np.float32))
@@ -131,6 +135,7 @@ def test_tile_mode_tiles_are_image_size_over_scale_native_pixels():
     pred.predict_image(ramp_image(130, 200))
     assert tile_side(32, 0.5) == 64
     # 64-pixel native tiles overlapping by 16: ceil((130-16)/48) = 3 rows, ceil((200-16)/48) = 4 columns
+    net = pred.backend.net  # the inference copy that ran
     assert len(net.seen) == 12 and set(net.seen) == {(32, 32)}
     assert pred.uses_tiles(10, 10)  # tile mode: always, whatever the size
     assert not CheckpointPredictor(net, mode="scale", device="cpu").uses_tiles(5000, 5000)
@@ -196,4 +201,5 @@ def test_tile_mode_keeps_the_scale_when_the_image_is_smaller_than_a_tile():
     net = TileMeanNet()
     pred = CheckpointPredictor(net, image_size=(64, 64), mode="tile", scale=0.5, size_multiple=8, device="cpu")
     pred.predict_image(ramp_image(90, 300))  # tiles are 128 native px; only 90 rows: 90 * 0.5 = 45 -> 48
+    net = pred.backend.net  # the inference copy that ran
     assert set(net.seen) == {(48, 64)}

@@ -89,10 +89,14 @@ def test_blurred_background_is_smoother_than_in_focus_subject():
 def test_segments_and_dataset_dispatch():
     seg = segmented_photo("skimage:astronaut")
     assert seg.labels.shape == seg.image.shape[:2] and seg.labels.max() + 1 == len(seg.sharpness) > 10
-    ds = SyntheticDefocusDataset(length=3, seed=2000, preset="photographic", size=SIZE, overrides={"photo_split": "val"})
+    ds = SyntheticDefocusDataset(length=3, seed=2000, preset="photographic", size=SIZE, photo_split="val",
+                                 overrides={"blur_radius_px": (2.0, 3.0)})  # data.render_overrides
     sample = ds[1]
     assert sample["image"].shape == (*SIZE, 3) and sample["name"] == "synth_2000_000001"
     assert isinstance(ds.config, PhotoSceneConfig) and ds.config.photo_split == "val"
+    assert ds.config.blur_radius_px == (2.0, 3.0)
+    with pytest.raises(ValueError, match="photo_split"):  # a collage preset has no photo split
+        SyntheticDefocusDataset(length=1, preset="random", size=SIZE, photo_split="val")
 
 
 @pytest.mark.parametrize("bad", [{"photo_split": "holdout"}, {"blur_radius_px": (0.5, 4.0)}, {"subject_depth": (1.0, 9.0)}])

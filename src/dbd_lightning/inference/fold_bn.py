@@ -106,6 +106,8 @@ def fold_batchnorm(net: nn.Module, example: torch.Tensor, atol: float = 1e-4) ->
     with 0 pairs.
     """
     net = net.eval()
+    if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules()):
+        return net, 0, 0.0  # nothing to fold: no probe forward
     pairs = [(c, b) for c, b in conv_bn_pairs(net, example)
              if _replacement(net.get_submodule(b)) is not None and net.get_submodule(b).track_running_stats
              and net.get_submodule(b).running_var is not None]

@@ -34,7 +34,11 @@ def read_checkpoint(path: str | Path, key: str = "checkpoint", mmap: bool = Fals
     except Exception as exc:  # pickle refused or corrupt file: never fall back to unsafe loading
         text = str(exc)
         low = text.lower()
-        if "global" in low and ("unsupported" in low or "blocked" in low):
+        with open(path, "rb") as fh:  # torch files are zip archives ("PK") or legacy pickles (0x80)
+            magic = fh.read(2)
+        if not (magic == b"PK" or magic[:1] == b"\x80"):
+            reason = f"it is not a PyTorch checkpoint or it is truncated ({size} bytes)"
+        elif "global" in low and ("unsupported" in low or "blocked" in low):
             reason = ("it holds Python objects besides tensors and plain containers, which are refused (checkpoints "
                       "load with weights_only=True: loading such objects could run code)")
         elif any(k in low for k in ("zip", "magic number", "invalid load key", "unsupported operand", "eof",

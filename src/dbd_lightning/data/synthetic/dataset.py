@@ -28,7 +28,8 @@ class SyntheticDefocusDataset(Dataset):
             ``preset`` key).
         size: output ``(H, W)`` or an int for square images; ``None`` keeps the
             config's size.
-        overrides: further :class:`RenderConfig` fields.
+        overrides: further :class:`RenderConfig` (or :class:`PhotoSceneConfig`) fields.
+        photo_split: photographic scenes only: ``train`` / ``val`` / ``test`` (disjoint photos).
 
     ``dataset[i]`` is the renderer's numpy dict (``image`` uint8 HxWx3 RGB,
     ``mask``, ``radius``, ``depth``, ``dof_edge``, ``edge_type``, ``layers``)
@@ -43,12 +44,15 @@ class SyntheticDefocusDataset(Dataset):
         preset: str | RenderConfig | Mapping[str, Any] = "random",
         size: int | Sequence[int] | None = None,
         overrides: Mapping[str, Any] | None = None,
+        photo_split: str | None = None,
     ) -> None:
         length = int(length)
         if length < 0:
             raise ValueError(f"length must be >= 0, got {length}")
         self.length = length
         overrides = dict(overrides or {})
+        if photo_split is not None:
+            overrides["photo_split"] = photo_split
         if isinstance(preset, Mapping) and preset.get("preset") == PHOTOGRAPHIC:
             overrides = {**{k: v for k, v in preset.items() if k != "preset"}, **overrides}
             preset = PHOTOGRAPHIC
