@@ -37,7 +37,7 @@ from .data.io import IMAGE_SUFFIXES, read_rgb  # noqa: E402
 from .inference.backends import note_pipeline_backend  # noqa: E402
 from .inference.modes import predictor_kwargs  # noqa: E402
 from .models.karaali.edge_maps import precomputed_edge_maps, read_edge_map  # noqa: E402
-from .predict_output import OutputFolder, own_output_folders  # noqa: E402
+from .predict_output import OutputFolder, is_within, own_output_folders  # noqa: E402
 from .predictors import Predictor, build_predictor, check_prediction  # noqa: E402
 from .utils.config import config_dir  # noqa: E402
 from .utils.errors import UserError, handle_user_errors  # noqa: E402
@@ -59,14 +59,6 @@ class PredictRunError(UserError, RuntimeError):
 # --------------------------------------------------------------------------- #
 def _is_image(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
-
-
-def _within(path: Path, folder: Path) -> bool:
-    try:
-        path.resolve().relative_to(folder.resolve())
-        return True
-    except ValueError:
-        return False
 
 
 def collect_inputs(spec: str, recursive: bool = False, exclude: Sequence[Path] = ()) -> list[tuple[Path, Path]]:
@@ -97,7 +89,7 @@ def collect_inputs(spec: str, recursive: bool = False, exclude: Sequence[Path] =
     else:
         raise PredictInputError(f"input not found: {spec} (expected an image file, a folder or a glob pattern)")
     if exclude and not path.is_file():
-        files = [p for p in files if not any(_within(p, e) for e in exclude)]
+        files = [p for p in files if not any(is_within(p, e) for e in exclude)]
         if not files:
             raise PredictInputError(f"every input under {spec} lies in an output folder ({', '.join(map(str, exclude))})")
     rel = [p.resolve().relative_to(base.resolve()).with_suffix("") for p in files]

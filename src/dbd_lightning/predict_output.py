@@ -134,6 +134,15 @@ class OutputFolder:
         return path
 
 
+def is_within(path: Path, folder: Path) -> bool:
+    """``path`` is ``folder`` or lies below it (symlinks resolved)."""
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except ValueError:
+        return False
+
+
 def own_output_folders(out: Path, source: Path) -> list[Path]:
     """Folders holding outputs of earlier predict runs (recognised by their own report), never inputs.
 
@@ -141,14 +150,7 @@ def own_output_folders(out: Path, source: Path) -> list[Path]:
     folders of the files ``out``'s own report lists, and the folders of other
     predict reports below the input folder.
     """
-    def _within(path: Path, folder: Path) -> bool:
-        try:
-            path.resolve().relative_to(folder.resolve())
-            return True
-        except ValueError:
-            return False
-
-    if source.is_dir() and out.resolve() != source.resolve() and _within(out, source):
+    if source.is_dir() and out.resolve() != source.resolve() and is_within(out, source):
         return [out]
     folders: list[Path] = []
     reports = [out / REPORT]

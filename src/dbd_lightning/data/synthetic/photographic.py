@@ -40,7 +40,6 @@ benchmarks' in-focus edges measure 0.5-1 px), ``depth`` normalised over
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,7 +48,7 @@ import cv2
 import numpy as np
 
 from .photo_pool import SPLITS, load_photo, photo_ids, segmented_photo
-from .renderer import SyntheticRenderer, _as_size, _loguniform, edge_types, focus_boundary
+from .renderer import SyntheticRenderer, _as_size, _loguniform, as_range, edge_types, focus_boundary
 from .scene import make_background_depth
 
 __all__ = ["PhotoSceneConfig", "PhotographicRenderer", "REFERENCE_SIZE"]
@@ -116,13 +115,7 @@ class PhotoSceneConfig:
         set_ = object.__setattr__
         set_(self, "size", _as_size(self.size))
         for f in _RANGES:
-            try:
-                lo, hi = (float(x) for x in getattr(self, f))
-            except (TypeError, ValueError):
-                raise ValueError(f"{f} must be a (lo, hi) pair, got {getattr(self, f)!r}") from None
-            if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi or lo < 0:
-                raise ValueError(f"{f} must satisfy 0 <= lo <= hi, got {getattr(self, f)!r}")
-            set_(self, f, (lo, hi))
+            set_(self, f, as_range(f, getattr(self, f)))
         for f in ("n_subjects", "highlight_count"):
             lo, hi = (int(x) for x in getattr(self, f))
             if not 0 <= lo <= hi:

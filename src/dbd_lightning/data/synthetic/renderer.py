@@ -104,6 +104,17 @@ def _as_size(size: Any) -> tuple[int, int]:
     return h, w
 
 
+def as_range(name: str, value: Any) -> tuple[float, float]:
+    """A config range ``(lo, hi)`` as floats with ``0 <= lo <= hi`` (finite); a clear error naming ``name``."""
+    try:
+        lo, hi = (float(x) for x in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a (lo, hi) pair, got {value!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi or lo < 0:
+        raise ValueError(f"{name} must satisfy 0 <= lo <= hi, got {value!r}")
+    return lo, hi
+
+
 @dataclass(frozen=True)
 class RenderConfig:
     """All numbers of the synthetic renderer (defaults = the ``random`` preset).
@@ -161,14 +172,7 @@ class RenderConfig:
         set_ = object.__setattr__
         set_(self, "size", _as_size(self.size))
         for f in _RANGE_FIELDS:
-            v = getattr(self, f)
-            try:
-                lo, hi = (float(x) for x in v)
-            except (TypeError, ValueError):
-                raise ValueError(f"{f} must be a (lo, hi) pair, got {v!r}") from None
-            if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi or lo < 0:
-                raise ValueError(f"{f} must satisfy 0 <= lo <= hi, got {v!r}")
-            set_(self, f, (lo, hi))
+            set_(self, f, as_range(f, getattr(self, f)))
         lo, hi = (int(x) for x in self.n_layers)
         if not 0 <= lo <= hi:
             raise ValueError(f"n_layers must satisfy 0 <= lo <= hi, got {self.n_layers!r}")
