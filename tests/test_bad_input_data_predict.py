@@ -356,12 +356,12 @@ def test_read_only_output_folder_is_refused(tmp_path, capsys, monkeypatch):
     out = tmp_path / "ro"
     out.mkdir()
     if os.geteuid() == 0:  # root ignores permission bits: simulate the refusal of the probe file instead
-        import dbd_lightning.predict_output as po
+        import dbd_lightning.utils.preflight as preflight  # predict's write probe is the preflight's
 
         def refuse(*a, **k):
             raise PermissionError(13, "Permission denied")
 
-        monkeypatch.setattr(po.tempfile, "mkstemp", refuse)
+        monkeypatch.setattr(preflight.tempfile, "mkstemp", refuse)
     else:
         out.chmod(0o555)
     try:

@@ -17,10 +17,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from .utils import preflight
 from .utils.errors import UserError
 
 MARKER = "dbd_lightning.predict"
@@ -42,24 +42,13 @@ def read_own_report(report: Path) -> set[str] | None:
     return {str(f) for f in data["files"] if isinstance(f, str)}
 
 
-def _nearest_existing(path: Path) -> Path:
-    p = path
-    while not p.exists() and p != p.parent:
-        p = p.parent
-    return p
-
-
 def check_writable(folder: Path) -> None:
-    """Create and remove a temporary file in ``folder`` (or its nearest existing parent)."""
-    where = folder if folder.is_dir() else _nearest_existing(folder.parent if not folder.exists() else folder)
+    """Probe ``folder`` (or its nearest existing parent) for writing, creating nothing (the preflight probe)."""
     try:
-        fd, name = tempfile.mkstemp(prefix=".predict_probe_", dir=where)
-        os.close(fd)
-        os.unlink(name)
-    except OSError as exc:
-        raise PredictOutputError(
-            f"cannot write to the output folder {folder} ({type(exc).__name__}: {exc.strerror or exc}); "
-            "choose a writable output= folder") from exc
+        preflight.check_writable(folder, role="output folder", create=False)
+    except preflight.OutputDirError as exc:
+        raise PredictOutputError(f"cannot write to the output folder {folder} ({exc}); "
+                                 "choose a writable output= folder") from None
 
 
 class OutputFolder:

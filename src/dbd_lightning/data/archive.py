@@ -20,7 +20,6 @@ its partial folder is removed.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import lzma
 import os
@@ -34,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..utils.errors import UserError
+from ..utils.hashing import file_sha256
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 STAGING_DIR = ".downloads"
@@ -91,14 +91,6 @@ def _member_problem(name: str) -> str | None:
 
 def _refuse(archive: Path, member: str, why: str) -> ArchiveError:
     return ArchiveError(f"refusing to extract {archive}: member {member!r}: {why}; nothing was extracted")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _identity(archive: Path) -> dict:
@@ -180,7 +172,7 @@ def extract_archive(archive: str | Path, root: str | Path) -> Extraction:
                                f"delete it (or move it away) and run again to extract {archive}")
         if all(marker.get(k) == v for k, v in ident.items()):
             return Extraction(archive, final, True, leftovers)
-        if marker.get("size") == ident["size"] and marker.get("sha256") == _sha256(archive):
+        if marker.get("size") == ident["size"] and marker.get("sha256") == file_sha256(archive, _CHUNK):
             # same content under another name or mtime (e.g. downloaded again): reuse, remember the new identity
             (final / MARKER).write_text(json.dumps({**marker, **ident, "archive": str(archive)}, indent=1))
             return Extraction(archive, final, True, leftovers)
@@ -190,7 +182,7 @@ def extract_archive(archive: str | Path, root: str | Path) -> Extraction:
     parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=parent))
     try:
-        digest = _sha256(archive)
+        digest = file_sha256(archive, _CHUNK)
         try:
             if archive_suffix(archive) == ".zip":
                 _extract_zip(archive, tmp)

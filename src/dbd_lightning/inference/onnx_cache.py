@@ -28,6 +28,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..utils.hashing import file_sha256
+from ..utils.preflight import OutputDirError, check_writable
+
 log = logging.getLogger(__name__)
 
 OPSET = 17
@@ -44,14 +47,6 @@ class LogitsGraph(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.net(x)
         return out["logits"] if isinstance(out, dict) else out
-
-
-def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def checkpoint_identity(ckpt: Path) -> dict:
@@ -76,11 +71,9 @@ def default_cache_dir() -> Path:
 
 def _writable(folder: Path) -> bool:
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
-            pass
+        check_writable(folder, role="ONNX cache folder")
         return True
-    except OSError:
+    except OutputDirError:
         return False
 
 

@@ -42,14 +42,19 @@ def _load(subset: str) -> list[dict]:
     return [ds[i] for i in range(len(ds))]
 
 
-def score_on_real_samples(predict, metrics_cfg: Mapping, subsets=tuple(REAL_MINI_SUBSETS)) -> dict:
-    """``{subset: {mae, fbeta, iou}, "all": {mae, iou}}`` of ``predict(rgb) -> focus map`` (or a constant)."""
+def score_on_real_samples(predict, metrics_cfg: Mapping, subsets=tuple(REAL_MINI_SUBSETS),
+                          samples: Mapping[str, list[dict]] | None = None) -> dict:
+    """``{subset: {mae, fbeta, iou}, "all": {mae, iou}}`` of ``predict(rgb) -> focus map`` (or a constant).
+
+    ``samples``: the subsets' loaded samples, when the caller has them already.
+    """
+    samples = samples if samples is not None else {s: _load(s) for s in subsets}
     out: dict[str, dict[str, float]] = {}
     pooled = build_dbd_metrics(**dict(metrics_cfg))
     maes = []
     for subset in subsets:
         metrics = build_dbd_metrics(**dict(metrics_cfg))
-        for sample in _load(subset):
+        for sample in samples[subset]:
             gt = torch.from_numpy(np.asarray(sample["mask"], np.float32))
             focus = np.full(gt.shape, predict, np.float32) if isinstance(predict, float) else predict(sample["image"])
             pred = torch.from_numpy(np.ascontiguousarray(focus, np.float32))
@@ -78,11 +83,15 @@ def real_samples_report(predictors: Mapping[str, object], metrics_cfg: Mapping, 
     grid column. Returns the markdown table (also printed by the caller).
     """
     out_dir = Path(out_dir)
+    samples = {s: _load(s) for s in REAL_MINI_SUBSETS}  # read once
+    images = [x["image"] for s in samples.values() for x in s]
+    # each predictor runs once per image (keyed by the image array): the maps are scored and drawn
+    maps = {name: {id(rgb): p.predict_image(rgb)["focus"] for rgb in images} for name, p in predictors.items()}
     results: dict[str, dict] = {}
-    for name, pred in predictors.items():
-        results[name] = score_on_real_samples(lambda rgb, p=pred: p.predict_image(rgb)["focus"], metrics_cfg)
+    for name in predictors:
+        results[name] = score_on_real_samples(lambda rgb, m=maps[name]: m[id(rgb)], metrics_cfg, samples=samples)
     for name, value in CONSTANTS.items():
-        results[name] = score_on_real_samples(value, metrics_cfg)
+        results[name] = score_on_real_samples(value, metrics_cfg, samples=samples)
     lines = [
         "| predictor | CUHK sample (5): MAE / F / IoU | DUT sample (5): MAE / F / IoU | all 10: mean MAE / pooled IoU |",
         "|---|---|---|---|",
@@ -95,12 +104,9 @@ def real_samples_report(predictors: Mapping[str, object], metrics_cfg: Mapping, 
         "Real photographs shipped in the package (papers' protocol: whole image resized to the input size).\n\n"
         + table + "\n")
     (out_dir / "real_samples.json").write_text(json.dumps(results, indent=1) + "\n")
-    rows = []
     names = list(predictors)[:2]
-    for subset in REAL_MINI_SUBSETS:
-        for sample in _load(subset):
-            rows.append([sample["image"], sample["mask"].astype(np.float32)]
-                        + [predictors[n].predict_image(sample["image"])["focus"] for n in names])
+    rows = [[x["image"], x["mask"].astype(np.float32)] + [maps[n][id(x["image"])] for n in names]
+            for s in samples.values() for x in s]
     grid = _grid(rows)
     cv2.imwrite(str(out_dir / "real_samples_grid.png"), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
     log.info("real-sample report: %s (grid columns: image | GT | %s)", out_dir / "real_samples.md", " | ".join(names))

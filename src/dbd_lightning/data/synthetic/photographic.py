@@ -39,7 +39,6 @@ benchmarks' in-focus edges measure 0.5-1 px), ``depth`` normalised over
 
 from __future__ import annotations
 
-import dataclasses
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,7 +47,16 @@ import cv2
 import numpy as np
 
 from .photo_pool import SPLITS, load_photo, photo_ids, segmented_photo
-from .renderer import SyntheticRenderer, _as_size, _loguniform, as_range, edge_types, focus_boundary
+from .renderer import (
+    ConfigFields,
+    SyntheticRenderer,
+    _as_size,
+    _loguniform,
+    as_range,
+    check_rendering_fields,
+    edge_types,
+    focus_boundary,
+)
 from .scene import make_background_depth
 
 __all__ = ["PhotoSceneConfig", "PhotographicRenderer", "REFERENCE_SIZE"]
@@ -64,8 +72,10 @@ _RANGES = (
 
 
 @dataclass(frozen=True)
-class PhotoSceneConfig:
+class PhotoSceneConfig(ConfigFields):
     """All numbers of the photographic scenes. Radii are px at ``REFERENCE_SIZE`` (scaled with ``size``)."""
+
+    KIND = "photographic scene"
 
     size: tuple[int, int] = (320, 320)
     photo_split: str = "all"  # train | val | test | all (disjoint photos per split)
@@ -126,7 +136,7 @@ class PhotoSceneConfig:
         if self.photo_split not in SPLITS:
             raise ValueError(f"photo_split must be one of {SPLITS}, got {self.photo_split!r}")
         for f in ("tilted_prob", "midground_prob", "focus_subject_prob", "focus_background_prob",
-                  "all_sharp_prob", "highlight_prob", "noise_prob", "jpeg_prob"):
+                  "all_sharp_prob", "highlight_prob"):
             if not 0.0 <= float(getattr(self, f)) <= 1.0:
                 raise ValueError(f"{f} must be in [0, 1], got {getattr(self, f)!r}")
         if self.focus_subject_prob + self.focus_background_prob > 1.0:
@@ -139,26 +149,13 @@ class PhotoSceneConfig:
             raise ValueError("subject_depth and background_depth must lie inside depth_range (> 0)")
         if self.subject_depth[1] >= self.background_depth[0]:
             raise ValueError("subject_depth must end before background_depth starts")
-        if self.jpeg_quality is not None:
-            set_(self, "jpeg_quality", tuple(int(q) for q in self.jpeg_quality))
-        if self.source_dir is not None:
-            set_(self, "source_dir", str(self.source_dir))
+        check_rendering_fields(self)  # the blurring / compositing / camera code shared with the collage scenes
 
     @property
     def scale(self) -> float:
         """Pixels per reference pixel: radii scale with the output width."""
         return self.size[1] / REFERENCE_SIZE
 
-    def replace(self, **changes: Any) -> PhotoSceneConfig:
-        valid = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(changes) - valid)
-        if unknown:
-            raise ValueError(f"unknown photographic scene field(s) {unknown}; valid: {', '.join(sorted(valid))}")
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
-                for f in dataclasses.fields(self)}
 
 
 def _region_from_segments(rng: np.random.Generator, labels: np.ndarray, sharpness: np.ndarray,

@@ -115,13 +115,64 @@ def as_range(name: str, value: Any) -> tuple[float, float]:
     return lo, hi
 
 
+def check_rendering_fields(cfg: Any) -> None:
+    """Check (and normalise in place) the fields that :class:`SyntheticRenderer`'s blurring, compositing
+    and camera code reads: ``r0``, ``psf``, ``gaussian_sigma_per_radius``, ``radius_step``,
+    ``n_depth_bins``, ``direct_blur_max_radius``, ``noise_prob``, ``jpeg_prob``, ``jpeg_quality``,
+    ``source_dir``. Both scene kinds (:class:`RenderConfig`, the photographic scenes' config) call it."""
+    set_ = object.__setattr__
+    if cfg.psf not in PSF_KINDS:
+        raise ValueError(f"unknown psf {cfg.psf!r}; valid: {', '.join(PSF_KINDS)}")
+    for f in ("noise_prob", "jpeg_prob"):
+        if not 0.0 <= float(getattr(cfg, f)) <= 1.0:
+            raise ValueError(f"{f} must be in [0, 1], got {getattr(cfg, f)!r}")
+    for f in ("gaussian_sigma_per_radius", "radius_step"):
+        if not float(getattr(cfg, f)) > 0:
+            raise ValueError(f"{f} must be > 0, got {getattr(cfg, f)!r}")
+    if cfg.r0 < 0:
+        raise ValueError(f"r0 must be >= 0, got {cfg.r0!r}")
+    if int(cfg.n_depth_bins) < 1:
+        raise ValueError(f"n_depth_bins must be >= 1, got {cfg.n_depth_bins!r}")
+    set_(cfg, "n_depth_bins", int(cfg.n_depth_bins))
+    if cfg.direct_blur_max_radius is not None and cfg.direct_blur_max_radius <= 0.5:
+        raise ValueError(f"direct_blur_max_radius must be > 0.5 or None, got {cfg.direct_blur_max_radius!r}")
+    if cfg.jpeg_quality is not None:
+        qlo, qhi = (int(q) for q in cfg.jpeg_quality)
+        if not 1 <= qlo <= qhi <= 100:
+            raise ValueError(f"jpeg_quality must be None or 1 <= lo <= hi <= 100, got {cfg.jpeg_quality!r}")
+        set_(cfg, "jpeg_quality", (qlo, qhi))
+    if cfg.source_dir is not None:
+        set_(cfg, "source_dir", str(cfg.source_dir))
+
+
+class ConfigFields:
+    """``replace`` and ``to_dict`` of the renderers' frozen config dataclasses (``KIND`` names them in errors)."""
+
+    KIND = "config"
+
+    def replace(self, **changes: Any):
+        """A copy with ``changes`` applied (validated); unknown names list the valid fields."""
+        valid = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - valid)
+        if unknown:
+            raise ValueError(f"unknown {self.KIND} field(s) {unknown}; valid: {', '.join(sorted(valid))}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-friendly dict (tuples become lists)."""
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
+                for f in dataclasses.fields(self)}
+
+
 @dataclass(frozen=True)
-class RenderConfig:
+class RenderConfig(ConfigFields):
     """All numbers of the synthetic renderer (defaults = the ``random`` preset).
 
     Ranges are ``(lo, hi)`` and drawn log-uniformly for lengths and f-numbers,
     uniformly otherwise. Units are in the field names (mm, m, px, 8-bit levels).
     """
+
+    KIND = "RenderConfig"
 
     size: tuple[int, int] = (320, 320)
     # camera (thin lens)
@@ -211,51 +262,16 @@ class RenderConfig:
         if not shapes or bad:
             raise ValueError(f"shapes must be a non-empty subset of {SHAPES}, got {self.shapes!r}")
         set_(self, "shapes", shapes)
-        if self.psf not in PSF_KINDS:
-            raise ValueError(f"unknown psf {self.psf!r}; valid: {', '.join(PSF_KINDS)}")
-        for f in ("tilted_prob", "focus_on_layer_prob", "noise_prob", "jpeg_prob", "homogeneous_prob"):
+        for f in ("tilted_prob", "focus_on_layer_prob", "homogeneous_prob"):
             if not 0.0 <= float(getattr(self, f)) <= 1.0:
                 raise ValueError(f"{f} must be in [0, 1], got {getattr(self, f)!r}")
-        for f in ("sensor_width_mm", "gaussian_sigma_per_radius", "max_radius_frac", "radius_step"):
+        for f in ("sensor_width_mm", "max_radius_frac"):
             if not float(getattr(self, f)) > 0:
                 raise ValueError(f"{f} must be > 0, got {getattr(self, f)!r}")
-        if self.r0 < 0:
-            raise ValueError(f"r0 must be >= 0, got {self.r0!r}")
-        if int(self.n_depth_bins) < 1:
-            raise ValueError(f"n_depth_bins must be >= 1, got {self.n_depth_bins!r}")
-        set_(self, "n_depth_bins", int(self.n_depth_bins))
-        if self.direct_blur_max_radius is not None and self.direct_blur_max_radius <= 0.5:
-            raise ValueError(
-                f"direct_blur_max_radius must be > 0.5 or None, got {self.direct_blur_max_radius!r}"
-            )
-        if self.jpeg_quality is not None:
-            qlo, qhi = (int(q) for q in self.jpeg_quality)
-            if not 1 <= qlo <= qhi <= 100:
-                raise ValueError(
-                    f"jpeg_quality must be None or 1 <= lo <= hi <= 100, got {self.jpeg_quality!r}"
-                )
-            set_(self, "jpeg_quality", (qlo, qhi))
+        check_rendering_fields(self)
         weights = (self.photo_weight, self.noise_weight, self.stripes_weight, self.checkers_weight)
         if min(weights) < 0 or sum(weights) <= 0:
             raise ValueError("texture weights must be >= 0 with a positive sum")
-        if self.source_dir is not None:
-            set_(self, "source_dir", str(self.source_dir))
-
-    def replace(self, **changes: Any) -> RenderConfig:
-        """A copy with ``changes`` applied (validated); unknown names list the valid fields."""
-        valid = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(changes) - valid)
-        if unknown:
-            raise ValueError(f"unknown RenderConfig field(s) {unknown}; valid: {', '.join(sorted(valid))}")
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-friendly dict (tuples become lists)."""
-        out = {}
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            out[f.name] = list(v) if isinstance(v, tuple) else v
-        return out
 
     def texture_bank(self) -> TextureBank:
         """The :class:`TextureBank` described by this config."""
