@@ -99,7 +99,7 @@ def summarise() -> str:
         if not runs:
             continue
         for mode in MODES:
-            def get(subset: str, key: str) -> list[float]:
+            def get(subset: str, key: str, runs=runs, mode=mode) -> list[float]:
                 return [r["real"][mode][subset][key] for r in runs]
 
             cuhk = " / ".join(f"{statistics.mean(get('real_cuhk', k)):.3f}" for k in ("mae", "fbeta", "iou"))

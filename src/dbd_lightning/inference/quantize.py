@@ -149,7 +149,13 @@ def int8_graph(fp32_path: Path, fp32_session, size: Sequence[int], mean: Sequenc
             return (open_session(path) if meta["accepted"] else None), path, meta
         except Exception as exc:  # a file onnxruntime cannot load is rebuilt
             log.info("int8 cache: %s does not load (%s), quantizing again", path, type(exc).__name__)
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     calib = scene_batches("train", settings.calibration_images, (h, w), mean, std, settings.seed)
