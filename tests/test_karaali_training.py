@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from dbd_lightning.data.karaali_patches import KaraaliPatchDataModule, KaraaliPatchDataset, blur_pattern
-from dbd_lightning.data.synthetic.recipes import KARAALI_BNET_RADII
 from dbd_lightning.models.karaali import BNet, ENet
+from dbd_lightning.models.karaali.levels import BNET_RADII as KARAALI_BNET_RADII
+from dbd_lightning.models.karaali.patches import KaraaliPatchDataModule, KaraaliPatchDataset, blur_pattern
 from dbd_lightning.ops.psf import blur, disk_kernel
 from dbd_lightning.tasks.karaali import KaraaliPatchTask
 from dbd_lightning.train import run
@@ -195,3 +195,29 @@ def test_bnet_tiny_overfit():
         opt.step()
         losses.append(float(loss.detach()))
     assert losses[-1] < 0.3 * losses[0]
+
+
+def test_karaali_recipes():
+    """Sec. IV-A: 23 B-NET levels 0.5..6.0 px (one per classifier output), whole-image disk blur; E-NET composite."""
+    from dbd_lightning.data.synthetic.textures import TextureBank
+    from dbd_lightning.models.karaali import KARAALI_LEVELS
+    from dbd_lightning.models.karaali.synthetic import (
+        karaali_bnet_sample,
+        karaali_enet_sample,
+        uniform_disk_blur,
+    )
+
+    assert len(KARAALI_BNET_RADII) == KARAALI_LEVELS == 23
+    assert KARAALI_BNET_RADII[0] == 0.5 and KARAALI_BNET_RADII[-1] == 6.0
+    np.testing.assert_allclose(np.diff(KARAALI_BNET_RADII), 0.25)
+    src = (np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8)
+    s0 = karaali_bnet_sample(np.random.default_rng(0), src, size=None, level=0)
+    np.testing.assert_array_equal(s0["image"], src)  # radius 0.5 = identity disk
+    s = karaali_bnet_sample(np.random.default_rng(0), src, size=None, level=22)
+    assert s["radius"] == 6.0 and s["image"].std() < src.std()
+    np.testing.assert_allclose(
+        uniform_disk_blur(src.astype(np.float32) / 255, 2.0),
+        blur(src.astype(np.float32) / 255, disk_kernel(2.0)),
+    )
+    e = karaali_enet_sample(np.random.default_rng(0), TextureBank(), size=48)
+    assert e["image"].shape == (48, 48, 3) and e["r_fg"] < e["r_bg"] and e["mask"].any()

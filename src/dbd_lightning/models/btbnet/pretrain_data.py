@@ -1,12 +1,15 @@
-"""BTBNet's simulated pretraining set as a ``Dataset`` (Zhao et al., CVPR 2018, Sec. 4.1).
+"""BTBNet's simulated pretraining set (Zhao et al., CVPR 2018, Sec. 4.1): the recipe and the ``Dataset``.
 
-Each sharp source image yields 20 samples: its left / right / top / bottom half blurred
-by a 7x7 Gaussian (sigma 2) applied 1..5 times (:func:`.recipes.btbnet_blur_half`).
-Sample ``i`` uses source ``i // 20`` and variant ``i % 20`` (blur count, position), so
-``length = 20 x sources`` enumerates the paper's set exactly. Sources are random photo
-crops from a :class:`.textures.TextureBank` (the bundled scikit-image photos, or a
-folder of sharp photos such as BSDS500 + UCID via ``source_dir``) drawn with a per-source
-seed, so the dataset is deterministic and picklable.
+Half of a sharp image is blurred by a 7x7 Gaussian with sigma 2 applied ``k = 1..5``
+times; the blurred half is the left, right, top or bottom one, so each source gives
+20 images. In-focus mask = the sharp half.
+
+:class:`BTBNetPretrainDataset`: sample ``i`` uses source ``i // 20`` and variant
+``i % 20`` (blur count, position), so ``length = 20 x sources`` enumerates the paper's
+set exactly. Sources are random photo crops from a
+:class:`~dbd_lightning.data.synthetic.textures.TextureBank` (the bundled scikit-image
+photos, or a folder of sharp photos such as BSDS500 + UCID via ``source_dir``) drawn
+with a per-source seed, so the dataset is deterministic and picklable.
 """
 
 from __future__ import annotations
@@ -17,13 +20,84 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
-from .recipes import BTBNET_POSITIONS, BTBNET_TIMES, btbnet_pretrain_sample
-from .textures import TextureBank
+from ...data.synthetic.sources import as_float_rgb, source_image, to_uint8
+from ...data.synthetic.textures import TextureBank
+from ...ops.psf import blur, gaussian_kernel
 
-__all__ = ["BTBNetPretrainDataset", "BTBNET_VARIANTS"]
+__all__ = [
+    "BTBNET_KERNEL_SIZE",
+    "BTBNET_POSITIONS",
+    "BTBNET_SIGMA",
+    "BTBNET_TIMES",
+    "BTBNET_VARIANTS",
+    "BTBNetPretrainDataset",
+    "btbnet_blur_half",
+    "btbnet_pretrain_sample",
+    "btbnet_pretrain_variants",
+]
+
+BTBNET_POSITIONS: tuple[str, ...] = ("left", "right", "top", "bottom")
+BTBNET_TIMES: tuple[int, ...] = (1, 2, 3, 4, 5)
+BTBNET_SIGMA: float = 2.0
+BTBNET_KERNEL_SIZE: int = 7
 
 #: (times, position) of the 20 variants of one source, in index order.
 BTBNET_VARIANTS: tuple[tuple[int, str], ...] = tuple((t, p) for t in BTBNET_TIMES for p in BTBNET_POSITIONS)
+
+
+def btbnet_blur_half(image: np.ndarray, times: int, position: str) -> tuple[np.ndarray, np.ndarray]:
+    """Blur one half of ``image`` by the 7x7 sigma-2 Gaussian applied ``times`` times.
+
+    Returns ``(float32 HxWx3 image, uint8 mask)`` with mask 1 = in focus (the
+    sharp half) and 0 on the blurred half at ``position`` (left/right/top/bottom).
+    The whole image is blurred, then only the chosen half is kept blurred.
+    """
+    if position not in BTBNET_POSITIONS:
+        raise ValueError(f"unknown position {position!r}; valid: {', '.join(BTBNET_POSITIONS)}")
+    if int(times) < 1:
+        raise ValueError(f"times must be >= 1, got {times!r}")
+    img = as_float_rgb(image)
+    kernel = gaussian_kernel(BTBNET_SIGMA, BTBNET_KERNEL_SIZE // 2)
+    blurred = img
+    for _ in range(int(times)):
+        blurred = blur(blurred, kernel)
+    h, w = img.shape[:2]
+    mask = np.ones((h, w), np.uint8)
+    region = {
+        "left": (slice(None), slice(0, w // 2)),
+        "right": (slice(None), slice(w // 2, None)),
+        "top": (slice(0, h // 2), slice(None)),
+        "bottom": (slice(h // 2, None), slice(None)),
+    }[position]
+    out = img.copy()
+    out[region] = blurred[region]
+    mask[region] = 0
+    return out, mask
+
+
+def btbnet_pretrain_sample(
+    rng: np.random.Generator,
+    source: np.ndarray | TextureBank,
+    size: tuple[int, int] | int | None = (320, 320),
+    times: int | None = None,
+    position: str | None = None,
+) -> dict[str, Any]:
+    """One BTBNet pretraining sample: ``times`` (random 1..5) and ``position`` (random of 4).
+
+    Returns ``image`` uint8 HxWx3, ``mask`` uint8 (1 = sharp half), ``times``, ``position``.
+    """
+    times = int(rng.choice(BTBNET_TIMES)) if times is None else int(times)
+    position = BTBNET_POSITIONS[int(rng.integers(4))] if position is None else position
+    img, mask = btbnet_blur_half(source_image(rng, source, size), times, position)
+    return {"image": to_uint8(img), "mask": mask, "times": times, "position": position}
+
+
+def btbnet_pretrain_variants(image: np.ndarray):
+    """Yield the 20 BTBNet pretraining variants (5 blur strengths x 4 positions) of one image."""
+    for times in BTBNET_TIMES:
+        for position in BTBNET_POSITIONS:
+            img, mask = btbnet_blur_half(image, times, position)
+            yield {"image": to_uint8(img), "mask": mask, "times": times, "position": position}
 
 
 class BTBNetPretrainDataset(Dataset):
