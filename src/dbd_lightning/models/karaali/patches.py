@@ -34,6 +34,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ...data.synthetic.scene import SHAPES, random_shape
+from ...data.synthetic.sources import to_uint8
 from ...data.synthetic.textures import TextureBank
 from ...ops.edges import canny_hue
 from ...ops.psf import blur, disk_kernel
@@ -48,7 +49,7 @@ PATTERNS = ("uniform", "gradual", "step")
 
 
 def _edge_points(sharp: np.ndarray) -> np.ndarray:
-    u8 = np.clip(sharp * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    u8 = to_uint8(sharp)
     return canny_hue(u8) | canny_hue(u8, channel="gray")
 
 
@@ -145,7 +146,7 @@ class KaraaliPatchDataset(Dataset):
     def _bnet_image(self, rng, bank, level):
         sharp, edges = self._sharp_with_edges(rng, bank)
         img = blur(sharp, disk_kernel(BNET_RADII[level]))
-        return np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8), edges, level
+        return to_uint8(img), edges, level
 
     def _enet_image(self, rng, bank, i, rotations):
         angle = float(rotations[int(rng.integers(len(rotations)))])
@@ -170,7 +171,7 @@ class KaraaliPatchDataset(Dataset):
             if not pts.any():
                 return self._enet_image(rng, bank, i + 2, rotations)
             label = 0
-        return np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8), pts.astype(bool), label
+        return to_uint8(img), pts.astype(bool), label
 
     def __len__(self) -> int:
         return len(self.labels)
