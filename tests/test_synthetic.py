@@ -22,7 +22,7 @@ from dbd_lightning.data.synthetic import (
     resolve_config,
     uniform_disk_blur,
 )
-from dbd_lightning.data.synthetic.renderer import focus_boundary
+from dbd_lightning.data.synthetic.labels import focus_boundary
 from dbd_lightning.data.synthetic.textures import TEXTURE_KINDS, available_bundled_photos
 from dbd_lightning.ops.psf import blur, disk_kernel, gaussian_kernel
 from dbd_lightning.ops.thin_lens import coc_radius_px

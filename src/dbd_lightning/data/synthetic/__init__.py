@@ -1,4 +1,4 @@
-"""Synthetic thin-lens defocus data: textures, layered scenes, renderer, dataset, writer.
+"""Synthetic thin-lens defocus data: textures, layered scenes, configs + presets, labels, renderers, dataset, writer.
 
 Importing this package is light (numpy + OpenCV); the torch ``Dataset``
 (:class:`SyntheticDefocusDataset`) is imported on first access.
@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .bench import bench_renderer
+from .config import PRESETS, PhotoSceneConfig, RenderConfig, get_preset, resolve_config
+from .labels import SAMPLE_KEYS
 from .recipes import (
     KARAALI_BNET_RADII,
     KARAALI_ENET_RADII,
@@ -18,15 +20,7 @@ from .recipes import (
     karaali_enet_sample,
     uniform_disk_blur,
 )
-from .renderer import (
-    PRESETS,
-    SAMPLE_KEYS,
-    RenderConfig,
-    SyntheticRenderer,
-    get_preset,
-    resolve_config,
-    sample_name,
-)
+from .renderer import SyntheticRenderer, sample_name
 from .textures import BUNDLED_PHOTOS, TextureBank
 from .writer import write_dataset
 
@@ -38,6 +32,7 @@ __all__ = [
     "KARAALI_BNET_RADII",
     "KARAALI_ENET_RADII",
     "PRESETS",
+    "PhotoSceneConfig",
     "SAMPLE_KEYS",
     "RenderConfig",
     "SyntheticDefocusDataset",

@@ -26,7 +26,7 @@ def _image(size: int, image: str | None) -> np.ndarray:
         from ...data.io import read_rgb
 
         return read_rgb(image)
-    from ...data.synthetic.renderer import SyntheticRenderer, resolve_config
+    from ...data.synthetic import SyntheticRenderer, resolve_config
 
     return SyntheticRenderer(resolve_config("shallow", size=size), seed=0).render(0)["image"]
 
