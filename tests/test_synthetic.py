@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from dbd_lightning.bench.renderer import bench_renderer
 from dbd_lightning.data.synthetic import (
     KARAALI_BNET_RADII,
     PRESETS,
@@ -13,7 +14,6 @@ from dbd_lightning.data.synthetic import (
     RenderConfig,
     SyntheticRenderer,
     TextureBank,
-    bench_renderer,
     btbnet_pretrain_sample,
     btbnet_pretrain_variants,
     get_preset,

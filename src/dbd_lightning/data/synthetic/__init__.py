@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .bench import bench_renderer
 from .config import PRESETS, PhotoSceneConfig, RenderConfig, get_preset, resolve_config
 from .labels import SAMPLE_KEYS
 from .recipes import (
@@ -38,7 +37,6 @@ __all__ = [
     "SyntheticDefocusDataset",
     "SyntheticRenderer",
     "TextureBank",
-    "bench_renderer",
     "btbnet_pretrain_sample",
     "btbnet_pretrain_variants",
     "get_preset",
