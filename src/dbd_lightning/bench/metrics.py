@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as TF
 
 from ..metrics.collection import build_dbd_metrics
-from ..metrics.dbd import PrecisionRecallCurve
+from ..metrics.curves import PrecisionRecallCurve
 from ..ops.cpu_memory import reuse_freed_memory
 from .timer import once
 
