@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from dbd_lightning.models.btbnet import BTBNet
-from dbd_lightning.models.components.input_size import nearest_multiples
+from dbd_lightning.models.components.input_size import InputSizeError, nearest_multiples
 from dbd_lightning.models.ddnet import DDNet
 from dbd_lightning.models.depthnet import DepthNet
 from dbd_lightning.models.dffnet import DFFNet
@@ -24,8 +24,10 @@ def test_nearest_multiples():
 def test_dffnet_family_names_the_stride_and_the_nearest_sizes(cls):
     torch.manual_seed(0)
     net = cls("resnet18").eval()
-    with torch.no_grad(), pytest.raises(ValueError, match=r"70x50 .* stride 32 .* height 64 or 96, width 32 or 64"):
+    expected = r"70x50 .* stride 32 .* height 64 or 96, width 32 or 64 \(e\.g\. data\.image_size=\[64,64\]"
+    with torch.no_grad(), pytest.raises(InputSizeError, match=expected) as info:
         net(torch.randn(1, 3, 70, 50))
+    assert isinstance(info.value, ValueError)  # a ValueError, and a UserError for the entry points (exit 2)
     with torch.no_grad():
         assert net(torch.randn(1, 3, 64, 96))["logits"].shape == (1, 1, 64, 96)
         # a size the encoder's ceil rounding makes fit still runs, as it did before the check

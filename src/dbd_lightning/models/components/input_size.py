@@ -19,7 +19,13 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["check_level_sizes", "nearest_multiples"]
+from ...utils.errors import UserError
+
+__all__ = ["InputSizeError", "check_level_sizes", "nearest_multiples"]
+
+
+class InputSizeError(UserError, ValueError):
+    """An input size the network cannot take; the entry points print it as ``error: ...`` (exit 2)."""
 
 
 def nearest_multiples(size: int, stride: int) -> list[int]:
@@ -29,7 +35,7 @@ def nearest_multiples(size: int, stride: int) -> list[int]:
 
 
 def check_level_sizes(net: str, image: torch.Tensor, features: Sequence[torch.Tensor], stride: int) -> None:
-    """Raise a ValueError naming ``stride`` and the nearest valid sizes unless each of ``features``
+    """Raise an :class:`InputSizeError` (a ValueError) naming ``stride`` and the nearest valid sizes unless each of ``features``
     (finest first) is exactly twice the size of the next. Skipped while tracing / exporting / compiling
     (the exported graph takes dynamic sizes; multiples of ``stride`` are safe there)."""
     if torch.jit.is_tracing() or torch.compiler.is_compiling():
@@ -44,9 +50,12 @@ def check_level_sizes(net: str, image: torch.Tensor, features: Sequence[torch.Te
     def near(s: int) -> str:
         return " or ".join(str(v) for v in nearest_multiples(s, stride))
 
-    raise ValueError(
+    def closest(s: int) -> int:
+        return min(nearest_multiples(s, stride), key=lambda v: (abs(v - s), v))
+
+    raise InputSizeError(
         f"{net}: an input of {h}x{w} does not fit the encoder's output stride {stride} (its levels {sizes} "
         f"do not halve exactly, and the decoder upsamples each by 2). Use a height and width that are "
-        f"multiples of {stride}: height {near(h)}, width {near(w)} (predict and eval resize to such sizes "
-        "themselves: size_multiple=32)."
+        f"multiples of {stride}: height {near(h)}, width {near(w)} (e.g. data.image_size=[{closest(h)},"
+        f"{closest(w)}]; predict resizes to such sizes itself)."
     )
