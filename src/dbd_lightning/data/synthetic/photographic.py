@@ -265,19 +265,7 @@ class PhotographicRenderer(SyntheticRenderer):
             radius[:] = radii[idx]
             if rng.random() < cfg.highlight_prob and radii.max() > 1.5 * cfg.scale:
                 self._highlights(rng, layers[0]["lin"], np.asarray(radius > 1.5 * cfg.scale, np.float32))
-            acc_a = np.zeros((h, w), np.float32)
-            colour = np.zeros((h, w, 3), np.float32)
-            for b in range(len(centres)):
-                sel = (idx == b).astype(np.uint8)
-                x, y, bw, bh = cv2.boundingRect(sel)
-                if bw * bh == 0:
-                    continue
-                c_i, a_i, (ey0, ey1, ex0, ex1) = self._blurred_layer(
-                    sel[y:y + bh, x:x + bw].astype(np.float32), layers[0]["lin"][y:y + bh, x:x + bw],
-                    (y, y + bh, x, x + bw), float(radii[b]))
-                colour[ey0:ey1, ex0:ex1] += c_i
-                acc_a[ey0:ey1, ex0:ex1] += a_i
-            colour = cv2.divide(colour, cv2.cvtColor(np.maximum(acc_a, 1e-6), cv2.COLOR_GRAY2RGB))
+            colour = self._binned_plane(idx, radii, layers[0]["lin"])
         else:
             r_bg = float(np.abs(signed_radius(float(np.mean(bg_depth)))))
             radius[:] = r_bg

@@ -151,6 +151,26 @@ class SyntheticRenderer:
         return idx, centres
 
     # ----------------------------------------------------------------- render
+    def _binned_plane(self, idx: np.ndarray, radii: np.ndarray, texture: np.ndarray) -> np.ndarray:
+        """Colour of a tilted plane whose pixels fall in radius bins ``idx`` (bin ``b`` blurred with
+        ``radii[b]``): the bins do not occlude one another, their blurred colour and alpha are summed
+        and the plane is normalised by the summed alpha (no dark seams between bins)."""
+        h, w = idx.shape
+        acc_a = np.zeros((h, w), np.float32)
+        colour = np.zeros((h, w, 3), np.float32)
+        for b in range(len(radii)):
+            sel = (idx == b).astype(np.uint8)
+            x, y, bw, bh = cv2.boundingRect(sel)
+            if bw * bh == 0:
+                continue
+            box = (y, y + bh, x, x + bw)
+            a = sel[y : y + bh, x : x + bw].astype(np.float32)
+            c_i, a_i, (ey0, ey1, ex0, ex1) = self._blurred_layer(a, texture[y : y + bh, x : x + bw], box,
+                                                                 float(radii[b]))
+            colour[ey0:ey1, ex0:ex1] += c_i
+            acc_a[ey0:ey1, ex0:ex1] += a_i
+        return cv2.divide(colour, cv2.cvtColor(np.maximum(acc_a, 1e-6), cv2.COLOR_GRAY2RGB))
+
     def render(self, index: int) -> dict[str, np.ndarray]:
         """Render sample ``index``: a dict with :data:`SAMPLE_KEYS` (see the module docstring)."""
         return self.render_with_info(index)[0]
@@ -179,21 +199,7 @@ class SyntheticRenderer:
             idx, centres = self._plane_bins(signed_radius(bg.depth_m).astype(np.float32))
             radii = np.abs(centres).astype(np.float32)
             radius[:] = radii[idx]
-            acc_a = np.zeros((h, w), np.float32)
-            colour = np.zeros((h, w, 3), np.float32)
-            for b in range(len(centres)):
-                sel = (idx == b).astype(np.uint8)
-                x, y, bw, bh = cv2.boundingRect(sel)
-                if bw * bh == 0:
-                    continue
-                box = (y, y + bh, x, x + bw)
-                a = sel[y : y + bh, x : x + bw].astype(np.float32)
-                c_i, a_i, (ey0, ey1, ex0, ex1) = self._blurred_layer(
-                    a, bg.texture[y : y + bh, x : x + bw], box, float(radii[b])
-                )
-                colour[ey0:ey1, ex0:ex1] += c_i
-                acc_a[ey0:ey1, ex0:ex1] += a_i
-            colour = cv2.divide(colour, cv2.cvtColor(np.maximum(acc_a, 1e-6), cv2.COLOR_GRAY2RGB))
+            colour = self._binned_plane(idx, radii, bg.texture)
             n_bins = len(centres)
         else:
             r_bg = float(abs(signed_radius(bg.depth_m)))
