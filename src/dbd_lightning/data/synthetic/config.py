@@ -113,6 +113,12 @@ class ConfigFields:
             raise ValueError(f"unknown {self.KIND} field(s) {unknown}; valid: {', '.join(sorted(valid))}")
         return dataclasses.replace(self, **changes)
 
+    def _normalise_size_and_ranges(self, ranges: Sequence[str]) -> None:
+        """``size`` as ``(H, W)`` and each field of ``ranges`` as a checked ``(lo, hi)`` float pair, in place."""
+        object.__setattr__(self, "size", _as_size(self.size))
+        for f in ranges:
+            object.__setattr__(self, f, as_range(f, getattr(self, f)))
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-friendly dict (tuples become lists)."""
         return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
@@ -176,9 +182,7 @@ class RenderConfig(ConfigFields):
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        set_(self, "size", _as_size(self.size))
-        for f in _RANGE_FIELDS:
-            set_(self, f, as_range(f, getattr(self, f)))
+        self._normalise_size_and_ranges(_RANGE_FIELDS)
         lo, hi = (int(x) for x in self.n_layers)
         if not 0 <= lo <= hi:
             raise ValueError(f"n_layers must satisfy 0 <= lo <= hi, got {self.n_layers!r}")
@@ -359,9 +363,7 @@ class PhotoSceneConfig(ConfigFields):
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        set_(self, "size", _as_size(self.size))
-        for f in _RANGES:
-            set_(self, f, as_range(f, getattr(self, f)))
+        self._normalise_size_and_ranges(_RANGES)
         for f in ("n_subjects", "highlight_count"):
             lo, hi = (int(x) for x in getattr(self, f))
             if not 0 <= lo <= hi:
