@@ -28,3 +28,30 @@ def test_a_failing_case_is_recorded_and_sets_the_exit_status(tmp_path, monkeypat
     assert bench.cli(["--cases", "no_such_case", "--out", str(out)]) == 1
     error = json.loads(out.read_text())["cases"]["no_such_case"]["error"]
     assert "unknown bench case 'no_such_case'" in error
+
+
+def test_timer_warms_up_then_interleaves_and_keeps_the_last_result():
+    from dbd_lightning.bench.timer import measure
+
+    calls = []
+    timings = measure({"a": lambda: calls.append("a") or len(calls), "b": lambda: calls.append("b") or -len(calls)},
+                      repeats=3, warmup=2)
+    assert calls == ["a", "b"] * 5  # 2 warm-up rounds, then 3 timed rounds, A B A B ...
+    assert [len(timings[k].wall) for k in "ab"] == [3, 3] and [len(timings[k].cpu) for k in "ab"] == [3, 3]
+    assert (timings["a"].result, timings["b"].result) == (9, -10)
+    single = measure(lambda: 7, repeats=1, warmup=0)
+    assert single.result == 7 and len(single.wall) == 1
+    with pytest.raises(ValueError, match="repeats"):
+        measure(lambda: None, repeats=0)
+
+
+def test_summarize_gives_medians_minima_and_ratios_to_the_reference():
+    from dbd_lightning.bench.timer import Timing, summarize
+
+    t = {"ref": Timing(wall=[2.0, 4.0, 3.0]), "fast": Timing(wall=[1.0, 0.5, 2.0])}
+    s = summarize(t, "ref", unit=1.0, unit_name="s")
+    assert s == {"median_s": {"ref": 3.0, "fast": 1.0}, "min_s": {"ref": 2.0, "fast": 0.5},
+                 "ratio_median": {"ref": 1.0, "fast": 1.0 / 3.0}, "ratio_min": {"ref": 1.0, "fast": 0.25}}
+    assert summarize(t, "ref")["median_ms"] == {"ref": 3000.0, "fast": 1000.0}
+    with pytest.raises(ValueError, match="reference 'nope'"):
+        summarize(t, "nope")

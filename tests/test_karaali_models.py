@@ -12,12 +12,15 @@ from numpy.lib.stride_tricks import sliding_window_view
 from dbd_lightning.convert import main as convert_main
 from dbd_lightning.models.karaali import BNet, ENet
 from dbd_lightning.models.karaali.convert import BNET_KEYS, ENET_KEYS
-from dbd_lightning.models.karaali.pipeline import trunk_from_dense
-from dbd_lightning.models.karaali.torch_model import (
+from dbd_lightning.models.karaali.engine import (
     WIDE_PHASE,
     grid_needs,
+    head_from_dense,
     pixel_mask,
     snap_to_wide_grid,
+    stream_dense,
+    streams_dense,
+    trunk_from_dense,
     wide_grid_shape,
     winograd_f33,
 )
@@ -59,11 +62,11 @@ def test_dense_evaluation_equals_patch_forward(crops):
     ys, xs = torch.tensor([0, 5, 36, 20, 36]), torch.tensor([0, 44, 7, 30, 44])
     with torch.no_grad():
         patches = extract_patches(pad, ys, xs)
-        maps = b.streams.dense(pad)
-        torch.testing.assert_close(b.head_from_dense(maps, ys, xs), b(patches), rtol=1e-10, atol=1e-10)
+        maps = streams_dense(b.streams, pad)
+        torch.testing.assert_close(head_from_dense(b, maps, ys, xs), b(patches), rtol=1e-10, atol=1e-10)
         torch.testing.assert_close(trunk_from_dense(b.trunk, maps[:2], maps[2], ys, xs, chunk=2), b(patches),
                                    rtol=1e-10, atol=1e-10)
-        f1, f2 = e.f1.dense(pad), e.f2.dense(pad)
+        f1, f2 = streams_dense(e.f1, pad), stream_dense(e.f2, pad)
         torch.testing.assert_close(trunk_from_dense(e.trunk, [f2, *f1[:2]], f1[2], ys, xs, chunk=3), e(patches),
                                    rtol=1e-10, atol=1e-10)
     # the 41x41 patch is the reflect-padded neighbourhood
@@ -90,8 +93,8 @@ def test_receptive_field_evaluation_equals_patch_forward(sparse_max, winograd):
     assert 0.05 < needs[0].double().mean() < 0.95  # a real mix of needed and skipped positions
     with torch.no_grad():
         patches = extract_patches(pad, ys, xs)
-        maps = b.streams.dense(pad, needs, sparse_max)
-        f2 = e.f2.dense(pad, needs[0], sparse_max)
+        maps = streams_dense(b.streams, pad, needs, sparse_max)
+        f2 = stream_dense(e.f2, pad, needs[0], sparse_max)
         got_b = trunk_from_dense(b.trunk, maps[:2], maps[2], ys, xs, 4, sparse_max, winograd)
         got_e = trunk_from_dense(e.trunk, [f2, *maps[:2]], maps[2], ys, xs, 7, sparse_max, winograd)
         torch.testing.assert_close(got_b, b(patches), rtol=1e-10, atol=1e-10)
@@ -99,7 +102,7 @@ def test_receptive_field_evaluation_equals_patch_forward(sparse_max, winograd):
         # float32 (fused oneDNN conv + ReLU on the CPU) agrees to float32 rounding
         b32 = b.float()
         pad32 = pad.float().contiguous(memory_format=torch.channels_last)
-        m32 = b32.streams.dense(pad32, needs, sparse_max)
+        m32 = streams_dense(b32.streams, pad32, needs, sparse_max)
         torch.testing.assert_close(trunk_from_dense(b32.trunk, m32[:2], m32[2], ys, xs, 8, sparse_max, winograd),
                                    got_b.float(), rtol=1e-4, atol=1e-4)
 
@@ -129,9 +132,9 @@ def test_native_stride_wide_streams_equal_patch_forward_at_grid_points(sparse_ma
     needs = grid_needs(pixel_mask(ys, xs, h, w), WIDE_PHASE)
     with torch.no_grad():
         fine, wide = extract_patches(pad, ys, xs), extract_patches(pad, gy, gx)
-        maps = b.streams.dense(pad, needs, sparse_max, WIDE_PHASE)
+        maps = streams_dense(b.streams, pad, needs, sparse_max, WIDE_PHASE)
         assert tuple(maps[0].shape[-2:]) == (grid[0] + 6, grid[1] + 6) == tuple(maps[1].shape[-2:])
-        f2 = e.f2.dense(pad, needs[0], sparse_max, WIDE_PHASE)
+        f2 = stream_dense(e.f2, pad, needs[0], sparse_max, WIDE_PHASE)
         got_b = trunk_from_dense(b.trunk, maps[:2], maps[2], ys, xs, 6, sparse_max, wide_phase=WIDE_PHASE)
         got_e = trunk_from_dense(e.trunk, [f2, *maps[:2]], maps[2], ys, xs, 9, sparse_max, wide_phase=WIDE_PHASE)
         torch.testing.assert_close(got_b, b(wide, fine), rtol=1e-10, atol=1e-10)
@@ -139,13 +142,13 @@ def test_native_stride_wide_streams_equal_patch_forward_at_grid_points(sparse_ma
         # and not the exact evaluation (the wide patches moved for most pixels)
         assert not torch.allclose(got_b, b(fine), rtol=1e-6, atol=1e-6)
         with pytest.raises(ValueError, match="native-stride wide maps"):
-            trunk_from_dense(b.trunk, b.streams.dense(pad)[:2], maps[2], ys, xs, 6, wide_phase=WIDE_PHASE)
+            trunk_from_dense(b.trunk, streams_dense(b.streams, pad)[:2], maps[2], ys, xs, 6, wide_phase=WIDE_PHASE)
         with pytest.raises(ValueError, match="pooling"):
-            b.streams.s15.dense(pad, phase=WIDE_PHASE)
+            stream_dense(b.streams.s15, pad, phase=WIDE_PHASE)
 
 
 def test_strided_max_pool3_equals_max_pool2d_at_every_phase():
-    from dbd_lightning.models.karaali.torch_model import strided_max_pool3
+    from dbd_lightning.models.karaali.engine import strided_max_pool3
 
     x = torch.randn(1, 5, 23, 31).contiguous(memory_format=torch.channels_last)
     for phase in range(3):

@@ -148,7 +148,7 @@ def test_native_stride_mode_dense_and_patchwise_agree_and_differs_from_exact():
 def test_per_cell_mode_is_the_exact_networks_at_the_cell_centres():
     """``per_cell``: each edge pixel gets the exact networks' result at its cell's centre (the nearest
     point ``1 + 3u``), dense maps or patch-wise (float64)."""
-    from dbd_lightning.models.karaali.torch_model import snap_to_wide_grid, wide_grid_shape
+    from dbd_lightning.models.karaali.engine import snap_to_wide_grid, wide_grid_shape
 
     rgb = _crop(48)
     bnet, enet = _mixed_nets()

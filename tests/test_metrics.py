@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from dbd_lightning.bench.metrics import baseline_numpy, bench_metrics
 from dbd_lightning.metrics import (
     MAE,
     FBeta,
@@ -21,7 +22,6 @@ from dbd_lightning.metrics import (
     build_dbd_metrics,
 )
 from dbd_lightning.metrics import functional as F
-from dbd_lightning.metrics.bench import baseline_numpy, bench_metrics
 
 # --------------------------------------------------------------------------- #
 # hand-computed fixtures

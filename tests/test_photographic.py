@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dbd_lightning.data.synthetic.config import PhotoSceneConfig
 from dbd_lightning.data.synthetic.dataset import SyntheticDefocusDataset
+from dbd_lightning.data.synthetic.labels import SAMPLE_KEYS
 from dbd_lightning.data.synthetic.photo_pool import BUNDLED_SPLITS, photo_ids, segmented_photo
-from dbd_lightning.data.synthetic.photographic import PhotographicRenderer, PhotoSceneConfig
-from dbd_lightning.data.synthetic.renderer import SAMPLE_KEYS
+from dbd_lightning.data.synthetic.photographic import PhotographicRenderer
 
 SIZE = (96, 96)
 

@@ -6,17 +6,17 @@ import cv2
 import numpy as np
 import pytest
 
+from dbd_lightning.bench.renderer import bench_renderer
 from dbd_lightning.data.synthetic import (
     PRESETS,
     SAMPLE_KEYS,
     RenderConfig,
     SyntheticRenderer,
     TextureBank,
-    bench_renderer,
     get_preset,
     resolve_config,
 )
-from dbd_lightning.data.synthetic.renderer import focus_boundary
+from dbd_lightning.data.synthetic.labels import focus_boundary
 from dbd_lightning.data.synthetic.textures import TEXTURE_KINDS, available_bundled_photos
 from dbd_lightning.ops.psf import blur, disk_kernel
 from dbd_lightning.ops.thin_lens import coc_radius_px

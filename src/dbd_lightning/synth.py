@@ -65,7 +65,7 @@ def _parse_size(value: str) -> int | tuple[int, int]:
 
 def parse_args(argv: Sequence[str]) -> dict[str, Any]:
     """Parse ``key=value`` arguments (a leading ``--`` on keys is accepted)."""
-    from .data.synthetic.renderer import RenderConfig
+    from .data.synthetic.config import RenderConfig
 
     fields = {f.name for f in dataclasses.fields(RenderConfig)} - {"size", "name"}
     args: dict[str, Any] = {

@@ -6,7 +6,8 @@ binning and edge cases.
 """
 
 from .collection import PRESETS, DBDMetricCollection, build_dbd_metrics, resolve_convention
-from .dbd import MAE, FBeta, IoU, MaxFBeta, Precision, PrecisionRecallCurve, Recall
+from .curves import FBeta, MaxFBeta, PrecisionRecallCurve
+from .dbd import MAE, IoU, Precision, Recall
 
 __all__ = [
     "MAE",

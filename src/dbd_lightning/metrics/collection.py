@@ -24,7 +24,8 @@ from typing import Any
 from torchmetrics import MetricCollection
 
 from . import functional as F
-from .dbd import MAE, FBeta, IoU, MaxFBeta, Precision, PrecisionRecallCurve, Recall
+from .curves import FBeta, MaxFBeta, PrecisionRecallCurve
+from .dbd import MAE, IoU, Precision, Recall
 
 PRESETS: dict[str, dict[str, Any]] = {
     "ddffnet": dict(

@@ -98,7 +98,7 @@ def evaluate_sources(
         } if pr_curves else {}
         loader = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=num_workers, collate_fn=_identity)
         # full-resolution maps allocate ~50 MB of temporaries per image; reusing freed heap
-        # memory instead of fresh pages makes the metrics ~2.4x faster on CPU (metrics/bench.py)
+        # memory instead of fresh pages makes the metrics ~2.4x faster on CPU (bench/metrics.py)
         n = 0
         with reuse_freed_memory():
             for sample in tqdm(loader, desc=f"eval {ds_name}", unit="img", disable=not progress, dynamic_ncols=True):

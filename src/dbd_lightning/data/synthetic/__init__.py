@@ -1,4 +1,4 @@
-"""Synthetic thin-lens defocus data: textures, layered scenes, renderer, dataset, writer.
+"""Synthetic thin-lens defocus data: textures, layered scenes, configs + presets, labels, renderers, dataset, writer.
 
 Importing this package is light (numpy + OpenCV); the torch ``Dataset``
 (:class:`SyntheticDefocusDataset`) is imported on first access.
@@ -8,16 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .bench import bench_renderer
-from .renderer import (
-    PRESETS,
-    SAMPLE_KEYS,
-    RenderConfig,
-    SyntheticRenderer,
-    get_preset,
-    resolve_config,
-    sample_name,
-)
+from .config import PRESETS, PhotoSceneConfig, RenderConfig, get_preset, resolve_config
+from .labels import SAMPLE_KEYS
+from .renderer import SyntheticRenderer, sample_name
 from .textures import BUNDLED_PHOTOS, TextureBank
 from .writer import write_dataset
 
@@ -27,12 +20,12 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "BUNDLED_PHOTOS",
     "PRESETS",
+    "PhotoSceneConfig",
     "SAMPLE_KEYS",
     "RenderConfig",
     "SyntheticDefocusDataset",
     "SyntheticRenderer",
     "TextureBank",
-    "bench_renderer",
     "get_preset",
     "resolve_config",
     "sample_name",

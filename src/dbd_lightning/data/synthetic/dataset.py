@@ -7,8 +7,9 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from .photographic import PhotographicRenderer, PhotoSceneConfig
-from .renderer import RenderConfig, SyntheticRenderer, resolve_config, sample_name
+from .config import PhotoSceneConfig, RenderConfig, resolve_config
+from .photographic import PhotographicRenderer
+from .renderer import SyntheticRenderer, sample_name
 
 #: the preset name that selects the photographic scenes (:mod:`.photographic`)
 PHOTOGRAPHIC = "photographic"

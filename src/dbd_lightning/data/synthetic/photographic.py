@@ -31,7 +31,7 @@ every layer is a photograph and every blur is drawn at the benchmarks' scale:
 5. **Camera.** Exposure, a tone curve (gamma ``tone_gamma`` and an S-curve of
    strength ``tone_contrast``), sensor noise, 8-bit quantisation and JPEG.
 
-Ground truth as the collage renderer's (:data:`.renderer.SAMPLE_KEYS`): in focus
+Ground truth as the collage renderer's (:data:`.labels.SAMPLE_KEYS`): in focus
 where ``radius <= r0`` (default 1.0 px at 320 px, scaled with the size: the
 benchmarks' in-focus edges measure 0.5-1 px), ``depth`` normalised over
 ``depth_range``.
@@ -40,122 +40,18 @@ benchmarks' in-focus edges measure 0.5-1 px), ``depth`` normalised over
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
 import numpy as np
 
-from .photo_pool import SPLITS, load_photo, photo_ids, segmented_photo
-from .renderer import (
-    ConfigFields,
-    SyntheticRenderer,
-    _as_size,
-    _loguniform,
-    as_range,
-    check_rendering_fields,
-    edge_types,
-    focus_boundary,
-)
+from .config import PhotoSceneConfig
+from .labels import edge_types, focus_boundary
+from .photo_pool import load_photo, photo_ids, segmented_photo
+from .renderer import SyntheticRenderer, _loguniform
 from .scene import make_background_depth
 
-__all__ = ["PhotoSceneConfig", "PhotographicRenderer", "REFERENCE_SIZE"]
-
-#: The input size at which ``blur_radius_px`` and ``r0`` are given (the papers' 320 px protocol).
-REFERENCE_SIZE = 320
-
-_RANGES = (
-    "blur_radius_px", "depth_range", "background_depth", "subject_depth", "subject_area_frac",
-    "midground_area_frac", "tilt_near_ratio", "highlight_gain", "tone_gamma", "tone_contrast",
-    "exposure", "noise_sigma",
-)
-
-
-@dataclass(frozen=True)
-class PhotoSceneConfig(ConfigFields):
-    """All numbers of the photographic scenes. Radii are px at ``REFERENCE_SIZE`` (scaled with ``size``)."""
-
-    KIND = "photographic scene"
-
-    size: tuple[int, int] = (320, 320)
-    photo_split: str = "all"  # train | val | test | all (disjoint photos per split)
-    source_dir: str | None = None
-    include_bundled_photos: bool = True
-    # blur (px at 320 px): measured on real CUHK / DUT photos, see the module docstring
-    blur_radius_px: tuple[float, float] = (1.5, 8.0)
-    r0: float = 1.0
-    psf: str = "disk"
-    gaussian_sigma_per_radius: float = 0.5
-    direct_blur_max_radius: float | None = 4.0
-    n_depth_bins: int = 12
-    radius_step: float = 0.5
-    # scene (arbitrary depth units; only ratios matter)
-    depth_range: tuple[float, float] = (1.0, 40.0)
-    background_depth: tuple[float, float] = (6.0, 40.0)
-    tilted_prob: float = 0.4
-    tilt_near_ratio: tuple[float, float] = (0.1, 0.6)
-    midground_prob: float = 0.4
-    midground_area_frac: tuple[float, float] = (0.1, 0.35)
-    n_subjects: tuple[int, int] = (1, 2)
-    subject_depth: tuple[float, float] = (1.0, 4.0)
-    subject_area_frac: tuple[float, float] = (0.08, 0.45)
-    subject_shift_frac: float = 0.2
-    # focus
-    focus_subject_prob: float = 0.75
-    focus_background_prob: float = 0.15
-    all_sharp_prob: float = 0.03
-    # highlights and camera
-    highlight_prob: float = 0.5
-    highlight_count: tuple[int, int] = (3, 25)
-    highlight_gain: tuple[float, float] = (3.0, 12.0)
-    exposure: tuple[float, float] = (0.8, 1.25)
-    tone_gamma: tuple[float, float] = (2.0, 2.4)
-    tone_contrast: tuple[float, float] = (0.0, 0.3)
-    noise_prob: float = 0.6
-    noise_sigma: tuple[float, float] = (0.5, 3.0)
-    jpeg_prob: float = 0.6
-    jpeg_quality: tuple[int, int] | None = (70, 95)
-    # edge labels
-    blur_change_tol: float = 0.25
-    canny_low: int = 50
-    canny_high: int = 120
-    name: str = field(default="photographic", compare=False)
-
-    def __post_init__(self) -> None:
-        set_ = object.__setattr__
-        set_(self, "size", _as_size(self.size))
-        for f in _RANGES:
-            set_(self, f, as_range(f, getattr(self, f)))
-        for f in ("n_subjects", "highlight_count"):
-            lo, hi = (int(x) for x in getattr(self, f))
-            if not 0 <= lo <= hi:
-                raise ValueError(f"{f} must satisfy 0 <= lo <= hi, got {getattr(self, f)!r}")
-            set_(self, f, (lo, hi))
-        if self.n_subjects[1] < 1:
-            raise ValueError("n_subjects must allow at least one subject")
-        if self.photo_split not in SPLITS:
-            raise ValueError(f"photo_split must be one of {SPLITS}, got {self.photo_split!r}")
-        for f in ("tilted_prob", "midground_prob", "focus_subject_prob", "focus_background_prob",
-                  "all_sharp_prob", "highlight_prob"):
-            if not 0.0 <= float(getattr(self, f)) <= 1.0:
-                raise ValueError(f"{f} must be in [0, 1], got {getattr(self, f)!r}")
-        if self.focus_subject_prob + self.focus_background_prob > 1.0:
-            raise ValueError("focus_subject_prob + focus_background_prob must be <= 1")
-        if self.blur_radius_px[0] <= self.r0:
-            raise ValueError(f"blur_radius_px {self.blur_radius_px} must start above r0={self.r0}")
-        if self.depth_range[0] <= 0 or self.subject_depth[0] < self.depth_range[0] or (
-            self.background_depth[1] > self.depth_range[1]
-        ):
-            raise ValueError("subject_depth and background_depth must lie inside depth_range (> 0)")
-        if self.subject_depth[1] >= self.background_depth[0]:
-            raise ValueError("subject_depth must end before background_depth starts")
-        check_rendering_fields(self)  # the blurring / compositing / camera code shared with the collage scenes
-
-    @property
-    def scale(self) -> float:
-        """Pixels per reference pixel: radii scale with the output width."""
-        return self.size[1] / REFERENCE_SIZE
-
+__all__ = ["PhotographicRenderer"]
 
 
 def _region_from_segments(rng: np.random.Generator, labels: np.ndarray, sharpness: np.ndarray,
@@ -369,19 +265,7 @@ class PhotographicRenderer(SyntheticRenderer):
             radius[:] = radii[idx]
             if rng.random() < cfg.highlight_prob and radii.max() > 1.5 * cfg.scale:
                 self._highlights(rng, layers[0]["lin"], np.asarray(radius > 1.5 * cfg.scale, np.float32))
-            acc_a = np.zeros((h, w), np.float32)
-            colour = np.zeros((h, w, 3), np.float32)
-            for b in range(len(centres)):
-                sel = (idx == b).astype(np.uint8)
-                x, y, bw, bh = cv2.boundingRect(sel)
-                if bw * bh == 0:
-                    continue
-                c_i, a_i, (ey0, ey1, ex0, ex1) = self._blurred_layer(
-                    sel[y:y + bh, x:x + bw].astype(np.float32), layers[0]["lin"][y:y + bh, x:x + bw],
-                    (y, y + bh, x, x + bw), float(radii[b]))
-                colour[ey0:ey1, ex0:ex1] += c_i
-                acc_a[ey0:ey1, ex0:ex1] += a_i
-            colour = cv2.divide(colour, cv2.cvtColor(np.maximum(acc_a, 1e-6), cv2.COLOR_GRAY2RGB))
+            colour = self._binned_plane(idx, radii, layers[0]["lin"])
         else:
             r_bg = float(np.abs(signed_radius(float(np.mean(bg_depth)))))
             radius[:] = r_bg

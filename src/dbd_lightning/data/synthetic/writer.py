@@ -28,7 +28,8 @@ import cv2
 import numpy as np
 
 from ...ops.cpu_memory import reuse_freed_memory
-from .renderer import RenderConfig, SyntheticRenderer, resolve_config, sample_name
+from .config import RenderConfig, resolve_config
+from .renderer import SyntheticRenderer, sample_name
 
 __all__ = ["LAYOUT", "write_dataset", "write_sample"]
 

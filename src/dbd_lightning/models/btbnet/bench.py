@@ -10,12 +10,11 @@ over the model alone (``step_rss_MiB``).
 from __future__ import annotations
 
 import resource
-import statistics
-import time
 from collections.abc import Sequence
 
 import torch
 
+from ...bench.timer import measure, once
 from .torch_model import BTBNet
 
 
@@ -58,14 +57,10 @@ def bench_btbnet_step(
     if dev.type == "cuda":
         step()  # warm-up (cuDNN autotune), then measure from a clean peak
         torch.cuda.reset_peak_memory_stats(dev)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
+    step_s = measure(step, repeats, warmup=0).median  # CUDA: warmed up above, before the peak reset
     out = {"size": size, "batch": batch, "scales": list(scales), "fusion": fusion, "rrnet_steps": rrnet_steps,
            "top_bottom": top_bottom, "widths": list(widths), "device": str(dev), "params_M": params / 1e6,
-           "train_step_s": statistics.median(times)}
+           "train_step_s": step_s}
     if dev.type == "cuda":
         out["train_peak_MiB"] = torch.cuda.max_memory_allocated(dev) / 2**20
         torch.cuda.reset_peak_memory_stats(dev)
@@ -73,10 +68,7 @@ def bench_btbnet_step(
         out["step_rss_MiB"] = _rss_mib() - base_rss
     net.eval()
     with torch.inference_mode():
-        t0 = time.perf_counter()
-        net(x)
-        sync()
-        out["infer_s"] = time.perf_counter() - t0
+        out["infer_s"] = once(lambda: net(x), sync=sync)[1]
     if dev.type == "cuda":
         out["infer_peak_MiB"] = torch.cuda.max_memory_allocated(dev) / 2**20
         out["gpu"] = torch.cuda.get_device_name(dev)

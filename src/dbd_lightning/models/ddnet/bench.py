@@ -7,23 +7,10 @@ split into encoder and decoder (5 SRFB + heads + SAB + fusion), with FLOPs from
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import torch
 
+from ...bench.timer import measure
 from .torch_model import DDNet
-
-
-def _median_time(fn, repeats: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def bench_ddnet_infer(encoder: str = "resnext101_32x4d", size: int = 320, repeats: int = 5,
@@ -34,8 +21,8 @@ def bench_ddnet_infer(encoder: str = "resnext101_32x4d", size: int = 320, repeat
     net = DDNet(encoder, pool_taps=pool_taps).eval()
     x = torch.randn(1, 3, size, size)
     with torch.inference_mode():
-        full = _median_time(lambda: net(x), repeats)
-        enc = _median_time(lambda: net.encode(x), repeats)
+        full = measure(lambda: net(x), repeats, warmup=1).median
+        enc = measure(lambda: net.encode(x), repeats, warmup=1).median
         with FlopCounterMode(display=False) as total_flops:
             net(x)
         with FlopCounterMode(display=False) as enc_flops:

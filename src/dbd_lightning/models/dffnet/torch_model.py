@@ -14,6 +14,7 @@ from torch import nn
 
 from ..components.dffm import DFFM
 from ..components.encoder import TimmEncoder
+from ..components.input_size import check_level_sizes
 from ..components.rfb import RFB
 
 
@@ -71,6 +72,7 @@ class DFFNet(nn.Module):
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor | list[torch.Tensor]]:
         features = self.encoder(image)
+        check_level_sizes("DFFNet", image, features, self.encoder.reductions[-1])
         r4, r3, r2, r1 = self.rfb_levels(features)
         out, sides = self.decoder(r1, r2, r3, r4)
         logits = F.interpolate(out, size=image.shape[-2:], mode="bilinear", align_corners=True)

@@ -11,12 +11,13 @@ inflate the wall time, not the CPU time).
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from ...bench.timer import measure
 
 __all__ = ["bench_pipeline", "bench_dt_filter"]
 
@@ -26,7 +27,7 @@ def _image(size: int, image: str | None) -> np.ndarray:
         from ...data.io import read_rgb
 
         return read_rgb(image)
-    from ...data.synthetic.renderer import SyntheticRenderer, resolve_config
+    from ...data.synthetic import SyntheticRenderer, resolve_config
 
     return SyntheticRenderer(resolve_config("shallow", size=size), seed=0).render(0)["image"]
 
@@ -35,21 +36,16 @@ def _image(size: int, image: str | None) -> np.ndarray:
 LYTRO_05 = Path(__file__).resolve().parents[4] / "tests" / "fixtures" / "real_mini" / "lytro_sample" / "image_05.png"
 
 
-def _time(fn, repeats: int) -> tuple[float, float]:
-    wall, cpu = [], []
-    for _ in range(int(repeats)):
-        t0, c0 = time.perf_counter(), time.process_time()
-        fn()
-        wall.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    return float(np.median(wall)), float(np.median(cpu))
+def _time(fn, repeats: int, warmup: int = 0) -> tuple[float, float]:
+    """Median wall and process CPU seconds of ``repeats`` calls (:func:`~dbd_lightning.bench.timer.measure`)."""
+    t = measure(fn, repeats, warmup)
+    return t.median, t.cpu_median
 
 
 def _pipeline_times(pipe, rgb: np.ndarray, repeats: int) -> dict[str, Any]:
     from ...ops.cpu_memory import reuse_freed_memory
 
-    pipe.predict_image(rgb)  # warm-up
-    wall, cpu = _time(lambda: pipe.predict_image(rgb), repeats)
+    wall, cpu = _time(lambda: pipe.predict_image(rgb), repeats, warmup=1)
     edges = pipe.edges(rgb)
     t_edges = _time(lambda: pipe.edges(rgb), 1)
     with reuse_freed_memory(pipe.reuse_memory):  # the stages as estimate() runs them
@@ -118,7 +114,6 @@ def bench_dt_filter(size: int = 360, repeats: int = 10, channels: int = 2, itera
         if device.startswith("cuda"):
             torch.cuda.synchronize()
 
-    run()
-    wall, cpu = _time(run, repeats)
+    wall, cpu = _time(run, repeats, warmup=1)
     return {"ms": wall * 1e3, "cpu_ms": cpu * 1e3, "size": size, "channels": channels, "iterations": iterations,
             "device": device, "threads": torch.get_num_threads()}

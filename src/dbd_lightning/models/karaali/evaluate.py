@@ -93,7 +93,7 @@ def synthetic_scenes(n: int, size: int = 360, seed: int = 0,
                      preset: str = "random") -> list[tuple[str, np.ndarray, np.ndarray]]:
     """``n`` thin-lens renders with their rendered disk-radius maps as GT, blur capped at B-NET's
     largest level (6 px), deterministic in ``seed``."""
-    from ...data.synthetic.renderer import SyntheticRenderer, resolve_config
+    from ...data.synthetic import SyntheticRenderer, resolve_config
 
     renderer = SyntheticRenderer(resolve_config(preset, size=size, max_radius_frac=MAX_RADIUS / size), seed=seed)
     scenes = []

@@ -10,7 +10,7 @@
    ``sigma_s = min(H, W) / 8``, ``sigma_r = 3.75``, depth-edge penalty ``psi``;
 6. DBD (Eq. 5): in focus where ``blur <= tau``, ``tau = alpha v_max + (1 - alpha) v_min``.
 
-Steps 2-3 run the networks densely (see :mod:`.torch_model`): numerically the same
+Steps 2-3 run the networks densely (see :mod:`.engine`): numerically the same
 as one 41x41 patch per edge pixel, many times faster. Each layer is computed only where an
 edge pixel's patch reads it (gathered when that is a small part of the map), E-NET runs
 first and B-NET only at the pattern edges (the blur map never uses a depth edge's radius).
@@ -31,19 +31,20 @@ from ...ops.edges import CANNY_HIGH, CANNY_LOW, CANNY_SIGMA, canny_hue
 from ...ops.patches import BORDERS, extract_patches, reflect_pad
 from ...ops.sparse_conv import SPARSE_MAX
 from ...utils.checkpoint import load_weights
-from .levels import BNET_RADII
-from .torch_model import (
+from .engine import (
     WIDE_PHASE,
-    BNet,
-    ENet,
-    Trunk,
     grid_needs,
     pixel_mask,
     snap_to_wide_grid,
+    stream_dense,
+    streams_dense,
+    trunk_from_dense,
     wide_grid_shape,
 )
+from .levels import BNET_RADII
+from .torch_model import KARAALI_LEVELS, BNet, ENet, Trunk
 
-__all__ = ["KaraaliPipeline", "BNET_RADII", "dbd_threshold", "trunk_from_dense"]
+__all__ = ["KaraaliPipeline", "BNET_RADII", "dbd_threshold"]
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -53,19 +54,6 @@ def dbd_threshold(blur: np.ndarray, alpha: float) -> tuple[np.ndarray, float]:
     vmax, vmin = float(np.max(blur)), float(np.min(blur))
     tau = alpha * vmax + (1.0 - alpha) * vmin
     return (blur <= tau).astype(np.float32), tau
-
-
-def trunk_from_dense(trunk: Trunk, wide: list[torch.Tensor], narrow: torch.Tensor, ys: torch.Tensor,
-                     xs: torch.Tensor, chunk: int, sparse_max: float = SPARSE_MAX,
-                     winograd: bool | None = None, wide_phase: int | None = None) -> torch.Tensor:
-    """Trunk + FC logits at pixels ``(ys, xs)`` from dense stream maps (:meth:`Trunk.from_dense`).
-
-    ``wide``: the stride-3 maps (``H+18``), ``narrow``: the stride-1 15-stream map (``H+6``).
-    The first trunk conv is split by input channels and run on the maps (dilation 3 on the
-    wide maps, 1 on the narrow one) at the positions the pixels read; its 5x5 grid of pixel
-    ``p`` is ``relu(Ga[p + 3k] + Gb[p + k])``; the rest runs per pixel as matrix products.
-    """
-    return trunk.from_dense(wide, narrow, ys, xs, chunk, sparse_max, winograd, wide_phase)
 
 
 class KaraaliPipeline:
@@ -245,8 +233,9 @@ class KaraaliPipeline:
         depth = torch.zeros_like(ys, dtype=torch.bool)
         if self.enet is not None:
             need = needs(ys, xs)
-            f1 = (self.bnet.streams if self.shared_f1 else self.enet.f1).dense(padded, need, self.sparse_max, phase)
-            f2 = self.enet.f2.dense(padded, None if need is None else need[0], self.sparse_max, phase)
+            f1 = streams_dense(self.bnet.streams if self.shared_f1 else self.enet.f1, padded, need, self.sparse_max,
+                               phase)
+            f2 = stream_dense(self.enet.f2, padded, None if need is None else need[0], self.sparse_max, phase)
             depth = self._trunk(self.enet.trunk, [f2, *f1[:2]], f1[2], ys, xs).argmax(1) == 1
             del f2
             if self.shared_f1:
@@ -257,7 +246,7 @@ class KaraaliPipeline:
             return depth, sel, None
         yb, xb = ys[sel], xs[sel]
         if maps is None:
-            maps = self.bnet.streams.dense(padded, needs(yb, xb), self.sparse_max, phase)
+            maps = streams_dense(self.bnet.streams, padded, needs(yb, xb), self.sparse_max, phase)
         return depth, sel, self._trunk(self.bnet.trunk, maps[:2], maps[2], yb, xb)
 
     def _patchwise(self, padded: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, shape: tuple[int, int],

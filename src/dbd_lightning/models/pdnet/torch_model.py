@@ -17,6 +17,7 @@ from torch import nn
 from ..components.conv import ConvBN
 from ..components.dffm import up2
 from ..components.encoder import TimmEncoder
+from ..components.input_size import check_level_sizes
 
 
 class PDNet(nn.Module):
@@ -52,6 +53,7 @@ class PDNet(nn.Module):
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor | list[torch.Tensor]]:
         features = self.encoder(image)
+        check_level_sizes("PDNet", image, features, self.encoder.reductions[-1])
         p4, p3, p2, p1 = (r(f) for r, f in zip(self.reduce, features, strict=True))  # strides 4..32
         h2 = self.fuse2(torch.cat([p2, self.up1(up2(p1))], dim=1))
         h3 = self.fuse3(torch.cat([p3, self.up2(up2(h2))], dim=1))

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..components.input_size import check_level_sizes
 from ..dffnet.torch_model import DFFNet
 
 
@@ -31,6 +32,7 @@ class RDFFNet(DFFNet):
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor | list[torch.Tensor]]:
         features = self.encoder(image)
+        check_level_sizes("RDFFNet", image, features, self.encoder.reductions[-1])
         r4, r3, r2, r1 = self.rfb_levels(features)
         out, sides, extra = self.decoder.forward_with_features(r1, r2, r3, r4)
         size = image.shape[-2:]

@@ -10,10 +10,9 @@ the hardware cannot run are reported as skipped, with the reason.
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import torch
+
+from .timer import measure, once
 
 
 def _setting_ok(precision: str, device: str) -> str | None:
@@ -71,19 +70,11 @@ def bench_train_step(encoder: str = "resnet18", size: int = 128, batch: int = 2,
         def step(net=net, loss_fn=loss_fn, opt=opt, dtype=dtype, scaler=scaler):
             return _train_step(net, loss_fn, opt, x, mask, device, dtype, scaler)
 
-        t0 = time.perf_counter()
-        first_loss = step()  # includes compilation when compiled
-        t_first = time.perf_counter() - t0
+        first_loss, t_first = once(step)  # includes compilation when compiled
         if comp == "compile":
             t_compile = t_first
-        step()
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            step()
-            times.append(time.perf_counter() - t0)
         out["settings"][setting] = {
-            "ms_per_step": 1000 * statistics.median(times),
+            "ms_per_step": 1000 * measure(step, repeats, warmup=1).median,
             "first_step_s": t_first,
             "compile_s": t_compile,
             "first_loss": first_loss,

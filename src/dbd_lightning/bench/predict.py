@@ -1,4 +1,4 @@
-"""Benchmark cases of the prediction path (registered in :data:`dbd_lightning.bench.CASES`).
+"""Benchmark cases of the prediction path (registered in :data:`.runner.CASES`).
 
 * :func:`bench_predict_tiling`: one EBD-size image (default 1024 x 1600) through
   :class:`~dbd_lightning.predictors.CheckpointPredictor`, whole-image mode (resize
@@ -7,35 +7,27 @@
 * :func:`bench_onnx_runtime`: the exported graph in onnxruntime versus PyTorch,
   same input (batch 1), ms per image and the max difference.
 
-Random weights (no download); timings are wall-clock medians on this machine.
+Random weights (no download); timings are wall-clock medians (:func:`.timer.measure`) on this machine.
 """
 
 from __future__ import annotations
 
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .predictors import CheckpointPredictor, tile_starts
+from ..predictors import CheckpointPredictor, tile_starts
+from .timer import measure
 
 
-def _median_ms(fn, repeats: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
+def _median_ms(fn, repeats: int) -> float:
+    return measure(fn, repeats, warmup=1).median * 1e3
 
 
 def _net(encoder: str):
-    from .models.dffnet import DFFNet
+    from ..models.dffnet import DFFNet
 
     return DFFNet(encoder).eval()
 
@@ -58,8 +50,8 @@ def bench_predict_tiling(encoder: str = "resnet18", height: int = 1024, width: i
 def bench_onnx_runtime(encoder: str = "resnet18", size: int = 320, repeats: int = 5) -> dict:
     import onnxruntime as ort
 
-    from .data.transforms import IMAGENET_MEAN, IMAGENET_STD
-    from .export import ExportWrapper, export_onnx
+    from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
+    from ..export import ExportWrapper, export_onnx
 
     model = ExportWrapper(_net(encoder), IMAGENET_MEAN, IMAGENET_STD).eval()
     x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))

@@ -1,8 +1,8 @@
-"""``make bench`` cases of the inference backends (registered in :data:`dbd_lightning.bench.CASES`).
+"""``make bench`` cases of the inference backends (registered in :data:`.runner.CASES`).
 
 Everything is measured side by side in one process with interleaved repeats
 (variant A, B, C, A, B, C, ...), so a machine shared with other jobs slows every
-variant alike; the JSON gives the median and the minimum of each variant and the
+variant alike (:func:`.timer.measure`); the JSON gives the median and the minimum of each variant and the
 ratios of both to eager torch. Random weights (no download).
 
 * :func:`bench_backend_forward`: DFFNet forward at 320 x 320, batch 1: eager torch
@@ -17,17 +17,16 @@ ratios of both to eager torch. Random weights (no download).
 from __future__ import annotations
 
 import copy
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
-from .backends import OnnxRuntimeBackend, TorchBackend
-from .fold_bn import fold_batchnorm
+from ..inference.backends import OnnxRuntimeBackend, TorchBackend
+from ..inference.fold_bn import fold_batchnorm
+from .timer import measure, once, summarize
 
 
 class _Eager:
@@ -45,30 +44,6 @@ class _Eager:
         return self.net(x)["logits"].float()
 
 
-def _interleaved(fns: dict, repeats: int, warmup: int = 1) -> dict[str, list[float]]:
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t0)
-    return times
-
-
-def _summary(times: dict[str, list[float]], reference: str, unit: float = 1e3) -> dict:
-    med = {k: statistics.median(v) for k, v in times.items()}
-    low = {k: min(v) for k, v in times.items()}
-    return {
-        "median_ms": {k: v * unit for k, v in med.items()},
-        "min_ms": {k: v * unit for k, v in low.items()},
-        "ratio_median": {k: v / med[reference] for k, v in med.items()},
-        "ratio_min": {k: v / low[reference] for k, v in low.items()},
-    }
-
-
 def bench_backend_forward(encoder: str = "resnest101e", size: int = 320, repeats: int = 10,
                           threads: int | None = 2) -> dict:
     from ..models.dffnet import DFFNet
@@ -82,17 +57,12 @@ def bench_backend_forward(encoder: str = "resnest101e", size: int = 320, repeats
             m.running_mean.uniform_(-0.2, 0.2)
             m.running_var.uniform_(0.5, 1.5)
     x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(1))
-    t0 = time.perf_counter()
-    folded, n_folded, _ = fold_batchnorm(net, torch.randn(1, 3, 64, 64))
-    fold_s = time.perf_counter() - t0
+    (folded, n_folded, _), fold_s = once(lambda: fold_batchnorm(net, torch.randn(1, 3, 64, 64)))
     cl = copy.deepcopy(net).to(memory_format=torch.channels_last)
     with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        ort_backend = OnnxRuntimeBackend(net, (size, size), cache_dir=tmp)
-        export_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        OnnxRuntimeBackend(net, (size, size), cache_dir=tmp)  # a cache hit: hash + checks + session
-        cached_s = time.perf_counter() - t0
+        ort_backend, export_s = once(lambda: OnnxRuntimeBackend(net, (size, size), cache_dir=tmp))
+        # a cache hit: hash + checks + session
+        _, cached_s = once(lambda: OnnxRuntimeBackend(net, (size, size), cache_dir=tmp))
         variants = {
             "eager": _Eager(net),
             "inference_only_fold_bn": _Eager(folded),
@@ -102,9 +72,9 @@ def bench_backend_forward(encoder: str = "resnest101e", size: int = 320, repeats
         }
         ref = torch.sigmoid(variants["eager"].run(x))
         diffs = {k: float((torch.sigmoid(b.run(x)) - ref).abs().max()) for k, b in variants.items()}
-        times = _interleaved({k: (lambda b=b: b.run(x)) for k, b in variants.items()}, repeats)
+        times = measure({k: (lambda b=b: b.run(x)) for k, b in variants.items()}, repeats, warmup=1)
     return {"encoder": encoder, "size": size, "batch": 1, "threads": torch.get_num_threads(), "repeats": repeats,
-            **_summary(times, "eager"), "max_abs_diff_probability": diffs, "bn_pairs_folded": n_folded,
+            **summarize(times, "eager"), "max_abs_diff_probability": diffs, "bn_pairs_folded": n_folded,
             "fold_s": fold_s, "onnx_export_s": export_s, "onnx_cached_load_s": cached_s,
             "note": "interleaved repeats in one process on a shared machine: compare the ratios"}
 
@@ -155,9 +125,8 @@ def bench_backend_eval(encoder: str = "resnest101e", n: int = 100, size: int = 3
                                                  progress=False).results[name]["synthetic"]
             return run
 
-        times = _interleaved({k: one(k) for k in predictors}, repeats, warmup=0)
-    summary = _summary(times, "today", unit=1.0)
-    summary = {k.replace("_ms", "_s"): v for k, v in summary.items()}
+        times = measure({k: one(k) for k in predictors}, repeats, warmup=0)
+    summary = summarize(times, "today", unit=1.0, unit_name="s")
     metric_diff = {k: max(abs(results[k][m] - results["today"][m]) for m in results["today"])
                    for k in results}
     return {"encoder": encoder, "images": n, "image_size": [480, 640], "input_size": size,

@@ -13,7 +13,7 @@
   precision/recall/F at that threshold (the same 256 thresholds, so both curves
   are compared for equality as a correctness check).
 
-Run ``python -m dbd_lightning.metrics.bench`` (``--n 1605`` for a full EBD-size
+Run ``python -m dbd_lightning.bench.metrics`` (``--n 1605`` for a full EBD-size
 pass).  Timings depend on the machine; nothing asserts on them.
 """
 
@@ -21,15 +21,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import numpy as np
 import torch
 import torch.nn.functional as TF
 
+from ..metrics.collection import build_dbd_metrics
+from ..metrics.curves import PrecisionRecallCurve
 from ..ops.cpu_memory import reuse_freed_memory
-from .collection import build_dbd_metrics
-from .dbd import PrecisionRecallCurve
+from .timer import once
 
 
 def make_maps(n: int, size: tuple[int, int], seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -78,18 +78,16 @@ def _time_ours(maps, repeat_to: int, device: str) -> tuple[float, torch.Tensor, 
     pr.update(*maps[0])
     coll.reset()
     pr.reset()
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for i in range(repeat_to):
-        p, g = maps[i % len(maps)]
-        coll.update(p, g)
-        pr.update(p, g)
-    values = {k: float(v) for k, v in coll.compute().items()}
-    prec, _, _ = pr.compute()
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    return time.perf_counter() - t0, prec.cpu(), values
+
+    def run():
+        for i in range(repeat_to):
+            p, g = maps[i % len(maps)]
+            coll.update(p, g)
+            pr.update(p, g)
+        return {k: float(v) for k, v in coll.compute().items()}, pr.compute()[0]
+
+    (values, prec), seconds = once(run, sync=torch.cuda.synchronize if device.startswith("cuda") else None)
+    return seconds, prec.cpu(), values
 
 
 def bench_metrics(
@@ -139,9 +137,7 @@ def bench_metrics(
     for p, g in maps[:nb]:
         blur = (1.0 - p[0, 0]).mul(255).add(0.5).floor().clamp(0, 255).to(torch.uint8).numpy()
         b_in.append((blur, ~g[0, 0].numpy()))
-    t0 = time.perf_counter()
-    ref = [baseline_numpy(bp, bg) for bp, bg in b_in]
-    base_s = time.perf_counter() - t0
+    ref, base_s = once(lambda: [baseline_numpy(bp, bg) for bp, bg in b_in])
 
     # correctness: our per-image precision curve on the same images
     _, prec, _ = _time_ours(maps[:nb], nb, "cpu")

@@ -1,7 +1,7 @@
 """``make bench`` case ``backends_forward_released``: the released model per backend, with its real-sample scores.
 
 The weights of a zoo model (default ``zoo:dffnet_lite0_synth``, shipped in the package)
-at 320 x 320, batch 1, interleaved in one process (:func:`.bench._interleaved`):
+at 320 x 320, batch 1, interleaved in one process (:func:`.timer.measure`):
 eager torch (the trained network as is), ``backend=torch`` (BatchNorm folded,
 channels-last), ``backend=onnxruntime`` (float32 graph) and
 ``backend=onnxruntime_int8`` (decoder convolutions in int8, :mod:`.quantize`). Besides
@@ -17,8 +17,9 @@ import tempfile
 
 import torch
 
-from .backends import OnnxRuntimeBackend, OnnxRuntimeInt8Backend, TorchBackend
-from .bench import _Eager, _interleaved, _summary
+from ..inference.backends import OnnxRuntimeBackend, OnnxRuntimeInt8Backend, TorchBackend
+from .backends import _Eager
+from .timer import measure, summarize
 
 
 def bench_released_forward(name: str = "zoo:dffnet_lite0_synth", size: int = 320, repeats: int = 20,
@@ -44,14 +45,14 @@ def bench_released_forward(name: str = "zoo:dffnet_lite0_synth", size: int = 320
         int8_meta = next(iter(variants["onnxruntime_int8"].int8_meta.values()))
         ref = torch.sigmoid(variants["eager"].run(x))
         diffs = {k: float((torch.sigmoid(b.run(x)) - ref).abs().max()) for k, b in variants.items()}
-        times = _interleaved({k: (lambda b=b: b.run(x)) for k, b in variants.items()}, repeats)
+        times = measure({k: (lambda b=b: b.run(x)) for k, b in variants.items()}, repeats, warmup=1)
         scores = {}
         if real_samples:
             for k, backend in variants.items():
                 base.backend = backend  # the same predictor (resize, normalise), another backend
                 scores[k] = score_on_real_samples(lambda rgb: base.predict_image(rgb)["focus"], {"preset": "ddffnet"})
     return {"model": name, "size": size, "batch": 1, "threads": torch.get_num_threads(), "repeats": repeats,
-            **_summary(times, "eager"), "max_abs_diff_probability": diffs,
+            **summarize(times, "eager"), "max_abs_diff_probability": diffs,
             "int8_validation_scenes": {k: int8_meta.get(k) for k in
                                        ("mean_abs_diff", "max_abs_diff", "decision_flip_fraction", "quantized_convs",
                                         "float32_convs", "accepted")},
