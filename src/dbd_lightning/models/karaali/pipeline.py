@@ -42,7 +42,7 @@ from .engine import (
     wide_grid_shape,
 )
 from .levels import BNET_RADII
-from .torch_model import KARAALI_LEVELS, BNet, ENet, Trunk
+from .torch_model import BNet, ENet, Trunk
 
 __all__ = ["KaraaliPipeline", "BNET_RADII", "dbd_threshold"]
 
