@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 from dbd_lightning.pipelines.stages import run_pipeline
 from dbd_lightning.runs.resolver import find_checkpoint, recorded_best, resolve_checkpoint
 from dbd_lightning.runs.run import CheckpointSpecError
+from dbd_lightning.utils.errors import ConfigError
 from dbd_lightning.utils.resume import resolve_ckpt_path
 
 from .helpers import compose_cfg
@@ -96,3 +97,27 @@ def test_pipeline_passes_on_the_recorded_best_not_the_newest(tmp_path):
     assert seen[1].teacher.defocus.ckpt == str(best)
     assert (tmp_path / "stage1_checkpoint.txt").read_text().strip() == str(best)
     assert metrics == {"stage1/test/x": 1.0, "test/x": 2.0}
+
+
+def test_a_composed_stage_receives_what_the_previous_one_passes_on(tmp_path):
+    """Three stages: a composed stage gets the checkpoint as an override; a config error is refused first."""
+    cfg = compose_cfg(tmp_path, ["experiment=ddffnet_two_stage", "model=dffnet_small", "data=synthetic"])
+    first = {"name": "a", "experiment": "dffnet_stage1", "groups": {"model": None}, "pass_on": {"extra.init": "best"}}
+    second = {"name": "b", "experiment": "dffnet_stage1", "groups": {"model": "dffnet_small"},
+              "overrides": ["seed=7"], "pass_on": {"teacher.defocus.ckpt": "last"}}
+    cfg.pipeline.stages = [first, second, {"name": "c", "experiment": None}]
+    seen = []
+
+    def fake_run(stage_cfg):
+        seen.append(stage_cfg)
+        if len(seen) < 3:
+            write_run(Path(stage_cfg.paths.output_dir))
+        return {}
+
+    run_pipeline(cfg, fake_run)
+    assert seen[1].extra.init == str(tmp_path / "a" / "checkpoints" / "epoch_000.ckpt") and seen[1].seed == 7
+    assert seen[2].teacher.defocus.ckpt == str(tmp_path / "b" / "checkpoints" / "last.ckpt")
+    assert [Path(c.paths.output_dir).name for c in seen] == ["a", "b", "c"]
+    cfg.pipeline.stages = [first]
+    with pytest.raises(ConfigError, match="has pass_on but no stage follows it"):
+        run_pipeline(cfg, fake_run)

@@ -140,7 +140,7 @@ def _stage_config(cfg: DictConfig, stage, received: dict[str, str | None], out: 
             raise ConfigError(f"pipeline stage {stage.name}: no running `{group}` choice to copy; "
                               f"set pipeline.stages[].groups.{group} (or the pipeline's own key for it)")
         groups.append(f"{group}={choice}")
-    passed = [f"{key}={_override_value(value)}" for key, value in received.items()]
+    passed = [f"++{key}={_override_value(value)}" for key, value in received.items()]  # set or add
     overrides = [f"experiment={stage.experiment}", *groups, *stage_overrides(task_overrides, stage),
                  *list(stage.get("overrides") or []), *passed]
     log.info("%s overrides: %s", stage.name, overrides)
