@@ -203,3 +203,23 @@ def test_tile_mode_keeps_the_scale_when_the_image_is_smaller_than_a_tile():
     pred.predict_image(ramp_image(90, 300))  # tiles are 128 native px; only 90 rows: 90 * 0.5 = 45 -> 48
     net = pred.backend.net  # the inference copy that ran
     assert set(net.seen) == {(48, 64)}
+
+
+@pytest.mark.parametrize("shape", [(320, 320), (333, 517), (480, 640)])
+def test_blended_tiles_stay_within_the_tiles_value_range(shape):
+    # every pixel is a convex combination of tile values: tiles of all ones blend to exactly 1 (float32 rounding of
+    # the hann weights gave 1.0000002, which the metrics reject as "not a probability")
+    ones = blend_tiles(shape, (256, 256), 64, lambda boxes: [np.ones((b[2], b[3]), np.float32) for b in boxes])
+    assert ones.min() == 1.0 and ones.max() == 1.0
+    rng = np.random.default_rng(0)
+    maps = {}
+
+    def predict(boxes):
+        out = []
+        for b in boxes:
+            maps[b] = rng.uniform(0.2, 0.7, (b[2], b[3])).astype(np.float32)
+            out.append(maps[b])
+        return out
+
+    mixed = blend_tiles(shape, (256, 256), 64, predict)
+    assert mixed.min() >= min(m.min() for m in maps.values()) and mixed.max() <= max(m.max() for m in maps.values())

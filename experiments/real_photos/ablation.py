@@ -60,7 +60,7 @@ def _env() -> dict[str, str]:
 
 def train_one(run_dir: Path, condition: str, seed: int) -> float:
     cmd = [sys.executable, "-m", "dbd_lightning.train", *COMMON, *CONDITIONS[condition],
-           f"seed={seed}", f"paths.output_dir={run_dir}"]
+           f"seed={seed}", f"hydra.run.dir={run_dir}"]
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     with open(run_dir.parent / f"{run_dir.name}.log", "w") as log:
@@ -101,7 +101,7 @@ def summarise() -> str:
         if not runs:
             continue
         for mode in MODES:
-            def get(subset: str, key: str) -> list[float]:
+            def get(subset: str, key: str, runs=runs, mode=mode) -> list[float]:
                 return [r["real"][mode][subset][key] for r in runs]
 
             cuhk = " / ".join(f"{statistics.mean(get('real_cuhk', k)):.3f}" for k in ("mae", "fbeta", "iou"))
@@ -127,9 +127,13 @@ def main() -> None:
                 if record.exists():
                     continue
                 run_dir = args.runs / f"{cond}_s{seed}"
-                if run_dir.exists():       # an interrupted run: start it again from scratch
-                    subprocess.run(["rm", "-rf", str(run_dir)], check=True)
-                wall = train_one(run_dir, cond, seed)
+                finished = (run_dir / "metrics.json").is_file() and (run_dir / ".hydra" / "config.yaml").is_file()
+                if finished:               # trained, not scored yet
+                    wall = float("nan")
+                else:
+                    if run_dir.exists():   # an interrupted run: start it again from scratch
+                        subprocess.run(["rm", "-rf", str(run_dir)], check=True)
+                    wall = train_one(run_dir, cond, seed)
                 rec = {"condition": cond, "seed": seed, "overrides": COMMON + CONDITIONS[cond],
                        "train_wall_s": round(wall, 1), "synthetic_test": _synthetic_test(run_dir),
                        "real": score_run(run_dir)}

@@ -55,6 +55,9 @@ CASES: dict[str, tuple[str, dict, dict]] = {
                                              {"repeats": 2, "size": 128, "threads": 1}),
     "backends_forward_lite": ("dbd_lightning.inference.bench:bench_backend_forward",
                               {"encoder": "efficientnet_lite0", "repeats": 20}, {"repeats": 2, "size": 128}),
+    # the released model (zoo:dffnet_lite0_synth) per backend, incl. onnxruntime_int8, with its real-sample scores
+    "backends_forward_released": ("dbd_lightning.inference.bench_released:bench_released_forward", {"repeats": 20},
+                                  {"repeats": 2, "size": 128, "real_samples": False}),
     "backends_eval_100_cuhk_size": ("dbd_lightning.inference.bench:bench_backend_eval",
                                     {"encoder": "resnest101e", "n": 100}, {"encoder": "resnet18", "n": 4}),
     "backends_eval_100_cuhk_size_resnet18": ("dbd_lightning.inference.bench:bench_backend_eval",

@@ -16,6 +16,9 @@ device; ``logits``: float32 ``(B, 1, H, W)`` in-focus logits on the same device.
   as many intra-op threads as torch uses. A network that cannot be exported (or whose
   graph differs from PyTorch by more than 1e-4) runs in torch instead, with one log
   line saying why.
+* :class:`OnnxRuntimeInt8Backend` (``onnxruntime_int8``, opt-in): the same graph with its
+  decoder convolutions quantized to int8 (:mod:`.quantize`); approximate (its agreement
+  with float32 is measured when it is built and recorded beside it), never chosen by ``auto``.
 * ``auto``: onnxruntime on CPU when it is installed, torch on GPU (or without it).
 """
 
@@ -35,7 +38,7 @@ from .onnx_cache import cache_location, cached_graph, checkpoint_identity, weigh
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("torch", "onnxruntime", "auto")
+BACKENDS = ("torch", "onnxruntime", "onnxruntime_int8", "auto")
 ONNXRUNTIME_PIP = "pip install onnxruntime==1.31.1"  # the version pinned in pyproject.toml
 
 
@@ -59,16 +62,16 @@ def resolve_backend(name: str, device: torch.device | str) -> str:
     device = torch.device(device)
     if name == "auto":
         return "onnxruntime" if device.type == "cpu" and onnxruntime_available() else "torch"
-    if name == "onnxruntime" and not onnxruntime_available():
-        raise BackendUnavailableError(f"backend=onnxruntime needs onnxruntime: {ONNXRUNTIME_PIP} (or use backend=torch)")
+    if name.startswith("onnxruntime") and not onnxruntime_available():
+        raise BackendUnavailableError(f"backend={name} needs onnxruntime: {ONNXRUNTIME_PIP} (or use backend=torch)")
     return name
 
 
 def note_pipeline_backend(name: str, pipeline: str | None) -> None:
     """``model=<pipeline>`` (Karaali's blur estimation) always runs in torch: one line when another was asked."""
-    if str(name) == "onnxruntime":
-        log.warning("backend=onnxruntime: the pipeline model=%s runs in torch (only ckpt= networks are exported "
-                    "to ONNX)", pipeline or "<pipeline>")
+    if str(name).startswith("onnxruntime"):
+        log.warning("backend=%s: the pipeline model=%s runs in torch (only ckpt= networks are exported "
+                    "to ONNX)", name, pipeline or "<pipeline>")
 
 
 class TorchBackend:
@@ -174,20 +177,67 @@ class OnnxRuntimeBackend:
         return torch.from_numpy(out).to(x.device)
 
 
+class OnnxRuntimeInt8Backend(OnnxRuntimeBackend):
+    """The float32 graph of :class:`OnnxRuntimeBackend`, quantized per input size (:mod:`.quantize`).
+
+    Args (besides :class:`OnnxRuntimeBackend`'s):
+        mean / std: the predictor's input normalisation (the calibration scenes are normalised with it).
+        int8: :class:`~.quantize.Int8Settings` or a mapping of its fields (``int8:`` in the configs).
+    """
+
+    name = "onnxruntime_int8"
+
+    def __init__(self, net: nn.Module, input_size: Sequence[int] | None = None, checkpoint: str | Path | None = None,
+                 cache_dir: str | Path | None = None, threads: int | None = None, device: torch.device | str = "cpu",
+                 atol: float = 1e-4, mean: Sequence[float] = (0.485, 0.456, 0.406),
+                 std: Sequence[float] = (0.229, 0.224, 0.225), int8=None) -> None:
+        from .quantize import Int8Settings
+
+        self.int8 = int8 if isinstance(int8, Int8Settings) else Int8Settings.from_mapping(int8)
+        self.mean, self.std = tuple(mean), tuple(std)
+        self.int8_sessions: dict[tuple[int, int], object] = {}
+        self.int8_meta: dict[tuple[int, int], dict] = {}
+        super().__init__(net, input_size=input_size, checkpoint=checkpoint, cache_dir=cache_dir, threads=threads,
+                         device=device, atol=atol)
+
+    def _session(self, size: tuple[int, int]):
+        if size not in self.int8_sessions:
+            from .quantize import int8_graph
+
+            fp32 = super()._session(size)
+            try:
+                session, _, meta = int8_graph(self.path, fp32, size, self.mean, self.std, self.int8, self._open)
+            except Exception as exc:  # quantization failed: the float32 graph gives the exact maps
+                log.warning("backend=onnxruntime_int8: quantization failed (%s: %s); using the float32 graph",
+                            type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
+                session, meta = None, {"accepted": False, "error": f"{type(exc).__name__}: {exc}"}
+            if session is None and "error" not in meta:
+                log.warning("backend=onnxruntime_int8: the int8 graph differs from float32 by a mean %.3g > "
+                            "int8.max_mean_abs_diff=%g on validation scenes; using the float32 graph",
+                            meta["mean_abs_diff"], self.int8.max_mean_abs_diff)
+            self.int8_sessions[size], self.int8_meta[size] = session or fp32, meta
+        return self.int8_sessions[size]
+
+
 def make_backend(name: str, net: nn.Module, device: torch.device | str = "cpu", amp: bool = False,
                  input_size: Sequence[int] | None = None, checkpoint: str | Path | None = None,
-                 cache_dir: str | Path | None = None) -> TorchBackend | OnnxRuntimeBackend:
+                 cache_dir: str | Path | None = None, mean: Sequence[float] = (0.485, 0.456, 0.406),
+                 std: Sequence[float] = (0.229, 0.224, 0.225), int8=None) -> TorchBackend | OnnxRuntimeBackend:
     """The backend ``name`` (``torch | onnxruntime | auto``) for ``net`` on ``device``.
 
+    ``onnxruntime_int8`` also takes the predictor's ``mean`` / ``std`` and the ``int8`` settings.
     ``onnxruntime`` for a network that does not export (or does not match PyTorch within
     1e-4) falls back to torch with one log line; without onnxruntime installed,
     ``backend=onnxruntime`` raises :class:`BackendUnavailableError`.
     """
     chosen = resolve_backend(name, device)
-    if chosen == "onnxruntime":
+    if chosen.startswith("onnxruntime"):
         if torch.device(device).type != "cpu":
             log.warning("backend=onnxruntime runs on the CPU; the network's device %s is not used", device)
         try:
+            if chosen == "onnxruntime_int8":
+                return OnnxRuntimeInt8Backend(net, input_size=input_size, checkpoint=checkpoint,
+                                              cache_dir=cache_dir, device=device, mean=mean, std=std, int8=int8)
             return OnnxRuntimeBackend(net, input_size=input_size, checkpoint=checkpoint, cache_dir=cache_dir,
                                       device=device)
         except Exception as exc:  # an export failure must not stop a prediction: torch gives the same maps

@@ -47,7 +47,7 @@ def infer_modes(cfg: Mapping) -> list[str]:
 
 
 def predictor_kwargs(cfg: Mapping, mode: str | None = None) -> dict:
-    """:class:`~dbd_lightning.inference.predictor.CheckpointPredictor` keyword arguments from ``tile.*`` and ``infer.*``."""
+    """:class:`~dbd_lightning.inference.predictor.CheckpointPredictor` keyword arguments from ``tile.*``, ``infer.*``, ``int8.*``."""
     t = cfg.get("tile") or {}
     infer = cfg.get("infer") or {}
     scale = float(infer.get("scale", 1.0))
@@ -63,7 +63,20 @@ def predictor_kwargs(cfg: Mapping, mode: str | None = None) -> dict:
         tile=t.get("mode", "auto"), tile_above=t.get("above", 1280), tile_size=t.get("size", 640),
         tile_overlap=t.get("overlap", 128), tile_batch=t.get("batch", 4), tile_window=str(t.get("window", "hann")),
         mode=mode or infer_modes(cfg)[0], scale=scale, overlap_fraction=float(infer.get("overlap", 0.25)),
+        int8=_int8_settings(cfg),
     )
+
+
+def _int8_settings(cfg: Mapping):
+    """``int8:`` (``backend=onnxruntime_int8``) as :class:`~.quantize.Int8Settings`; a bad key is a user error."""
+    from .quantize import Int8Settings
+
+    try:
+        return Int8Settings.from_mapping(cfg.get("int8") or {})
+    except (TypeError, ValueError) as exc:
+        from ..utils.errors import UserError
+
+        raise UserError(str(exc)) from None
 
 
 def mode_label(cfg: Mapping, mode: str) -> str:

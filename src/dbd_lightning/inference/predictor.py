@@ -107,7 +107,8 @@ class CheckpointPredictor:
         mean / std: input normalisation (ImageNet by default, as the eval transform).
         device: ``"auto"`` = CUDA when available, else CPU.
         amp: bfloat16/float16 autocast on CUDA.
-        backend: ``torch | onnxruntime | auto`` (:mod:`dbd_lightning.inference.backends`);
+        int8: ``backend=onnxruntime_int8``'s settings (:class:`~dbd_lightning.inference.quantize.Int8Settings`).
+        backend: ``torch | onnxruntime | onnxruntime_int8 | auto`` (:mod:`dbd_lightning.inference.backends`);
             ``checkpoint`` (the weights' file) keys the cached ONNX graph.
     """
 
@@ -131,6 +132,7 @@ class CheckpointPredictor:
         mode: str = "resize",
         scale: float = 1.0,
         overlap_fraction: float = 0.25,
+        int8=None,
     ) -> None:
         if tile not in ("auto", True, False):
             raise ValueError(f"tile must be 'auto', true or false, got {tile!r}")
@@ -150,7 +152,7 @@ class CheckpointPredictor:
         self.size_multiple = int(size_multiple)
         self.amp = amp and self.device.type == "cuda"
         self.backend = make_backend(backend, self.net, self.device, amp=self.amp, input_size=self.image_size,
-                                    checkpoint=checkpoint)
+                                    checkpoint=checkpoint, mean=tuple(mean), std=tuple(std), int8=int8)
 
     # ---------------------------------------------------------------- helpers
     def uses_tiles(self, h: int, w: int) -> bool:

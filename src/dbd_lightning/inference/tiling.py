@@ -111,6 +111,9 @@ def blend_tiles(
     ``predict(boxes)`` gets up to ``batch`` boxes ``(y, x, th, tw)`` and returns
     one float ``(th, tw)`` map per box. Peak memory: the float32 result plus
     ``batch`` tiles (the weight normalisation is separable, done in row blocks).
+    Every output pixel is a convex combination of tile values, so the result is
+    clipped to the tiles' value range: float32 rounding of the weights must not put a
+    blended probability of 1 at 1.0000001.
     """
     h, w = shape
     ys, xs, th, tw = tile_grid(h, w, tile[0], tile[1], overlap)
@@ -121,14 +124,17 @@ def blend_tiles(
     for s, win in zip(xs, wx, strict=True):
         sum_x[s:s + tw] += win
     acc = np.zeros((h, w), np.float32)
+    lo, hi = np.inf, -np.inf
     boxes = [(i, j) for i in range(len(ys)) for j in range(len(xs))]
     for k in range(0, len(boxes), max(1, int(batch))):
         chunk = boxes[k:k + max(1, int(batch))]
         maps = predict([(ys[i], xs[j], th, tw) for i, j in chunk])
         for (i, j), p in zip(chunk, maps, strict=True):
             y, x = ys[i], xs[j]
-            acc[y:y + th, x:x + tw] += np.asarray(p, np.float32) * np.outer(wy[i], wx[j])
+            p = np.asarray(p, np.float32)
+            lo, hi = min(lo, float(p.min())), max(hi, float(p.max()))
+            acc[y:y + th, x:x + tw] += p * np.outer(wy[i], wx[j])
     rows = max(1, (1 << 18) // max(w, 1))  # normalise ~1 MB at a time
     for r in range(0, h, rows):
         acc[r:r + rows] /= np.outer(sum_y[r:r + rows], sum_x)
-    return acc
+    return np.clip(acc, lo, hi, out=acc)
