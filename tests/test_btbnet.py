@@ -282,7 +282,7 @@ def test_detection_task_builds_param_groups_from_config(tmp_path):
 
 
 def test_pretrain_dataset_enumerates_the_20_variants_per_source():
-    from dbd_lightning.data.synthetic.btbnet import BTBNetPretrainDataset
+    from dbd_lightning.models.btbnet.pretrain_data import BTBNetPretrainDataset
 
     ds = BTBNetPretrainDataset(length=40, seed=0, size=24)
     got = [(ds[i]["times"], ds[i]["position"]) for i in range(20)]
@@ -338,3 +338,29 @@ def test_btbnet_metric_preset_is_adaptive_average_prf():
     assert r["fbeta"].item() == pytest.approx(1.3 * (2 / 3) / (0.3 + 2 / 3), rel=1e-5)
     prec, rec, thr = r["pr_curve"]
     assert prec.shape == rec.shape == thr.shape == (256,)
+
+
+def test_btbnet_pretrain_sample():
+    """Sec. 4.1 recipe: one half blurred by the 7x7 sigma-2 Gaussian applied ``times`` times, the other untouched."""
+    from dbd_lightning.data.synthetic.textures import TextureBank
+    from dbd_lightning.models.btbnet.pretrain_data import btbnet_pretrain_sample, btbnet_pretrain_variants
+    from dbd_lightning.ops.psf import blur, gaussian_kernel
+
+    src = (np.random.default_rng(0).random((40, 60, 3)) * 255).astype(np.uint8)
+    s = btbnet_pretrain_sample(np.random.default_rng(0), src, size=None, times=2, position="left")
+    assert s["image"].shape == src.shape and s["image"].dtype == np.uint8
+    assert np.all(s["mask"][:, :30] == 0) and np.all(s["mask"][:, 30:] == 1)
+    np.testing.assert_array_equal(s["image"][:, 30:], src[:, 30:])  # sharp half untouched
+    k = gaussian_kernel(2.0, 3)
+    twice = blur(blur(src.astype(np.float32) / 255, k), k)
+    expected = np.clip(twice[:, :30] * 255 + 0.5, 0, 255).astype(np.uint8)
+    assert np.abs(s["image"][:, :30].astype(int) - expected).max() <= 1
+    variants = list(btbnet_pretrain_variants(src))
+    assert len(variants) == 20
+    assert {(v["times"], v["position"]) for v in variants} == {
+        (t, p) for t in range(1, 6) for p in ("left", "right", "top", "bottom")
+    }
+    bottom = btbnet_pretrain_sample(np.random.default_rng(1), TextureBank(), size=32, position="bottom")
+    assert bottom["mask"][:16].all() and not bottom["mask"][16:].any()
+    with pytest.raises(ValueError, match="left, right, top, bottom"):
+        btbnet_pretrain_sample(np.random.default_rng(0), src, size=None, position="middle")

@@ -6,8 +6,9 @@ import re
 
 import torch
 
-from dbd_lightning.convert import convert_dffnet_key, main
-from dbd_lightning.distill.teachers import DefocusTeacher
+from dbd_lightning.convert import main
+from dbd_lightning.models.ddffnet.convert import convert_dffnet_key
+from dbd_lightning.models.ddffnet.teachers import DefocusTeacher
 from dbd_lightning.models.dffnet import DFFNet
 from dbd_lightning.models.pdnet import PDNet
 

@@ -12,9 +12,9 @@ import pytest
 import torch
 from torch import nn
 
-from dbd_lightning.convert import FAMILIES, main
-from dbd_lightning.convert.dd import convert_dd_key, convert_dd_state, fill_bn_counters
+from dbd_lightning.convert import main
 from dbd_lightning.models.ddnet import DDNet
+from dbd_lightning.models.ddnet.convert import convert_dd_key, convert_dd_state, fill_bn_counters
 
 
 def _bn(prefix: str, c: int, counters: bool) -> dict[str, tuple]:
@@ -87,8 +87,29 @@ def resnext_net():
     return DDNet("resnext101_32x4d")
 
 
-def test_dd_is_registered():
-    assert FAMILIES["dd"] == ".dd"
+def test_the_dispatcher_hands_dd_files_to_the_dd_converter(tmp_path, capsys):
+    """``python -m dbd_lightning.convert dd SRC DST``: a DataParallel file with a few of the authors' DD keys
+    comes out under our DDNet names (hand-mapped below), tensors unchanged; the fc head is dropped."""
+    g = torch.Generator().manual_seed(1)
+    authors = {"deconv1.prev.weight": torch.randn(4, 8, 3, 3, generator=g),
+               "sideatt2.bn.running_mean": torch.randn(32, generator=g),
+               "fusiond.bias": torch.randn(1, generator=g),
+               "pretrained_net.fc.weight": torch.randn(2, 2, generator=g)}
+    src, dst = tmp_path / "res_best.pth", tmp_path / "out" / "dd.ckpt"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in authors.items()}}, src)
+    assert main(["dd", str(src), str(dst), "--no-check"]) == 0
+    state = torch.load(dst, weights_only=True)["state_dict"]
+    assert sorted(state) == ["net.attention.1.post.1.running_mean", "net.fuse_depth.bias", "net.stages.0.conv_in.weight"]
+    assert torch.equal(state["net.stages.0.conv_in.weight"], authors["deconv1.prev.weight"])
+    assert torch.equal(state["net.attention.1.post.1.running_mean"], authors["sideatt2.bn.running_mean"])
+    assert torch.equal(state["net.fuse_depth.bias"], authors["fusiond.bias"])
+    assert "dropped 1 authors' keys" in capsys.readouterr().out
+
+
+def test_the_dispatcher_rejects_an_unknown_family_and_lists_the_known_ones(capsys):
+    assert main(["ddd"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown family 'ddd'" in err and "{dd,ddffnet,dffnet,karaali,pdnet}" in err
 
 
 def test_every_authors_resnext_key_maps_onto_our_net(resnext_net):

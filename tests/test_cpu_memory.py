@@ -54,3 +54,40 @@ def test_datamodule_workers_start_in_heap_reuse_mode(tmp_path):
     assert DBDDataModule(num_workers=2, **kw)._loader(ds, 2, False, False).worker_init_fn is (
         reuse_freed_memory_in_worker)
     assert DBDDataModule(num_workers=0, **kw)._loader(ds, 2, False, False).worker_init_fn is None
+
+
+class _RecordingLibc:
+    """Stands in for glibc: records the ``mallopt`` / ``malloc_trim`` calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def mallopt(self, param: int, value: int) -> int:
+        self.calls.append(("mallopt", param, value))
+        return 1
+
+    def malloc_trim(self, pad: int) -> int:
+        self.calls.append(("malloc_trim", pad))
+        return 1
+
+
+def test_nested_blocks_switch_the_heap_once_and_restore_it_once_even_on_error(monkeypatch):
+    lib = _RecordingLibc()
+    monkeypatch.setattr(cpu_memory, "_glibc", lambda: lib)
+    # M_MMAP_MAX = -4, M_TRIM_THRESHOLD = -1, M_TOP_PAD = -2 (glibc's malloc.h); glibc's defaults on exit
+    enter = [("mallopt", -4, 0), ("mallopt", -1, 1 << 30), ("mallopt", -2, 64 << 20)]
+    leave = [("mallopt", -4, 65536), ("mallopt", -1, 128 * 1024), ("mallopt", -2, 128 * 1024), ("malloc_trim", 0)]
+    with cpu_memory.reuse_freed_memory():
+        assert lib.calls == enter
+        with cpu_memory.reuse_freed_memory():
+            pass
+        assert lib.calls == enter  # the inner block changes nothing
+    assert lib.calls == enter + leave
+    lib.calls.clear()
+    with pytest.raises(ValueError, match="inside"), cpu_memory.reuse_freed_memory():
+        raise ValueError("inside")
+    assert lib.calls == enter + leave
+    lib.calls.clear()
+    with cpu_memory.reuse_freed_memory(enabled=False):
+        pass
+    assert lib.calls == []

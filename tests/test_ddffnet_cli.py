@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from dbd_lightning.utils.config import config_dir
 
@@ -18,17 +20,47 @@ SMALL = ["model.net.encoder=resnet18", "logger=none", "data.image_size=[64,64]",
          "~callbacks.lr_monitor", "hydra.sweep.subdir=${hydra.job.num}"]
 
 
-def test_table_sweeps_declare_the_paper_grids():
+def _sweep_jobs(experiment: str) -> list[list[str]]:
+    """The jobs of a table sweep as Hydra's basic sweeper expands them (cartesian product of its params)."""
+    cfg = compose("train", overrides=[f"experiment={experiment}"], return_hydra_config=True)
+    parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()])
+    axes = [[f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] for o in parsed]
+    return [list(job) for job in itertools.product(*axes)]
+
+
+def _loss_name(loss_cfg) -> str:
+    """The paper's loss names: ``bce&el`` when the DOF-edge term is on (eq. 6), else ``bce``."""
+    return "bce&el" if loss_cfg.edge_loss is not None and float(loss_cfg.edge_weight) > 0 else "bce"
+
+
+def _rows(experiment: str) -> set[tuple[str, str, str]]:
+    """(model, stage-1 loss, stage-2 loss) rows one table sweep produces; stage 1 alone gives the '-' rows."""
+    rows = set()
+    for job in _sweep_jobs(experiment):
+        stage2 = compose("train", overrides=[f"experiment={experiment}", *job])
+        stage1 = compose("train", overrides=[f"experiment={experiment}", *job, f"loss={stage2.pipeline.stage1_loss}"])
+        model = stage2.model.net._target_.rsplit(".", 1)[-1]
+        rows |= {(model, _loss_name(stage1.loss), "-"), (model, _loss_name(stage1.loss), _loss_name(stage2.loss))}
+    return rows
+
+
+def test_table_sweeps_produce_the_rows_of_the_papers_tables():
+    # Table IV of the D-DFFNet paper, copied by hand: (model, stage1 loss, stage2 loss)
+    table4 = {("PDNet", "bce&el", "-"), ("PDNet", "bce&el", "bce&el"), ("DFFNet", "bce", "-"),
+              ("DFFNet", "bce", "bce"), ("DFFNet", "bce", "bce&el"), ("DFFNet", "bce&el", "-"),
+              ("DFFNet", "bce&el", "bce&el")}
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir(), version_base="1.3"):
-        t4 = compose("train", overrides=["experiment=ddffnet_table4"], return_hydra_config=True)
-        t5 = compose("train", overrides=["experiment=ddffnet_table5"], return_hydra_config=True)
-        t6 = compose("train", overrides=["experiment=ddffnet_table6"], return_hydra_config=True)
-    assert dict(t4.hydra.sweeper.params) == {"model": "dffnet,pdnet", "pipeline.stage1_loss": "bce,bce_edge",
-                                             "loss": "bce,bce_edge"}
-    assert dict(t5.hydra.sweeper.params) == {"model": "dffnet,dffnet_vgg16"}
-    assert dict(t6.hydra.sweeper.params) == {"model.net.dense_guidance": "true,false"}
-    assert t4.pipeline.stage1_experiment == "dffnet_stage1"
+        assert table4 <= _rows("ddffnet_table4")
+        # Table V: the same D-DFFNet on ResNeSt-101 and on VGG16
+        encoders = {compose("train", overrides=["experiment=ddffnet_table5", *job]).model.net.encoder
+                    for job in _sweep_jobs("ddffnet_table5")}
+        # Table VI: DFFNet with and without the dense guidance of the DFFM
+        t6 = [compose("train", overrides=["experiment=ddffnet_table6", *job]).model.net
+              for job in _sweep_jobs("ddffnet_table6")]
+    assert encoders == {"resnest101e", "vgg16_bn"}
+    assert sorted((n._target_.rsplit(".", 1)[-1], n.dense_guidance) for n in t6) == [("DFFNet", False),
+                                                                                      ("DFFNet", True)]
 
 
 def test_table6_multirun_runs_two_stage_jobs(tmp_path):

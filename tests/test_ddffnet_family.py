@@ -9,8 +9,13 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from dbd_lightning.losses.depth import DepthLoss, ResponseDepthDistillationLoss, depth_error, minmax_normalize
-from dbd_lightning.models.depthnet import DepthNet
+from dbd_lightning.models.ddffnet.depth_losses import (
+    DepthLoss,
+    ResponseDepthDistillationLoss,
+    depth_error,
+    minmax_normalize,
+)
+from dbd_lightning.models.ddffnet.depth_net import DepthNet
 from dbd_lightning.models.dffnet import DFFNet
 from dbd_lightning.models.pdnet import PDNet
 from dbd_lightning.models.rdffnet import RDFFNet
@@ -114,7 +119,7 @@ def test_depthnet_config_trains_and_its_checkpoint_feeds_the_depth_teacher(tmp_p
     assert {"val/synthetic/mae", "test/synthetic/rmse", "train/depth_l1"} <= set(metrics)
     ckpt = find_checkpoint(depth_dir)
     assert ckpt is not None
-    from dbd_lightning.distill.teachers import DepthTeacher
+    from dbd_lightning.models.ddffnet.teachers import DepthTeacher
 
     teacher = DepthTeacher(DepthNet("resnet18"), ckpt=str(ckpt))
     state = load_state_dict(ckpt)

@@ -9,10 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dbd_lightning.distill import Distillation
-from dbd_lightning.distill.teachers import DepthTeacher, NoTeacher
-from dbd_lightning.losses.depth import ResponseDepthDistillationLoss, minmax_normalize
 from dbd_lightning.metrics import build_dbd_metrics
+from dbd_lightning.models.ddffnet.callback import Distillation
+from dbd_lightning.models.ddffnet.depth_losses import ResponseDepthDistillationLoss, minmax_normalize
+from dbd_lightning.models.ddffnet.teachers import DepthTeacher, NoTeacher
 from dbd_lightning.models.ddnet import DDNet
 from dbd_lightning.utils.checkpoint import load_state_dict
 from dbd_lightning.utils.config import build_datamodule, build_task, instantiate_dict

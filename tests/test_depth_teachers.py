@@ -9,8 +9,8 @@ import timm
 import torch
 import torch.nn.functional as F
 
-from dbd_lightning.distill.depth_teachers import MidasTeacher, midas_to_timm_resnet, renormalize
-from dbd_lightning.losses.depth import minmax_normalize
+from dbd_lightning.models.ddffnet.depth_losses import minmax_normalize
+from dbd_lightning.models.ddffnet.depth_teachers import MidasTeacher, midas_to_timm_resnet, renormalize
 from dbd_lightning.train import run
 
 from .helpers import TINY, compose_cfg
@@ -140,7 +140,7 @@ def _hub_offline(monkeypatch):
 
 
 def test_hf_depth_teacher_loads_the_local_folder_features_and_depth(hf_depth):
-    from dbd_lightning.distill.depth_teachers import HFDepthTeacher
+    from dbd_lightning.models.ddffnet.depth_teachers import HFDepthTeacher
 
     kind, path, input_size, ref = hf_depth
     teacher = HFDepthTeacher(str(path), input_size=input_size, channels=[FUSION] * 4)
@@ -172,7 +172,7 @@ def test_hf_depth_teacher_loads_the_local_folder_features_and_depth(hf_depth):
 
 def test_hf_depth_teacher_loads_a_float16_folder_in_float32(tmp_path):
     """transformers 5 defaults to dtype="auto" (the folder's dtype); the teacher asks for float32."""
-    from dbd_lightning.distill.depth_teachers import HFDepthTeacher
+    from dbd_lightning.models.ddffnet.depth_teachers import HFDepthTeacher
 
     _tiny_hf_model("dpt").half().save_pretrained(tmp_path / "fp16")
     teacher = HFDepthTeacher(str(tmp_path / "fp16"), input_size=64)

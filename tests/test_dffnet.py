@@ -56,13 +56,48 @@ def test_every_parameter_gets_a_gradient(small_net):
     assert small_net.encoder.body.conv1.weight.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("kw", [dict(attention=False), dict(dense_guidance=False)])
-def test_ablation_switches(kw):
-    net = DFFNet("resnet18", **kw)
+def test_ablation_switch_attention():
+    net = DFFNet("resnet18", attention=False)
     out = net(torch.randn(1, 3, 64, 64))
     assert out["logits"].shape == (1, 1, 64, 64)
-    if not kw.get("attention", True):
-        assert net.decoder.attention is None
+    assert net.decoder.attention is None
+
+
+def _up(x: torch.Tensor, times: int) -> torch.Tensor:
+    """Bilinear x2 (align_corners=True), ``times`` times."""
+    for _ in range(times):
+        x = torch.nn.functional.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)
+    return x
+
+
+def test_dense_guidance_is_the_papers_products_and_its_ablation_removes_them():
+    """DFFM branches (Sec. III-A): g2 = CU1(up f1) f2, g3 = CU2(up^2 f1) CU3(up f2) f3,
+    g4 = CU2(up^3 f1) CU3(up^2 f2) CU6(up f3) f4 (up = bilinear x2, align_corners); the
+    "w/o DFFM" ablation (Table VI) keeps g_k = f_k, so the deepest level no longer reaches them."""
+    from dbd_lightning.models.components.dffm import DFFM
+
+    torch.manual_seed(0)
+    c = 4
+    f1, f2, f3, f4 = (torch.randn(1, c, s, s, dtype=torch.float64) for s in (2, 4, 8, 16))
+    dense = DFFM(c, attention=False, dense_guidance=True).double().eval()
+    plain = DFFM(c, attention=False, dense_guidance=False).double().eval()
+    plain.load_state_dict(dense.state_dict())
+    with torch.no_grad():
+        _, _, feats = dense.forward_with_features(f1, f2, f3, f4)
+        g1, g2, g3, g4 = feats["branches"]
+        torch.testing.assert_close(g2, dense.cu1(_up(f1, 1)) * f2)
+        torch.testing.assert_close(g3, dense.cu2(_up(f1, 2)) * dense.cu3(_up(f2, 1)) * f3)
+        torch.testing.assert_close(g4, dense.cu2(_up(f1, 3)) * dense.cu3(_up(f2, 2)) * dense.cu6(_up(f3, 1)) * f4)
+        torch.testing.assert_close(g1, dense.cu4(_up(f1, 1)))
+        _, sides, feats = plain.forward_with_features(f1, f2, f3, f4)
+        assert [torch.equal(a, b) for a, b in zip(feats["branches"][1:], (f2, f3, f4), strict=True)] == [True] * 3
+        # changing f1 moves every guided side map, and none of the ablation's g2..g4 side maps
+        f1b = f1 + 1.0
+        dense_sides = dense(f1, f2, f3, f4)[1], dense(f1b, f2, f3, f4)[1]
+        plain_sides = sides, plain(f1b, f2, f3, f4)[1]
+    assert all(not torch.allclose(a, b) for a, b in zip(*dense_sides, strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(plain_sides[0][1:], plain_sides[1][1:], strict=True))
+    assert not torch.allclose(plain_sides[0][0], plain_sides[1][0])  # g1 = CU4(up f1) still sees f1
 
 
 def test_bad_encoder_and_offline_pretrained(monkeypatch):

@@ -9,10 +9,12 @@ import lightning as L
 import pytest
 import torch
 
-from dbd_lightning.distill import Distillation, ProjectorBank, beta_at, projector
-from dbd_lightning.distill.teachers import DefocusTeacher, DepthTeacher, FrozenTeacher
-from dbd_lightning.losses.feature_distill import FeatureDistillationLoss, pairwise_l2
-from dbd_lightning.models.depthnet import DepthNet
+from dbd_lightning.models.ddffnet.callback import Distillation
+from dbd_lightning.models.ddffnet.depth_net import DepthNet
+from dbd_lightning.models.ddffnet.feature_loss import FeatureDistillationLoss, pairwise_l2
+from dbd_lightning.models.ddffnet.projectors import ProjectorBank, projector
+from dbd_lightning.models.ddffnet.schedules import beta_at
+from dbd_lightning.models.ddffnet.teachers import DefocusTeacher, DepthTeacher, FrozenTeacher
 from dbd_lightning.models.dffnet import DFFNet
 from dbd_lightning.train import run
 from dbd_lightning.utils.checkpoint import load_state_dict, load_weights

@@ -1,8 +1,9 @@
 """Karaali as the authors' released program runs it: model=karaali_authors_code, precomputed edge maps
 (``predict ... edges=DIR``, their ``-e``), and their published weights end to end.
 
-The published weights (GPL-3.0) and the authors' edge maps are read from ../shared and never copied
-into the project; those tests skip with a reason when ../shared is absent.
+The published weights (GPL-3.0, so never part of the project) and the authors' precomputed edge maps
+are optional test data looked up beside the checkout; without them those tests skip, and the skip
+reason names the files they need.
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from numpy.lib.stride_tricks import sliding_window_view
 
 from dbd_lightning.convert import main as convert_main
-from dbd_lightning.convert.karaali import BNET_KEYS, ENET_KEYS
 from dbd_lightning.models.karaali import BNet, ENet
+from dbd_lightning.models.karaali.convert import BNET_KEYS, ENET_KEYS
 from dbd_lightning.models.karaali.pipeline import trunk_from_dense
 from dbd_lightning.models.karaali.torch_model import (
     WIDE_PHASE,
@@ -21,7 +21,6 @@ from dbd_lightning.models.karaali.torch_model import (
     wide_grid_shape,
     winograd_f33,
 )
-from dbd_lightning.ops.cpu_memory import reuse_freed_memory
 from dbd_lightning.ops.patches import extract_patches, reflect_pad
 from dbd_lightning.ops.sparse_conv import conv2d_at, dilate_need
 from dbd_lightning.utils.checkpoint import load_weights
@@ -185,16 +184,6 @@ def test_winograd_f33_is_the_3_tap_correlation():
     rng = np.random.default_rng(0)
     d, k = rng.standard_normal(5), rng.standard_normal(3)
     np.testing.assert_allclose(at @ ((g @ k) * (bt @ d)), np.correlate(d, k, mode="valid"), rtol=1e-13, atol=1e-13)
-
-
-def test_reuse_freed_memory_nests_and_is_harmless():
-    with reuse_freed_memory(), reuse_freed_memory():
-        a = torch.ones(3_000_000)
-        del a
-        b = torch.arange(10.0)
-    with reuse_freed_memory(enabled=False):
-        c = torch.arange(10.0)
-    assert torch.equal(b, c)
 
 
 # ---------------------------------------------------------------------------

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from dbd_lightning.data.karaali_patches import KaraaliPatchDataModule, KaraaliPatchDataset, blur_pattern
-from dbd_lightning.data.synthetic.recipes import KARAALI_BNET_RADII
 from dbd_lightning.models.karaali import BNet, ENet
+from dbd_lightning.models.karaali.levels import BNET_RADII
+from dbd_lightning.models.karaali.patches import KaraaliPatchDataModule, KaraaliPatchDataset, blur_pattern
 from dbd_lightning.ops.psf import blur, disk_kernel
 from dbd_lightning.tasks.karaali import KaraaliPatchTask
 from dbd_lightning.train import run
@@ -39,7 +39,7 @@ def test_bnet_patches_are_balanced_and_enet_has_both_classes():
 
 def _blur_level_stack(sharp):
     """The 23 uniformly blurred images ``L_k = blur(sharp, disk(level_k))``, float64 ``(23, H, W, 3)``."""
-    return np.stack([blur(sharp, disk_kernel(float(r))) for r in KARAALI_BNET_RADII]).astype(np.float64)
+    return np.stack([blur(sharp, disk_kernel(float(r))) for r in BNET_RADII]).astype(np.float64)
 
 
 def _radius_map(out, stack):
@@ -55,7 +55,7 @@ def _radius_map(out, stack):
         f = np.clip((r * d).sum(-1) / np.maximum((d * d).sum(-1), 1e-30), 0.0, 1.0)
         res = np.sqrt(((r - f[..., None] * d) ** 2).sum(-1))
         better = res < best
-        best[better], radius[better] = res[better], KARAALI_BNET_RADII[k] + 0.25 * f[better]
+        best[better], radius[better] = res[better], BNET_RADII[k] + 0.25 * f[better]
     return radius, float(best.max())
 
 
@@ -73,7 +73,7 @@ def test_blur_patterns():
     sharp = np.random.default_rng(1).random((40, 50, 3)).astype(np.float32)
     h, w = sharp.shape[:2]
     stack = _blur_level_stack(sharp)
-    levels = np.asarray(KARAALI_BNET_RADII)
+    levels = np.asarray(BNET_RADII)
 
     uni = blur_pattern(np.random.default_rng(3), sharp, "uniform")
     level = 0.5 + 0.25 * np.random.default_rng(3).integers(23)
@@ -172,8 +172,8 @@ def test_bnet_checkpoint_with_config_radii_loads_safely(tmp_path):
 
     from dbd_lightning.utils.checkpoint import load_state_dict
 
-    task = KaraaliPatchTask(BNet(), optimizer=torch.optim.Adam, radii=OmegaConf.create(list(KARAALI_BNET_RADII)))
-    assert type(task.hparams["radii"]) is list and task.hparams["radii"] == list(KARAALI_BNET_RADII)
+    task = KaraaliPatchTask(BNet(), optimizer=torch.optim.Adam, radii=OmegaConf.create(list(BNET_RADII)))
+    assert type(task.hparams["radii"]) is list and task.hparams["radii"] == list(BNET_RADII)
     trainer = L.Trainer(max_steps=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, accelerator="cpu")
     trainer.strategy.connect(task)
@@ -195,3 +195,29 @@ def test_bnet_tiny_overfit():
         opt.step()
         losses.append(float(loss.detach()))
     assert losses[-1] < 0.3 * losses[0]
+
+
+def test_karaali_recipes():
+    """Sec. IV-A: 23 B-NET levels 0.5..6.0 px (one per classifier output), whole-image disk blur; E-NET composite."""
+    from dbd_lightning.data.synthetic.textures import TextureBank
+    from dbd_lightning.models.karaali import KARAALI_LEVELS
+    from dbd_lightning.models.karaali.synthetic import (
+        karaali_bnet_sample,
+        karaali_enet_sample,
+        uniform_disk_blur,
+    )
+
+    assert len(BNET_RADII) == KARAALI_LEVELS == 23
+    assert BNET_RADII[0] == 0.5 and BNET_RADII[-1] == 6.0
+    np.testing.assert_allclose(np.diff(BNET_RADII), 0.25)
+    src = (np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8)
+    s0 = karaali_bnet_sample(np.random.default_rng(0), src, size=None, level=0)
+    np.testing.assert_array_equal(s0["image"], src)  # radius 0.5 = identity disk
+    s = karaali_bnet_sample(np.random.default_rng(0), src, size=None, level=22)
+    assert s["radius"] == 6.0 and s["image"].std() < src.std()
+    np.testing.assert_allclose(
+        uniform_disk_blur(src.astype(np.float32) / 255, 2.0),
+        blur(src.astype(np.float32) / 255, disk_kernel(2.0)),
+    )
+    e = karaali_enet_sample(np.random.default_rng(0), TextureBank(), size=48)
+    assert e["image"].shape == (48, 48, 3) and e["r_fg"] < e["r_bg"] and e["mask"].any()

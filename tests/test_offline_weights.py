@@ -69,12 +69,12 @@ def test_pretrained_without_offline_weights_lists_the_ones_that_have_them(monkey
         TimmEncoder("resnet18", pretrained=True)
 
 
-@pytest.mark.parametrize("family", ["dffnet.DFFNet", "pdnet.PDNet", "ddnet.DDNet", "depthnet.DepthNet",
+@pytest.mark.parametrize("family", ["dffnet.DFFNet", "pdnet.PDNet", "ddnet.DDNet", "ddffnet.depth_net.DepthNet",
                                     "rdffnet.RDFFNet"])
 def test_every_timm_family_takes_the_offline_encoder(family):
     import importlib
 
-    module, cls = family.split(".")
+    module, cls = family.rsplit(".", 1)
     net = getattr(importlib.import_module(f"dbd_lightning.models.{module}"), cls)(
         encoder="efficientnet_lite0", pretrained=True)
     raw = torch.load(ow.weights_file_of("efficientnet_lite0"), map_location="cpu", weights_only=True)

@@ -1,4 +1,4 @@
-"""Synthetic thin-lens renderer, textures, recipes and dataset (dbd_lightning.data.synthetic)."""
+"""Synthetic thin-lens renderer, textures and dataset (dbd_lightning.data.synthetic)."""
 
 import pickle
 
@@ -7,24 +7,18 @@ import numpy as np
 import pytest
 
 from dbd_lightning.data.synthetic import (
-    KARAALI_BNET_RADII,
     PRESETS,
     SAMPLE_KEYS,
     RenderConfig,
     SyntheticRenderer,
     TextureBank,
     bench_renderer,
-    btbnet_pretrain_sample,
-    btbnet_pretrain_variants,
     get_preset,
-    karaali_bnet_sample,
-    karaali_enet_sample,
     resolve_config,
-    uniform_disk_blur,
 )
 from dbd_lightning.data.synthetic.renderer import focus_boundary
 from dbd_lightning.data.synthetic.textures import TEXTURE_KINDS, available_bundled_photos
-from dbd_lightning.ops.psf import blur, disk_kernel, gaussian_kernel
+from dbd_lightning.ops.psf import blur, disk_kernel
 from dbd_lightning.ops.thin_lens import coc_radius_px
 
 
@@ -252,44 +246,6 @@ def test_texture_bank_errors_and_source_dir(tmp_path):
     )
     _, info = r.render_with_info(0)
     assert all(s.endswith("a.png") for s in info["sources"])
-
-
-# ----------------------------------------------------------------------------- recipes
-def test_btbnet_pretrain_sample():
-    src = (np.random.default_rng(0).random((40, 60, 3)) * 255).astype(np.uint8)
-    s = btbnet_pretrain_sample(np.random.default_rng(0), src, size=None, times=2, position="left")
-    assert s["image"].shape == src.shape and s["image"].dtype == np.uint8
-    assert np.all(s["mask"][:, :30] == 0) and np.all(s["mask"][:, 30:] == 1)
-    np.testing.assert_array_equal(s["image"][:, 30:], src[:, 30:])  # sharp half untouched
-    k = gaussian_kernel(2.0, 3)
-    twice = blur(blur(src.astype(np.float32) / 255, k), k)
-    expected = np.clip(twice[:, :30] * 255 + 0.5, 0, 255).astype(np.uint8)
-    assert np.abs(s["image"][:, :30].astype(int) - expected).max() <= 1
-    variants = list(btbnet_pretrain_variants(src))
-    assert len(variants) == 20
-    assert {(v["times"], v["position"]) for v in variants} == {
-        (t, p) for t in range(1, 6) for p in ("left", "right", "top", "bottom")
-    }
-    bottom = btbnet_pretrain_sample(np.random.default_rng(1), TextureBank(), size=32, position="bottom")
-    assert bottom["mask"][:16].all() and not bottom["mask"][16:].any()
-    with pytest.raises(ValueError, match="left, right, top, bottom"):
-        btbnet_pretrain_sample(np.random.default_rng(0), src, size=None, position="middle")
-
-
-def test_karaali_recipes():
-    assert len(KARAALI_BNET_RADII) == 23
-    assert KARAALI_BNET_RADII[0] == 0.5 and KARAALI_BNET_RADII[-1] == 6.0
-    src = (np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8)
-    s0 = karaali_bnet_sample(np.random.default_rng(0), src, size=None, level=0)
-    np.testing.assert_array_equal(s0["image"], src)  # radius 0.5 = identity disk
-    s = karaali_bnet_sample(np.random.default_rng(0), src, size=None, level=22)
-    assert s["radius"] == 6.0 and s["image"].std() < src.std()
-    np.testing.assert_allclose(
-        uniform_disk_blur(src.astype(np.float32) / 255, 2.0),
-        blur(src.astype(np.float32) / 255, disk_kernel(2.0)),
-    )
-    e = karaali_enet_sample(np.random.default_rng(0), TextureBank(), size=48)
-    assert e["image"].shape == (48, 48, 3) and e["r_fg"] < e["r_bg"] and e["mask"].any()
 
 
 # ----------------------------------------------------------------------------- dataset

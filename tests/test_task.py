@@ -60,7 +60,16 @@ def test_load_weights_reports_mismatched_keys(tmp_path):
 @pytest.mark.parametrize("trainer", ["cpu", "gpu", "ddp"])
 def test_trainer_configs_compose(tmp_path, trainer):
     cfg = compose_cfg(tmp_path, [f"trainer={trainer}"])
-    assert cfg.trainer._target_ == "lightning.pytorch.Trainer"
+    if trainer == "cpu":  # builds a real Trainer: one CPU process, float32, the paper's 75 epochs, atomic writes
+        import hydra
+        from lightning.pytorch.accelerators import CPUAccelerator
+
+        from dbd_lightning.utils.checkpoint_io import AtomicCheckpointIO
+
+        built = hydra.utils.instantiate(cfg.trainer, logger=False, enable_checkpointing=False)
+        assert isinstance(built.accelerator, CPUAccelerator) and built.num_devices == 1
+        assert built.precision == "32-true" and built.max_epochs == 75
+        assert isinstance(built.strategy.checkpoint_io, AtomicCheckpointIO)
     if trainer == "ddp":
         assert cfg.trainer.strategy == "ddp"
 

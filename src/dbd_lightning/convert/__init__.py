@@ -2,8 +2,8 @@
 
     python -m dbd_lightning.convert FAMILY ...      (``python -m dbd_lightning.convert -h`` lists them)
 
-Each family lives in its own module with a ``main(argv, kind)`` CLI; register it in
-``FAMILIES`` below. Every converter loads with ``torch.load(..., weights_only=True)`` (or
+Each paper's converter is ``models/<paper>/convert.py`` with a ``main(argv, kind)`` CLI;
+register it in ``FAMILIES`` below. Every converter loads with ``torch.load(..., weights_only=True)`` (or
 reads plain arrays) and never executes anything from the source files.
 """
 
@@ -12,15 +12,13 @@ from __future__ import annotations
 import importlib
 import sys
 
-from .ddffnet import convert_dffnet_key, convert_pdnet_key, convert_state, load_authors_state
-
-# family name -> module (relative to this package) holding its ``main(argv, kind)``
+# family name -> module holding its ``main(argv, kind)`` (imported only when that family is asked for)
 FAMILIES: dict[str, str] = {
-    "dd": ".dd",
-    "ddffnet": ".ddffnet",
-    "dffnet": ".ddffnet",
-    "karaali": ".karaali",
-    "pdnet": ".ddffnet",
+    "dd": "dbd_lightning.models.ddnet.convert",
+    "ddffnet": "dbd_lightning.models.ddffnet.convert",
+    "dffnet": "dbd_lightning.models.ddffnet.convert",
+    "karaali": "dbd_lightning.models.karaali.convert",
+    "pdnet": "dbd_lightning.models.ddffnet.convert",
 }
 
 
@@ -33,8 +31,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"usage: python -m dbd_lightning.convert {{{','.join(sorted(FAMILIES))}}} ...\n"
               f"{__doc__.splitlines()[0]}", file=stream)
         return 0 if stream is sys.stdout else 2
-    module = importlib.import_module(FAMILIES[argv[0]], __name__)
+    module = importlib.import_module(FAMILIES[argv[0]])
     return module.main(argv[1:], kind=argv[0])
 
 
-__all__ = ["FAMILIES", "convert_dffnet_key", "convert_pdnet_key", "convert_state", "load_authors_state", "main"]
+__all__ = ["FAMILIES", "main"]

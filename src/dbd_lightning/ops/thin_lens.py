@@ -6,8 +6,8 @@ blur circle whose diameter on the sensor is
 
     c(d) = A * f * |d - s_f| / (d * (s_f - f)) = f^2 |d - s_f| / (N d (s_f - f))
 
-(all lengths in metres; e.g. Potmesil & Chakravarty 1981, and the synthetic
-spec papers/synthetic.md). With a sensor of width ``w_s`` metres sampled by an
+(all lengths in metres; e.g. Potmesil & Chakravarty 1981; the camera model of
+``data/synthetic``). With a sensor of width ``w_s`` metres sampled by an
 image ``W`` pixels wide, one pixel is ``w_s / W`` metres, hence
 ``c_px = c * W / w_s`` and the blur (PSF) radius in pixels is ``r = c_px / 2``.
 

@@ -19,8 +19,8 @@ class DepthTask(L.LightningModule):
     detection runs selects the best checkpoint here too).
 
     Args:
-        net: e.g. :class:`~dbd_lightning.models.depthnet.DepthNet` (returns ``depth``).
-        depth_loss: e.g. :class:`~dbd_lightning.losses.depth.DepthLoss`.
+        net: e.g. :class:`~dbd_lightning.models.ddffnet.depth_net.DepthNet` (returns ``depth``).
+        depth_loss: e.g. :class:`~dbd_lightning.models.ddffnet.depth_losses.DepthLoss`.
         optimizer / scheduler / scheduler_interval: as in :class:`DetectionTask`.
         loss / metrics / log_images: injected by ``build_task`` for every model;
             the detection loss and DBD metric convention do not apply and are ignored.

@@ -8,8 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..distill.projectors import ProjectorBank
-from ..losses.feature_distill import FeatureDistillationLoss
+from ..models.ddffnet.feature_loss import FeatureDistillationLoss
+from ..models.ddffnet.projectors import ProjectorBank
 from .detection import DetectionTask
 
 
@@ -19,7 +19,7 @@ class DistillationTask(DetectionTask):
     The detection part (``loss``) is the usual deeply supervised loss; ``l_f``
     (eq. 3) compares the student's projected encoder features with each frozen
     teacher's. The teachers are **not** held here: the
-    :class:`~dbd_lightning.distill.Distillation` callback runs them and puts
+    :class:`~dbd_lightning.models.ddffnet.callback.Distillation` callback runs them and puts
     their outputs in ``batch["teacher"]``; it also sets ``self.beta`` each epoch
     (eq. 9). The projectors (1x1, no bias, xavier-normal, one per teacher and
     level) are trainable student-side modules: saved in the checkpoint and

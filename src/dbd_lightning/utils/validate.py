@@ -81,7 +81,7 @@ def validate_train_config(cfg: DictConfig) -> None:
         raise ConfigError(f"model config {_select(cfg, 'model._target_')} is a pipeline, not a trainable network "
                           "(model=karaali: train model=karaali_bnet / model=karaali_enet; run the pipeline with "
                           "python -m dbd_lightning.predict model=karaali)")
-    patches = "karaali_patches" in data_target
+    patches = data_target.endswith("KaraaliPatchDataModule")
     if kind == "patch_classifier" and not patches:
         task = "bnet" if "BNet" in str(_select(cfg, "model.net._target_")) else "enet"
         raise ConfigError(f"model=karaali_{task} is a patch classifier (41x41 edge patches), but data={data_name} "

@@ -9,15 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .bench import bench_renderer
-from .recipes import (
-    KARAALI_BNET_RADII,
-    KARAALI_ENET_RADII,
-    btbnet_pretrain_sample,
-    btbnet_pretrain_variants,
-    karaali_bnet_sample,
-    karaali_enet_sample,
-    uniform_disk_blur,
-)
 from .renderer import (
     PRESETS,
     SAMPLE_KEYS,
@@ -35,8 +26,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "BUNDLED_PHOTOS",
-    "KARAALI_BNET_RADII",
-    "KARAALI_ENET_RADII",
     "PRESETS",
     "SAMPLE_KEYS",
     "RenderConfig",
@@ -44,14 +33,9 @@ __all__ = [
     "SyntheticRenderer",
     "TextureBank",
     "bench_renderer",
-    "btbnet_pretrain_sample",
-    "btbnet_pretrain_variants",
     "get_preset",
-    "karaali_bnet_sample",
-    "karaali_enet_sample",
     "resolve_config",
     "sample_name",
-    "uniform_disk_blur",
     "write_dataset",
 ]
 

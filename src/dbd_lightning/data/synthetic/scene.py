@@ -1,7 +1,6 @@
 """Random layered scenes: a background plane and 1-3 textured foreground objects.
 
-A scene (papers/synthetic.md, "Scene and camera") is a list of layers ordered
-back to front:
+A scene is a list of layers ordered back to front:
 
 * label 0, the **background**: covers the whole image; either fronto-parallel
   (constant depth) or a **tilted plane**. For a plane seen through a pinhole,

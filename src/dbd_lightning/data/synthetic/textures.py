@@ -1,8 +1,7 @@
 """Sharp (all-in-focus) texture sources for the synthetic renderer.
 
 Every texture is a float32 ``HxWx3`` RGB array in ``[0, 1]`` and all randomness
-comes from the ``numpy.random.Generator`` passed in. Sources (papers/synthetic.md,
-"Sources of sharp texture"):
+comes from the ``numpy.random.Generator`` passed in. Sources of sharp texture:
 
 * ``photo``: crops of photographs bundled inside scikit-image (only files that
   ship with the wheel and load without network, see :data:`BUNDLED_PHOTOS`),

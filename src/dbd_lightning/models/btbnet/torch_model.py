@@ -1,6 +1,6 @@
 """BTBNet (Zhao et al., CVPR 2018): multi-stream bottom-top-bottom FCN + FNet + RRNet.
 
-Section references are to the seed paper (``003_...``); no public code exists.
+Section and equation numbers are the CVPR 2018 paper's; the authors released no code.
 
 * :class:`VGGTrunk` - bottom-top stream: VGG16 convolutions with the three FC
   layers **and the five pooling layers removed** (Sec. 3.1), so every block keeps

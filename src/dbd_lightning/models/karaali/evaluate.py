@@ -32,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .pipeline import BNET_RADII, KaraaliPipeline, dbd_threshold
+from .levels import BNET_RADII
+from .pipeline import KaraaliPipeline, dbd_threshold
 
 __all__ = ["lytro_errors", "lytro_scenes", "synthetic_scenes", "estimate_scenes", "radius_errors", "dbd_scores",
            "agreement", "main"]

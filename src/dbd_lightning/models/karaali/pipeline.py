@@ -31,8 +31,8 @@ from ...ops.edges import CANNY_HIGH, CANNY_LOW, CANNY_SIGMA, canny_hue
 from ...ops.patches import BORDERS, extract_patches, reflect_pad
 from ...ops.sparse_conv import SPARSE_MAX
 from ...utils.checkpoint import load_weights
+from .levels import BNET_RADII
 from .torch_model import (
-    KARAALI_LEVELS,
     WIDE_PHASE,
     BNet,
     ENet,
@@ -45,8 +45,6 @@ from .torch_model import (
 
 __all__ = ["KaraaliPipeline", "BNET_RADII", "dbd_threshold", "trunk_from_dense"]
 
-#: blur level -> disk radius (px)
-BNET_RADII: tuple[float, ...] = tuple(0.5 + 0.25 * i for i in range(KARAALI_LEVELS))
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 

@@ -3,7 +3,7 @@
 Plain ``nn.Module``. As DD (Cun & Pun 2020): extra 1x1 depth classifiers on the
 last layer (the input of the final 1x1 DBD classifier) and on each decoder
 branch (the inputs of the four DBD side classifiers). A frozen depth teacher's
-predictions are their pseudo-labels (``losses.depth.ResponseDepthDistillationLoss``).
+predictions are their pseudo-labels (``models.ddffnet.depth_losses.ResponseDepthDistillationLoss``).
 """
 
 from __future__ import annotations

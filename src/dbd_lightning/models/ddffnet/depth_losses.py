@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .detection import DeepSupervisionLoss
+from ...losses.detection import DeepSupervisionLoss
 
 
 def minmax_normalize(depth: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """Real depth teachers: MiDaS v2.1 (the paper's, Sec. III-B) and DPT / Depth Anything (transformers).
 
 Both load only local files (no hub, no download) and return the teacher dict of
-:class:`~dbd_lightning.distill.teachers.FrozenTeacher`: four feature maps and a
+:class:`~dbd_lightning.models.ddffnet.teachers.FrozenTeacher`: four feature maps and a
 depth map normalised per image to [0, 1] (min-max; MiDaS and DPT predict
 relative inverse depth).
 """
@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from ..losses.depth import minmax_normalize
-from ..utils.checkpoint import load_state_dict
+from ...data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from ...utils.checkpoint import load_state_dict
+from .depth_losses import minmax_normalize
 from .teachers import FrozenTeacher
 
 

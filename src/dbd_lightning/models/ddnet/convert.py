@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from .ddffnet import load_authors_state
+from ...convert.authors_state import load_authors_state
 
 # legacy ResNeXt block (Sequential(LambdaMap(id, main, shortcut), LambdaReduce(add), ReLU))
 _BLOCK = [
@@ -114,7 +114,7 @@ def detect_encoder(state: dict[str, torch.Tensor]) -> str:
 
 
 def build_net(encoder: str):
-    from ..models.ddnet import DDNet
+    from .torch_model import DDNet
 
     return DDNet(encoder, pool_taps=encoder.startswith("vgg"))
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..utils.checkpoint import load_weights
+from ...utils.checkpoint import load_weights
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class DefocusTeacher(FrozenTeacher):
 
 
 class DepthTeacher(FrozenTeacher):
-    """The offline depth teacher: a :class:`~dbd_lightning.models.depthnet.DepthNet` trained by
+    """The offline depth teacher: a :class:`~dbd_lightning.models.ddffnet.depth_net.DepthNet` trained by
     ``model=depthnet data=synthetic`` (``ckpt`` = that run's checkpoint).
 
     Features: ``phi(x; theta_m^t)`` of eq. 3 = its encoder levels; ``depth`` = its
@@ -108,7 +108,7 @@ class DepthTeacher(FrozenTeacher):
 class NoTeacher(FrozenTeacher):
     """``teacher/depth=none``: no depth teacher (the "w/o depth distillation" ablation of DD / R-DFFNet).
 
-    Its output is ``{"depth": None}``; :class:`~dbd_lightning.losses.depth.ResponseDepthDistillationLoss`
+    Its output is ``{"depth": None}``; :class:`~dbd_lightning.models.ddffnet.depth_losses.ResponseDepthDistillationLoss`
     then computes only the detection terms. It has no parameters and no features, so it cannot
     stand in for a feature-distillation teacher (its ``channels`` are empty).
     """

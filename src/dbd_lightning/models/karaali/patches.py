@@ -1,7 +1,7 @@
 """Synthetic edge-patch data for Karaali's B-NET and E-NET (paper Sec. IV-A), in memory.
 
 Each dataset renders its images once (seeded) with the recipes of
-:mod:`dbd_lightning.data.synthetic.recipes` and keeps 41x41 uint8 RGB patches
+:mod:`.synthetic` and keeps 41x41 uint8 RGB patches
 (reflect padding 20, as at inference) plus integer labels.
 
 * ``bnet``: a sharp photo crop blurred by one disk radius among the 23 levels
@@ -33,11 +33,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..ops.edges import canny_hue
-from ..ops.psf import blur, disk_kernel
-from .synthetic.recipes import KARAALI_BNET_RADII, KARAALI_ENET_RADII, karaali_enet_composite
-from .synthetic.scene import SHAPES, random_shape
-from .synthetic.textures import TextureBank
+from ...data.synthetic.scene import SHAPES, random_shape
+from ...data.synthetic.sources import to_uint8
+from ...data.synthetic.textures import TextureBank
+from ...ops.edges import canny_hue
+from ...ops.psf import blur, disk_kernel
+from .levels import BNET_RADII, BNET_RADIUS_STEP, ENET_RADII
+from .synthetic import karaali_enet_composite
 
 __all__ = ["KaraaliPatchDataset", "KaraaliPatchDataModule", "ENET_ROTATIONS", "blur_pattern"]
 
@@ -47,7 +49,7 @@ PATTERNS = ("uniform", "gradual", "step")
 
 
 def _edge_points(sharp: np.ndarray) -> np.ndarray:
-    u8 = np.clip(sharp * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    u8 = to_uint8(sharp)
     return canny_hue(u8) | canny_hue(u8, channel="gray")
 
 
@@ -73,7 +75,7 @@ def blur_pattern(rng: np.random.Generator, sharp: np.ndarray, kind: str) -> np.n
     pixels are interpolated linearly between the images blurred with the two nearest levels.
     """
     h, w = sharp.shape[:2]
-    levels = np.asarray(KARAALI_BNET_RADII, np.float32)
+    levels = np.asarray(BNET_RADII, np.float32)
     if kind == "uniform":
         return blur(sharp, disk_kernel(float(levels[rng.integers(len(levels))])))
     a, b = sorted(rng.choice(len(levels), 2, replace=False))
@@ -83,10 +85,10 @@ def blur_pattern(rng: np.random.Generator, sharp: np.ndarray, kind: str) -> np.n
     t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
     radius = levels[a] + t * (levels[b] - levels[a])
     if kind == "step":
-        radius = levels[0] + np.floor((radius - levels[0]) / 0.25 + 0.5) * 0.25
+        radius = levels[0] + np.floor((radius - levels[0]) / BNET_RADIUS_STEP + 0.5) * BNET_RADIUS_STEP
     elif kind != "gradual":
         raise ValueError(f"blur pattern must be one of {PATTERNS}, got {kind!r}")
-    idx = np.clip((radius - levels[0]) / 0.25, 0, len(levels) - 1)
+    idx = np.clip((radius - levels[0]) / BNET_RADIUS_STEP, 0, len(levels) - 1)
     lo = np.floor(idx).astype(int)
     hi = np.minimum(lo + 1, len(levels) - 1)
     frac = (idx - lo).astype(np.float32)
@@ -123,7 +125,7 @@ class KaraaliPatchDataset(Dataset):
         patches, labels = [], []
         for i in range(n_images):
             if task == "bnet":
-                img, pts, label = self._bnet_image(rng, bank, i % len(KARAALI_BNET_RADII))
+                img, pts, label = self._bnet_image(rng, bank, i % len(BNET_RADII))
             else:
                 img, pts, label = self._enet_image(rng, bank, i, tuple(rotations))
             ys, xs = np.nonzero(pts)
@@ -143,13 +145,13 @@ class KaraaliPatchDataset(Dataset):
 
     def _bnet_image(self, rng, bank, level):
         sharp, edges = self._sharp_with_edges(rng, bank)
-        img = blur(sharp, disk_kernel(KARAALI_BNET_RADII[level]))
-        return np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8), edges, level
+        img = blur(sharp, disk_kernel(BNET_RADII[level]))
+        return to_uint8(img), edges, level
 
     def _enet_image(self, rng, bank, i, rotations):
         angle = float(rotations[int(rng.integers(len(rotations)))])
         if i % 2 == 0:  # depth edges: object boundary of a composite
-            pairs = [(a, b) for j, a in enumerate(KARAALI_ENET_RADII) for b in KARAALI_ENET_RADII[j + 1:]]
+            pairs = [(a, b) for j, a in enumerate(ENET_RADII) for b in ENET_RADII[j + 1:]]
             r_fg, r_bg = pairs[(i // 2) % len(pairs)]
             fg, bgi = bank.sample(rng, (self.size, self.size))[0], bank.sample(rng, (self.size, self.size))[0]
             shape = random_shape(rng, (self.size, self.size), rng.uniform(0.35, 0.7) * self.size,
@@ -169,7 +171,7 @@ class KaraaliPatchDataset(Dataset):
             if not pts.any():
                 return self._enet_image(rng, bank, i + 2, rotations)
             label = 0
-        return np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8), pts.astype(bool), label
+        return to_uint8(img), pts.astype(bool), label
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..models.karaali.torch_model import BNet, ENet
+from .torch_model import BNet, ENet
 
 _STREAM4 = ["convs.0.weight", "convs.1.weight", "convs.2.weight", "convs.3.weight"]
 _FC = ["fcs.0.weight", "fcs.0.bias", "fcs.1.weight", "fcs.1.bias", "fcs.2.weight", "fcs.2.bias"]

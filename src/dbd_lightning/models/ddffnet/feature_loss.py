@@ -37,7 +37,7 @@ class FeatureDistillationLoss(nn.Module):
     student's spatial size when they differ). Returns ``(total, per_teacher)``.
 
     Args:
-        eps: normalisation epsilon (spec: 1e-6).
+        eps: normalisation epsilon (the authors' code: 1e-6).
         level_weights: optional weight per level (paper: all 1).
     """
 

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import torch
 
+from ...convert.authors_state import load_authors_state
+
 # RFB inside: authors' branch{b}.{i}.conv/bn, conv_cat, conv_res -> ours
 _RFB_RULES = [
     (re.compile(r"^branch0\.0\.conv\."), "branches.0.0."),
@@ -121,17 +123,6 @@ def convert_pdnet_key(key: str) -> str | None:
 CONVERTERS = {"ddffnet": convert_dffnet_key, "dffnet": convert_dffnet_key, "pdnet": convert_pdnet_key}
 
 
-def load_authors_state(path: str | Path) -> dict[str, torch.Tensor]:
-    obj = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("state_dict", "model", "net"):
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-            obj = obj[key]
-            break
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise RuntimeError(f"{path} holds no tensor state dict")
-    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in obj.items()}
-
-
 def convert_state(state: dict[str, torch.Tensor], kind: str) -> tuple[dict[str, torch.Tensor], list[str]]:
     """(our state dict, dropped authors' keys)."""
     fn = CONVERTERS[kind]
@@ -147,10 +138,10 @@ def convert_state(state: dict[str, torch.Tensor], kind: str) -> tuple[dict[str, 
 
 def build_net(kind: str, encoder: str):
     if kind == "pdnet":
-        from ..models.pdnet import PDNet
+        from ..pdnet import PDNet
 
         return PDNet(encoder)
-    from ..models.dffnet import DFFNet
+    from ..dffnet import DFFNet
 
     return DFFNet(encoder)
 

@@ -1,3 +1,0 @@
-from .torch_model import DepthNet
-
-__all__ = ["DepthNet"]
