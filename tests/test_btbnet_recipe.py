@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dbd_lightning.pipelines.pretrain_finetune import pretrain_overrides
+from dbd_lightning.pipelines.stages import stage_overrides
 from dbd_lightning.train import run
 from dbd_lightning.utils.config import build_datamodule
 
@@ -38,18 +38,19 @@ def test_cuhk_x16_config_wraps_the_training_set_only(tmp_path):
     assert cfg.data.datamodule.train_transform.flip == "none"
 
 
-def test_pretrain_overrides_keep_model_trainer_and_size_keys_only():
+def test_pretrain_overrides_keep_model_trainer_and_size_keys_only(tmp_path):
+    pretrain = compose_cfg(tmp_path, ["experiment=btbnet_two_phase"]).pipeline.stages[0]
     cli = ["experiment=btbnet_two_phase", "model=btbnet_small", "data=cuhk_tr1_btbnet", "data.root=/x",
            "data.image_size=[64,64]", "data.sets.cuhk_tr1.root=/y", "trainer.max_epochs=3",
            "model.net.widths=[4,8,8,16,16]", "model.net.init_ckpt=/z.ckpt", "pipeline.pretrain_overrides=[]"]
-    assert pretrain_overrides(cli) == ["data.image_size=[64,64]", "trainer.max_epochs=3",
+    assert stage_overrides(cli, pretrain) == ["data.image_size=[64,64]", "trainer.max_epochs=3",
                                        "model.net.widths=[4,8,8,16,16]"]
 
 
 def test_two_phase_fine_tunes_from_the_pretraining_checkpoint(tmp_path, monkeypatch):
-    import dbd_lightning.pipelines.pretrain_finetune as pf
+    import dbd_lightning.pipelines.stages as stages
 
-    monkeypatch.setattr(pf, "_hydra_state", lambda: (TINY + CPU + ["data.train_length=2"], "btbnet_small", None))
+    monkeypatch.setattr(stages, "hydra_state", lambda: (TINY + CPU + ["data.train_length=2"], {"model": "btbnet_small"}))
     cfg = compose_cfg(tmp_path, ["experiment=btbnet_two_phase", "model=btbnet_small", "data=synthetic", *TINY, *CPU,
                                  "trainer.max_epochs=1", "+trainer.limit_train_batches=1",
                                  "+trainer.limit_val_batches=1", "test=false"])
@@ -59,7 +60,7 @@ def test_two_phase_fine_tunes_from_the_pretraining_checkpoint(tmp_path, monkeypa
         seen.append(c)
         return run(c)
 
-    metrics = pf.run_pretrain_finetune(cfg, spy)
+    metrics = stages.run_pipeline(cfg, spy)
     pre, fine = seen
     assert pre.data.name == "btbnet_sim" and pre.task_name == "btbnet_pretrain"
     assert list(pre.model.net.widths) == [4, 8, 8, 16, 16] and pre.data.image_size == [64, 64]

@@ -19,7 +19,8 @@ from dbd_lightning.models.ddffnet.depth_net import DepthNet
 from dbd_lightning.models.dffnet import DFFNet
 from dbd_lightning.models.pdnet import PDNet
 from dbd_lightning.models.rdffnet import RDFFNet
-from dbd_lightning.pipelines.two_stage import find_checkpoint, stage1_overrides
+from dbd_lightning.pipelines.stages import run_pipeline, stage_overrides
+from dbd_lightning.runs.resolver import find_checkpoint
 from dbd_lightning.train import run
 from dbd_lightning.utils.checkpoint import load_state_dict
 from dbd_lightning.utils.config import build_task
@@ -99,12 +100,13 @@ def test_vgg16_config_picks_four_levels_at_strides_4_to_32(tmp_path):
     assert task.net.encoder.channels == [256, 512, 512, 512]
 
 
-def test_stage1_overrides_keep_shared_keys_only():
-    kept = stage1_overrides(["experiment=ddffnet_table4", "model=pdnet", "loss=bce", "loss.main_weight=1.1",
+def test_stage1_overrides_keep_shared_keys_only(tmp_path):
+    stage1 = compose_cfg(tmp_path, ["experiment=ddffnet_two_stage"]).pipeline.stages[0]
+    kept = stage_overrides(["experiment=ddffnet_table4", "model=pdnet", "loss=bce", "loss.main_weight=1.1",
                              "teacher.depth.ckpt=x.ckpt", "pipeline.stage1_loss=bce", "data.batch_size=2",
                              "++trainer.fast_dev_run=true", "model.net.dense_guidance=false",
                              "model.projector_lr=0.2", "callbacks.distillation.beta_schedule=authors_code",
-                             "~callbacks.lr_monitor"])
+                             "~callbacks.lr_monitor"], stage1)
     assert kept == ["data.batch_size=2", "++trainer.fast_dev_run=true", "model.net.dense_guidance=false",
                     "~callbacks.lr_monitor"]
 
@@ -161,8 +163,6 @@ FIVE_TESTS = ["cuhk_te1", "dut_te", "ctcug", "ebd", "ebd1305"]
     ("ddffnet_table3", "cuhk_tr2_dut_tr_all_tests", ["cuhk_te2", "dut_te", "ctcug"]),
 ])
 def test_paper_table_configs_use_the_papers_splits_in_both_stages(tmp_path, experiment, data, tests):
-    from dbd_lightning.pipelines.two_stage import run_two_stage
-
     cfg = compose_cfg(tmp_path, [f"experiment={experiment}"])
     assert cfg.data.name == data and list(cfg.data.datamodule.test) == tests
     train_sets = {"cuhk_tr1_all_tests": ["cuhk_tr1"], "cuhk_tr1_dut_tr_all_tests": ["cuhk_tr1", "dut_tr"],
@@ -173,6 +173,6 @@ def test_paper_table_configs_use_the_papers_splits_in_both_stages(tmp_path, expe
         return
     # the data choice was made by the experiment config, not the command line: stage 1 must get it too
     seen = []
-    run_two_stage(cfg, lambda c: seen.append(c) or {})
+    run_pipeline(cfg, lambda c: seen.append(c) or {})
     assert [c.data.name for c in seen] == [data, data]
     assert "DistillationTask" not in seen[0].model._target_ and seen[1].model._target_.endswith("DistillationTask")

@@ -13,9 +13,11 @@ from PIL import Image
 
 from dbd_lightning.data.io import list_images, read_mask, read_rgb
 from dbd_lightning.eval import evaluate
-from dbd_lightning.predictors import CheckpointPredictor, CheckpointSpecError, resolve_checkpoint
+from dbd_lightning.inference.predictor import CheckpointPredictor
 from dbd_lightning.reports import SavedMaps, latex_table, markdown_table
 from dbd_lightning.reports.plots import iso_f_precision
+from dbd_lightning.runs.resolver import resolve_checkpoint
+from dbd_lightning.runs.run import CheckpointSpecError
 
 from .helpers import compose_cfg, run_module
 from .run_fixtures import CUHK_SAMPLE, DUT_SAMPLE, make_run

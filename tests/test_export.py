@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from dbd_lightning.export import ExportWrapper, export, run_onnx, run_torchscript
+from dbd_lightning.inference.predictor import CheckpointPredictor
 from dbd_lightning.models.btbnet import BTBNet
 from dbd_lightning.models.btbnet.torch_model import scaled_size
-from dbd_lightning.predictors import CheckpointPredictor, resolve_checkpoint
+from dbd_lightning.runs.resolver import resolve_checkpoint
 
 from .helpers import compose_cfg
 from .run_fixtures import make_run

@@ -231,7 +231,7 @@ def test_fast_dev_run_writes_no_checkpoint_but_a_real_run_does(tmp_path):
     metrics = run(compose_cfg(tmp_path / "fit", [*QUIET, "trainer.max_epochs=1"]))
     assert sorted(p.name for p in (tmp_path / "fit" / "checkpoints").iterdir()) == ["epoch_000.ckpt", "last.ckpt"]
     last = torch.load(tmp_path / "fit" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-    # the state key keeps Lightning's class name (predictors.best_checkpoint looks for it)
+    # the state key keeps Lightning's class name (runs.resolver.recorded_best looks for it)
     (state,) = [v for k, v in last["callbacks"].items() if k.startswith("ModelCheckpoint{'monitor': 'val/synthetic/mae'")]
     assert state["best_model_path"].endswith("epoch_000.ckpt")
     assert "test/synthetic/mae" in metrics

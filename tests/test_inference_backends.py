@@ -21,7 +21,8 @@ from dbd_lightning.inference import (
 from dbd_lightning.inference import backends as backends_mod
 from dbd_lightning.inference.backends import resolve_backend
 from dbd_lightning.inference.fold_bn import fold_batchnorm
-from dbd_lightning.predictors import CheckpointPredictor, resolve_checkpoint
+from dbd_lightning.inference.predictor import CheckpointPredictor
+from dbd_lightning.runs.resolver import resolve_checkpoint
 
 from .helpers import compose_cfg
 from .run_fixtures import make_run, write_image

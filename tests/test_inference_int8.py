@@ -11,8 +11,9 @@ import torch
 
 from dbd_lightning.inference.backends import OnnxRuntimeInt8Backend, resolve_backend
 from dbd_lightning.inference.modes import predictor_kwargs
+from dbd_lightning.inference.predictor import CheckpointPredictor
 from dbd_lightning.inference.quantize import Int8Settings, scene_batches
-from dbd_lightning.predictors import CheckpointPredictor, resolve_checkpoint
+from dbd_lightning.runs.resolver import resolve_checkpoint
 from dbd_lightning.utils.errors import UserError
 
 from .run_fixtures import make_run

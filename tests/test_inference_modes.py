@@ -14,8 +14,8 @@ from torch import nn
 
 from dbd_lightning.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from dbd_lightning.inference.modes import predictor_kwargs, scaled_size, tile_side
+from dbd_lightning.inference.predictor import CheckpointPredictor
 from dbd_lightning.inference.tiling import axis_windows, blend_tiles, cosine_taper, tile_starts
-from dbd_lightning.predictors import CheckpointPredictor
 from dbd_lightning.utils.errors import UserError
 
 
@@ -174,7 +174,7 @@ def test_eval_scores_each_checkpoint_once_per_inference_mode(tmp_path):
 
     from dbd_lightning.data.io import list_images, read_mask, read_rgb
     from dbd_lightning.eval import evaluate
-    from dbd_lightning.predictors import resolve_checkpoint
+    from dbd_lightning.runs.resolver import resolve_checkpoint
 
     from .helpers import compose_cfg
     from .run_fixtures import CUHK_SAMPLE, make_run

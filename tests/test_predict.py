@@ -12,16 +12,11 @@ from PIL import Image
 from torch import nn
 
 from dbd_lightning.data.io import read_rgb
+from dbd_lightning.inference.predictor import CheckpointPredictor, Predictor, build_predictor
+from dbd_lightning.inference.tiling import blend_window, tile_starts
 from dbd_lightning.predict import PredictInputError, collect_inputs, predict
-from dbd_lightning.predictors import (
-    CheckpointPredictor,
-    CheckpointSpecError,
-    Predictor,
-    blend_window,
-    build_predictor,
-    resolve_checkpoint,
-    tile_starts,
-)
+from dbd_lightning.runs.resolver import resolve_checkpoint
+from dbd_lightning.runs.run import CheckpointSpecError
 
 from .helpers import compose_cfg, run_module
 from .run_fixtures import CUHK_SAMPLE, make_run, write_image
@@ -237,20 +232,20 @@ def test_model_option_with_a_trainable_dbd_config_asks_for_a_checkpoint(tmp_path
 
 
 def test_best_checkpoint_among_several_is_the_one_last_ckpt_records(tmp_path):
-    from dbd_lightning.predictors import best_checkpoint
+    from dbd_lightning.runs.resolver import find_checkpoint
 
     folder = tmp_path / "checkpoints"
     folder.mkdir()
     for name in ("epoch_001.ckpt", "epoch_004.ckpt"):
         torch.save({"state_dict": {}}, folder / name)
     with pytest.raises(CheckpointSpecError, match="pick one with which="):
-        best_checkpoint(tmp_path)
+        find_checkpoint(tmp_path)
     key = "ModelCheckpoint{'monitor': 'val/synthetic/mae', 'mode': 'min'}"
     torch.save({"state_dict": {}, "callbacks": {key: {"best_model_path": "/elsewhere/checkpoints/epoch_001.ckpt"}}},
                folder / "last.ckpt")
-    assert best_checkpoint(tmp_path) == folder / "epoch_001.ckpt"
-    assert best_checkpoint(tmp_path, "last") == folder / "last.ckpt"
-    assert best_checkpoint(tmp_path, "epoch_004.ckpt") == folder / "epoch_004.ckpt"
+    assert find_checkpoint(tmp_path) == folder / "epoch_001.ckpt"
+    assert find_checkpoint(tmp_path, "last") == folder / "last.ckpt"
+    assert find_checkpoint(tmp_path, "epoch_004.ckpt") == folder / "epoch_004.ckpt"
 
 
 def test_outputs_of_earlier_runs_are_not_taken_as_inputs(tmp_path):

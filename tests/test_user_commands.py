@@ -9,7 +9,8 @@ from hydra.core.global_hydra import GlobalHydra
 from lightning.pytorch.callbacks import ModelSummary, TQDMProgressBar
 from omegaconf import OmegaConf
 
-from dbd_lightning.train import drop_disabled_callbacks, prepare_argv, run
+from dbd_lightning.runner import drop_disabled_callbacks
+from dbd_lightning.train import prepare_argv, run
 from dbd_lightning.utils.config import config_dir
 from dbd_lightning.utils.presets import MODEL_PRESETS, expand_model_presets
 from dbd_lightning.utils.run_meta import CKPT_KEY
@@ -28,7 +29,7 @@ def test_design_card_command_is_d_dffnet_both_stages_on_cuhk():
     args = expand_model_presets(["model=ddffnet", "data=cuhk_tr1"])
     assert args == ["data=cuhk_tr1", "experiment=ddffnet_two_stage"]
     cfg = _compose(args)
-    assert cfg.pipeline.stage1_experiment == "dffnet_stage1"          # stage 1 runs first (pipelines/two_stage)
+    assert cfg.pipeline.stage1_experiment == "dffnet_stage1"          # stage 1 runs first (pipelines/stages)
     assert cfg.model._target_.endswith("DistillationTask")            # stage 2: the distilled student
     assert cfg.model.net._target_.endswith("DFFNet") and cfg.model.net.encoder == "resnest101e"
     assert cfg.hydra.runtime.choices.data == "cuhk_tr1" and cfg.data.name == "cuhk_tr1"

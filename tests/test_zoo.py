@@ -7,13 +7,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from dbd_lightning.inference.predictor import CheckpointPredictor
 from dbd_lightning.models.dffnet import DFFNet
-from dbd_lightning.predictors import (
-    CheckpointPredictor,
-    CheckpointSpecError,
-    RunCheckpoint,
-    resolve_checkpoint,
-)
+from dbd_lightning.runs.resolver import resolve_checkpoint
+from dbd_lightning.runs.run import CheckpointSpecError, RunCheckpoint
 from dbd_lightning.zoo import registry
 from dbd_lightning.zoo.__main__ import main as zoo_main
 

@@ -69,10 +69,12 @@ def train_one(run_dir: Path, condition: str, seed: int) -> float:
 
 
 def score_run(run_dir: Path) -> dict:
-    from dbd_lightning.predictors import CheckpointPredictor, RunCheckpoint, best_checkpoint
+    from dbd_lightning.inference.predictor import CheckpointPredictor
     from dbd_lightning.reports.real_samples import score_on_real_samples
+    from dbd_lightning.runs.resolver import find_checkpoint
+    from dbd_lightning.runs.run import RunCheckpoint
 
-    run = RunCheckpoint(run_dir, best_checkpoint(run_dir, "best"))
+    run = RunCheckpoint(run_dir, find_checkpoint(run_dir, "best"))
     out = {"checkpoint": run.ckpt.name}
     for name, kw in MODES.items():
         pred = CheckpointPredictor.from_run(run, tile=False, device="cpu", backend="torch", **kw)

@@ -27,8 +27,10 @@ import numpy as np
 import torch
 
 from dbd_lightning.data.real_mini import REAL_MINI_SUBSETS, real_mini_folder
-from dbd_lightning.predictors import CheckpointPredictor, RunCheckpoint
+from dbd_lightning.inference.predictor import CheckpointPredictor
 from dbd_lightning.reports.real_samples import CONSTANTS, score_on_real_samples
+from dbd_lightning.runs.resolver import find_checkpoint
+from dbd_lightning.runs.run import RunCheckpoint
 from dbd_lightning.zoo.registry import release, resolve_zoo
 
 
@@ -56,9 +58,7 @@ def main() -> None:
     ap.add_argument("--card", type=Path, required=True, help="model card (markdown) to ship")
     ap.add_argument("--out", type=Path, default=Path("experiments/real_photos/release.json"))
     args = ap.parse_args()
-    from dbd_lightning.predictors import best_checkpoint
-
-    ckpt = args.ckpt or best_checkpoint(args.run, "best")
+    ckpt = args.ckpt or find_checkpoint(args.run, "best")
     run = RunCheckpoint(args.run, ckpt)
     release(run, args.name, args.card.read_text(), extra={"command": args.command})
     zoo = resolve_zoo(args.name)

@@ -5,7 +5,7 @@ inside ``<run>/checkpoints`` or ``wandb:<run id>`` of local W&B runs; ``run_dir`
 is the older single-run form), from ``maps`` (folders of saved prediction
 maps of other methods, any polarity, see :mod:`dbd_lightning.reports.saved_maps`)
 and from ``model=<name>`` (a non-learned pipeline with ``predict_image``, see
-:mod:`dbd_lightning.predictors`).
+:mod:`dbd_lightning.inference.predictor`).
 Each network is rebuilt from its run's saved config and loaded with
 ``torch.load(weights_only=True)``; nothing from a checkpoint is executed.
 
@@ -40,15 +40,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict  # noqa: E402
 
 from .inference.backends import note_pipeline_backend  # noqa: E402
 from .inference.modes import infer_modes, mode_label, predictor_kwargs  # noqa: E402
+from .inference.predictor import CheckpointPredictor, build_predictor  # noqa: E402
 from .metrics.describe import describe_convention  # noqa: E402
-from .predictors import (  # noqa: E402
-    CheckpointPredictor,
-    CheckpointSpecError,
-    RunCheckpoint,
-    best_checkpoint,
-    build_predictor,
-    resolve_checkpoint,
-)
 from .reports import (  # noqa: E402
     SavedMaps,
     csv_table,
@@ -58,6 +51,8 @@ from .reports import (  # noqa: E402
     plot_pr_curves,
     qualitative_grid,
 )
+from .runs.resolver import find_checkpoint, resolve_checkpoint  # noqa: E402
+from .runs.run import CheckpointSpecError, RunCheckpoint  # noqa: E402
 from .utils.config import config_dir  # noqa: E402
 from .utils.errors import ConfigError, handle_user_errors  # noqa: E402
 from .utils.report import write_metrics  # noqa: E402
@@ -85,7 +80,7 @@ def resolve_runs(cfg: DictConfig) -> list[RunCheckpoint]:
             run = RunCheckpoint(run_dir, Path(specs[0]))
             if not run.config_file.is_file():
                 raise CheckpointSpecError(f"{run_dir} is not a train run folder: {run.config_file} is missing")
-            return [run if run.ckpt.is_file() else RunCheckpoint(run_dir, best_checkpoint(run_dir, specs[0]))]
+            return [run if run.ckpt.is_file() else RunCheckpoint(run_dir, find_checkpoint(run_dir, specs[0]))]
         return [resolve_checkpoint(run_dir, specs[0] if specs else which, root)]
     if any(s in ("best", "last") for s in specs):
         raise ConfigError("ckpt=best/last needs run_dir=<run folder>; to compare runs use ckpt=[run1,run2] which=last")

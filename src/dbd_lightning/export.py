@@ -36,7 +36,8 @@ import torch  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 from torch import nn  # noqa: E402
 
-from .predictors import CheckpointPredictor, resolve_checkpoint  # noqa: E402
+from .inference.predictor import CheckpointPredictor  # noqa: E402
+from .runs.resolver import resolve_checkpoint  # noqa: E402
 from .utils.config import config_dir  # noqa: E402
 from .utils.errors import ConfigError, handle_user_errors  # noqa: E402
 from .utils.validate import precompose  # noqa: E402

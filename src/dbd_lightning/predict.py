@@ -1,7 +1,7 @@
 """Predict maps for any images: ``python -m dbd_lightning.predict ckpt=<run> input=<file|folder|glob> output=DIR``.
 
 ``ckpt`` = a train run folder, one of its ``.ckpt`` files or ``wandb:<run id>``;
-or ``model=<name>`` for a non-learned pipeline (see :mod:`dbd_lightning.predictors`
+or ``model=<name>`` for a non-learned pipeline (see :mod:`dbd_lightning.inference.predictor`
 for the ``predict_image`` protocol both share). Every map is written at the
 image's native resolution; large images are tiled with overlap blending
 (``tile.*`` in ``conf/predict.yaml``), or predicted at a chosen pixel scale
@@ -36,9 +36,9 @@ from tqdm.auto import tqdm  # noqa: E402
 from .data.io import IMAGE_SUFFIXES, read_rgb  # noqa: E402
 from .inference.backends import note_pipeline_backend  # noqa: E402
 from .inference.modes import predictor_kwargs  # noqa: E402
+from .inference.predictor import Predictor, build_predictor, check_prediction  # noqa: E402
 from .models.karaali.edge_maps import precomputed_edge_maps, read_edge_map  # noqa: E402
 from .predict_output import OutputFolder, is_within, own_output_folders  # noqa: E402
-from .predictors import Predictor, build_predictor, check_prediction  # noqa: E402
 from .utils.config import config_dir  # noqa: E402
 from .utils.errors import UserError, handle_user_errors  # noqa: E402
 from .utils.validate import precompose  # noqa: E402

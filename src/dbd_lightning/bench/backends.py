@@ -99,8 +99,8 @@ def bench_backend_eval(encoder: str = "resnest101e", n: int = 100, size: int = 3
     """``eval`` of ``n`` 640 x 480 pairs, end to end, per backend (today = eager torch, as before ``backend=``)."""
     from ..data.folder import ImageMaskFolder
     from ..models.dffnet import DFFNet
-    from ..predictors import CheckpointPredictor
     from ..reports.evaluate import evaluate_sources
+    from .predictor import CheckpointPredictor
 
     if threads:
         torch.set_num_threads(int(threads))

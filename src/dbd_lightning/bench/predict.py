@@ -1,7 +1,7 @@
 """Benchmark cases of the prediction path (registered in :data:`.runner.CASES`).
 
 * :func:`bench_predict_tiling`: one EBD-size image (default 1024 x 1600) through
-  :class:`~dbd_lightning.predictors.CheckpointPredictor`, whole-image mode (resize
+  :class:`~dbd_lightning.inference.predictor.CheckpointPredictor`, whole-image mode (resize
   to the network input) versus tiled mode (native-resolution tiles, overlap
   blending): ms per image and number of tiles.
 * :func:`bench_onnx_runtime`: the exported graph in onnxruntime versus PyTorch,
@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..predictors import CheckpointPredictor, tile_starts
+from ..inference.predictor import CheckpointPredictor
+from ..inference.tiling import tile_starts
 from .timer import measure
 
 

@@ -7,16 +7,10 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from ..utils.errors import UserError
+from .errors import DataConfigError, DatasetLayoutError
 from .io import POLARITIES, Polarity, list_images, read_mask, read_rgb
 
-
-class DatasetLayoutError(UserError, RuntimeError):
-    """The files on disk do not form the expected dataset layout."""
-
-
-class DataConfigError(UserError, ValueError):
-    """A data config value that cannot be used (names the key)."""
+__all__ = ["DataConfigError", "DatasetLayoutError", "ImageMaskFolder", "duplicate_keys", "match_by_key"]
 
 
 def _stem(path: Path) -> str:

@@ -32,7 +32,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from . import content
-from .folder import DataConfigError, DatasetLayoutError
+from .errors import DataConfigError, DatasetLayoutError
 
 log = logging.getLogger(__name__)
 

@@ -47,7 +47,7 @@ def infer_modes(cfg: Mapping) -> list[str]:
 
 
 def predictor_kwargs(cfg: Mapping, mode: str | None = None) -> dict:
-    """:class:`~dbd_lightning.predictors.CheckpointPredictor` keyword arguments from ``tile.*``, ``infer.*``, ``int8.*``."""
+    """:class:`~dbd_lightning.inference.predictor.CheckpointPredictor` keyword arguments from ``tile.*``, ``infer.*``, ``int8.*``."""
     t = cfg.get("tile") or {}
     infer = cfg.get("infer") or {}
     scale = float(infer.get("scale", 1.0))

@@ -1,6 +1,6 @@
 """Score several models / saved-map folders on several test sets in one pass over the data.
 
-Each test image is read once; every source (a :class:`~dbd_lightning.predictors.Predictor`
+Each test image is read once; every source (a :class:`~dbd_lightning.inference.predictor.Predictor`
 or :class:`~dbd_lightning.reports.saved_maps.SavedMaps`) gives its in-focus
 probability at the GT's original size, which feeds one
 :func:`~dbd_lightning.metrics.build_dbd_metrics` collection and one
@@ -20,9 +20,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from ..inference.predictor import check_prediction
 from ..metrics import PrecisionRecallCurve, build_dbd_metrics, resolve_convention
 from ..ops.cpu_memory import reuse_freed_memory
-from ..predictors import check_prediction
 from .saved_maps import SavedMaps
 
 _COLLECTION_ONLY = ("max_fbeta", "adaptive_fbeta", "validate_args", "precision_recall", "pr_curve")

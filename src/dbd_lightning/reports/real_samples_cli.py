@@ -9,7 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from ..predictors import CheckpointPredictor
+from ..inference.predictor import CheckpointPredictor
 from .real_samples import real_samples_report
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ How a run is pointed at (see README "Resume"):
   repeating them; :func:`check_resume_config` (called by ``train`` before Hydra starts) stops
   when the result differs from ``.hydra/config.yaml`` in the model, data, loss or metrics.
 * ``ckpt_path=last`` resolves to ``<run_dir>/checkpoints/last.ckpt``
-  (:func:`resolve_ckpt_path`). Without ``run_dir`` it means "this run's own
+  (:func:`resolve_ckpt_path`, through :func:`dbd_lightning.runs.resolver.find_checkpoint`). Without ``run_dir`` it means "this run's own
   ``last.ckpt`` if it exists, else start fresh" (auto-resume, e.g. a requeued
   cluster job with a fixed ``hydra.run.dir``). ``ckpt_path=hpc`` is Lightning's
   SLURM requeue checkpoint, passed through.
@@ -33,6 +33,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from ..runs.resolver import CHECKPOINT_DIR, LAST, checkpoints_of, find_checkpoint
+from ..runs.run import is_run_dir
 from .errors import ConfigError, UserError
 
 log = logging.getLogger(__name__)
@@ -124,17 +126,17 @@ def resolve_ckpt_path(cfg: DictConfig, output_dir: Path) -> str | None:
         return "hpc"
     if ckpt == "last":
         folder = Path(run_dir).expanduser() if run_dir else output_dir
-        path = folder / "checkpoints" / "last.ckpt"
-        if path.is_file():
+        path = find_checkpoint(folder, "last", required=False)
+        if path is not None:
             return str(path)
         if run_dir:
-            if not (folder / ".hydra" / "config.yaml").is_file():
+            if not is_run_dir(folder):
                 raise RunDirError(f"run_dir={folder} is not a train run folder (no .hydra/config.yaml); pass the "
                                   "folder of a train run (outputs/train/runs/<time>)")
-            found = sorted(p.name for p in (folder / "checkpoints").glob("*.ckpt")) if (folder / "checkpoints").is_dir() else []
+            found = [p.name for p in checkpoints_of(folder)]
             raise RunDirError(f"run_dir={folder} has no checkpoints/last.ckpt to resume from (found: {found}); "
                                     "pass ckpt_path=<one of them> instead")
-        log.info("ckpt_path=last: no %s yet, starting a fresh run", path)
+        log.info("ckpt_path=last: no %s yet, starting a fresh run", folder / CHECKPOINT_DIR / LAST)
         return None
     path = Path(str(ckpt)).expanduser()
     if not path.is_file():

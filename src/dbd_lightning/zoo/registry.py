@@ -20,7 +20,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from ..predictors import CheckpointSpecError, RunCheckpoint
+from ..runs.run import CheckpointSpecError, RunCheckpoint
 
 __all__ = ["WEIGHTS_DIR", "RECOMMENDED", "ZooCheckpoint", "zoo_names", "resolve_zoo", "release", "ZOO_PREFIX"]
 

@@ -1,5 +1,8 @@
 """Image -> maps predictors shared by ``predict.py``, ``eval.py`` and ``export.py``.
 
+Where a run's checkpoint is found: :mod:`dbd_lightning.runs.resolver`; how large images are cut
+into tiles and blended: :mod:`.tiling`; this module: the protocol and the predictors.
+
 The protocol (one place, used by every family)::
 
     class Predictor(Protocol):
@@ -26,9 +29,7 @@ Two ways to get one (:func:`build_predictor`):
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -40,13 +41,14 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
-from .data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from .inference import make_backend
-from .inference.modes import INFER_MODES, scaled_size, tile_side
-from .inference.tiling import blend_tiles, blend_window, tile_starts  # noqa: F401 (tile_starts, blend_window: API)
-from .utils.checkpoint import load_weights
-from .utils.errors import UserError
-from .utils.run_meta import check_checkpoint_matches_run
+from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from ..runs.resolver import resolve_checkpoint
+from ..runs.run import CheckpointSpecError, RunCheckpoint
+from ..utils.checkpoint import load_weights
+from ..utils.run_meta import check_checkpoint_matches_run
+from .backends import make_backend
+from .modes import INFER_MODES, scaled_size, tile_side
+from .tiling import blend_tiles
 
 log = logging.getLogger(__name__)
 
@@ -56,128 +58,6 @@ class Predictor(Protocol):
     """Anything that maps one RGB image to named maps (see the module docstring)."""
 
     def predict_image(self, rgb: np.ndarray) -> dict[str, np.ndarray]: ...
-
-
-# --------------------------------------------------------------------------- #
-# locating a trained run
-# --------------------------------------------------------------------------- #
-class CheckpointSpecError(UserError, FileNotFoundError):
-    """A ``ckpt=`` value that does not name a usable trained run / checkpoint."""
-
-
-@dataclass(frozen=True)
-class RunCheckpoint:
-    """A trained run's folder (holding ``.hydra/config.yaml``) and one of its checkpoints."""
-
-    run_dir: Path
-    ckpt: Path
-
-    @property
-    def config_file(self) -> Path:
-        return self.run_dir / ".hydra" / "config.yaml"
-
-    def load_config(self) -> DictConfig:
-        return OmegaConf.load(self.config_file)
-
-    @property
-    def label(self) -> str:
-        """Short default name: the run folder's name, plus the checkpoint's stem for ``last``/explicit files."""
-        kind = "" if self.ckpt.stem.startswith("epoch") else f":{self.ckpt.stem}"
-        return f"{self.run_dir.name}{kind}"
-
-
-def _is_run_dir(path: Path) -> bool:
-    return (path / ".hydra" / "config.yaml").is_file()
-
-
-def _recorded_best(last: Path) -> str | None:
-    """File name of ModelCheckpoint's ``best_model_path`` stored in ``last.ckpt`` (read with weights_only)."""
-    if not last.is_file():
-        return None
-    try:
-        state = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # unreadable metadata: fall back to the file listing
-        return None
-    for key, value in (state.get("callbacks") or {}).items() if isinstance(state, dict) else ():
-        if "ModelCheckpoint" in str(key) and isinstance(value, dict) and value.get("best_model_path"):
-            return Path(str(value["best_model_path"])).name
-    return None
-
-
-def best_checkpoint(run_dir: Path, which: str = "best") -> Path:
-    """``best``, ``last`` or a file name in ``<run_dir>/checkpoints``.
-
-    ``best``: the only non-``last`` checkpoint, or, when ModelCheckpoint kept
-    several (``save_top_k > 1``), the one ``last.ckpt`` records as best.
-    """
-    folder = run_dir / "checkpoints"
-    if which == "last":
-        path = folder / "last.ckpt"
-    elif which == "best":
-        candidates = sorted(p for p in folder.glob("*.ckpt") if not p.name.startswith("last"))
-        if not candidates:
-            found = sorted(os.listdir(folder)) if folder.is_dir() else "no checkpoints/ folder"
-            raise CheckpointSpecError(f"no best checkpoint in {folder} (found: {found})")
-        path = candidates[0]
-        if len(candidates) > 1:
-            recorded = _recorded_best(folder / "last.ckpt")
-            if recorded is None or not (folder / recorded).is_file():
-                raise CheckpointSpecError(
-                    f"{folder} holds {len(candidates)} checkpoints and last.ckpt records no best one: "
-                    f"{[p.name for p in candidates]}; pick one with which=<file name>"
-                )
-            path = folder / recorded
-    else:
-        path = Path(which) if Path(which).is_absolute() else folder / which
-    if not path.is_file():
-        raise CheckpointSpecError(f"checkpoint not found: {path}")
-    return path
-
-
-def find_wandb_run(run_id: str, search_root: str | Path) -> Path:
-    """The local train run folder whose ``wandb/`` holds the (offline or synced) run ``run_id``.
-
-    Offline first: W&B runs are resolved on disk (``<run>/wandb/*run-<id>``), never over the network.
-    """
-    root = Path(search_root)
-    hits = sorted({p.parent.parent for p in root.glob(f"**/wandb/*run-*-{run_id}") if p.is_dir()})
-    if not hits:
-        raise CheckpointSpecError(f"W&B run {run_id!r} not found under {root} (looked for **/wandb/*run-*-{run_id})")
-    if len(hits) > 1:
-        raise CheckpointSpecError(f"W&B run id {run_id!r} is ambiguous under {root}: {[str(h) for h in hits]}")
-    return hits[0]
-
-
-def resolve_checkpoint(spec: str | Path, which: str = "best", search_root: str | Path = "outputs") -> RunCheckpoint:
-    """Turn a ``ckpt=`` value into a :class:`RunCheckpoint`.
-
-    ``spec``: a train run folder (``which`` = ``best``/``last``/file name picks the
-    checkpoint), a ``.ckpt`` file inside ``<run>/checkpoints/``, or
-    ``wandb:<run id>`` (a W&B run logged by a local train run under ``search_root``), or
-    ``zoo:<name>`` (a released model, :mod:`dbd_lightning.zoo`).
-    """
-    text = str(spec)
-    if text.startswith("zoo:"):  # a released model shipped in the package (dbd_lightning.zoo)
-        from .zoo.registry import resolve_zoo
-
-        return resolve_zoo(text)
-    if text.startswith("wandb:"):
-        run_dir = find_wandb_run(text.split(":", 1)[1].split("/")[-1], search_root)
-        return RunCheckpoint(run_dir, best_checkpoint(run_dir, which))
-    path = Path(text).expanduser()
-    if path.is_dir():
-        if not _is_run_dir(path):
-            raise CheckpointSpecError(f"{path} is not a train run folder: {path / '.hydra' / 'config.yaml'} is missing")
-        return RunCheckpoint(path, best_checkpoint(path, which))
-    if path.is_file():
-        for run_dir in (path.parent.parent, path.parent):
-            if _is_run_dir(run_dir):
-                return RunCheckpoint(run_dir, path)
-        raise CheckpointSpecError(
-            f"cannot find the config of checkpoint {path}: expected <run>/.hydra/config.yaml next to "
-            f"<run>/checkpoints/{path.name}; pass the run folder instead"
-        )
-    raise CheckpointSpecError(f"checkpoint or run folder not found: {path}")
 
 
 # --------------------------------------------------------------------------- #
@@ -200,10 +80,10 @@ class CheckpointPredictor:
     Tiled mode (large images, e.g. EBD ~1600x1024): the native image is cut into
     ``tile_size`` squares overlapping by at least ``tile_overlap`` pixels; each
     tile is resized to ``image_size``, predicted, resized back, and the
-    probabilities are blended with :func:`blend_window` weights. With the
+    probabilities are blended with :func:`~.tiling.blend_window` weights. With the
     default ``tile_size`` (2x the network input) a tile sees the same scale as a
     CUHK image (~640x480) resized to 320 in training. Tiles are blended with
-    ``tile_window`` (:mod:`dbd_lightning.inference.tiling`: ``hann`` = seamless
+    ``tile_window`` (:mod:`.tiling`: ``hann`` = seamless
     raised-cosine, ``linear`` = the earlier ramps).
 
     Scale-aware modes (``mode``, :mod:`dbd_lightning.inference.modes`) run the
