@@ -100,7 +100,7 @@ def bench_backend_eval(encoder: str = "resnest101e", n: int = 100, size: int = 3
     from ..data.folder import ImageMaskFolder
     from ..models.dffnet import DFFNet
     from ..reports.evaluate import evaluate_sources
-    from .predictor import CheckpointPredictor
+    from ..inference.predictor import CheckpointPredictor
 
     if threads:
         torch.set_num_threads(int(threads))
