@@ -12,6 +12,10 @@ Random weights (no download); timings are wall-clock medians on this machine.
 
 from __future__ import annotations
 
+from . import _env  # noqa: F401  (first: the environment defaults, before any library import)
+
+# isort: split
+
 import statistics
 import tempfile
 import time

@@ -15,34 +15,34 @@ Under DDP only global rank 0 writes the run's files.
 
 from __future__ import annotations
 
+from . import _env  # noqa: F401  (first: the environment defaults, before any library import)
+
+# isort: split
+
 import logging
 import os
 import sys
 import warnings
 from pathlib import Path
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-os.environ.setdefault("WANDB_MODE", "offline")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import hydra
+import lightning as L
+from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
 
-import hydra  # noqa: E402
-import lightning as L  # noqa: E402
-from lightning.pytorch.callbacks import LearningRateMonitor  # noqa: E402
-from lightning.pytorch.utilities import rank_zero_only  # noqa: E402
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
-
-from .metrics.describe import describe_convention  # noqa: E402
-from .ops.cpu_memory import reuse_freed_memory  # noqa: E402
-from .utils.checkpoint import load_weights  # noqa: E402
-from .utils.compile import compile_net  # noqa: E402
-from .utils.config import build_datamodule, build_task, config_dir, instantiate_dict  # noqa: E402
-from .utils.errors import handle_user_errors  # noqa: E402
-from .utils.preflight import check_free_space, check_writable, output_folders, required_free_bytes  # noqa: E402
-from .utils.presets import expand_model_presets  # noqa: E402
-from .utils.report import results_table, scalar_metrics, write_metrics  # noqa: E402
-from .utils.resume import argv_for_resume, config_changes, keep_csv_history, resolve_ckpt_path  # noqa: E402
-from .utils.run_meta import RunMetaCheckpoint, run_metadata  # noqa: E402
-from .utils.validate import precheck_train  # noqa: E402
+from .metrics.describe import describe_convention
+from .ops.cpu_memory import reuse_freed_memory
+from .utils.checkpoint import load_weights
+from .utils.compile import compile_net
+from .utils.config import build_datamodule, build_task, config_dir, instantiate_dict
+from .utils.errors import handle_user_errors
+from .utils.preflight import check_free_space, check_writable, output_folders, required_free_bytes
+from .utils.presets import expand_model_presets
+from .utils.report import results_table, scalar_metrics, write_metrics
+from .utils.resume import argv_for_resume, config_changes, keep_csv_history, resolve_ckpt_path
+from .utils.run_meta import RunMetaCheckpoint, run_metadata
+from .utils.validate import precheck_train
 
 log = logging.getLogger(__name__)
 # conf/hydra/launcher/{joblib,submitit_slurm}.yaml replace the plugins' configs of the same name on purpose
