@@ -83,6 +83,6 @@ def test_authors_code_switches_reach_the_objects(tmp_path):
     assert cfg.trainer.gradient_clip_val == 0.5 and cfg.trainer.gradient_clip_algorithm == "value"
     assert cfg.trainer.max_epochs == 74 and cfg.model.scheduler.total_iters == 80
     assert cfg.data.datamodule.train_transform.flip == "horizontal"
-    paper = compose_cfg(tmp_path, ["experiment=dffnet_stage1", *TINY])
+    paper = compose_cfg(tmp_path, ["experiment=dffnet_paper", *TINY])
     assert paper.trainer.max_epochs == 75 and paper.model.scheduler.total_iters == 75
     assert paper.data.datamodule.train_transform.flip == "vertical"

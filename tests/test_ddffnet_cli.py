@@ -28,7 +28,7 @@ def test_table_sweeps_declare_the_paper_grids():
                                              "loss": "bce,bce_edge"}
     assert dict(t5.hydra.sweeper.params) == {"model": "dffnet,dffnet_vgg16"}
     assert dict(t6.hydra.sweeper.params) == {"model.net.dense_guidance": "true,false"}
-    assert t4.pipeline.stage1_experiment == "dffnet_stage1"
+    assert t4.pipeline.stage1_experiment == "dffnet_paper"
 
 
 def test_table6_multirun_runs_two_stage_jobs(tmp_path):
