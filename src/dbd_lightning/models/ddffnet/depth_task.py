@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Task
+from ...tasks.base import Task
 
 
 class DepthTask(Task):

@@ -8,9 +8,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..distill.projectors import ProjectorBank
-from ..losses.feature_distill import FeatureDistillationLoss
-from .detection import DetectionTask
+from ...distill.projectors import ProjectorBank
+from ...losses.feature_distill import FeatureDistillationLoss
+from ...tasks.detection import DetectionTask
 
 
 class DistillationTask(DetectionTask):

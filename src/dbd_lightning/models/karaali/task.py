@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models.karaali.torch_model import BNet, ENet
-from ..utils.checkpoint import load_weights
-from .base import Task
+from ...tasks.base import Task
+from ...utils.checkpoint import load_weights
+from .torch_model import BNet, ENet
 
 log = logging.getLogger(__name__)
 
