@@ -1,15 +1,15 @@
 """Test-wide settings: offline, deterministic, small thread count."""
 
+import dbd_lightning._env  # noqa: F401  (first: the offline defaults of the entry points, before any library import)
+
+# isort: split
+
 import os
 
-os.environ.setdefault("WANDB_MODE", "offline")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-os.environ.setdefault("WANDB_SILENT", "true")
+import pytest
+import torch
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
+os.environ.setdefault("WANDB_SILENT", "true")  # read when a W&B run starts, not at import
 torch.set_num_threads(1)
 
 

@@ -6,15 +6,27 @@ import pytest
 from omegaconf import OmegaConf
 
 from dbd_lightning.train import run
-from dbd_lightning.utils.config import config_dir
+from dbd_lightning.utils.config import config_dir, trainable_on
+from dbd_lightning.utils.errors import ConfigError
+from dbd_lightning.utils.validate import validate_train_config
 
 from .helpers import TINY, compose_cfg
 
 CONF = Path(config_dir())
-# configs marked `kind: pipeline` (predict/eval-only, e.g. model=karaali) or `kind: patch_classifier`
-# (Karaali's B-NET/E-NET, trained on edge patches) are not DBD map models: tests/test_karaali_*.py run them
-NOT_DBD = {"pipeline", "patch_classifier"}
-NON_DBD_MODELS = {p.stem for p in (CONF / "model").glob("*.yaml") if OmegaConf.load(p).get("kind") in NOT_DBD}
+
+
+def _model_target(name: str) -> str:
+    """``_target_`` of model config ``name``, following its first defaults entry when it has none."""
+    node = OmegaConf.load(CONF / "model" / f"{name}.yaml")
+    if "_target_" in node:
+        return node["_target_"]
+    return _model_target(next(d for d in node.get("defaults", []) if isinstance(d, str) and d != "_self_"))
+
+
+# models whose class does not train on images with maps: pipelines (predict/eval-only, e.g. model=karaali:
+# not a LightningModule) and Karaali's B-NET/E-NET (trains_on = "edge_patches"); tests/test_karaali_*.py run them
+NON_DBD_MODELS = {p.stem for p in (CONF / "model").glob("*.yaml")
+                  if trainable_on(OmegaConf.create({"model": {"_target_": _model_target(p.stem)}})) != "images"}
 MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml") if p.stem not in NON_DBD_MODELS)
 LOSSES = sorted(p.stem for p in (CONF / "loss").glob("*.yaml"))
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")  # and experiments selecting them
@@ -41,6 +53,13 @@ def test_every_model_config_fast_dev_run(tmp_path, model):
     assert 0 <= metrics["test/synthetic/mae"] <= 1
 
 
+@pytest.mark.parametrize("model", sorted(NON_DBD_MODELS))
+def test_models_not_trained_on_images_are_refused_with_image_data(tmp_path, model):
+    cfg = compose_cfg(tmp_path, [f"model={model}", "data=synthetic"])
+    with pytest.raises(ConfigError, match="pipeline, not a trainable network|patch classifier"):
+        validate_train_config(cfg)
+
+
 @pytest.mark.parametrize("loss", LOSSES)
 def test_every_loss_config_fast_dev_run(tmp_path, loss):
     cfg = compose_cfg(tmp_path, ["model=dffnet_small", f"loss={loss}", *FDR, *TINY])
@@ -64,6 +83,6 @@ def test_authors_code_switches_reach_the_objects(tmp_path):
     assert cfg.trainer.gradient_clip_val == 0.5 and cfg.trainer.gradient_clip_algorithm == "value"
     assert cfg.trainer.max_epochs == 74 and cfg.model.scheduler.total_iters == 80
     assert cfg.data.datamodule.train_transform.flip == "horizontal"
-    paper = compose_cfg(tmp_path, ["experiment=dffnet_stage1", *TINY])
+    paper = compose_cfg(tmp_path, ["experiment=dffnet_paper", *TINY])
     assert paper.trainer.max_epochs == 75 and paper.model.scheduler.total_iters == 75
     assert paper.data.datamodule.train_transform.flip == "vertical"

@@ -19,7 +19,7 @@ from dbd_lightning.utils.config import build_datamodule, build_task, instantiate
 
 from .helpers import TINY, compose_cfg
 
-DD_SMALL = ["experiment=dd_synthetic", "logger=none", *TINY, "~callbacks.model_summary", "~callbacks.progress_bar",
+DD_SMALL = ["experiment=ddnet_synthetic", "logger=none", *TINY, "~callbacks.model_summary", "~callbacks.progress_bar",
             "~callbacks.lr_monitor", "trainer.enable_progress_bar=false", "callbacks.model_checkpoint.monitor=null"]
 
 
@@ -159,7 +159,7 @@ def _notebook(preds_u8: list[np.ndarray], gts: list[np.ndarray]) -> tuple[float,
 def test_dd_metrics_config_reproduces_the_notebook_from_png_predictions(tmp_path):
     import cv2
 
-    cfg = compose_cfg(tmp_path, ["metrics=dd"])
+    cfg = compose_cfg(tmp_path, ["metrics=ddnet"])
     rng = np.random.default_rng(0)
     preds, gts, ours = [], [], build_dbd_metrics(**dict(cfg.metrics))
     for i, (h, w) in enumerate([(40, 56), (33, 47), (64, 64), (20, 90)]):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from dbd_lightning.models.depthnet import DepthNet
 
 from dbd_lightning.models.btbnet import BTBNet
 from dbd_lightning.models.components.input_size import InputSizeError, nearest_multiples
+from dbd_lightning.models.ddffnet.depth_net import DepthNet
 from dbd_lightning.models.ddnet import DDNet
 from dbd_lightning.models.dffnet import DFFNet
 from dbd_lightning.models.pdnet import PDNet

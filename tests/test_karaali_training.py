@@ -13,8 +13,8 @@ import torch
 from dbd_lightning.models.karaali import BNet, ENet
 from dbd_lightning.models.karaali.levels import BNET_RADII
 from dbd_lightning.models.karaali.patches import KaraaliPatchDataModule, KaraaliPatchDataset, blur_pattern
+from dbd_lightning.models.karaali.task import KaraaliPatchTask
 from dbd_lightning.ops.psf import blur, disk_kernel
-from dbd_lightning.tasks.karaali import KaraaliPatchTask
 from dbd_lightning.train import run
 
 from .helpers import compose_cfg

@@ -102,8 +102,8 @@ def test_pipeline_passes_on_the_recorded_best_not_the_newest(tmp_path):
 def test_a_composed_stage_receives_what_the_previous_one_passes_on(tmp_path):
     """Three stages: a composed stage gets the checkpoint as an override; a config error is refused first."""
     cfg = compose_cfg(tmp_path, ["experiment=ddffnet_two_stage", "model=dffnet_small", "data=synthetic"])
-    first = {"name": "a", "experiment": "dffnet_stage1", "groups": {"model": None}, "pass_on": {"extra.init": "best"}}
-    second = {"name": "b", "experiment": "dffnet_stage1", "groups": {"model": "dffnet_small"},
+    first = {"name": "a", "experiment": "dffnet_paper", "groups": {"model": None}, "pass_on": {"extra.init": "best"}}
+    second = {"name": "b", "experiment": "dffnet_paper", "groups": {"model": "dffnet_small"},
               "overrides": ["seed=7"], "pass_on": {"teacher.defocus.ckpt": "last"}}
     cfg.pipeline.stages = [first, second, {"name": "c", "experiment": None}]
     seen = []

@@ -29,7 +29,7 @@ def test_design_card_command_is_d_dffnet_both_stages_on_cuhk():
     args = expand_model_presets(["model=ddffnet", "data=cuhk_tr1"])
     assert args == ["data=cuhk_tr1", "experiment=ddffnet_two_stage"]
     cfg = _compose(args)
-    assert cfg.pipeline.stage1_experiment == "dffnet_stage1"          # stage 1 runs first (pipelines/stages)
+    assert cfg.pipeline.stage1_experiment == "dffnet_paper"          # stage 1 runs first (pipelines/stages)
     assert cfg.model._target_.endswith("DistillationTask")            # stage 2: the distilled student
     assert cfg.model.net._target_.endswith("DFFNet") and cfg.model.net.encoder == "resnest101e"
     assert cfg.hydra.runtime.choices.data == "cuhk_tr1" and cfg.data.name == "cuhk_tr1"

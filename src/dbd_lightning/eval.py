@@ -22,6 +22,10 @@ convention; every model is scored with the same convention on the same images.
 
 from __future__ import annotations
 
+from . import _env  # noqa: F401  (first: the environment defaults, before any library import)
+
+# isort: split
+
 import glob
 import json
 import logging
@@ -29,20 +33,16 @@ import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-os.environ.setdefault("WANDB_MODE", "offline")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import hydra
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
-import hydra  # noqa: E402
-import lightning as L  # noqa: E402
-from hydra.core.hydra_config import HydraConfig  # noqa: E402
-from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict  # noqa: E402
-
-from .inference.backends import note_pipeline_backend  # noqa: E402
-from .inference.modes import infer_modes, mode_label, predictor_kwargs  # noqa: E402
-from .inference.predictor import CheckpointPredictor, build_predictor  # noqa: E402
-from .metrics.describe import describe_convention  # noqa: E402
-from .reports import (  # noqa: E402
+from .inference.backends import note_pipeline_backend
+from .inference.modes import infer_modes, mode_label, predictor_kwargs
+from .inference.predictor import CheckpointPredictor, build_predictor
+from .metrics.describe import describe_convention
+from .reports import (
     SavedMaps,
     csv_table,
     evaluate_sources,
@@ -51,12 +51,12 @@ from .reports import (  # noqa: E402
     plot_pr_curves,
     qualitative_grid,
 )
-from .runs.resolver import find_checkpoint, resolve_checkpoint  # noqa: E402
-from .runs.run import CheckpointSpecError, RunCheckpoint  # noqa: E402
-from .utils.config import config_dir  # noqa: E402
-from .utils.errors import ConfigError, handle_user_errors  # noqa: E402
-from .utils.report import write_metrics  # noqa: E402
-from .utils.validate import precompose  # noqa: E402
+from .runs.resolver import find_checkpoint, resolve_checkpoint
+from .runs.run import CheckpointSpecError, RunCheckpoint
+from .utils.config import config_dir
+from .utils.errors import ConfigError, handle_user_errors
+from .utils.report import write_metrics
+from .utils.validate import precompose
 
 log = logging.getLogger(__name__)
 

@@ -18,29 +18,28 @@ needs ``onnxscript``; ``pip install -e '.[export]'``).
 
 from __future__ import annotations
 
+from . import _env  # noqa: F401  (first: the environment defaults, before any library import)
+
+# isort: split
+
 import json
 import logging
-import os
 import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-os.environ.setdefault("WANDB_MODE", "offline")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import hydra
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from torch import nn
 
-import hydra  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
-from torch import nn  # noqa: E402
-
-from .inference.predictor import CheckpointPredictor  # noqa: E402
-from .runs.resolver import resolve_checkpoint  # noqa: E402
-from .utils.config import config_dir  # noqa: E402
-from .utils.errors import ConfigError, handle_user_errors  # noqa: E402
-from .utils.validate import precompose  # noqa: E402
+from .inference.predictor import CheckpointPredictor
+from .runs.resolver import resolve_checkpoint
+from .utils.config import config_dir
+from .utils.errors import ConfigError, handle_user_errors
+from .utils.validate import precompose
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,10 @@ earlier ``report.json`` (:mod:`dbd_lightning.predict_output`).
 
 from __future__ import annotations
 
+from . import _env  # noqa: F401  (first: the environment defaults, before any library import)
+
+# isort: split
+
 import glob
 import logging
 import os
@@ -21,27 +25,23 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-os.environ.setdefault("WANDB_MODE", "offline")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import cv2
+import hydra
+import numpy as np
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+from PIL import Image
+from tqdm.auto import tqdm
 
-import cv2  # noqa: E402
-import hydra  # noqa: E402
-import numpy as np  # noqa: E402
-from hydra.core.hydra_config import HydraConfig  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
-from PIL import Image  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
-
-from .data.io import IMAGE_SUFFIXES, read_rgb  # noqa: E402
-from .inference.backends import note_pipeline_backend  # noqa: E402
-from .inference.modes import predictor_kwargs  # noqa: E402
-from .inference.predictor import Predictor, build_predictor, check_prediction  # noqa: E402
-from .models.karaali.edge_maps import precomputed_edge_maps, read_edge_map  # noqa: E402
-from .predict_output import OutputFolder, is_within, own_output_folders  # noqa: E402
-from .utils.config import config_dir  # noqa: E402
-from .utils.errors import UserError, handle_user_errors  # noqa: E402
-from .utils.validate import precompose  # noqa: E402
+from .data.io import IMAGE_SUFFIXES, read_rgb
+from .inference.backends import note_pipeline_backend
+from .inference.modes import predictor_kwargs
+from .inference.predictor import Predictor, build_predictor, check_prediction
+from .models.karaali.edge_maps import precomputed_edge_maps, read_edge_map
+from .predict_output import OutputFolder, is_within, own_output_folders
+from .utils.config import config_dir
+from .utils.errors import UserError, handle_user_errors
+from .utils.validate import precompose
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,10 @@ Usage (``key=value`` arguments, Hydra-like)::
 
 from __future__ import annotations
 
+from . import _env  # noqa: F401  (first: the environment defaults, before any library import)
+
+# isort: split
+
 import ast
 import dataclasses
 import sys

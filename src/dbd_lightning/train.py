@@ -16,25 +16,25 @@ Under DDP only global rank 0 writes the run's files.
 
 from __future__ import annotations
 
+from . import _env  # noqa: F401  (first: the environment defaults, before any library import)
+
+# isort: split
+
 import logging
 import os
 import sys
 import warnings
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-os.environ.setdefault("WANDB_MODE", "offline")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import hydra
+from omegaconf import DictConfig
 
-import hydra  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
-
-from .pipelines.stages import run_pipeline  # noqa: E402
-from .runner import run_training  # noqa: E402
-from .utils.config import config_dir  # noqa: E402
-from .utils.errors import handle_user_errors  # noqa: E402
-from .utils.presets import expand_model_presets  # noqa: E402
-from .utils.resume import argv_for_resume  # noqa: E402
-from .utils.validate import precheck_train  # noqa: E402
+from .pipelines.stages import run_pipeline
+from .runner import run_training
+from .utils.config import config_dir
+from .utils.errors import handle_user_errors
+from .utils.presets import expand_model_presets
+from .utils.resume import argv_for_resume
+from .utils.validate import precheck_train
 
 log = logging.getLogger(__name__)
 # conf/hydra/launcher/{joblib,submitit_slurm}.yaml replace the plugins' configs of the same name on purpose

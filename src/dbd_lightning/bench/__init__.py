@@ -6,6 +6,10 @@ live in its folder (``models/<paper>/bench.py``) and are registered in :data:`.r
     python -m dbd_lightning.bench --out bench/results.json [--cases dffnet_infer_resnet18 ...] [--quick]
 """
 
+from .. import _env  # noqa: F401  (first: the environment defaults, before any library import)
+
+# isort: split
+
 from .runner import CASES, cli, main, run_case
 from .timer import Timing, measure, summarize
 

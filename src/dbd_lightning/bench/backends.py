@@ -98,9 +98,9 @@ def bench_backend_eval(encoder: str = "resnest101e", n: int = 100, size: int = 3
                        threads: int | None = 2) -> dict:
     """``eval`` of ``n`` 640 x 480 pairs, end to end, per backend (today = eager torch, as before ``backend=``)."""
     from ..data.folder import ImageMaskFolder
+    from ..inference.predictor import CheckpointPredictor
     from ..models.dffnet import DFFNet
     from ..reports.evaluate import evaluate_sources
-    from ..inference.predictor import CheckpointPredictor
 
     if threads:
         torch.set_num_threads(int(threads))

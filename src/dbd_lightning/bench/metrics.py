@@ -19,6 +19,10 @@ pass).  Timings depend on the machine; nothing asserts on them.
 
 from __future__ import annotations
 
+from .. import _env  # noqa: F401  (first: the environment defaults, before any library import)
+
+# isort: split
+
 import argparse
 import json
 

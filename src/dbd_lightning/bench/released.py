@@ -24,9 +24,9 @@ from .timer import measure, summarize
 
 def bench_released_forward(name: str = "zoo:dffnet_lite0_synth", size: int = 320, repeats: int = 20,
                            threads: int | None = 2, real_samples: bool = True) -> dict:
+    from ..inference.predictor import CheckpointPredictor
     from ..reports.real_samples import score_on_real_samples
     from ..zoo.registry import resolve_zoo
-    from ..inference.predictor import CheckpointPredictor
 
     if threads:
         torch.set_num_threads(int(threads))

@@ -10,6 +10,10 @@ across commits, not absolute values across machines.
 
 from __future__ import annotations
 
+from .. import _env  # noqa: F401  (first: the environment defaults, before any library import)
+
+# isort: split
+
 import argparse
 import importlib
 import json

@@ -9,6 +9,10 @@ reads plain arrays) and never executes anything from the source files.
 
 from __future__ import annotations
 
+from .. import _env  # noqa: F401  (first: the environment defaults, before any library import)
+
+# isort: split
+
 import importlib
 import sys
 

@@ -12,6 +12,10 @@ duplicate stems, ...) or a bad config.
 
 from __future__ import annotations
 
+from .. import _env  # noqa: F401  (first: the environment defaults, before any library import)
+
+# isort: split
+
 import sys
 
 import hydra

@@ -23,6 +23,10 @@ checked (exit status 1 if not).
 
 from __future__ import annotations
 
+from .. import _env  # noqa: F401  (first: the environment defaults, before any library import)
+
+# isort: split
+
 import argparse
 import filecmp
 import os

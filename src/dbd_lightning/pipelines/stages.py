@@ -7,7 +7,7 @@ each in ``<output_dir>/<name>``::
     pipeline:
       stages:
         - name: stage1             # folder <out>/stage1; its metrics come back as stage1/<metric>
-          experiment: dffnet_stage1  # compose conf/train.yaml with experiment=<this>;
+          experiment: dffnet_paper  # compose conf/train.yaml with experiment=<this>;
                                    # null = this config itself (without its `pipeline` node)
           groups: {model: null, loss: bce_edge}  # group choices; null = the running job's choice
           drop: [teacher, loss]    # command-line keys (and their sub-keys) this stage does not get

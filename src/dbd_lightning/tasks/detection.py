@@ -5,17 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..metrics import build_dbd_metrics
-from ..utils.param_groups import build_param_groups
+from .base import Task
 from .visualize import grid_to_uint8, log_image_to_loggers, prediction_grid
 
 
-class DetectionTask(L.LightningModule):
+class DetectionTask(Task):
     """Train/validate/test a defocus blur detection network.
 
     The network returns a dict with ``logits`` (in-focus logits at input size)
@@ -24,16 +23,10 @@ class DetectionTask(L.LightningModule):
     Validation/test predictions are resized (bilinear) to each image's original
     size and scored there by one metric collection per dataset.
 
-    Args:
-        net: the torch model (knows nothing of Lightning).
-        loss: the loss module.
-        optimizer: partial optimizer ``(params) -> Optimizer``.
-        scheduler: optional partial scheduler ``(optimizer) -> LRScheduler``.
-        scheduler_interval: ``"epoch"`` (paper's poly per epoch) or ``"step"``.
-        metrics: metric convention kwargs for :func:`build_dbd_metrics`.
+    Args (beyond :class:`~.base.Task`: net, optimizer, scheduler, scheduler_interval, param_groups):
+        loss: the loss module (``build_task`` builds it from the config's ``loss`` group).
+        metrics: metric convention kwargs for :func:`build_dbd_metrics` (the ``metrics`` group).
         log_images: number of validation samples in the logged grid (0 = off).
-        param_groups: optional per-name-pattern optimizer groups, e.g.
-            ``[{match: "streams.*.trunk.*", lr: 1e-4}]`` (see :mod:`..utils.param_groups`).
     """
 
     def __init__(
@@ -47,15 +40,10 @@ class DetectionTask(L.LightningModule):
         log_images: int = 4,
         param_groups: list[Mapping[str, Any]] | None = None,
     ) -> None:
-        super().__init__()
-        self.net = net
+        super().__init__(net, optimizer, scheduler, scheduler_interval, param_groups)
         self.loss = loss
-        self.optimizer_factory = optimizer
-        self.scheduler_factory = scheduler
-        self.scheduler_interval = scheduler_interval
         self.metric_convention = dict(metrics or {})
         self.log_images = log_images
-        self.param_groups = [dict(g) for g in param_groups or []]
         self.val_metrics = nn.ModuleDict()
         self.test_metrics = nn.ModuleDict()
         self._grid_batches: dict[str, dict] = {}  # first validation batch of each dataset, for the image grids
@@ -73,16 +61,11 @@ class DetectionTask(L.LightningModule):
                     kwargs = {**self.metric_convention, "pr_curve": True} if curve else self.metric_convention
                     store[name] = build_dbd_metrics(**kwargs)
 
-    def forward(self, image: torch.Tensor) -> dict:
-        return self.net(image)
-
     # --------------------------------------------------------------- training
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         outputs = self.net(batch["image"])
         terms = self.loss(outputs, batch)
-        bs = batch["image"].shape[0]
-        self.log("train/loss", terms["loss"], prog_bar=True, batch_size=bs)
-        self.log_dict({f"train/{k}": v for k, v in terms.items() if k != "loss"}, batch_size=bs)
+        self.log_train_terms(terms, batch["image"].shape[0])
         return terms["loss"]
 
     # ------------------------------------------------------------- evaluation
@@ -98,8 +81,8 @@ class DetectionTask(L.LightningModule):
             out.append(p.clamp_(0, 1))
         return out
 
-    def _eval_step(self, batch: dict, stage: str, names: list[str], store: nn.ModuleDict, idx: int) -> dict:
-        name = names[idx] if idx < len(names) else f"set{idx}"
+    def _eval_step(self, batch: dict, stage: str, store: nn.ModuleDict, idx: int) -> dict:
+        name = self.dataset_name(stage, idx)
         outputs = self.net(batch["image"])
         terms = self.loss(outputs, batch)
         self.log(f"{stage}/{name}/loss", terms["loss"], batch_size=batch["image"].shape[0],
@@ -111,19 +94,17 @@ class DetectionTask(L.LightningModule):
         return outputs
 
     def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
-        names = self.trainer.datamodule.val_names
-        outputs = self._eval_step(batch, "val", names, self.val_metrics, dataloader_idx)
+        outputs = self._eval_step(batch, "val", self.val_metrics, dataloader_idx)
         if batch_idx == 0 and self.log_images:
             n = self.log_images
-            name = names[dataloader_idx] if dataloader_idx < len(names) else f"set{dataloader_idx}"
-            self._grid_batches[name] = {
+            self._grid_batches[self.dataset_name("val", dataloader_idx)] = {
                 "image": batch["image"][:n].detach().cpu(),
                 "mask": batch["mask"][:n].detach().cpu(),
                 "pred": torch.sigmoid(outputs["logits"][:n]).detach().float().cpu(),
             }
 
     def test_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._eval_step(batch, "test", self.trainer.datamodule.test_names, self.test_metrics, dataloader_idx)
+        self._eval_step(batch, "test", self.test_metrics, dataloader_idx)
 
     def _log_metrics(self, stage: str, store: nn.ModuleDict) -> None:
         for name, collection in store.items():
@@ -161,15 +142,3 @@ class DetectionTask(L.LightningModule):
             return
         grid = grid_to_uint8(prediction_grid(**grid_batch))  # uint8 0..255: wandb does not rescale floats
         log_image_to_loggers(self.loggers, key, grid, "image | GT | prediction", self.global_step)
-
-    # -------------------------------------------------------------- optimiser
-    def configure_optimizers(self):
-        if self.param_groups:
-            params = build_param_groups(self.net.named_parameters(), self.param_groups)
-        else:
-            params = [p for p in self.net.parameters() if p.requires_grad]
-        optimizer = self.optimizer_factory(params=params)
-        if self.scheduler_factory is None:
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer=optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}

@@ -78,7 +78,11 @@ def estimate_training_memory(cfg: DictConfig) -> dict[str, Any] | None:
 
     size = _image_size(cfg)
     net_cfg = OmegaConf.select(cfg, "model.net", default=None)
-    if size is None or net_cfg is None or OmegaConf.select(cfg, "model.kind", default=None):
+    if size is None or net_cfg is None:
+        return None
+    from .config import trainable_on
+
+    if trainable_on(cfg) != "images":  # a pipeline or a patch classifier: no image-sized training step
         return None
     node = OmegaConf.to_container(net_cfg, resolve=True)
     node.pop("weights_file", None)  # nothing is read from disk on the meta device

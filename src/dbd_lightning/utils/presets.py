@@ -7,7 +7,7 @@ BTBNet its own loss, metrics and batch, Karaali's B-NET / E-NET their patch data
 names :func:`expand_model_presets` rewrites the command line before Hydra composes it::
 
     model=ddffnet      -> experiment=ddffnet_two_stage   (the experiment picks model=dffnet)
-    model=dd / ddnet   -> experiment=dd_paper
+    model=dd / ddnet   -> experiment=ddnet_paper
     model=btbnet       -> experiment=btbnet_paper
     ...
 
@@ -28,8 +28,8 @@ from .errors import ConfigError
 MODEL_PRESETS: dict[str, tuple[str, str]] = {
     "ddffnet": ("ddffnet_two_stage", "dffnet"),   # D-DFFNet: stage 1 (DFFNet) + stage 2 (distilled)
     "d-dffnet": ("ddffnet_two_stage", "dffnet"),
-    "dd": ("dd_paper", "ddnet"),                  # DD: DDNet + depth response distillation
-    "ddnet": ("dd_paper", "ddnet"),
+    "dd": ("ddnet_paper", "ddnet"),                  # DD: DDNet + depth response distillation
+    "ddnet": ("ddnet_paper", "ddnet"),
     "rdffnet": ("rdffnet", "rdffnet"),            # R-DFFNet: depth heads + depth teacher
     "btbnet": ("btbnet_paper", "btbnet"),         # BTBNet: BCE x streams, batch 1, BTBNet metrics
     "karaali_bnet": ("karaali_bnet", "karaali_bnet"),  # patch classifiers on their patch data

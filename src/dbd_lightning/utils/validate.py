@@ -74,19 +74,21 @@ def validate_train_config(cfg: DictConfig) -> None:
             raise ConfigError(f"data.image_size={OmegaConf.to_container(size) if isinstance(size, ListConfig) else size!r} "
                               "is not valid: give one positive whole number or [height,width] "
                               "(e.g. 'data.image_size=[320,320]')")
-    kind = _select(cfg, "model.kind")
+    from .config import trainable_on
+
+    trains_on = trainable_on(cfg)
     data_target = str(_select(cfg, "data.datamodule._target_") or "")
     data_name = _select(cfg, "data.name")
-    if kind == "pipeline":
+    if trains_on is None:
         raise ConfigError(f"model config {_select(cfg, 'model._target_')} is a pipeline, not a trainable network "
                           "(model=karaali: train model=karaali_bnet / model=karaali_enet; run the pipeline with "
                           "python -m dbd_lightning.predict model=karaali)")
     patches = data_target.endswith("KaraaliPatchDataModule")
-    if kind == "patch_classifier" and not patches:
+    if trains_on == "edge_patches" and not patches:
         task = "bnet" if "BNet" in str(_select(cfg, "model.net._target_")) else "enet"
         raise ConfigError(f"model=karaali_{task} is a patch classifier (41x41 edge patches), but data={data_name} "
                           f"holds images with masks: use data=karaali_{task}_patches (or experiment=karaali_{task})")
-    if patches and kind != "patch_classifier":
+    if patches and trains_on != "edge_patches":
         raise ConfigError(f"data={data_name} holds Karaali edge patches, which only model=karaali_bnet / "
                           "model=karaali_enet train on; choose a DBD data config (data=synthetic, data=cuhk_tr1, ...)")
     for key in ("preflight.memory",):

@@ -60,7 +60,7 @@ class ResponseDepthDistillationLoss(DeepSupervisionLoss):
     Out of training (validation/test) the teacher does not run and only the
     detection terms are computed; in training a missing teacher is an error.
     A teacher output ``{"depth": None}`` (``teacher/depth=none``) is the "w/o depth
-    distillation" ablation: detection terms only. DD (``experiment=dd_paper``) uses this
+    distillation" ablation: detection terms only. DD (``experiment=ddnet_paper``) uses this
     loss with BCE only, five side maps and ``normalize=minmax``.
 
     Args (beyond DeepSupervisionLoss):

@@ -6,7 +6,7 @@ side defocus map and a side depth map (1x1 convs); SAB at stages 1-4 re-weights
 the stage features from those two maps; a 1x1 conv fuses the five side maps
 (bilinear to input size) into the final defocus logit, another one into the
 final depth map. Depth is learnt by response distillation from a frozen depth
-teacher (``models.ddffnet.depth_losses.ResponseDepthDistillationLoss``, ``experiment=dd_paper``).
+teacher (``models.ddffnet.depth_losses.ResponseDepthDistillationLoss``, ``experiment=ddnet_paper``).
 """
 
 from __future__ import annotations

@@ -25,6 +25,10 @@
 
 from __future__ import annotations
 
+from ... import _env  # noqa: F401  (first: the environment defaults, before any library import)
+
+# isort: split
+
 import argparse
 import json
 import sys

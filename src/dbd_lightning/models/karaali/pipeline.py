@@ -99,7 +99,6 @@ class KaraaliPipeline:
         dt_precision: dtype of the guide and propagation filters: ``float32`` (ours) or
             ``float64`` (the authors' code runs them in NumPy float64).
         random_init: allow running without checkpoints (smoke tests only).
-        kind: the config's marker (``pipeline``: built by ``predict``/``eval``, not trained); unused.
     """
 
     def __init__(self, bnet: BNet | None = None, enet: ENet | None = None, bnet_ckpt: str | None = None,
@@ -111,8 +110,7 @@ class KaraaliPipeline:
                  chunk: int = 512, random_init: bool = False, crop27: int = 8, crop15: int = 14,
                  sparse_max: float = SPARSE_MAX, winograd: bool | None = None, patchwise_max: int = 192,
                  reuse_memory: bool = True, wide_stride: int = 1, per_cell: bool = False,
-                 border: str = "reflect", penalty_placement: str = "mean", dt_precision: str = "float32",
-                 kind: str = "pipeline") -> None:
+                 border: str = "reflect", penalty_placement: str = "mean", dt_precision: str = "float32") -> None:
         if border not in BORDERS:
             raise ValueError(f"border must be one of {BORDERS}, got {border!r}")
         if penalty_placement not in PENALTY_PLACEMENTS:

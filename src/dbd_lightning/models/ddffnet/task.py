@@ -8,9 +8,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..models.ddffnet.feature_loss import FeatureDistillationLoss
-from ..models.ddffnet.projectors import ProjectorBank
-from .detection import DetectionTask
+from ...tasks.detection import DetectionTask
+from .feature_loss import FeatureDistillationLoss
+from .projectors import ProjectorBank
 
 
 class DistillationTask(DetectionTask):
@@ -72,25 +72,19 @@ class DistillationTask(DetectionTask):
         l_f, per_teacher = self.feature_loss(projected, {n: teacher[n]["features"] for n in projected})
         terms["loss"] = terms["loss"] + self.beta * l_f
         bs = batch["image"].shape[0]
-        self.log("train/loss", terms["loss"], prog_bar=True, batch_size=bs)
-        self.log_dict({f"train/{k}": v for k, v in terms.items() if k != "loss"}, batch_size=bs)
+        self.log_train_terms(terms, bs)
         self.log("train/feature", l_f, batch_size=bs)
         self.log_dict({f"train/feature_{n}": v for n, v in per_teacher.items()}, batch_size=bs)
         self.log("train/beta", self.beta, batch_size=bs)
         return terms["loss"]
 
-    def configure_optimizers(self):
-        net_params = [p for p in self.net.parameters() if p.requires_grad]
-        groups = [
-            {"params": net_params, "name": "net"},
+    def optimizer_params(self) -> list[dict]:
+        """Two groups: the student ``net`` and the projectors at their own constant lr / weight decay."""
+        return [
+            {"params": [p for p in self.net.parameters() if p.requires_grad], "name": "net"},
             {"params": list(self.projectors.parameters()), "lr": self.projector_lr,
              "weight_decay": self.projector_weight_decay, "name": "projectors"},
         ]
-        optimizer = self.optimizer_factory(params=groups)
-        if self.scheduler_factory is None:
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer=optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}
 
     def lr_scheduler_step(self, scheduler, metric) -> None:
         """Step the scheduler, then pin the projector group back to its constant lr."""

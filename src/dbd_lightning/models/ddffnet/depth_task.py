@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...tasks.base import Task
 
-class DepthTask(L.LightningModule):
+
+class DepthTask(Task):
     """Train a monocular depth network on ``batch['depth']`` (B,1,H,W) in [0, 1].
 
     Logs ``train/loss``, ``val/<dataset>/{loss,mae,rmse}`` and the same under
@@ -21,9 +22,7 @@ class DepthTask(L.LightningModule):
     Args:
         net: e.g. :class:`~dbd_lightning.models.ddffnet.depth_net.DepthNet` (returns ``depth``).
         depth_loss: e.g. :class:`~dbd_lightning.models.ddffnet.depth_losses.DepthLoss`.
-        optimizer / scheduler / scheduler_interval: as in :class:`DetectionTask`.
-        loss / metrics / log_images: injected by ``build_task`` for every model;
-            the detection loss and DBD metric convention do not apply and are ignored.
+        optimizer / scheduler / scheduler_interval: as in :class:`~dbd_lightning.tasks.base.Task`.
     """
 
     def __init__(
@@ -33,32 +32,17 @@ class DepthTask(L.LightningModule):
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., Any] | None = None,
         scheduler_interval: str = "epoch",
-        loss: nn.Module | None = None,
-        metrics: Mapping[str, Any] | None = None,
-        log_images: int = 0,
     ) -> None:
-        super().__init__()
-        del loss, metrics, log_images
-        self.net = net
+        super().__init__(net, optimizer, scheduler, scheduler_interval)
         self.depth_loss = depth_loss
-        self.optimizer_factory = optimizer
-        self.scheduler_factory = scheduler
-        self.scheduler_interval = scheduler_interval
-
-    def forward(self, image: torch.Tensor) -> dict:
-        return self.net(image)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         terms = self.depth_loss(self.net(batch["image"]), batch)
-        bs = batch["image"].shape[0]
-        self.log("train/loss", terms["loss"], prog_bar=True, batch_size=bs)
-        self.log_dict({f"train/{k}": v for k, v in terms.items() if k != "loss"}, batch_size=bs)
+        self.log_train_terms(terms, batch["image"].shape[0])
         return terms["loss"]
 
     def _eval_step(self, batch: dict, stage: str, dataloader_idx: int) -> None:
-        dm = getattr(self.trainer, "datamodule", None)
-        names = getattr(dm, f"{stage}_names", []) if dm is not None else []
-        name = names[dataloader_idx] if dataloader_idx < len(names) else f"set{dataloader_idx}"
+        name = self.dataset_name(stage, dataloader_idx)
         outputs = self.net(batch["image"])
         terms = self.depth_loss(outputs, batch)
         pred, gt = outputs["depth"], batch["depth"].float()
@@ -75,10 +59,3 @@ class DepthTask(L.LightningModule):
 
     def test_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
         self._eval_step(batch, "test", dataloader_idx)
-
-    def configure_optimizers(self):
-        optimizer = self.optimizer_factory(params=[p for p in self.net.parameters() if p.requires_grad])
-        if self.scheduler_factory is None:
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer=optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}

@@ -15,42 +15,40 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models.karaali.torch_model import BNet, ENet
-from ..utils.checkpoint import load_weights
+from ...tasks.base import Task
+from ...utils.checkpoint import load_weights
+from .torch_model import BNet, ENet
 
 log = logging.getLogger(__name__)
 
 __all__ = ["KaraaliPatchTask"]
 
 
-class KaraaliPatchTask(L.LightningModule):
+class KaraaliPatchTask(Task):
     """Args:
         net: :class:`BNet` or :class:`ENet`.
         optimizer, scheduler: partial factories (``scheduler`` may be None).
         bnet_ckpt: E-NET only: B-NET checkpoint whose streams become the f1-NET.
         freeze_f1: E-NET only: keep the f1-NET fixed (paper: True).
         radii: class -> disk radius (px) for the B-NET ``radius_mae`` metric.
-        loss, metrics: injected by the shared ``build_task`` for DBD models; unused
-            here (the loss is the paper's softmax cross-entropy).
-        kind: the config's marker (``patch_classifier``: not a DBD map model); unused.
+
+    The loss is the paper's softmax cross-entropy (no ``loss`` group); the batches are
+    41x41 edge patches with class labels (``trains_on = "edge_patches"``).
     """
+
+    trains_on = "edge_patches"
 
     def __init__(self, net: nn.Module, optimizer: Callable, scheduler: Callable | None = None,
                  scheduler_interval: str = "epoch", bnet_ckpt: str | None = None, freeze_f1: bool = True,
-                 radii: list[float] | None = None, loss: object = None, metrics: object = None,
-                 kind: str = "patch_classifier") -> None:
-        super().__init__()
+                 radii: list[float] | None = None) -> None:
+        super().__init__(net, optimizer, scheduler, scheduler_interval)
         # plain floats: Hydra passes a ListConfig, which a weights_only=True checkpoint load refuses
         radii = None if radii is None else [float(r) for r in radii]
-        self.save_hyperparameters(ignore=["net", "loss", "metrics", "kind", "optimizer", "scheduler"])
-        self.net = net
-        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
-        self.scheduler_interval = scheduler_interval
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
         self.radii = None if radii is None else torch.tensor(radii, dtype=torch.float32)
         if isinstance(net, ENet):
             if bnet_ckpt:
@@ -65,9 +63,6 @@ class KaraaliPatchTask(L.LightningModule):
         elif bnet_ckpt:
             raise ValueError("bnet_ckpt is only used by E-NET (its f1-NET); the net here is "
                              f"{type(net).__name__}")
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
 
     def on_train_epoch_start(self) -> None:
         if isinstance(self.net, ENet) and not any(p.requires_grad for p in self.net.f1.parameters()):
@@ -98,10 +93,3 @@ class KaraaliPatchTask(L.LightningModule):
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self._step(batch, "test")
-
-    def configure_optimizers(self):
-        optimizer = self.optimizer_factory(params=[p for p in self.net.parameters() if p.requires_grad])
-        if self.scheduler_factory is None:
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer=optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}

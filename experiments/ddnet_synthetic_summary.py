@@ -1,6 +1,6 @@
-"""Summarise the DD with/without depth distillation runs (experiments/dd_synthetic.md).
+"""Summarise the DD with/without depth distillation runs (experiments/ddnet_synthetic.md).
 
-    python experiments/dd_synthetic_summary.py NONE_SWEEP_DIR SYNTHETIC_SWEEP_DIR
+    python experiments/ddnet_synthetic_summary.py NONE_SWEEP_DIR SYNTHETIC_SWEEP_DIR
 
 Per-seed test metrics and mean +- std per arm (:mod:`seed_summary` does the work).
 """
