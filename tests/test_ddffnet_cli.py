@@ -78,7 +78,7 @@ def test_table6_multirun_runs_two_stage_jobs(tmp_path):
 def test_two_stage_module_entry_point(tmp_path):
     proc = run_module("dbd_lightning.pipelines.two_stage", ["model=dffnet_small", *SMALL[1:]], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    runs = list((tmp_path / "outputs" / "ddffnet_two_stage" / "runs").glob("*"))
+    runs = list((tmp_path / "outputs" / "ddffnet_paper" / "runs").glob("*"))
     assert len(runs) == 1
     assert (runs[0] / "stage1_checkpoint.txt").read_text().strip().endswith(".ckpt")
     assert (runs[0] / "stage2" / "checkpoints" / "last.ckpt").is_file()

@@ -101,7 +101,7 @@ def test_vgg16_config_picks_four_levels_at_strides_4_to_32(tmp_path):
 
 
 def test_stage1_overrides_keep_shared_keys_only(tmp_path):
-    stage1 = compose_cfg(tmp_path, ["experiment=ddffnet_two_stage"]).pipeline.stages[0]
+    stage1 = compose_cfg(tmp_path, ["experiment=ddffnet_paper"]).pipeline.stages[0]
     kept = stage_overrides(["experiment=ddffnet_table4", "model=pdnet", "loss=bce", "loss.main_weight=1.1",
                              "teacher.depth.ckpt=x.ckpt", "pipeline.stage1_loss=bce", "data.batch_size=2",
                              "++trainer.fast_dev_run=true", "model.net.dense_guidance=false",
@@ -127,7 +127,7 @@ def test_depthnet_config_trains_and_its_checkpoint_feeds_the_depth_teacher(tmp_p
 
 
 def test_two_stage_pipeline_passes_the_stage1_checkpoint(tmp_path):
-    cfg = compose_cfg(tmp_path, ["experiment=ddffnet_two_stage", "model=dffnet_small", "logger=none",
+    cfg = compose_cfg(tmp_path, ["experiment=ddffnet_paper", "model=dffnet_small", "logger=none",
                                  "data=synthetic", *TINY, "trainer.max_epochs=1", "trainer.num_sanity_val_steps=0",
                                  "~callbacks.lr_monitor"])
     metrics = run(cfg)

@@ -83,7 +83,7 @@ def test_resume_last_is_last_ckpt_through_the_resolver(tmp_path):
 
 
 def test_pipeline_passes_on_the_recorded_best_not_the_newest(tmp_path):
-    cfg = compose_cfg(tmp_path, ["experiment=ddffnet_two_stage", "model=dffnet_small", "data=synthetic"])
+    cfg = compose_cfg(tmp_path, ["experiment=ddffnet_paper", "model=dffnet_small", "data=synthetic"])
     seen = []
 
     def fake_run(stage_cfg):  # stage 1 "trains": writes two epoch files, the older one recorded as best
@@ -101,7 +101,7 @@ def test_pipeline_passes_on_the_recorded_best_not_the_newest(tmp_path):
 
 def test_a_composed_stage_receives_what_the_previous_one_passes_on(tmp_path):
     """Three stages: a composed stage gets the checkpoint as an override; a config error is refused first."""
-    cfg = compose_cfg(tmp_path, ["experiment=ddffnet_two_stage", "model=dffnet_small", "data=synthetic"])
+    cfg = compose_cfg(tmp_path, ["experiment=ddffnet_paper", "model=dffnet_small", "data=synthetic"])
     first = {"name": "a", "experiment": "dffnet_paper", "groups": {"model": None}, "pass_on": {"extra.init": "best"}}
     second = {"name": "b", "experiment": "dffnet_paper", "groups": {"model": "dffnet_small"},
               "overrides": ["seed=7"], "pass_on": {"teacher.defocus.ckpt": "last"}}

@@ -27,7 +27,7 @@ def _compose(overrides):
 
 def test_design_card_command_is_d_dffnet_both_stages_on_cuhk():
     args = expand_model_presets(["model=ddffnet", "data=cuhk_tr1"])
-    assert args == ["data=cuhk_tr1", "experiment=ddffnet_two_stage"]
+    assert args == ["data=cuhk_tr1", "experiment=ddffnet_paper"]
     cfg = _compose(args)
     assert cfg.pipeline.stage1_experiment == "dffnet_paper"          # stage 1 runs first (pipelines/stages)
     assert cfg.model._target_.endswith("DistillationTask")            # stage 2: the distilled student

@@ -44,7 +44,7 @@ _ARGV = list(sys.argv)  # the command line as typed (DDP relaunches ranks with i
 
 def run(cfg: DictConfig) -> dict[str, float]:
     """Fit + test as the config says (:func:`dbd_lightning.runner.run_training`); returns the final scalar
-    metrics. A config with a ``pipeline`` node (``experiment=ddffnet_two_stage``, ``btbnet_two_phase``)
+    metrics. A config with a ``pipeline`` node (``experiment=ddffnet_paper``, ``btbnet_two_phase``)
     runs its declared stages instead (:mod:`dbd_lightning.pipelines.stages`)."""
     if cfg.get("pipeline"):
         return run_pipeline(cfg)

@@ -1,7 +1,7 @@
 """Staged pipelines declared in config: one command runs several trainings, each passing on its checkpoint.
 
 A config with a ``pipeline`` node (``conf/pipeline/*.yaml``, pulled in by an experiment:
-``experiment=ddffnet_two_stage``, ``experiment=btbnet_two_phase``) runs ``pipeline.stages`` in order,
+``experiment=ddffnet_paper``, ``experiment=btbnet_two_phase``) runs ``pipeline.stages`` in order,
 each in ``<output_dir>/<name>``::
 
     pipeline:

@@ -2,11 +2,11 @@
 
 ``python -m dbd_lightning.train model=ddffnet data=cuhk_tr1`` is the design card's command.
 Some papers are more than a ``conf/model`` node: D-DFFNet is two training stages
-(``experiment=ddffnet_two_stage``), DD and R-DFFNet need a depth teacher and their loss,
+(``experiment=ddffnet_paper``), DD and R-DFFNet need a depth teacher and their loss,
 BTBNet its own loss, metrics and batch, Karaali's B-NET / E-NET their patch data. For those
 names :func:`expand_model_presets` rewrites the command line before Hydra composes it::
 
-    model=ddffnet      -> experiment=ddffnet_two_stage   (the experiment picks model=dffnet)
+    model=ddffnet      -> experiment=ddffnet_paper   (the experiment picks model=dffnet)
     model=dd / ddnet   -> experiment=ddnet_paper
     model=btbnet       -> experiment=btbnet_paper
     ...
@@ -26,8 +26,8 @@ from .errors import ConfigError
 
 #: model name -> (experiment of the paper's recipe, model config of that experiment)
 MODEL_PRESETS: dict[str, tuple[str, str]] = {
-    "ddffnet": ("ddffnet_two_stage", "dffnet"),   # D-DFFNet: stage 1 (DFFNet) + stage 2 (distilled)
-    "d-dffnet": ("ddffnet_two_stage", "dffnet"),
+    "ddffnet": ("ddffnet_paper", "dffnet"),   # D-DFFNet: stage 1 (DFFNet) + stage 2 (distilled)
+    "d-dffnet": ("ddffnet_paper", "dffnet"),
     "dd": ("ddnet_paper", "ddnet"),                  # DD: DDNet + depth response distillation
     "ddnet": ("ddnet_paper", "ddnet"),
     "rdffnet": ("rdffnet", "rdffnet"),            # R-DFFNet: depth heads + depth teacher
