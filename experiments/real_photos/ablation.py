@@ -15,8 +15,8 @@ photographs shipped in the package (``data=real_mini``, D-DFFNet convention) in 
 * ``native``: ``infer.mode=scale infer.scale=1.0``, the 320 px photographs at their own pixel scale;
 * ``tile``: ``infer.mode=tile infer.scale=1.0``, training-size tiles at native scale, hann-blended.
 
-The per-run records are copied to ``experiments/real_photos/ablation/`` and summarised (mean, min-max over
-seeds) in ``ablation.md`` there.
+The per-run records are written to ``experiments/real_photos/ablation/`` and summarised (mean, min-max over
+seeds) in ``ablation.md`` there and in the study (README.md, between its two table markers).
 """
 
 from __future__ import annotations
@@ -140,8 +140,15 @@ def main() -> None:
                 record.write_text(json.dumps(rec, indent=1))
                 print(f"{cond} seed {seed}: {wall / 60:.1f} min, real all MAE "
                       f"{rec['real']['resize']['all']['mae']:.3f}", flush=True)
-    (RECORDS / "ablation.md").write_text(summarise() + "\n")
-    print(summarise())
+    table = summarise()
+    (RECORDS / "ablation.md").write_text(table + "\n")
+    readme = HERE / "README.md"  # the study quotes the table between two markers
+    start, end = "<!-- ablation table: written by ablation.py -->\n", "<!-- /ablation table -->"
+    text = readme.read_text()
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        readme.write_text(head + start + table + "\n" + end + rest.split(end, 1)[1])
+    print(table)
 
 
 if __name__ == "__main__":
