@@ -28,7 +28,10 @@ class RunCheckpoint:
         return self.run_dir / ".hydra" / "config.yaml"
 
     def load_config(self) -> DictConfig:
-        return OmegaConf.load(self.config_file)
+        """The run's saved config, with names moved since it was written brought up to date (:mod:`.renames`)."""
+        from .renames import migrate_config
+
+        return OmegaConf.create(migrate_config(OmegaConf.to_container(OmegaConf.load(self.config_file))))
 
     @property
     def label(self) -> str:

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from ..runs.renames import migrate_config, migrate_overrides
 from ..runs.resolver import CHECKPOINT_DIR, LAST, checkpoints_of, find_checkpoint
 from ..runs.run import is_run_dir
 from .errors import ConfigError, UserError
@@ -88,6 +89,7 @@ def saved_overrides(run_dir: Path, args: list[str]) -> list[str]:
     except Exception as exc:
         raise ConfigError(f"run_dir={run_dir}: cannot read {path} ({exc}); repeat the run's overrides on the "
                           "command line instead") from exc
+    saved = migrate_overrides(saved)  # experiment / key names renamed since the run was made
     given = {_override_key(a) for a in args}
     return [o for o in saved if _override_key(o) not in given and _override_key(o) not in ("run_dir", "ckpt_path")]
 
@@ -103,7 +105,8 @@ def check_resume_config(run_dir: Path, cfg: DictConfig) -> None:
     changed = config_changes(run_dir, cfg)
     fixed = [k for k in changed if k.startswith(RESUME_FIXED)]
     if fixed:
-        saved = _flatten(OmegaConf.to_container(OmegaConf.load(run_dir / ".hydra" / "config.yaml"), resolve=False))
+        saved = _flatten(migrate_config(OmegaConf.to_container(OmegaConf.load(run_dir / ".hydra" / "config.yaml"),
+                                                                resolve=False)))
         new = _flatten(OmegaConf.to_container(cfg, resolve=False))
         shown = "; ".join(f"{k}: run={saved.get(k, '<unset>')!r}, now={new.get(k, '<unset>')!r}" for k in fixed[:6])
         more = f" (+{len(fixed) - 6} more)" if len(fixed) > 6 else ""
@@ -159,7 +162,7 @@ def config_changes(run_dir: Path, cfg: DictConfig) -> list[str]:
     saved = run_dir / ".hydra" / "config.yaml"
     if not saved.is_file():
         return []
-    old = _flatten(OmegaConf.to_container(OmegaConf.load(saved), resolve=False))
+    old = _flatten(migrate_config(OmegaConf.to_container(OmegaConf.load(saved), resolve=False)))
     new = _flatten(OmegaConf.to_container(cfg, resolve=False))
     keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     return [k for k in keys if not k.startswith(EXPECTED_CHANGES)]

@@ -68,7 +68,9 @@ def _flatten(node: Any, prefix: str) -> dict[str, Any]:
 
 def architecture_differences(stored: dict[str, Any], cfg: DictConfig) -> list[str]:
     """``key: checkpoint=... run=...`` for each architecture key / the input size that differ."""
-    old = _flatten(stored.get("model") or {}, "model")
+    from ..runs.renames import migrate_config  # a checkpoint written before modules moved names the old paths
+
+    old = _flatten(migrate_config({"model": stored.get("model") or {}})["model"], "model")
     new = _flatten(_container(cfg.get("model")) or {}, "model")
     keys = sorted(k for k in set(old) | set(new)
                   if (k == "model._target_" or k.startswith("model.net.")) and not k.startswith(INIT_ONLY)

@@ -1,0 +1,86 @@
+"""Names that moved in the one-folder-per-paper redesign, so that runs made before it still work.
+
+A run folder keeps the config it was made with (``.hydra/config.yaml``) and the command-line
+overrides (``.hydra/overrides.yaml``). Both may name a module, a config key or an experiment
+that has since moved or been renamed. :func:`migrate_config` and :func:`migrate_overrides`
+rewrite them to today's names; they are applied where a saved run is read: rebuilding its
+network (:meth:`dbd_lightning.runs.run.RunCheckpoint.load_config`) and resuming it
+(:mod:`dbd_lightning.utils.resume`). Nothing on disk is changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+#: dotted-path prefixes of ``_target_`` values (old -> new), most specific first
+MOVED_TARGETS: tuple[tuple[str, str], ...] = (
+    ("dbd_lightning.distill.callback.", "dbd_lightning.models.ddffnet.callback."),
+    ("dbd_lightning.distill.teachers.", "dbd_lightning.models.ddffnet.teachers."),
+    ("dbd_lightning.distill.depth_teachers.", "dbd_lightning.models.ddffnet.depth_teachers."),
+    ("dbd_lightning.distill.projectors.", "dbd_lightning.models.ddffnet.projectors."),
+    ("dbd_lightning.distill.schedules.", "dbd_lightning.models.ddffnet.schedules."),
+    ("dbd_lightning.distill.Distillation", "dbd_lightning.models.ddffnet.callback.Distillation"),
+    ("dbd_lightning.losses.feature_distill.", "dbd_lightning.models.ddffnet.feature_loss."),
+    ("dbd_lightning.losses.depth.", "dbd_lightning.models.ddffnet.depth_losses."),
+    ("dbd_lightning.models.depthnet.torch_model.", "dbd_lightning.models.ddffnet.depth_net."),
+    ("dbd_lightning.models.depthnet.", "dbd_lightning.models.ddffnet.depth_net."),
+    ("dbd_lightning.tasks.distillation.", "dbd_lightning.models.ddffnet.task."),
+    ("dbd_lightning.tasks.depth.", "dbd_lightning.models.ddffnet.depth_task."),
+    ("dbd_lightning.tasks.karaali.", "dbd_lightning.models.karaali.task."),
+    ("dbd_lightning.data.karaali_patches.", "dbd_lightning.models.karaali.patches."),
+    ("dbd_lightning.data.synthetic.btbnet.", "dbd_lightning.models.btbnet.pretrain_data."),
+)
+#: config keys (dotted, old -> new) and the interpolations that point at them
+RENAMED_KEYS: dict[str, str] = {"data.B": "data.benchmark_module"}
+#: config keys that no longer exist (nothing reads them)
+DROPPED_KEYS: tuple[str, ...] = ("model.kind",)
+#: config-group options (group -> {old: new})
+RENAMED_OPTIONS: dict[str, dict[str, str]] = {
+    "experiment": {"ddffnet_two_stage": "ddffnet_paper", "dffnet_stage1": "dffnet_paper", "dd_paper": "ddnet_paper",
+                   "dd_splits": "ddnet_splits", "dd_sweep": "ddnet_sweep", "dd_synthetic": "ddnet_synthetic"},
+    "metrics": {"dd": "ddnet"},
+}
+
+
+def migrate_string(value: str) -> str:
+    """A config string with moved module paths and renamed interpolated keys rewritten."""
+    for old, new in MOVED_TARGETS:
+        if value.startswith(old):
+            return new + value[len(old):]
+    for old, new in RENAMED_KEYS.items():
+        value = value.replace("${" + old + "}", "${" + new + "}")
+    return value
+
+
+def _migrate(node: Any, path: str) -> Any:
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            dotted = f"{path}{key}"
+            if dotted in DROPPED_KEYS:
+                continue
+            new_key = RENAMED_KEYS.get(dotted, dotted).rsplit(".", 1)[-1]
+            out[new_key] = _migrate(value, f"{dotted}.")
+        return out
+    if isinstance(node, list):
+        return [_migrate(v, path) for v in node]
+    return migrate_string(node) if isinstance(node, str) else node
+
+
+def migrate_config(container: dict) -> dict:
+    """A saved run config (a plain container, unresolved) in today's names."""
+    return _migrate(container, "")
+
+
+def migrate_overrides(overrides: Iterable[str]) -> list[str]:
+    """Saved command-line overrides in today's names (``experiment=dd_paper`` -> ``experiment=ddnet_paper``)."""
+    out = []
+    for override in overrides:
+        prefix = override[: len(override) - len(override.lstrip("+~"))]
+        key, sep, value = override[len(prefix):].partition("=")
+        key = RENAMED_KEYS.get(key, key)
+        if sep and key in RENAMED_OPTIONS:
+            value = RENAMED_OPTIONS[key].get(value, value)
+        out.append(f"{prefix}{key}{sep}{migrate_string(value) if sep else ''}")
+    return out
