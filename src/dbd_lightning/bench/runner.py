@@ -63,6 +63,9 @@ CASES: dict[str, tuple[str, dict, dict]] = {
     # the released model (zoo:dffnet_lite0_synth) per backend, incl. onnxruntime_int8, with its real-sample scores
     "backends_forward_released": ("dbd_lightning.bench.released:bench_released_forward", {"repeats": 20},
                                   {"repeats": 2, "size": 128, "real_samples": False}),
+    # the float32 floor: conv FLOPs / matmul throughput, for ResNeSt-101 DFFNet and the released Lite model
+    "compute_floor": ("dbd_lightning.bench.floor:bench_compute_floor", {"repeats": 10},
+                      {"repeats": 2, "size": 128, "matmul": 512}),
     "backends_eval_100_cuhk_size": ("dbd_lightning.bench.backends:bench_backend_eval",
                                     {"encoder": "resnest101e", "n": 100}, {"encoder": "resnet18", "n": 4}),
     "backends_eval_100_cuhk_size_resnet18": ("dbd_lightning.bench.backends:bench_backend_eval",
