@@ -1,6 +1,6 @@
 """Thin-lens layered defocus renderer (the embedded default dataset).
 
-Steps for sample ``index`` of a renderer with ``seed`` (papers/synthetic.md):
+Steps for sample ``index`` of a renderer with ``seed``:
 
 1. ``rng = np.random.default_rng([seed, index])``: all randomness below comes
    from it, so a sample depends on ``(seed, index, config)`` only.
