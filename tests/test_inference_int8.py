@@ -122,3 +122,22 @@ def test_int8_settings_errors_name_the_key_and_auto_never_picks_int8():
     assert predictor_kwargs({"int8": {"percentile": 99.0}})["int8"].percentile == 99.0
     assert resolve_backend("auto", "cpu") == "onnxruntime"
     assert resolve_backend("onnxruntime_int8", "cpu") == "onnxruntime_int8"
+
+
+def test_predict_with_an_unknown_backend_exits_2_naming_the_backends(tmp_path, run, monkeypatch, capsys):
+    import sys
+
+    from dbd_lightning import predict
+
+    from .run_fixtures import write_image
+
+    image = write_image(tmp_path / "in" / "a.png", 40, 50)
+    monkeypatch.setattr(sys, "argv", ["predict", f"ckpt={run.run_dir}", f"input={image}", f"output={tmp_path}/out",
+                                      "backend=int8", f"hydra.run.dir={tmp_path}/h"])
+    with pytest.raises(SystemExit) as exc:
+        predict.main()
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == ("error: backend must be one of ['torch', 'onnxruntime', 'onnxruntime_int8', 'auto'], "
+                       "got 'int8'")
+    assert not (tmp_path / "out").exists()

@@ -42,6 +42,10 @@ BACKENDS = ("torch", "onnxruntime", "onnxruntime_int8", "auto")
 ONNXRUNTIME_PIP = "pip install onnxruntime==1.31.1"  # the version pinned in pyproject.toml
 
 
+class BackendChoiceError(UserError, ValueError):
+    """A ``backend=`` value that is not one of :data:`BACKENDS` (one line naming them)."""
+
+
 class BackendUnavailableError(UserError, RuntimeError):
     """``backend=onnxruntime`` without onnxruntime installed (the message is one line with the fix)."""
 
@@ -58,7 +62,7 @@ def resolve_backend(name: str, device: torch.device | str) -> str:
     """``torch`` or ``onnxruntime`` for a requested backend on ``device``."""
     name = str(name)
     if name not in BACKENDS:
-        raise ValueError(f"backend must be one of {list(BACKENDS)}, got {name!r}")
+        raise BackendChoiceError(f"backend must be one of {list(BACKENDS)}, got {name!r}")
     device = torch.device(device)
     if name == "auto":
         return "onnxruntime" if device.type == "cpu" and onnxruntime_available() else "torch"
