@@ -120,6 +120,16 @@ def test_int8_settings_errors_name_the_key_and_auto_never_picks_int8():
     with pytest.raises(UserError, match=r"unknown key\(s\) \['calibration'\]"):
         predictor_kwargs({"int8": {"calibration": 3}})
     assert predictor_kwargs({"int8": {"percentile": 99.0}})["int8"].percentile == 99.0
+    assert predictor_kwargs({"int8": {"calibration_images": 8.0}})["int8"].calibration_images == 8
+    for bad, message in [({"percentile": "abc"}, r"int8.percentile='abc' must be a number"),
+                         ({"calibration_images": 2.5}, r"int8.calibration_images=2.5 must be an integer"),
+                         ({"quantize_encoder": 1}, r"int8.quantize_encoder=1 must be true or false"),
+                         ({"percentile": 120.0}, r"int8.percentile=120.0 is out of range"),
+                         ({"check_images": 0}, r"int8.check_images=0 is out of range")]:
+        with pytest.raises(UserError, match=message):
+            predictor_kwargs({"int8": bad})
+    with pytest.raises(UserError, match=r"tile.window='box' is not a blending window; use one of hann, linear"):
+        predictor_kwargs({"tile": {"window": "box"}})
     assert resolve_backend("auto", "cpu") == "onnxruntime"
     assert resolve_backend("onnxruntime_int8", "cpu") == "onnxruntime_int8"
 

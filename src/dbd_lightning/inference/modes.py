@@ -59,6 +59,12 @@ def predictor_kwargs(cfg: Mapping, mode: str | None = None) -> dict:
         from ..utils.errors import UserError
 
         raise UserError(f"infer.overlap={infer.get('overlap')} must be in [0, 0.5) (a fraction of the tile side)")
+    from .tiling import WINDOWS
+
+    if str(t.get("window", "hann")) not in WINDOWS:
+        from ..utils.errors import UserError
+
+        raise UserError(f"tile.window={t.get('window')!r} is not a blending window; use one of {', '.join(WINDOWS)}")
     return dict(
         tile=t.get("mode", "auto"), tile_above=t.get("above", 1280), tile_size=t.get("size", 640),
         tile_overlap=t.get("overlap", 128), tile_batch=t.get("batch", 4), tile_window=str(t.get("window", "hann")),

@@ -62,11 +62,28 @@ class Int8Settings:
 
     @classmethod
     def from_mapping(cls, values) -> Int8Settings:
+        """Settings from a config mapping; a wrong key, type or range raises ``ValueError`` naming it."""
         values = dict(values or {})
         unknown = sorted(set(values) - set(cls.__dataclass_fields__))
         if unknown:
             raise ValueError(f"int8: unknown key(s) {unknown}; known: {sorted(cls.__dataclass_fields__)}")
-        return cls(**values)
+        out = {}
+        for key, value in values.items():
+            kind = type(cls.__dataclass_fields__[key].default)
+            ok = isinstance(value, bool) if kind is bool else (
+                isinstance(value, int | float) and not isinstance(value, bool) and (kind is float or value == int(value)))
+            if not ok:
+                wanted = {bool: "true or false", int: "an integer", float: "a number"}[kind]
+                raise ValueError(f"int8.{key}={value!r} must be {wanted}")
+            out[key] = kind(value)
+        settings = cls(**out)
+        limits = {"calibration_images": settings.calibration_images >= 1, "check_images": settings.check_images >= 1,
+                  "percentile": 0 < settings.percentile <= 100, "max_mean_abs_diff": settings.max_mean_abs_diff >= 0}
+        bad = [k for k, fine in limits.items() if not fine]
+        if bad:
+            raise ValueError(f"int8.{bad[0]}={getattr(settings, bad[0])!r} is out of range (images >= 1, "
+                             "0 < percentile <= 100, max_mean_abs_diff >= 0)")
+        return settings
 
 
 def scene_batches(split: str, n: int, size: Sequence[int], mean: Sequence[float], std: Sequence[float],
