@@ -18,7 +18,7 @@ from dbd_lightning.utils.errors import UserError
 
 from .run_fixtures import make_run
 
-SMALL = {"calibration_images": 4, "check_images": 2}
+SMALL = {"calibration_images": 2, "check_images": 1}
 
 
 @pytest.fixture(scope="module")
