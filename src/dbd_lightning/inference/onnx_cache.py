@@ -98,15 +98,30 @@ def _expected(identity: dict) -> dict:
     return {"format": FORMAT_VERSION, "opset": OPSET, "torch": torch.__version__, "checkpoint": identity}
 
 
-def load_valid(onnx_path: Path, identity: dict) -> dict | None:
-    """The sidecar of a cached graph if it is current and intact, else ``None`` (with the reason logged)."""
+def read_sidecar(onnx_path: Path, what: str = "onnx cache") -> dict | None:
+    """The JSON sidecar of a cached graph (``None`` when the graph or its sidecar is missing or unreadable)."""
     meta_path = onnx_path.with_suffix(".json")
     if not onnx_path.is_file() or not meta_path.is_file():
         return None
     try:
-        meta = json.loads(meta_path.read_text())
+        return json.loads(meta_path.read_text())
     except (OSError, ValueError):
-        log.info("onnx cache: unreadable sidecar %s, exporting again", meta_path)
+        log.info("%s: unreadable sidecar %s, building again", what, meta_path)
+        return None
+
+
+def graph_intact(onnx_path: Path, meta: dict, what: str = "onnx cache") -> bool:
+    """Whether the graph file has the size and SHA-256 its sidecar recorded (else it is corrupt, logged)."""
+    if onnx_path.stat().st_size != meta.get("onnx_size") or file_sha256(onnx_path) != meta.get("onnx_sha256"):
+        log.info("%s: %s is corrupt (hash mismatch), building again", what, onnx_path)
+        return False
+    return True
+
+
+def load_valid(onnx_path: Path, identity: dict) -> dict | None:
+    """The sidecar of a cached graph if it is current and intact, else ``None`` (with the reason logged)."""
+    meta = read_sidecar(onnx_path)
+    if meta is None:
         return None
     for key, want in _expected(identity).items():
         got = meta.get(key)
@@ -116,10 +131,7 @@ def load_valid(onnx_path: Path, identity: dict) -> dict | None:
         if got != want:
             log.info("onnx cache: %s is stale (%s changed), exporting again", onnx_path, key)
             return None
-    if onnx_path.stat().st_size != meta.get("onnx_size") or file_sha256(onnx_path) != meta.get("onnx_sha256"):
-        log.info("onnx cache: %s is corrupt (hash mismatch), exporting again", onnx_path)
-        return None
-    return meta
+    return meta if graph_intact(onnx_path, meta) else None
 
 
 def _atomic_write(path: Path, write) -> None:

@@ -132,20 +132,15 @@ def agreement(fp32_session, int8_session, images: list[np.ndarray]) -> dict[str,
 
 
 def _valid_int8(path: Path, expected: dict) -> dict | None:
-    meta_path = path.with_suffix(".json")
-    if not path.is_file() or not meta_path.is_file():
-        return None
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, ValueError):
+    from .onnx_cache import graph_intact, read_sidecar
+
+    meta = read_sidecar(path, "int8 cache")
+    if meta is None:
         return None
     if any(meta.get(k) != v for k, v in expected.items()):
         log.info("int8 cache: %s is stale, quantizing again", path)
         return None
-    if path.stat().st_size != meta.get("onnx_size") or file_sha256(path) != meta.get("onnx_sha256"):
-        log.info("int8 cache: %s is corrupt (hash mismatch), quantizing again", path)
-        return None
-    return meta
+    return meta if graph_intact(path, meta, "int8 cache") else None
 
 
 def int8_graph(fp32_path: Path, fp32_session, size: Sequence[int], mean: Sequence[float], std: Sequence[float],
