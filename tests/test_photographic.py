@@ -104,3 +104,15 @@ def test_segments_and_dataset_dispatch():
 def test_bad_config_is_refused(bad):
     with pytest.raises(ValueError):
         PhotoSceneConfig(**bad)
+
+
+def test_prepare_segments_every_photo_of_the_split_once():
+    segmented_photo.cache_clear()
+    r = PhotographicRenderer(PhotoSceneConfig(size=SIZE, photo_split="test"), seed=0)
+    before = r.render(3)
+    assert r.prepare() == len(r.photos) == segmented_photo.cache_info().currsize
+    hits = segmented_photo.cache_info().hits
+    after = r.render(3)  # served from the cache, and the sample is unchanged
+    assert segmented_photo.cache_info().currsize == len(r.photos) and segmented_photo.cache_info().hits > hits
+    for k in SAMPLE_KEYS:
+        np.testing.assert_array_equal(before[k], after[k])
