@@ -68,3 +68,16 @@ def test_resuming_a_run_saved_with_the_old_names_sees_no_config_change(tmp_path)
     (tmp_path / ".hydra").mkdir(exist_ok=True)
     (tmp_path / ".hydra" / "config.yaml").write_text(saved)
     assert [k for k in config_changes(tmp_path, cfg) if k.startswith(("model.", "data.", "loss."))] == []
+
+
+def test_an_old_karaali_run_with_the_literal_radii_sees_no_config_change(tmp_path):
+    cfg = compose_cfg(tmp_path, ["experiment=karaali_bnet", "logger=none"])
+    assert cfg.model.radii._target_.endswith("levels.bnet_radii")
+    old = OmegaConf.to_container(cfg, resolve=False)
+    old["model"]["radii"] = [0.5 + 0.25 * k for k in range(23)]  # what the config held before levels.py
+    (tmp_path / ".hydra").mkdir(exist_ok=True)
+    OmegaConf.save(OmegaConf.create(old), tmp_path / ".hydra" / "config.yaml")
+    assert [k for k in config_changes(tmp_path, cfg) if k.startswith("model.")] == []
+    old["model"]["radii"][3] = 1.3  # radii the user changed are still a change
+    OmegaConf.save(OmegaConf.create(old), tmp_path / ".hydra" / "config.yaml")
+    assert [k for k in config_changes(tmp_path, cfg) if k.startswith("model.")] == ["model.radii", "model.radii._target_"]
