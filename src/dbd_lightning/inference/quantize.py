@@ -182,6 +182,8 @@ def int8_graph(fp32_path: Path, fp32_session, size: Sequence[int], mean: Sequenc
             x = next(self.items, None)
             return None if x is None else {name: x}
 
+    split: dict[str, list[str]] = {}  # the Conv nodes quantized / kept, read once from the graph quantized
+
     def write(tmp: Path) -> None:
         import onnx
 
@@ -196,7 +198,8 @@ def int8_graph(fp32_path: Path, fp32_session, size: Sequence[int], mean: Sequenc
                 warnings.simplefilter("ignore")
                 logging.disable(logging.INFO)  # onnxruntime.quantization logs every copied bias on the root logger
                 quant_pre_process(str(fixed), str(pre), skip_symbolic_shape=True)
-                _, keep = quantizable_convs(pre, settings)
+                split["quantized"], split["kept"] = quantizable_convs(pre, settings)
+                keep = split["kept"]
                 common = dict(quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
                               weight_type=QuantType.QInt8, op_types_to_quantize=["Conv"], nodes_to_exclude=keep)
                 try:
@@ -213,7 +216,7 @@ def int8_graph(fp32_path: Path, fp32_session, size: Sequence[int], mean: Sequenc
 
     _atomic_write(path, write)
     session = open_session(path)
-    quantized, kept = quantizable_convs(fp32_path, settings)
+    quantized, kept = split["quantized"], split["kept"]
     measured = agreement(fp32_session, session, check)
     accepted = measured["mean_abs_diff"] <= settings.max_mean_abs_diff
     meta = {**expected, **measured, "accepted": accepted, "quantized_convs": len(quantized),
