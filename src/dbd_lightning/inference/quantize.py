@@ -3,7 +3,7 @@
 An opt-in, approximate CPU backend (``auto`` never picks it). onnxruntime's static
 quantization (``onnxruntime.quantization.quantize_static``, QDQ format, per-channel int8
 weights, uint8 activations) is applied to the fixed-size float32 graph that
-:mod:`.onnx_cache` exported and checked against PyTorch. Measured on the released
+:mod:`.onnx_cache` exported and checked against PyTorch. Measured on the first released
 DFFNet-Lite0 (``make bench ARGS="--cases backends_forward_lite"``): quantizing every
 convolution moved the real-sample mean MAE from 0.103 to 0.119, so by default only the
 convolutions outside the encoder are quantized and the network's last convolution stays
