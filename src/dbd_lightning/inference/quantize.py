@@ -198,8 +198,8 @@ def int8_graph(fp32_path: Path, fp32_session, size: Sequence[int], mean: Sequenc
                 warnings.simplefilter("ignore")
                 logging.disable(logging.INFO)  # onnxruntime.quantization logs every copied bias on the root logger
                 quant_pre_process(str(fixed), str(pre), skip_symbolic_shape=True)
-                split["quantized"], split["kept"] = quantizable_convs(pre, settings)
-                keep = split["kept"]
+                quantized, keep = quantizable_convs(pre, settings)
+                split.update(quantized=quantized, kept=keep)
                 common = dict(quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
                               weight_type=QuantType.QInt8, op_types_to_quantize=["Conv"], nodes_to_exclude=keep)
                 try:

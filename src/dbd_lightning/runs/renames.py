@@ -13,8 +13,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ..models.karaali.levels import BNET_RADII
-
 #: dotted-path prefixes of ``_target_`` values (old -> new), most specific first
 MOVED_TARGETS: tuple[tuple[str, str], ...] = (
     ("dbd_lightning.distill.callback.", "dbd_lightning.models.ddffnet.callback."),
@@ -37,11 +35,9 @@ MOVED_TARGETS: tuple[tuple[str, str], ...] = (
 RENAMED_KEYS: dict[str, str] = {"data.B": "data.benchmark_module"}
 #: config keys that no longer exist (nothing reads them)
 DROPPED_KEYS: tuple[str, ...] = ("model.kind",)
-#: keys that held a literal and are now computed by a config call (dotted key -> (``_target_``, the value it
-#: returns)): a saved literal equal to that value is read as the call, so an old run does not differ there
-COMPUTED_KEYS: dict[str, tuple[str, list]] = {
-    "model.radii": ("dbd_lightning.models.karaali.levels.bnet_radii", list(BNET_RADII)),
-}
+#: keys that held a literal and are now computed by a config call (dotted key -> its ``_target_``, a function
+#: of no arguments): a saved literal equal to what it returns is read as the call, so an old run does not differ
+COMPUTED_KEYS: dict[str, str] = {"model.radii": "dbd_lightning.models.karaali.levels.bnet_radii"}
 #: config-group options (group -> {old: new})
 RENAMED_OPTIONS: dict[str, dict[str, str]] = {
     "experiment": {"ddffnet_two_stage": "ddffnet_paper", "dffnet_stage1": "dffnet_paper", "dd_paper": "ddnet_paper",
@@ -60,7 +56,11 @@ def migrate_string(value: str) -> str:
     return value
 
 
-def _same_numbers(saved: list, today: list) -> bool:
+def _is_computed_value(saved: list, target: str) -> bool:
+    """Whether ``saved`` holds the numbers that ``target`` (one of :data:`COMPUTED_KEYS`, never a config's) returns."""
+    from hydra.utils import get_method  # imported, and the target's module loaded, only for such a key
+
+    today = get_method(target)()
     try:
         return len(saved) == len(today) and all(float(a) == float(b) for a, b in zip(saved, today, strict=True))
     except (TypeError, ValueError):
@@ -75,9 +75,9 @@ def _migrate(node: Any, path: str) -> Any:
             if dotted in DROPPED_KEYS:
                 continue
             new_key = RENAMED_KEYS.get(dotted, dotted).rsplit(".", 1)[-1]
-            computed = COMPUTED_KEYS.get(dotted)
-            if computed is not None and isinstance(value, list) and _same_numbers(value, computed[1]):
-                out[new_key] = {"_target_": computed[0]}
+            target = COMPUTED_KEYS.get(dotted)
+            if target is not None and isinstance(value, list) and _is_computed_value(value, target):
+                out[new_key] = {"_target_": target}
                 continue
             out[new_key] = _migrate(value, f"{dotted}.")
         return out
