@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from collections.abc import Callable, Mapping
@@ -14,6 +15,8 @@ from .cache import InMemoryCache
 from .layout import enforce, warn_shared_splits
 from .sampler import EpochSeededSampler
 from .samples import TransformedDataset, collate_samples
+
+log = logging.getLogger(__name__)
 
 
 class DBDDataModule(L.LightningDataModule):
@@ -59,6 +62,8 @@ class DBDDataModule(L.LightningDataModule):
         check: str = "headers",
     ) -> None:
         super().__init__()
+        train, val, test = (self._drop_absent(split, sets) for split, sets in
+                            (("train", train), ("val", val), ("test", test)))
         self._raw_splits = {split: {k: d for k, d in (sets or {}).items() if d is not None}
                             for split, sets in (("train", train), ("val", val), ("test", test))}
         self.layout_report = enforce(self._raw_splits, strict=strict, level=check)
@@ -77,6 +82,19 @@ class DBDDataModule(L.LightningDataModule):
         self.train_transform, self.eval_transform = train_transform, eval_transform
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_workers, self.pin_memory, self.drop_last = num_workers, pin_memory, drop_last
+
+    @staticmethod
+    def _drop_absent(split: str, sets: Mapping[str, Dataset] | None) -> dict[str, Dataset]:
+        """Leave out optional sets that are not on disk (``absent``: e.g. CUHK-TE-1 withheld), saying so once."""
+        kept = {}
+        for name, d in (sets or {}).items():
+            if getattr(d, "absent", False):
+                text = f"data: {split} set {name!r} is not on disk ({d.describe()}); it is left out of this run"
+                log.warning(text)
+                print(text, flush=True)
+            else:
+                kept[name] = d
+        return kept
 
     def setup(self, stage: str | None = None) -> None:
         if stage == "fit":

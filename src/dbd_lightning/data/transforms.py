@@ -39,11 +39,24 @@ def build_train_transform(
     color_jitter: Sequence[float] | None = (0.1, 0.1, 0.1),
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
+    crop_scale: Sequence[float] | None = None,
 ) -> A.Compose:
-    """Training transform: resize, flip, colour jitter, normalise, to tensor."""
+    """Training transform: resize, flip, colour jitter, normalise, to tensor.
+
+    ``crop_scale`` (not in the papers, which resize the whole image; ``None`` = theirs): a random crop
+    of ``[min, max]`` of the image's area at the image's own aspect ratio, resized to ``size``
+    (albumentations ``RandomResizedCrop``): more distinct views of a small real training set.
+    """
     if flip not in FLIPS:
         raise ValueError(f"flip must be one of {list(FLIPS)}, got {flip!r}")
-    ops: list = [_resize(size)]
+    if crop_scale is None:
+        ops: list = [_resize(size)]
+    else:
+        lo, hi = (float(v) for v in crop_scale)
+        if not 0.0 < lo <= hi <= 1.0:
+            raise ValueError(f"crop_scale must be [min, max] with 0 < min <= max <= 1, got {list(crop_scale)}")
+        ops = [A.RandomResizedCrop(size=tuple(size), scale=(lo, hi), ratio=(1.0, 1.0), interpolation=cv2.INTER_LINEAR,
+                                   mask_interpolation=cv2.INTER_NEAREST, p=1.0)]
     ops += [f(p=flip_p) for f in FLIPS[flip]]
     if color_jitter:
         b, c, s = color_jitter

@@ -234,6 +234,7 @@ class CheckpointPredictor:
             for key in ("pretrained", "weights_file"):
                 if key in net_cfg:
                     net_cfg[key] = False if key == "pretrained" else None
+            net_cfg.pop("init_ckpt", None)  # the starting point of training: the checkpoint replaces it
         check_checkpoint_matches_run(run.ckpt, cfg, run.config_file)  # another run's checkpoint: refused
         net = hydra.utils.instantiate(net_cfg)
         load_weights(net, run.ckpt, prefix="net.")

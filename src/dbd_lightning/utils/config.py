@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
 
 
 def config_dir() -> str:
@@ -55,16 +58,51 @@ def trainable_on(cfg: DictConfig) -> str | None:
     return getattr(cls, "trains_on", "images")
 
 
+def init_checkpoint_file(spec: str) -> Path:
+    """The weight file a ``model.net.init_ckpt`` value names, through the one checkpoint resolver:
+    ``zoo:<name>`` (a released model), a train run folder (its best checkpoint), a ``.ckpt`` file of a
+    run, or any other checkpoint / state-dict file (``.ckpt``, ``.pth``, ``.safetensors``)."""
+    from ..runs.resolver import resolve_checkpoint
+
+    path = Path(str(spec)).expanduser()
+    if path.is_file() and not str(spec).startswith("zoo:"):
+        return path
+    return Path(resolve_checkpoint(str(spec)).ckpt)
+
+
 def build_task(cfg: DictConfig):
     """The LightningModule of ``cfg.model``, given what of the ``loss`` and ``metrics`` groups its
-    ``__init__`` accepts (a task with its own loss, e.g. ``DepthTask``, gets neither)."""
+    ``__init__`` accepts (a task with its own loss, e.g. ``DepthTask``, gets neither).
+
+    ``model.net.init_ckpt`` (a released model ``zoo:<name>``, a run folder or a checkpoint file) is the
+    starting point of the network: resolved by :func:`init_checkpoint_file`, then given to a network
+    that takes ``init_ckpt`` itself (BTBNet: partial phase-to-phase loading) or loaded into ``task.net``
+    (every key, every shape, or an error naming the mismatches). A resumed run's checkpoint replaces it.
+    """
     accepted = inspect.signature(model_class(cfg)).parameters
     extra = {}
     if "loss" in accepted and cfg.get("loss") is not None:
         extra["loss"] = hydra.utils.instantiate(cfg.loss)
     if "metrics" in accepted:
         extra["metrics"] = OmegaConf.to_container(cfg.metrics, resolve=True) if cfg.get("metrics") else {}
-    return hydra.utils.instantiate(cfg.model, **extra)
+    net_node = OmegaConf.select(cfg, "model.net", default=None)
+    if not isinstance(net_node, DictConfig) or "init_ckpt" not in net_node:
+        return hydra.utils.instantiate(cfg.model, **extra)
+    from .checkpoint import load_weights
+
+    init = net_node.init_ckpt
+    file = init_checkpoint_file(init) if init else None
+    takes_init = "init_ckpt" in inspect.signature(hydra.utils.get_object(str(net_node._target_))).parameters
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    if takes_init:
+        model_cfg["net"]["init_ckpt"] = str(file) if file else None
+        return hydra.utils.instantiate(OmegaConf.create(model_cfg), **extra)
+    del model_cfg["net"]["init_ckpt"]
+    task = hydra.utils.instantiate(OmegaConf.create(model_cfg), **extra)
+    if file is not None:
+        load_weights(task.net, file, prefix="net.")
+        log.info("model.net.init_ckpt: network initialised from %s", file)
+    return task
 
 
 def build_datamodule(cfg: DictConfig):

@@ -92,6 +92,7 @@ def release(run: RunCheckpoint, name: str, card: str, folder: Path | None = None
     net_cfg = OmegaConf.to_container(cfg.model.net, resolve=True)
     net_cfg["pretrained"] = False  # the released weights replace any initialisation
     net_cfg["weights_file"] = None
+    net_cfg.pop("init_ckpt", None)
     tf = OmegaConf.to_container(OmegaConf.select(cfg, "data.datamodule.eval_transform", default={}) or {}, resolve=True)
     config = {"model": {"net": net_cfg},
               "data": {"image_size": list(OmegaConf.select(cfg, "data.image_size", default=[320, 320])),
