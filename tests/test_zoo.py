@@ -29,7 +29,7 @@ def released(tmp_path, monkeypatch):
         "eval_transform": {"size": [96, 96]}}}, "metrics": {"beta2": 0.3}}), run / ".hydra" / "config.yaml")
     torch.save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}}, run / "checkpoints" / "epoch_001.ckpt")
     zoo = tmp_path / "zoo"
-    registry.release(RunCheckpoint(run, run / "checkpoints" / "epoch_001.ckpt"), "tiny", "# tiny\n", folder=zoo,
+    registry.release(RunCheckpoint(run, run / "checkpoints" / "epoch_001.ckpt"), "tiny", "# tiny\n\nTraining data: random weights\n", folder=zoo,
                      extra={"command": "python -m dbd_lightning.train ..."})
     monkeypatch.setattr(registry, "WEIGHTS_DIR", zoo)
     return net, zoo
@@ -68,8 +68,18 @@ def test_zoo_cli_lists_recommended_first(released, capsys, monkeypatch):
     (zoo / "alpha.md").write_text("# alpha\n")
     monkeypatch.setattr(registry, "RECOMMENDED", ("tiny",))
     assert zoo_main([]) == 0
-    assert capsys.readouterr().out.split() == ["tiny", "alpha"]
+    assert capsys.readouterr().out.splitlines() == [
+        "tiny   trained on: random weights",
+        "alpha  trained on: not stated (the card has no 'Training data:' line)"]
     assert zoo_main(["--card", "missing"]) == 2
+
+
+def test_release_refuses_a_card_without_its_training_data(released, tmp_path):
+    _, zoo = released
+    run = tmp_path / "run"
+    with pytest.raises(ValueError, match="Training data:"):
+        registry.release(RunCheckpoint(run, run / "checkpoints" / "epoch_001.ckpt"), "other", "# other\n", folder=zoo)
+    assert not (zoo / "other.safetensors").exists()
 
 
 def test_shipped_model_is_listed_first_and_beats_the_all_blurred_floor(capsys):
@@ -77,7 +87,8 @@ def test_shipped_model_is_listed_first_and_beats_the_all_blurred_floor(capsys):
     from dbd_lightning.reports.real_samples import score_on_real_samples
 
     assert zoo_main([]) == 0
-    assert capsys.readouterr().out.split()[0] == "dffnet_lite0_synth"
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.split()[0] == "dffnet_lite0_synth" and "synthetic photographic scenes only" in first
     pred = CheckpointPredictor.from_run(resolve_checkpoint("zoo:dffnet_lite0_synth"), device="cpu", tile=False,
                                         backend="torch")
     assert pred.image_size == (320, 320)

@@ -1,4 +1,4 @@
-"""``python -m dbd_lightning.zoo``: the released model names, one per line, the recommended one first.
+"""``python -m dbd_lightning.zoo``: the released models, one per line with their training data, the recommended first.
 
 ``python -m dbd_lightning.zoo --card NAME`` prints a model's card.
 """
@@ -12,7 +12,7 @@ from .. import _env  # noqa: F401  (first: the environment defaults, before any 
 import argparse
 import sys
 
-from .registry import resolve_zoo, zoo_names
+from .registry import resolve_zoo, training_data, zoo_names
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,8 +27,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(entry.config_file.read_text())
         return 0
-    for name in zoo_names():
-        print(name)
+    names = zoo_names()
+    width = max((len(n) for n in names), default=0)
+    for name in names:
+        print(f"{name:<{width}}  trained on: {training_data(name)}")
     return 0
 
 

@@ -22,7 +22,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..runs.run import CheckpointSpecError, RunCheckpoint
 
-__all__ = ["WEIGHTS_DIR", "RECOMMENDED", "ZooCheckpoint", "zoo_names", "resolve_zoo", "release", "ZOO_PREFIX"]
+__all__ = ["WEIGHTS_DIR", "RECOMMENDED", "ZooCheckpoint", "zoo_names", "resolve_zoo", "release", "training_data",
+           "ZOO_PREFIX"]
 
 ZOO_PREFIX = "zoo:"
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -69,6 +70,18 @@ class ZooCheckpoint(RunCheckpoint):
         return f"zoo:{self.name}"
 
 
+TRAINING_DATA_PREFIX = "Training data:"
+
+
+def training_data(name: str, folder: Path | None = None) -> str:
+    """What a released model was trained on: its card's ``Training data: ...`` line (one per card)."""
+    card = (WEIGHTS_DIR if folder is None else folder) / f"{name}.md"
+    for line in card.read_text().splitlines():
+        if line.strip().startswith(TRAINING_DATA_PREFIX):
+            return line.strip()[len(TRAINING_DATA_PREFIX):].strip()
+    return "not stated (the card has no 'Training data:' line)"
+
+
 def resolve_zoo(spec: str, folder: Path | None = None) -> ZooCheckpoint:
     """``zoo:<name>`` -> :class:`ZooCheckpoint`; an unknown name lists the released ones."""
     name = spec[len(ZOO_PREFIX):] if spec.startswith(ZOO_PREFIX) else spec
@@ -86,6 +99,8 @@ def release(run: RunCheckpoint, name: str, card: str, folder: Path | None = None
 
     from ..utils.checkpoint import load_state_dict
 
+    if not any(line.strip().startswith(TRAINING_DATA_PREFIX) for line in card.splitlines()):
+        raise ValueError(f"a model card must state its training data on a line starting with {TRAINING_DATA_PREFIX!r}")
     folder = WEIGHTS_DIR if folder is None else folder
     folder.mkdir(parents=True, exist_ok=True)
     cfg = run.load_config()
