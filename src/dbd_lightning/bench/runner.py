@@ -38,6 +38,8 @@ CASES: dict[str, tuple[str, dict, dict]] = {
                                  {"encoder": "resnest101e", "repeats": 3}, {"repeats": 1}),
     "dffnet_train_resnet18": ("dbd_lightning.bench.dffnet:bench_dffnet_train",
                               {"encoder": "resnet18", "repeats": 3}, {"repeats": 1}),
+    "recipe_cuhk_tr1_lite0": ("dbd_lightning.bench.recipe:bench_real_recipe", {"repeats": 3},
+                              {"repeats": 1, "size": 128, "images": 8}),
     "synthetic_renderer": ("dbd_lightning.bench.renderer:bench_renderer", {"n": 100, "size": 320}, {"n": 20}),
     "synthetic_renderer_photographic": ("dbd_lightning.bench.renderer:bench_renderer",
                                         {"n": 100, "size": 320, "preset": "photographic"}, {"n": 20}),
