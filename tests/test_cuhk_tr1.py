@@ -198,3 +198,40 @@ def test_real_tr1_a_few_training_steps_on_8_pairs(tmp_path):
     assert np.isfinite(metrics["train/loss"]) and 0.0 <= metrics["test/folder/mae"] <= 1.0
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
     shutil.rmtree(tmp_path / "run" / "checkpoints")
+
+
+def test_cpu_design_card_recipe_runs_both_stages_from_the_released_start(tmp_path, tr1_only_root):
+    """experiment=ddffnet_cuhk_cpu: stage 1 = dffnet_lite_cuhk, stage 2 distils into a student that
+    starts where stage 1 started; the defocus teacher is stage 1's checkpoint (init_ckpt dropped)."""
+    from dbd_lightning.pipelines.stages import run_pipeline
+
+    cfg = compose_cfg(tmp_path, ["experiment=ddffnet_cuhk_cpu", f"data.root={tr1_only_root}",
+                                 "data.image_size=[32,32]", "data.batch_size=2", "data.eval_batch_size=2",
+                                 "data.num_workers=0", "logger=none", "model.net.pretrained=false",
+                                 "++trainer.fast_dev_run=true"])
+    from dbd_lightning.utils.config import instantiate_dict
+    from dbd_lightning.zoo.registry import WEIGHTS_DIR
+
+    seen, built = [], {}
+
+    def fake_run(stage_cfg):
+        seen.append(stage_cfg)
+        if len(seen) == 1:
+            return run(stage_cfg)
+        built["student"] = build_task(stage_cfg)  # the student, from the released model
+        callbacks = instantiate_dict(stage_cfg.callbacks)  # the teachers build without init_ckpt
+        built["teacher"] = next(c for c in callbacks if hasattr(c, "teachers")).teachers["defocus"]
+        return {}
+
+    run_pipeline(cfg, fake_run)
+    stage1, stage2 = seen
+    from safetensors.torch import load_file
+
+    released = load_file(WEIGHTS_DIR / "dffnet_lite0_synth.safetensors")
+    key = "decoder.final.weight" if "decoder.final.weight" in released else sorted(released)[-1]
+    assert torch.equal(built["student"].net.state_dict()[key], released[key].float())
+    assert stage1.task_name == "dffnet_lite_cuhk" and stage1.model.net.init_ckpt == "zoo:dffnet_lite0_synth"
+    assert stage2.model._target_.endswith("DistillationTask")
+    assert stage2.model.net.init_ckpt == "zoo:dffnet_lite0_synth"
+    assert stage2.callbacks.distillation.switch_epoch == 5 and stage2.trainer.max_epochs == 25
+    assert stage1.data.monitor == stage2.data.monitor == "val/cuhk_tr1_val/mae"

@@ -49,6 +49,25 @@ class FrozenTeacher(nn.Module):
         return self.extract(image)
 
 
+#: network keys that choose only where training starts: a teacher's weights come from its own ckpt
+INIT_ONLY_KEYS = ("init_ckpt",)
+
+
+def build_network(net) -> nn.Module:
+    """``net`` itself, or the network a config node describes (the teacher's config sets
+    ``_recursive_: false``), built without its init-only keys: the stage-1 config the defocus teacher
+    copies may start training from ``init_ckpt``, which the teacher's checkpoint replaces."""
+    if isinstance(net, nn.Module):
+        return net
+    import hydra
+    from omegaconf import DictConfig, OmegaConf
+
+    node = OmegaConf.to_container(net, resolve=True) if isinstance(net, DictConfig) else dict(net)
+    for key in INIT_ONLY_KEYS:
+        node.pop(key, None)
+    return hydra.utils.instantiate(node)
+
+
 def _load(net: nn.Module, ckpt: str | None, what: str) -> None:
     if ckpt in (None, ""):
         log.warning("%s teacher has no checkpoint (ckpt=null): using a randomly initialised network. "
@@ -72,7 +91,7 @@ class DefocusTeacher(FrozenTeacher):
 
     def __init__(self, net: nn.Module, ckpt: str | None = None, channels: list[int] | None = None) -> None:
         super().__init__()
-        self.net = net
+        self.net = net = build_network(net)
         _load(net, ckpt, "defocus")
         self.channels = list(net.encoder.channels) if hasattr(net, "encoder") else []
         self.check_channels(channels)
