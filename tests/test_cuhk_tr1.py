@@ -235,3 +235,20 @@ def test_cpu_design_card_recipe_runs_both_stages_from_the_released_start(tmp_pat
     assert stage2.model.net.init_ckpt == "zoo:dffnet_lite0_synth"
     assert stage2.callbacks.distillation.switch_epoch == 5 and stage2.trainer.max_epochs == 25
     assert stage1.data.monitor == stage2.data.monitor == "val/cuhk_tr1_val/mae"
+
+
+def test_mixed_real_and_synthetic_batches_keep_the_common_keys(tmp_path, tr1_only_root):
+    from dbd_lightning.data.samples import collate_samples
+
+    real = {"image": torch.zeros(3, 4, 4), "mask": torch.ones(1, 4, 4), "name": "a"}
+    synthetic = {**real, "depth": torch.zeros(1, 4, 4), "name": "b"}
+    batch = collate_samples([synthetic, real])
+    assert set(batch) == {"image", "mask", "name"} and batch["image"].shape == (2, 3, 4, 4)
+    assert batch["name"] == ["b", "a"]
+    cfg = compose_cfg(tmp_path, ["data=cuhk_tr1_mixed", f"data.root={tr1_only_root}", "data.synthetic_length=20",
+                                 "data.render_size=[32,32]", "data.image_size=[32,32]", "data.batch_size=4",
+                                 "data.num_workers=0"])
+    train = cfg.data.datamodule.train
+    assert list(train) == ["cuhk_tr1_train", "photographic"] and train.photographic.length == 20
+    assert train.photographic.photo_split == "train" and train.photographic.preset == "photographic"
+    assert list(cfg.data.datamodule.val) == ["cuhk_tr1_val"] and cfg.data.monitor == "val/cuhk_tr1_val/mae"

@@ -62,9 +62,14 @@ class TransformedDataset(Dataset):
 
 
 def collate_samples(samples: list[dict]) -> dict:
-    """Stack tensors of equal shape; keep per-image lists otherwise (e.g. ``gt_full``)."""
+    """Stack tensors of equal shape; keep per-image lists otherwise (e.g. ``gt_full``).
+
+    Only keys every sample has are kept: a batch mixing real photographs (image, mask) with synthetic
+    scenes (also depth, radius, DOF edges) carries what all of them have.
+    """
     batch: dict = {}
-    for key in samples[0]:
+    common = set.intersection(*(set(s) for s in samples)) if samples else set()
+    for key in [k for k in samples[0] if k in common]:
         values = [s[key] for s in samples]
         if isinstance(values[0], torch.Tensor) and all(v.shape == values[0].shape for v in values):
             batch[key] = torch.stack(values)
