@@ -56,6 +56,8 @@ class TransformedDataset(Dataset):
         }
         for k in extras:
             sample[k] = torch.as_tensor(out[k]).float()[None]
+        if "labeled" in raw:  # self-training: 1 = the mask is a label, 0 = an unlabeled photo (placeholder mask)
+            sample["labeled"] = torch.tensor(float(raw["labeled"]))
         if self.keep_full_gt:
             sample["gt_full"] = torch.from_numpy(np.ascontiguousarray(mask)).float()[None]
         return sample

@@ -43,8 +43,8 @@ class CUHK(BenchmarkFolder):
                  polarity: Polarity | None = None, expected_count: int | None = None,
                  check_count: bool = True, holdout_size: int = 60, holdout_seed: int = 0,
                  optional: bool = False) -> None:
-        """``optional``: a split whose images are all absent (CUHK-TE-1 withheld from a TR-1-only import)
-        is not an error: it is empty and :attr:`absent` is true (the datamodule leaves it out, saying so)."""
+        """``optional``: a split whose pairs are all absent (CUHK-TE-1 withheld from a TR-1-only import, or
+        no ``gt/`` folder at all) is not an error: it is empty and :attr:`absent` is true (the datamodule leaves it out, saying so)."""
         self.split_file = split_file
         self._polarity_given = polarity is not None
         self._btbnet = {alias: name for alias, name in cuhk_te1_entries()}
@@ -60,9 +60,10 @@ class CUHK(BenchmarkFolder):
         self.optional = bool(optional)
         self.absent = False
         super().__init__(root, split, polarity, expected_count, check_count)
-        if self.optional and not self.pairs and self.image_dir is not None:
-            wanted = {"split_list", "count"}
-            if all(i.kind in wanted for i in self.issues):  # nothing of this split is there: withheld, not broken
+        if self.optional and not self.pairs:
+            # nothing of this split is there (TE-1 withheld, or no masks at all): withheld, not broken
+            wanted = {"split_list", "count", "missing_folder"}
+            if all(i.kind in wanted for i in self.issues):
                 self.issues, self.absent = [], True
 
     @property
