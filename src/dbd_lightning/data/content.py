@@ -8,6 +8,10 @@
 * :func:`grey_fraction`: the fraction of a GT's pixels that are neither near-black
   nor near-white (a gradient or a photo saved as GT is thresholded at half range
   by :func:`~dbd_lightning.data.io.read_mask`, silently otherwise).
+* :func:`gt_content`: one read of a GT through the loaders' own reader
+  (:mod:`.masks`: a colour, transparent or collapsed mask raises
+  :class:`~dbd_lightning.data.masks.MaskContentError`), its grey fraction and
+  its polarity cue.
 * :func:`focus_contrast`: the polarity cue. In-focus regions carry more
   high-frequency energy than defocused ones (a defocus PSF is a low-pass filter),
   so the mean absolute Laplacian of the image inside the GT's in-focus region
@@ -27,6 +31,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from .io import Polarity, read_mask
+from .masks import focus_of, mask_levels
 
 #: a GT pixel is "grey" when strictly between these (of 0..255)
 GREY_LOW, GREY_HIGH = 15, 240
@@ -89,25 +94,16 @@ def _oriented(img: Image.Image) -> Image.Image:
     return ImageOps.exif_transpose(img) if img.getexif().get(0x0112, 1) not in (1, None) else img
 
 
-def _mask_levels(path: Path) -> np.ndarray:
-    """A GT file's grey levels on the 0..255 scale (float32; 16-bit / float files rescaled), EXIF-oriented."""
-    with Image.open(path) as img:
-        img = _oriented(img)
-        if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-            arr = np.asarray(img, np.float32)
-            top = 65535.0 if arr.max(initial=0) > 255 else (1.0 if img.mode == "F" and arr.max(initial=0) <= 1
-                                                            else 255.0)
-            return arr * (255.0 / top)
-        return np.asarray(img.convert("L"), np.float32)
-
-
-def _grey_of(levels: np.ndarray) -> float:
-    return float(((levels > GREY_LOW) & (levels < GREY_HIGH)).mean()) if levels.size else 0.0
+def _grey_of(levels: np.ndarray, top: float) -> float:
+    if not levels.size:
+        return 0.0
+    scaled = levels * (255.0 / top) if top != 255.0 else levels
+    return float(((scaled > GREY_LOW) & (scaled < GREY_HIGH)).mean())
 
 
 def grey_fraction(path: str | Path) -> float:
     """Fraction of a mask file's pixels that are neither near-black nor near-white (of the 0..255 range)."""
-    return _grey_of(_mask_levels(Path(path)))
+    return _grey_of(*mask_levels(path))
 
 
 def _grey_image(path: Path, side: int) -> np.ndarray:
@@ -127,13 +123,16 @@ def _grey_image(path: Path, side: int) -> np.ndarray:
 
 def gt_content(image_path: str | Path, gt_path: str | Path, polarity: Polarity | None = "white_in_focus",
                side: int = POLARITY_SIDE) -> tuple[float, float | None]:
-    """``(grey fraction of the GT, focus contrast)`` reading each file once (contrast ``None``: no polarity)."""
-    levels = _mask_levels(Path(gt_path))
-    grey = _grey_of(levels)
+    """``(grey fraction of the GT, focus contrast)`` reading each file once (contrast ``None``: no polarity).
+
+    The GT is read as the loaders read it, so a GT they would refuse raises
+    :class:`~dbd_lightning.data.masks.MaskContentError` here too.
+    """
+    levels, top = mask_levels(gt_path)
+    grey = _grey_of(levels, top)
+    focus = focus_of(levels, top, gt_path, polarity or "white_in_focus")
     if polarity is None:
         return grey, None
-    white = levels >= 127.5  # read_mask's threshold: half the value range
-    focus = (white if polarity == "white_in_focus" else ~white).astype(np.uint8)
     return grey, _contrast(_grey_image(Path(image_path), side), focus)
 
 

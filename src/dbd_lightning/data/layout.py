@@ -3,8 +3,9 @@
 A dataset that supports the check has a ``layout_issues(level)`` method that
 returns :class:`LayoutIssue` objects (missing folders, counts that differ from
 the published ones, unpaired files, duplicate stems, unreadable or truncated
-files, image/GT size mismatches, split-list entries not on disk, GTs that are
-not binary, GTs whose polarity looks inverted). :func:`check_datasets` gathers
+files, image/GT size mismatches, split-list entries not on disk, GTs that
+cannot be read as masks, GTs that are not binary, GTs whose polarity looks
+inverted). :func:`check_datasets` gathers
 them over all the datasets of a data config (and notes validation / test sets
 that reuse training images) and formats one report; :func:`enforce` raises the
 errors (``strict``) or warns, and always warns about the warnings.
@@ -33,6 +34,7 @@ from PIL import Image, UnidentifiedImageError
 
 from . import content
 from .errors import DataConfigError, DatasetLayoutError
+from .masks import MaskContentError
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,8 @@ LEVELS = ("off", "headers", "full")
 CONTENT_SAMPLE = 12
 #: issue kinds that are warnings (the data loads; the user should look), every other kind is an error
 WARNING_KINDS = ("grey_gt", "polarity", "shared_split")
+#: GT files named per content issue (the rest are counted)
+_LISTED = 10
 _EXIF_ORIENTATION = 0x0112
 _MEANING = {"white_blurred": "white = blurred", "white_in_focus": "white = in focus"}
 _FIXES = {
@@ -48,6 +52,8 @@ _FIXES = {
     "size_mismatch": "re-export the GT at the image's size (nearest-neighbour resize), or remove the pair",
     "duplicate": "keep one file per stem (rename or remove the other one)",
     "unpaired": "add the missing files or remove the unpaired ones",
+    "mask_content": ("save each GT as a grey image with its two classes black and white (a 0/1 label map "
+                     "times 255; colour and transparency removed), data.polarity saying which is in focus"),
     "grey_gt": "binarise the GTs yourself if the default threshold (half range) is not what you want",
     "polarity": "set data.polarity=white_blurred (or white_in_focus) to match the GT files",
     "shared_split": "give held-out folders (data=folder: data.val_root=DIR data.test_root=DIR)",
@@ -64,7 +70,7 @@ class LayoutIssue:
 
     dataset: str
     # missing_folder | missing_file | count | unpaired | duplicate | unreadable | size_mismatch | split_list
-    # | grey_gt | polarity | shared_split
+    # | mask_content | grey_gt | polarity | shared_split
     kind: str
     message: str
 
@@ -112,12 +118,13 @@ def grey_fraction(path: Path) -> float:
 
 def _content_issues(dataset: str, pairs: list[tuple[Path, Path]], polarity: str | None,
                     level: str) -> list[LayoutIssue]:
-    """Grey GTs and GT polarity over a sample of the (readable) pairs (all of them at ``full``)."""
+    """GTs that cannot be read as masks, grey GTs and GT polarity over a sample of the (readable) pairs (all of
+    them at ``full``)."""
     if not pairs:
         return []
     chosen = [pairs[i] for i in content.sample_indices(len(pairs), len(pairs) if level == "full" else CONTENT_SAMPLE)]
     issues: list[LayoutIssue] = []
-    grey = []
+    grey, bad = [], []
     contrasts = []
     for img_path, gt_path in chosen:
         try:
@@ -125,8 +132,15 @@ def _content_issues(dataset: str, pairs: list[tuple[Path, Path]], polarity: str 
             if frac > content.GREY_WARN_FRACTION:
                 grey.append((gt_path, frac))
             contrasts.append(contrast)
+        except MaskContentError as exc:  # the loader would refuse it too
+            bad.append(str(exc))
         except Exception as exc:  # noqa: BLE001 -- unreadable files are reported by the header probe
             log.debug("content check skipped %s: %s", gt_path, exc)
+    if bad:
+        more = f"\n      and {len(bad) - _LISTED} more" if len(bad) > _LISTED else ""
+        issues.append(LayoutIssue(dataset, "mask_content", (
+            f"{len(bad)} of {len(chosen)} checked GT files cannot be read as masks (the loader refuses them):\n      "
+            + "\n      ".join(bad[:_LISTED]) + more)))
     if grey:
         listed = ", ".join(f"{p} ({f:.0%} grey)" for p, f in grey[:5])
         more = f" and {len(grey) - 5} more" if len(grey) > 5 else ""
@@ -152,8 +166,8 @@ def probe_pairs(dataset: str, pairs: Iterable[tuple[Path, Path]], level: str,
 
     ``probe_gt(path, decode=...)`` reads the GT's (height, width) for GT files
     that are not images (Lytro ``.mat``; their content is not checked); image
-    GTs are also checked to be binary masks and, when ``polarity`` is given, to
-    mark the sharper side of the image as in focus.
+    GTs are also checked to be readable as masks, to be binary masks and, when
+    ``polarity`` is given, to mark the sharper side of the image as in focus.
     """
     if check_level(level) == "off":
         return []
@@ -267,11 +281,12 @@ def format_report(issues: list[LayoutIssue], summary: list[str] | None = None) -
         lines.append("how to fix:")
         lines += fixes
     if errors:
-        fatal = any(i.kind in ("unreadable", "size_mismatch") for i in errors)
+        fatal = any(i.kind in ("unreadable", "size_mismatch", "mask_content") for i in errors)
         lines.append("Fix the files (python -m dbd_lightning.data.prepare imports a download into the expected "
                      "layout), point data.root / DBD_DATA_ROOT at the right folder, or set data.strict=false to "
-                     "continue with a warning" + (" (unreadable files and size mismatches then stop the run "
-                                                  "when they are loaded)." if fatal else "."))
+                     "continue with a warning" + (" (unreadable files, size mismatches and GTs that cannot be read "
+                                                  "as masks then stop the run when they are loaded)." if fatal
+                                                  else "."))
     return "\n".join(lines)
 
 
