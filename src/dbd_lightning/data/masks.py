@@ -101,6 +101,9 @@ def mask_levels(path: str | Path, what: str = "GT mask") -> tuple[np.ndarray, fl
 
 def _second_level_share(values: np.ndarray) -> tuple[float, float, float]:
     """``(share of pixels not at the commonest level, commonest level, the most frequent other level)``."""
+    low, high = values.min(), values.max()
+    if low == high:  # a one-level file (all white, all black): no sort needed
+        return 0.0, float(low), float(low)
     levels, counts = np.unique(values, return_counts=True)
     order = np.argsort(-counts)
     other = float(levels[order[1]]) if len(levels) > 1 else float(levels[order[0]])
@@ -162,7 +165,8 @@ def read_edges(path: str | Path) -> np.ndarray:
         share, _, _ = _second_level_share(keys)
         if share > SECOND_LEVEL_FRACTION:
             raise MaskContentError(
-                f"{path}: no pixel of this edge map is zero (black), yet it holds several {'colours' if rgb else 'levels'} "
-                f"({share:.1%} of its pixels differ from the commonest): edges drawn on a non-black background? "
+                f"{path}: no pixel of this edge map is zero (black), yet it holds several "
+                f"{'colours' if rgb else 'levels'} ({share:.1%} of its pixels differ from the commonest): edges "
+                "drawn on a non-black background? "
                 "Edge maps are read as nonzero = edge: save the edges nonzero on a black (0) background")
     return edges
