@@ -215,7 +215,7 @@ def test_inverted_polarity_is_a_warning_naming_the_fix(tmp_path, capsys):
     root = _real_folder(tmp_path / "real")
     code, text = run_check(capsys, root, "data.polarity=white_blurred")
     assert code == 0 and "polarity looks inverted" in text and "set data.polarity=white_in_focus" in text
-    assert "in 5 of 5 checked images" in text
+    assert "in 5 of the 5 judgeable images (of 5 checked" in text and "sign-test p = 0.0312" in text
     code, text = run_check(capsys, root)  # the right polarity: no such warning
     assert code == 0 and "polarity looks inverted" not in text and "] polarity:" not in text
 

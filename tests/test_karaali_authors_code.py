@@ -68,8 +68,10 @@ def _random_ckpts(tmp_path: Path) -> list[str]:
     return [f"model.bnet_ckpt={bnet}", f"model.enet_ckpt={enet}", "model.device=cpu"]
 
 
-def test_predict_uses_the_given_edge_maps(tmp_path):
-    """``edges=DIR``: the pipeline classifies exactly the edge map's pixels (not its hue Canny)."""
+@pytest.mark.parametrize("drawn", ["grey", "colour"])
+def test_predict_uses_the_given_edge_maps(tmp_path, drawn):
+    """``edges=DIR``: the pipeline classifies exactly the edge map's pixels (not its hue Canny), nonzero = edge:
+    also a colour visualisation without white (red and blue: luminance 76 and 29, under half range)."""
     from dbd_lightning.ops.edges import canny_hue
     from dbd_lightning.predict import predict
 
@@ -80,7 +82,13 @@ def test_predict_uses_the_given_edge_maps(tmp_path):
     edge[20:44, 31] = 255  # a vertical line, not what Canny finds here
     edge[32, 10:50] = 255
     (tmp_path / "edges").mkdir()
-    Image.fromarray(edge).save(tmp_path / "edges" / "edge_07.png")
+    if drawn == "grey":
+        Image.fromarray(edge).save(tmp_path / "edges" / "edge_07.png")
+    else:
+        colour = np.zeros((64, 64, 3), np.uint8)
+        colour[20:44, 31] = (255, 0, 0)
+        colour[32, 10:50] = (0, 0, 255)
+        Image.fromarray(colour).save(tmp_path / "edges" / "edge_07.png")
     assert not np.array_equal(canny_hue(rgb), edge > 0)
     cfg = compose_cfg(tmp_path / "hydra", ["model=karaali_authors_code", *_random_ckpts(tmp_path),
                                            f"input={tmp_path / 'in'}", f"output={tmp_path / 'out'}",
@@ -115,6 +123,33 @@ def test_predict_names_images_without_a_matching_edge_map_and_exits_2(tmp_path, 
     err = capsys.readouterr().err
     assert "image_02.png" in err and "image_03.png" in err and "48x40" in err
     assert "image_01.png" not in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()  # refused before writing anything
+
+
+def test_predict_names_an_edge_map_drawn_on_a_grey_background_and_exits_2(tmp_path, monkeypatch, capsys):
+    import sys
+
+    from hydra.core.global_hydra import GlobalHydra
+
+    from dbd_lightning.predict import main
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "edges").mkdir()
+    Image.fromarray(_crop(48)).save(tmp_path / "in" / "image_01.png")
+    edge = np.full((48, 48), 128, np.uint8)  # every pixel nonzero: nonzero = edge would make all of it edges
+    edge[24, :] = 255
+    Image.fromarray(edge).save(tmp_path / "edges" / "edge_01.png")
+    GlobalHydra.instance().clear()
+    monkeypatch.setattr(sys, "argv", ["predict", "model=karaali_authors_code", *_random_ckpts(tmp_path),
+                                      f"input={tmp_path / 'in'}", f"output={tmp_path / 'out'}",
+                                      f"edges={tmp_path / 'edges'}", f"hydra.run.dir={tmp_path / 'hydra'}"])
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    with pytest.raises(SystemExit) as exc:
+        main()
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "image_01.png" in err and f"{tmp_path / 'edges' / 'edge_01.png'}: no pixel of this edge map is zero" in err
+    assert "Traceback" not in err
     assert not (tmp_path / "out").exists()  # refused before writing anything
 
 

@@ -4,10 +4,12 @@ Composes the same config tree as training (any override works:
 ``data.root=/datasets``, ``data.check=headers``) and checks every train /
 val / test dataset of ``data.datamodule``; the default level here is ``full``
 (every file decoded, every GT's content checked). Warnings (grey GTs, an
-inverted GT polarity, validation / test sets that reuse training images) are
-printed but do not fail. Exit status 0 = no error (warnings possible),
-2 = errors in the data (unreadable / truncated files, size mismatches,
-duplicate stems, ...) or a bad config.
+inverted GT polarity, validation / test sets that reuse training images) and
+notes (the polarity verdict's evidence, or "not enough evidence to judge
+polarity") are printed but do not fail. Exit status 0 = no error (warnings
+possible), 2 = errors in the data (unreadable / truncated files, size
+mismatches, duplicate stems, GTs that cannot be read as masks, ...) or a bad
+config.
 """
 
 from __future__ import annotations

@@ -38,10 +38,11 @@ class DBDDataModule(L.LightningDataModule):
     (:func:`~dbd_lightning.data.layout.enforce`): errors (unreadable or truncated
     files, size mismatches, duplicate stems, ...) raise
     :class:`~dbd_lightning.data.folder.DatasetLayoutError` with one report when
-    ``strict``; grey GTs, an inverted GT polarity and validation / test sets that
-    reuse training images (``data=folder`` without ``val_root`` / ``test_root``:
-    said when fitting starts) are warnings. ``check`` = ``off`` | ``headers``
-    (default) | ``full``.
+    ``strict`` (GTs that cannot be read as masks included); grey GTs, an inverted
+    GT polarity and validation / test sets that reuse training images
+    (``data=folder`` without ``val_root`` / ``test_root``: said when fitting
+    starts) are warnings; the polarity verdict's evidence alone is only logged.
+    ``check`` = ``off`` | ``headers`` (default) | ``full``.
     """
 
     def __init__(

@@ -111,11 +111,12 @@ class ImageMaskFolder(Dataset):
     def describe(self) -> str:
         return f"{type(self).__name__} at {self.root}: {len(self.pairs)} pairs ({self.polarity})"
 
-    def layout_issues(self, level: str = "headers") -> list:
-        """Everything wrong with the folder: recorded while building, plus per-file checks at ``level``."""
+    def layout_issues(self, level: str = "headers", notes: bool = False) -> list:
+        """Everything wrong with the folder: recorded while building, plus per-file checks at ``level``
+        (``notes``: also the check's notes, e.g. the evidence behind the polarity verdict)."""
         from .layout import probe_pairs
 
-        return [*self.issues, *probe_pairs(str(self.root), self.pairs, level, polarity=self.polarity)]
+        return [*self.issues, *probe_pairs(str(self.root), self.pairs, level, polarity=self.polarity, notes=notes)]
 
     def __len__(self) -> int:
         return len(self.pairs)

@@ -3,7 +3,8 @@
 Images -> uint8 RGB (H, W, 3) whatever the file holds (grayscale, palette,
 RGBA, 16-bit); EXIF orientation is applied. Masks -> uint8 {0, 1} (H, W),
 binarised at half the value range of the file's dtype, with the dataset's
-on-disk polarity converted to in-focus = 1.
+on-disk polarity converted to in-focus = 1; colour, transparent or collapsed
+masks are refused by name (:mod:`.masks`).
 """
 
 from __future__ import annotations
@@ -85,22 +86,15 @@ def read_rgb(path: str | Path) -> np.ndarray:
 
 
 def read_mask(path: str | Path, polarity: Polarity = "white_in_focus") -> np.ndarray:
-    """Read a GT mask as uint8 {0,1} with in-focus = 1.
+    """Read a GT mask as uint8 {0,1} with in-focus = 1 (values >= half the dtype range count as white).
 
-    Colour masks are reduced to their first channel (DBD masks are grey);
-    values >= half the dtype range count as white.
+    A colour or transparent mask, and one whose reading leaves a class empty although
+    the file holds two levels, raise :class:`~dbd_lightning.data.masks.MaskContentError`
+    naming the file (see :mod:`dbd_lightning.data.masks`).
     """
-    if polarity not in POLARITIES:
-        raise ValueError(f"unknown mask polarity {polarity!r}; expected one of {POLARITIES}")
-    img = _open(path)
-    if img.mode in ("P", "RGB", "RGBA", "LA", "CMYK", "YCbCr"):
-        img = img.convert("L")
-    arr, top = _to_array_full_range(img)
-    if arr.ndim == 3:
-        arr = arr[..., 0]
-    white = arr >= top / 2.0
-    focus = white if polarity == "white_in_focus" else ~white
-    return focus.astype(np.uint8)
+    from .masks import read_mask as _read_mask  # masks builds on this module's readers
+
+    return _read_mask(path, polarity)
 
 
 def list_images(folder: Path) -> list[Path]:

@@ -3,10 +3,11 @@
 A dataset that supports the check has a ``layout_issues(level)`` method that
 returns :class:`LayoutIssue` objects (missing folders, counts that differ from
 the published ones, unpaired files, duplicate stems, unreadable or truncated
-files, image/GT size mismatches, split-list entries not on disk, GTs that are
-not binary, GTs whose polarity looks inverted). :func:`check_datasets` gathers
-them over all the datasets of a data config (and notes validation / test sets
-that reuse training images) and formats one report; :func:`enforce` raises the
+files, image/GT size mismatches, split-list entries not on disk, GTs that
+cannot be read as masks, GTs that are not binary, GTs whose polarity looks
+inverted, and the evidence behind the polarity verdict). :func:`check_datasets`
+gathers them over all the datasets of a data config (and notes validation / test
+sets that reuse training images) and formats one report; :func:`enforce` raises the
 errors (``strict``) or warns, and always warns about the warnings.
 
 Levels: ``headers`` (default) opens every file's header (format, size, EXIF
@@ -17,12 +18,15 @@ IEND: a truncated file is then decoded to confirm), and checks a sample of
 decodes every pixel and checks every pair's content; ``off`` only checks
 folders, pairing and counts.
 
-Errors (a run would crash or silently use wrong data) and warnings (the data
-is usable but probably not what was meant: kinds in :data:`WARNING_KINDS`).
+Errors (a run would crash or silently use wrong data), warnings (the data
+is usable but probably not what was meant: kinds in :data:`WARNING_KINDS`) and
+notes (what the check found without finding a problem: :data:`NOTE_KINDS`,
+printed in the report, never a warning of their own).
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import warnings
 from collections.abc import Callable, Iterable, Mapping
@@ -33,6 +37,8 @@ from PIL import Image, UnidentifiedImageError
 
 from . import content
 from .errors import DataConfigError, DatasetLayoutError
+from .masks import MaskContentError
+from .polarity import FocusCue, PolarityVerdict
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +47,18 @@ LEVELS = ("off", "headers", "full")
 CONTENT_SAMPLE = 12
 #: issue kinds that are warnings (the data loads; the user should look), every other kind is an error
 WARNING_KINDS = ("grey_gt", "polarity", "shared_split")
+#: issue kinds that are notes: said in the report, neither an error nor a warning
+NOTE_KINDS = ("polarity_evidence",)
+#: GT files named per content issue (the rest are counted)
+_LISTED = 10
 _EXIF_ORIENTATION = 0x0112
-_MEANING = {"white_blurred": "white = blurred", "white_in_focus": "white = in focus"}
 _FIXES = {
     "unreadable": "re-export or re-download the file, or remove it together with its GT / image",
     "size_mismatch": "re-export the GT at the image's size (nearest-neighbour resize), or remove the pair",
     "duplicate": "keep one file per stem (rename or remove the other one)",
     "unpaired": "add the missing files or remove the unpaired ones",
+    "mask_content": ("save each GT as a grey image with its two classes black and white (a 0/1 label map "
+                     "times 255; colour and transparency removed), data.polarity saying which is in focus"),
     "grey_gt": "binarise the GTs yourself if the default threshold (half range) is not what you want",
     "polarity": "set data.polarity=white_blurred (or white_in_focus) to match the GT files",
     "shared_split": "give held-out folders (data=folder: data.val_root=DIR data.test_root=DIR)",
@@ -64,13 +75,18 @@ class LayoutIssue:
 
     dataset: str
     # missing_folder | missing_file | count | unpaired | duplicate | unreadable | size_mismatch | split_list
-    # | grey_gt | polarity | shared_split
+    # | mask_content | grey_gt | polarity | shared_split | polarity_evidence (a note)
     kind: str
     message: str
 
     @property
     def is_warning(self) -> bool:
-        return self.kind in WARNING_KINDS
+        """Not an error: a warning or a note."""
+        return self.kind in WARNING_KINDS or self.is_note
+
+    @property
+    def is_note(self) -> bool:
+        return self.kind in NOTE_KINDS
 
     def __str__(self) -> str:
         return f"[{self.dataset}] {self.kind}: {self.message}"
@@ -111,22 +127,35 @@ def grey_fraction(path: Path) -> float:
 
 
 def _content_issues(dataset: str, pairs: list[tuple[Path, Path]], polarity: str | None,
-                    level: str) -> list[LayoutIssue]:
-    """Grey GTs and GT polarity over a sample of the (readable) pairs (all of them at ``full``)."""
+                    level: str, notes: bool = False) -> list[LayoutIssue]:
+    """GTs that cannot be read as masks, grey GTs and the GT polarity verdict over a sample of the (readable)
+    pairs (all of them at ``full``); ``notes``: also the verdict when it is not a warning."""
     if not pairs:
         return []
     chosen = [pairs[i] for i in content.sample_indices(len(pairs), len(pairs) if level == "full" else CONTENT_SAMPLE)]
     issues: list[LayoutIssue] = []
-    grey = []
-    contrasts = []
+    grey, bad = [], []
+    cues: list[tuple[Path, FocusCue]] = []
     for img_path, gt_path in chosen:
         try:
-            frac, contrast = content.gt_content(img_path, gt_path, polarity)
-            if frac > content.GREY_WARN_FRACTION:
-                grey.append((gt_path, frac))
-            contrasts.append(contrast)
+            frac, cue = content.gt_content(img_path, gt_path, polarity)
+        except MaskContentError as exc:  # the loader would refuse it too
+            bad.append(str(exc))
+            cues.append((gt_path, FocusCue(None, "unreadable")))
+            continue
         except Exception as exc:  # noqa: BLE001 -- unreadable files are reported by the header probe
             log.debug("content check skipped %s: %s", gt_path, exc)
+            cues.append((gt_path, FocusCue(None, "unreadable")))
+            continue
+        if frac > content.GREY_WARN_FRACTION:
+            grey.append((gt_path, frac))
+        if cue is not None:
+            cues.append((gt_path, cue))
+    if bad:
+        more = f"\n      and {len(bad) - _LISTED} more" if len(bad) > _LISTED else ""
+        issues.append(LayoutIssue(dataset, "mask_content", (
+            f"{len(bad)} of {len(chosen)} checked GT files cannot be read as masks (the loader refuses them):\n      "
+            + "\n      ".join(bad[:_LISTED]) + more)))
     if grey:
         listed = ", ".join(f"{p} ({f:.0%} grey)" for p, f in grey[:5])
         more = f" and {len(grey) - 5} more" if len(grey) > 5 else ""
@@ -134,26 +163,23 @@ def _content_issues(dataset: str, pairs: list[tuple[Path, Path]], polarity: str 
             f"{len(grey)} of {len(chosen)} checked GT files are not binary masks (pixels strictly between "
             f"{content.GREY_LOW} and {content.GREY_HIGH}): {listed}{more}; they are thresholded at half range "
             "(>= 128 of 255 counts as white)")))
-    inverted, decisive = content.polarity_verdict(contrasts)
-    if decisive >= 2 and inverted * 2 > decisive:
-        other = "white_blurred" if polarity == "white_in_focus" else "white_in_focus"
-        issues.append(LayoutIssue(dataset, "polarity", (
-            f"the GT polarity looks inverted: in {inverted} of {decisive} checked images "
-            f"(of {len(chosen)}; e.g. {chosen[0][1].parent}) the region the GT marks in focus "
-            f"(polarity={polarity}) carries less high-frequency energy than the region it marks blurred; "
-            f"if the GT files are {_MEANING[other]}, set data.polarity={other}")))
+    if polarity is not None:
+        kind, text = PolarityVerdict.of(cues, len(chosen)).message(polarity, chosen[0][1].parent)
+        if notes or kind not in NOTE_KINDS:
+            issues.append(LayoutIssue(dataset, kind, text))
     return issues
 
 
 def probe_pairs(dataset: str, pairs: Iterable[tuple[Path, Path]], level: str,
                 probe_gt: Callable[..., tuple[int, int]] | None = None,
-                polarity: str | None = None) -> list[LayoutIssue]:
+                polarity: str | None = None, notes: bool = False) -> list[LayoutIssue]:
     """Readability and image/GT size agreement of every pair (``level`` != ``off``), then their content.
 
     ``probe_gt(path, decode=...)`` reads the GT's (height, width) for GT files
     that are not images (Lytro ``.mat``; their content is not checked); image
-    GTs are also checked to be binary masks and, when ``polarity`` is given, to
-    mark the sharper side of the image as in focus.
+    GTs are also checked to be readable as masks, to be binary masks and, when
+    ``polarity`` is given, to mark the sharper side of the image as in focus.
+    ``notes``: also return the notes (:data:`NOTE_KINDS`), as :func:`check_datasets` does.
     """
     if check_level(level) == "off":
         return []
@@ -176,7 +202,7 @@ def probe_pairs(dataset: str, pairs: Iterable[tuple[Path, Path]], level: str,
         elif img_hw and gt_hw:
             good.append((img_path, gt_path))
     if probe_gt is None:
-        issues += _content_issues(dataset, good, polarity, level)
+        issues += _content_issues(dataset, good, polarity, level, notes)
     return issues
 
 
@@ -232,12 +258,14 @@ def check_datasets(splits: Mapping[str, Mapping[str, object] | None], level: str
             continue
         key = _identity(ds)
         if key not in done:
-            done[key] = ds.layout_issues(level)
+            takes_notes = "notes" in inspect.signature(ds.layout_issues).parameters
+            done[key] = ds.layout_issues(level, notes=True) if takes_notes else ds.layout_issues(level)
         found = done[key]
         errors = [i for i in found if not i.is_warning]
+        warned = [i for i in found if i.is_warning and not i.is_note]
         state = "OK" if not errors else f"{len(errors)} problem(s)"
-        if len(found) > len(errors):
-            state += f", {len(found) - len(errors)} warning(s)"
+        if warned:
+            state += f", {len(warned)} warning(s)"
         summary.append(f"  {where}: {ds.describe()} -> {state}")
         for issue in found:
             if issue not in seen:
@@ -250,28 +278,28 @@ def check_datasets(splits: Mapping[str, Mapping[str, object] | None], level: str
 
 def format_report(issues: list[LayoutIssue], summary: list[str] | None = None) -> str:
     errors = [i for i in issues if not i.is_warning]
-    notes = [i for i in issues if i.is_warning]
+    warned = [i for i in issues if i.is_warning and not i.is_note]
+    notes = [i for i in issues if i.is_note]
     head = "data layout check: " + ("OK" if not errors else f"{len(errors)} problem(s)")
-    if notes:
-        head += f", {len(notes)} warning(s)"
+    if warned:
+        head += f", {len(warned)} warning(s)"
     lines = [head, *(summary or [])]
-    if errors:
-        lines.append("problems:")
-        lines += [f"  - {issue}" for issue in errors]
-    if notes:
-        lines.append("warnings:")
-        lines += [f"  - {issue}" for issue in notes]
+    for title, group in (("problems:", errors), ("warnings:", warned), ("notes:", notes)):
+        if group:
+            lines.append(title)
+            lines += [f"  - {issue}" for issue in group]
     kinds = list(dict.fromkeys(i.kind for i in issues))
     fixes = [f"  {k}: {_FIXES[k]}" for k in kinds if k in _FIXES]
     if fixes:
         lines.append("how to fix:")
         lines += fixes
     if errors:
-        fatal = any(i.kind in ("unreadable", "size_mismatch") for i in errors)
+        fatal = any(i.kind in ("unreadable", "size_mismatch", "mask_content") for i in errors)
         lines.append("Fix the files (python -m dbd_lightning.data.prepare imports a download into the expected "
                      "layout), point data.root / DBD_DATA_ROOT at the right folder, or set data.strict=false to "
-                     "continue with a warning" + (" (unreadable files and size mismatches then stop the run "
-                                                  "when they are loaded)." if fatal else "."))
+                     "continue with a warning" + (" (unreadable files, size mismatches and GTs that cannot be read "
+                                                  "as masks then stop the run when they are loaded)." if fatal
+                                                  else "."))
     return "\n".join(lines)
 
 
@@ -280,7 +308,7 @@ def enforce(splits: Mapping[str, Mapping[str, object] | None], strict: bool = Tr
     """Check all datasets; raise :class:`DatasetLayoutError` on errors (``strict``), else warn with the report.
 
     Warnings (grey GTs, inverted polarity; with ``shared`` validation on training
-    images) never raise.
+    images) never raise. Notes alone (the polarity evidence) are logged, not warned.
     """
     issues, summary = check_datasets(splits, level, shared=shared)
     report = format_report(issues, summary)
@@ -288,8 +316,10 @@ def enforce(splits: Mapping[str, Mapping[str, object] | None], strict: bool = Tr
         if strict:
             raise DatasetLayoutError(report)
         warnings.warn(report, stacklevel=2)
-    elif issues:
+    elif any(not i.is_note for i in issues):
         warnings.warn(report, stacklevel=2)
+    elif issues:
+        log.info(report)
     return report
 
 

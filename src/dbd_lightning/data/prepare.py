@@ -182,7 +182,8 @@ def prepare(dataset: str, src: str | Path, root: str | Path, mode: str = "symlin
     sets, note = _sets_to_check(dataset, bench_root, classes)
     lines += [f"  {note}"] if note else []
     issues, summary = check_datasets({"imported": sets}, level="headers")
-    return (1 if issues or missing else 0), "\n".join(lines) + "\n" + format_report(issues, summary)
+    found = [i for i in issues if not i.is_note]  # notes (the polarity evidence) are no finding
+    return (1 if found or missing else 0), "\n".join(lines) + "\n" + format_report(issues, summary)
 
 
 def _sets_to_check(dataset: str, bench_root: Path, classes: list) -> tuple[dict, str]:

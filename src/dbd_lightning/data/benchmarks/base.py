@@ -143,11 +143,12 @@ class BenchmarkFolder(ImageMaskFolder):
     def describe(self) -> str:
         return f"{self.tag} at {self.root}: {len(self.pairs)} pairs (expected {self.expected_count})"
 
-    def layout_issues(self, level: str = "headers") -> list[LayoutIssue]:
-        """Everything wrong with this split: recorded while building, plus per-file checks at ``level``."""
+    def layout_issues(self, level: str = "headers", notes: bool = False) -> list[LayoutIssue]:
+        """Everything wrong with this split: recorded while building, plus per-file checks at ``level``
+        (``notes``: also the check's notes, e.g. the evidence behind the polarity verdict)."""
         check_level(level)
         return [*self.issues, *probe_pairs(self.NAME, self.pairs, level, probe_gt=self.probe_gt,
-                                           polarity=self.polarity)]
+                                           polarity=self.polarity, notes=notes)]
 
     def check(self, level: str = "headers") -> None:
         """Raise :class:`DatasetLayoutError` with the full report if anything is wrong."""

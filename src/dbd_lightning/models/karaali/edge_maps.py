@@ -2,9 +2,11 @@
 
 An image ``<stem>.<ext>`` takes the edge map in the folder named, first match wins:
 ``<stem>.*``, ``edge_<stem>.*``, or for ``image_<id>`` also ``edge_<id>.*`` (the authors'
-naming: ``image_01.png`` / ``edge_01.png``). Nonzero pixels (>= half range, as
-:func:`~dbd_lightning.data.io.read_mask` reads them) are edges; the authors' 0/255 maps read
-the same as in their code (``== 255``).
+naming: ``image_01.png`` / ``edge_01.png``). A pixel that is nonzero in any channel is an edge
+(:func:`~dbd_lightning.data.masks.read_edges`): the authors' 0/255 maps read the same as in their
+code (``== 255``), their colour visualisations (edges in colours on black) as drawn, a 0/1 map
+as its 1s. Maps whose pixels have no single reading (JPEG noise, transparency, edges drawn on a
+non-black background) are named before anything runs (:func:`match_edge_maps`).
 """
 
 from __future__ import annotations
@@ -64,13 +66,13 @@ def _size(path: Path) -> tuple[int, int]:
 def match_edge_maps(edges_dir: str | Path, images: Sequence[Path]) -> dict[Path, Path]:
     """``{image: edge map}`` for every image, checked before anything runs.
 
-    Raises :class:`EdgeMapError` naming every image without an edge map or whose edge map's
-    size differs from the image's.
+    Raises :class:`EdgeMapError` naming every image without an edge map, whose edge map's
+    size differs from the image's, or whose edge map has no single reading (:func:`_content_problem`).
     """
     edges_dir = Path(edges_dir).expanduser()
     index = _index(edges_dir)
     out: dict[Path, Path] = {}
-    missing, wrong = [], []
+    missing, wrong, unusable = [], [], []
     for image in images:
         edge = find_edge_map(edges_dir, image.stem, index)
         if edge is None:
@@ -84,22 +86,44 @@ def match_edge_maps(edges_dir: str | Path, images: Sequence[Path]) -> dict[Path,
         if si != se:
             wrong.append(f"{image}: image {si[1]}x{si[0]} but edge map {edge} is {se[1]}x{se[0]} (WxH)")
             continue
+        problem = _content_problem(edge)
+        if problem:
+            unusable.append(f"{image}: {problem}")
+            continue
         out[image] = edge
     problems = []
     if missing:
         problems.append(f"no edge map in {edges_dir} for {len(missing)} image(s):\n  " + "\n  ".join(missing))
     if wrong:
         problems.append("edge map size differs from the image for:\n  " + "\n  ".join(wrong))
+    if unusable:
+        problems.append("edge map content cannot be read as edges for:\n  " + "\n  ".join(unusable))
     if problems:
         raise EdgeMapError("\n".join(problems))
     return out
 
 
-def read_edge_map(path: str | Path, shape: tuple[int, int] | None = None, image: str | Path | None = None) -> np.ndarray:
-    """A precomputed edge map as a bool ``(H, W)`` array; ``shape`` checks its size against the image's."""
-    from ...data.io import read_mask
+def _content_problem(path: Path) -> str | None:
+    """Why the edge map at ``path`` cannot be read as edges (None when it can); decodes it once."""
+    from ...data.io import ImageReadError
+    from ...data.masks import read_edges
 
-    edges = read_mask(path) > 0
+    try:
+        read_edges(path)
+    except (ImageReadError, OSError) as exc:  # MaskContentError is an ImageReadError
+        return str(exc)
+    return None
+
+
+def read_edge_map(path: str | Path, shape: tuple[int, int] | None = None, image: str | Path | None = None) -> np.ndarray:
+    """A precomputed edge map as a bool ``(H, W)`` array, nonzero (any channel) = edge; ``shape`` checks its size
+    against the image's. A map with no single reading raises :class:`EdgeMapError` naming it."""
+    from ...data.masks import MaskContentError, read_edges
+
+    try:
+        edges = read_edges(path)
+    except MaskContentError as exc:
+        raise EdgeMapError(f"{image or 'image'}: {exc}") from exc
     if shape is not None and edges.shape != tuple(shape):
         raise EdgeMapError(f"{image or 'image'}: edge map {path} is {edges.shape[1]}x{edges.shape[0]}, the image "
                            f"{shape[1]}x{shape[0]} (WxH)")
