@@ -82,18 +82,21 @@ def test_release_refuses_a_card_without_its_training_data(released, tmp_path):
     assert not (zoo / "other.safetensors").exists()
 
 
-def test_shipped_model_is_listed_first_and_beats_the_all_blurred_floor(capsys):
-    """The released weights in the package: listed first, and useful on the shipped real photographs."""
+def test_shipped_models_are_listed_with_their_data_and_beat_the_all_blurred_floor(capsys):
+    """The released weights in the package: the supervised CUHK model first, each line naming its training
+    data, and each useful on the shipped real photographs."""
     from dbd_lightning.reports.real_samples import score_on_real_samples
 
     assert zoo_main([]) == 0
-    first = capsys.readouterr().out.splitlines()[0]
-    assert first.split()[0] == "dffnet_lite0_synth" and "synthetic photographic scenes only" in first
-    pred = CheckpointPredictor.from_run(resolve_checkpoint("zoo:dffnet_lite0_synth"), device="cpu", tile=False,
-                                        backend="torch")
-    assert pred.image_size == (320, 320)
-    model = score_on_real_samples(lambda rgb: pred.predict_image(rgb)["focus"], {"preset": "ddffnet"})
+    lines = capsys.readouterr().out.splitlines()
+    assert [ln.split()[0] for ln in lines[:2]] == ["dffnet_lite0_cuhk", "dffnet_lite0_synth"]
+    assert "CUHK TR-1" in lines[0] and "synthetic photographic scenes only" in lines[1]
     floor = score_on_real_samples(0.0, {"preset": "ddffnet"})
-    for subset in ("real_cuhk", "real_dut"):
-        assert model[subset]["mae"] < floor[subset]["mae"]
-        assert model[subset]["fbeta"] > floor[subset]["fbeta"] and model[subset]["iou"] > floor[subset]["iou"]
+    for name in ("dffnet_lite0_cuhk", "dffnet_lite0_synth"):
+        pred = CheckpointPredictor.from_run(resolve_checkpoint(f"zoo:{name}"), device="cpu", tile=False,
+                                            backend="torch")
+        assert pred.image_size == (320, 320)
+        model = score_on_real_samples(lambda rgb, p=pred: p.predict_image(rgb)["focus"], {"preset": "ddffnet"})
+        for subset in ("real_cuhk", "real_dut"):
+            assert model[subset]["mae"] < floor[subset]["mae"]
+            assert model[subset]["fbeta"] > floor[subset]["fbeta"] and model[subset]["iou"] > floor[subset]["iou"]

@@ -9,6 +9,8 @@
 4. ``predict`` and ``eval`` CLIs with ``ckpt=zoo:<name>`` (subprocesses, nothing else on disk) and the ONNX
    export: the same maps (max |Δ|).
 5. Forward time per 320 x 320 image (2 threads, median of 20, after warm-up), eager torch.
+6. With ``--eval-data cuhk_tr1`` (any data config): ``eval ckpt=zoo:<name> data=<it>`` for the released file,
+   and the same for the run's float32 checkpoint (its test sets: the TR-1 hold-out, TE-1 when on disk).
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ def main() -> None:
     ap.add_argument("--command", required=True)
     ap.add_argument("--card", type=Path, required=True, help="model card (markdown) to ship")
     ap.add_argument("--out", type=Path, default=Path("experiments/real_photos/release.json"))
+    ap.add_argument("--eval-data", default=None, help="also score the release and the checkpoint on this data config")
     args = ap.parse_args()
     ckpt = args.ckpt or find_checkpoint(args.run, "best")
     run = RunCheckpoint(args.run, ckpt)
@@ -99,6 +102,12 @@ def main() -> None:
         res["export_rc"] = ex.returncode
         found = list((tmp / "x").rglob("export.json"))
         res["export"] = json.loads(found[0].read_text()) if found else ex.stderr[-1500:]
+        if args.eval_data:
+            res["eval_data"] = args.eval_data
+            for label, spec in (("released", f"zoo:{args.name}"), ("float32_checkpoint", str(ckpt))):
+                subprocess.run([sys.executable, "-m", "dbd_lightning.eval", f"ckpt={spec}", f"data={args.eval_data}",
+                                "backend=torch", f"hydra.run.dir={tmp / label}"], check=True, capture_output=True)
+                res[f"{args.eval_data}_{label}"] = json.loads((tmp / label / "metrics.json").read_text())
     res["forward_ms_320_2threads"] = _forward_ms(fp16.net)
     args.out.write_text(json.dumps(res, indent=1) + "\n")
     print(json.dumps({k: v for k, v in res.items() if k != "eval_cli_tail"}, indent=1))

@@ -28,7 +28,7 @@ __all__ = ["WEIGHTS_DIR", "RECOMMENDED", "ZooCheckpoint", "zoo_names", "resolve_
 ZOO_PREFIX = "zoo:"
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 #: the recommended model first; other released names follow alphabetically
-RECOMMENDED: tuple[str, ...] = ("dffnet_lite0_synth",)
+RECOMMENDED: tuple[str, ...] = ("dffnet_lite0_cuhk", "dffnet_lite0_synth")
 METADATA_KEY = "dbd_lightning"
 
 
