@@ -256,3 +256,16 @@ def test_mixed_real_and_synthetic_batches_keep_the_common_keys(tmp_path, tr1_onl
     assert list(train) == ["cuhk_tr1_train", "photographic"] and train.photographic.length == 20
     assert train.photographic.photo_split == "train" and train.photographic.preset == "photographic"
     assert list(cfg.data.datamodule.val) == ["cuhk_tr1_val"] and cfg.data.monitor == "val/cuhk_tr1_val/mae"
+
+
+def test_label_efficiency_subsets_are_seeded_nested_in_train_and_leave_the_holdout(tr1_only_root):
+    cuhk = tr1_only_root / "CUHK"
+    full = set(_stems(CUHK(cuhk, split="tr1_train")))
+    held = set(_stems(CUHK(cuhk, split="tr1_val")))
+    tenth = CUHK(cuhk, split="tr1_train", train_fraction=0.1)
+    assert len(tenth) == 54 and tenth.issues == [] and set(_stems(tenth)) <= full and not set(_stems(tenth)) & held
+    assert _stems(CUHK(cuhk, split="tr1_train", train_fraction=0.1)) == _stems(tenth)  # same seed, same pairs
+    assert _stems(CUHK(cuhk, split="tr1_train", train_fraction=0.1, subset_seed=1)) != _stems(tenth)
+    assert len(CUHK(cuhk, split="tr1_train", train_fraction=0.3)) == 163
+    with pytest.raises(ValueError, match="train_fraction"):
+        CUHK(cuhk, split="tr1_val", train_fraction=0.5)

@@ -42,7 +42,7 @@ class CUHK(BenchmarkFolder):
     def __init__(self, root: str | Path, split: str = "te1", split_file: str | Path | None = None,
                  polarity: Polarity | None = None, expected_count: int | None = None,
                  check_count: bool = True, holdout_size: int = 60, holdout_seed: int = 0,
-                 optional: bool = False) -> None:
+                 optional: bool = False, train_fraction: float = 1.0, subset_seed: int = 0) -> None:
         """``optional``: a split whose pairs are all absent (CUHK-TE-1 withheld from a TR-1-only import, or
         no ``gt/`` folder at all) is not an error: it is empty and :attr:`absent` is true (the datamodule leaves it out, saying so)."""
         self.split_file = split_file
@@ -55,8 +55,12 @@ class CUHK(BenchmarkFolder):
                              f"got {holdout_size} (data.holdout_size)")
         if expected_count is None and split == "tr1_val":
             expected_count = self.holdout_size
-        elif expected_count is None and split == "tr1_train":
-            expected_count = self.TR1_COUNT - self.holdout_size
+        self.train_fraction, self.subset_seed = float(train_fraction), int(subset_seed)
+        if not 0.0 < self.train_fraction <= 1.0 or (self.train_fraction < 1.0 and split != "tr1_train"):
+            raise ValueError(f"CUHK {split}: train_fraction must be in (0, 1] and is for split tr1_train only, "
+                             f"got {train_fraction} (data.train_fraction)")
+        if expected_count is None and split == "tr1_train":
+            expected_count = self.subset_size(self.TR1_COUNT - self.holdout_size)
         self.optional = bool(optional)
         self.absent = False
         super().__init__(root, split, polarity, expected_count, check_count)
@@ -100,6 +104,10 @@ class CUHK(BenchmarkFolder):
             self._issue("split_list", f"{exc} (data.cuhk_split2_file)")
             return None
 
+    def subset_size(self, n: int) -> int:
+        """Pairs kept of ``n`` at ``train_fraction`` (at least one)."""
+        return max(1, round(n * self.train_fraction))
+
     def holdout(self, tr1_keys: list[str]) -> set[str]:
         """The held-out part of TR-1: ``holdout_size`` names drawn with ``holdout_seed`` from the sorted TR-1 names."""
         ordered = sorted(tr1_keys)
@@ -119,7 +127,13 @@ class CUHK(BenchmarkFolder):
                                      f"{len(tr1)} in {self.image_dir}")
                 return []
             held = self.holdout(tr1)
-            return [k for k in tr1 if (k in held) == (self.split == "tr1_val")]
+            keep = [k for k in tr1 if (k in held) == (self.split == "tr1_val")]
+            if self.split == "tr1_train" and self.train_fraction < 1.0:
+                ordered = sorted(keep)
+                pick = np.random.default_rng(self.subset_seed).permutation(len(ordered))[: self.subset_size(len(ordered))]
+                chosen = {ordered[i] for i in pick}
+                keep = [k for k in keep if k in chosen]
+            return keep
         missing = sorted(test - set(keys))
         if missing and self.split.startswith("te"):
             self._issue("split_list", f"{len(missing)} image(s) of the {self.split_label} list have no image/GT "
