@@ -56,8 +56,51 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+#: config nodes built by one class whose keys must be that class's arguments (a key added with ``+``)
+CONSTRUCTOR_NODES = ("trainer", "model.optimizer", "model.scheduler")
+
+
+def check_constructor_keys(cfg: DictConfig) -> None:
+    """Every key of ``trainer`` / ``model.optimizer`` / ``model.scheduler`` must be an argument of the
+    class it builds (``+trainer.max_epoch=4`` would otherwise fail inside Lightning with a traceback)."""
+    import inspect
+
+    import hydra
+
+    from .config_hints import _closest
+
+    for node_key in CONSTRUCTOR_NODES:
+        node = _select(cfg, node_key)
+        if not isinstance(node, DictConfig) or "_target_" not in node:
+            continue
+        try:
+            params = inspect.signature(hydra.utils.get_object(str(node._target_))).parameters
+        except Exception:  # an unimportable target: instantiation names it
+            continue
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            continue
+        known = [k for k in params if k != "self"]
+        for key in node:
+            if str(key).startswith("_") or key in params:
+                continue
+            close = _closest(str(key), known)
+            hint = f"did you mean {' or '.join(f'{node_key}.{c}' for c in close)}? " if close else ""
+            raise ConfigError(f"{node_key}.{key} is not an argument of {node._target_}: {hint}"
+                              f"(remove the key, e.g. drop the +{node_key}.{key}=... override)")
+
+
+#: optimizer keys that must be non-negative numbers
+OPTIMIZER_NUMBERS = ("lr", "weight_decay", "momentum", "eps")
+
+
 def validate_train_config(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` for a value that cannot work (module docstring)."""
+    check_constructor_keys(cfg)
+    for key in OPTIMIZER_NUMBERS:
+        value = _select(cfg, f"model.optimizer.{key}")
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
+            raise ConfigError(f"model.optimizer.{key}={value!r} is not valid: it must be a number >= 0 "
+                              f"(e.g. model.optimizer.{key}={'1e-4' if key == 'lr' else 0})")
     for key, low in INT_KEYS.items():
         value = _select(cfg, key)
         if value is None:
@@ -198,6 +241,29 @@ def precompose(config_name: str, args: list[str]) -> None:
                 raise error from exc
 
 
+def _compose_or_hint(compose, overrides: list[str]) -> DictConfig:
+    """Compose the train config; a misspelt key or group option becomes a :class:`ConfigError` with
+    "did you mean" (:mod:`.config_hints`) instead of Hydra's advice to add the typo with ``+``."""
+    try:
+        return compose("train", overrides=overrides, return_hydra_config=True)
+    except Exception as exc:
+        if not type(exc).__module__.startswith("hydra"):
+            raise
+        from hydra.core.global_hydra import GlobalHydra
+
+        from .config_hints import unknown_group_option_hint, unknown_key_hint
+
+        def options(group: str) -> list[str]:
+            return GlobalHydra.instance().config_loader().get_group_options(group)
+
+        text = str(exc)
+        hint = (unknown_key_hint(text, overrides, lambda rest: compose("train", overrides=rest))
+                or unknown_group_option_hint(text, options))
+        if hint is None:
+            raise
+        raise ConfigError(hint + ". Nothing was written.") from None
+
+
 def precheck_train(args: list[str], memory: bool = True) -> None:
     """Compose the train config of ``args`` (each sweep job) and run the checks (module docstring)."""
     jobs = _job_overrides(args)
@@ -211,7 +277,7 @@ def precheck_train(args: list[str], memory: bool = True) -> None:
 
     with initialize_config_dir(config_dir(), version_base="1.3"):
         for n, overrides in enumerate(job_list[:MAX_SWEEP_JOBS]):
-            cfg = compose("train", overrides=overrides, return_hydra_config=True)
+            cfg = _compose_or_hint(compose, overrides)
             where = f" (sweep job {n}: {' '.join(overrides)})" if multirun and len(job_list) > 1 else ""
             try:
                 validate_train_config(cfg)
