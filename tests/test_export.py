@@ -62,12 +62,11 @@ def test_dynamo_onnx_exporter(tmp_path, run_dir):
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["pdnet_small", "ddnet_small", "rdffnet", "btbnet_small"])
 def test_every_dbd_family_exports(tmp_path, model):
-    from hydra.utils import instantiate
-
     from dbd_lightning.export import export_onnx, export_torchscript
+    from dbd_lightning.utils.config import instantiate_network
 
     cfg = compose_cfg(tmp_path, [f"model={model}", "data.image_size=[64,64]"])
-    net = instantiate(cfg.model.net).eval()
+    net = instantiate_network(cfg.model.net).eval()
     wrapper = ExportWrapper(net, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)).eval()
     x = torch.rand(1, 3, 64, 64)
     x2 = torch.rand(2, 3, 96, 128)

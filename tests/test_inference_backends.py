@@ -9,7 +9,6 @@ import sys
 import numpy as np
 import pytest
 import torch
-from hydra.utils import instantiate
 
 from dbd_lightning.inference import (
     BackendUnavailableError,
@@ -23,6 +22,7 @@ from dbd_lightning.inference.backends import resolve_backend
 from dbd_lightning.inference.fold_bn import fold_batchnorm
 from dbd_lightning.inference.predictor import CheckpointPredictor
 from dbd_lightning.runs.resolver import resolve_checkpoint
+from dbd_lightning.utils.config import instantiate_network
 
 from .helpers import compose_cfg
 from .run_fixtures import make_run, write_image
@@ -49,7 +49,7 @@ def _eager(net, x):
 def test_every_exporting_family_gives_torch_outputs_in_both_backends(tmp_path, family):
     cfg = compose_cfg(tmp_path, [f"model={family}", "data.image_size=[64,64]", *FAMILIES[family]])
     torch.manual_seed(0)
-    net = instantiate(cfg.model.net).eval()
+    net = instantiate_network(cfg.model.net).eval()
     for m in net.modules():  # non-trivial BatchNorm statistics, so a wrong fold would show
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-0.5, 0.5)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .io import POLARITIES, ImageReadError, Polarity, _open, _to_array_full_range
+from .image_files import POLARITIES, ImageReadError, Polarity, _open, _to_array_full_range
 
 __all__ = ["MaskContentError", "read_mask", "read_edges", "mask_levels", "focus_of"]
 

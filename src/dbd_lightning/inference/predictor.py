@@ -45,6 +45,7 @@ from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from ..runs.resolver import resolve_checkpoint
 from ..runs.run import CheckpointSpecError, RunCheckpoint
 from ..utils.checkpoint import load_weights
+from ..utils.config import instantiate_network
 from ..utils.run_meta import check_checkpoint_matches_run
 from .backends import make_backend
 from .modes import INFER_MODES, scaled_size, tile_side
@@ -236,7 +237,7 @@ class CheckpointPredictor:
                     net_cfg[key] = False if key == "pretrained" else None
             net_cfg.pop("init_ckpt", None)  # the starting point of training: the checkpoint replaces it
         check_checkpoint_matches_run(run.ckpt, cfg, run.config_file)  # another run's checkpoint: refused
-        net = hydra.utils.instantiate(net_cfg)
+        net = instantiate_network(net_cfg)
         load_weights(net, run.ckpt, prefix="net.")
         tf = OmegaConf.select(cfg, "data.datamodule.eval_transform", default=None) or {}
         defaults = {

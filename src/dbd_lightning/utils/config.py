@@ -70,6 +70,24 @@ def init_checkpoint_file(spec: str) -> Path:
     return Path(resolve_checkpoint(str(spec)).ckpt)
 
 
+#: ``model.net`` keys that only say where training starts (the network classes do not take them)
+INIT_ONLY_NET_KEYS = ("init_ckpt",)
+
+
+def instantiate_network(node, **overrides):
+    """The torch network a ``model.net`` node describes, without its init-only keys (``init_ckpt``:
+    where training starts, applied by :func:`build_task`), unless the network class takes them itself
+    (BTBNet). ``overrides`` replace keys (e.g. ``pretrained=False``). Use this rather than
+    ``hydra.utils.instantiate(cfg.model.net)``."""
+    container = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
+    container.update(overrides)
+    params = inspect.signature(hydra.utils.get_object(str(container["_target_"]))).parameters
+    for key in INIT_ONLY_NET_KEYS:
+        if key not in params:
+            container.pop(key, None)
+    return hydra.utils.instantiate(container)
+
+
 def build_task(cfg: DictConfig):
     """The LightningModule of ``cfg.model``, given what of the ``loss`` and ``metrics`` groups its
     ``__init__`` accepts (a task with its own loss, e.g. ``DepthTask``, gets neither).

@@ -49,23 +49,15 @@ class FrozenTeacher(nn.Module):
         return self.extract(image)
 
 
-#: network keys that choose only where training starts: a teacher's weights come from its own ckpt
-INIT_ONLY_KEYS = ("init_ckpt",)
-
-
 def build_network(net) -> nn.Module:
     """``net`` itself, or the network a config node describes (the teacher's config sets
     ``_recursive_: false``), built without its init-only keys: the stage-1 config the defocus teacher
     copies may start training from ``init_ckpt``, which the teacher's checkpoint replaces."""
     if isinstance(net, nn.Module):
         return net
-    import hydra
-    from omegaconf import DictConfig, OmegaConf
+    from ...utils.config import instantiate_network
 
-    node = OmegaConf.to_container(net, resolve=True) if isinstance(net, DictConfig) else dict(net)
-    for key in INIT_ONLY_KEYS:
-        node.pop(key, None)
-    return hydra.utils.instantiate(node)
+    return instantiate_network(net)
 
 
 def _load(net: nn.Module, ckpt: str | None, what: str) -> None:
