@@ -51,19 +51,30 @@ class _LimitedFile:
 
 
 class FullDisk:
-    """``FullDisk(monkeypatch, root, free)``: under ``root`` only ``free`` more bytes can be written."""
+    """``FullDisk(monkeypatch, root, free)``: under ``root`` only ``free`` more bytes can be written.
 
-    def __init__(self, monkeypatch, root: Path, free: int):
+    ``when``: the disk has room until a file for which ``when(path)`` is true is
+    opened for writing; that file gets ``free`` bytes, and from then on the disk is
+    full (``once=True``: only that file fails, the space comes back after it).
+    """
+
+    def __init__(self, monkeypatch, root: Path, free: int = 0, when=None, once: bool = False):
         self.root, self.free, self.hits = Path(root).resolve(), int(free), []
-        real_open = builtins.open
+        armed, real_open = when is None, builtins.open
 
         def limited_open(file, mode="r", *args, **kwargs):
+            nonlocal armed
             raw = real_open(file, mode, *args, **kwargs)
             if isinstance(file, int) or not any(c in mode for c in "wax+"):
                 return raw
             path = Path(os.fspath(file)).resolve()
             if path != self.root and self.root not in path.parents:
                 return raw
+            if not armed and not when(path):
+                return raw
+            if once and self.hits:
+                return raw
+            armed = True
             return _LimitedFile(raw, self, path)
 
         monkeypatch.setattr(builtins, "open", limited_open)
