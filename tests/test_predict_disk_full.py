@@ -85,20 +85,24 @@ class _StartsAnotherRun(Brightness):
         return super().predict_image(rgb)
 
 
-def test_two_predicts_into_one_folder_both_keep_their_files_recognised(tmp_path, capsys):
+@pytest.mark.parametrize("same_inputs", [False, True], ids=["other_images", "same_images"])
+def test_two_predicts_into_one_folder_both_keep_their_files_recognised(tmp_path, capsys, same_inputs):
     first, second = _photos(tmp_path / "first"), tmp_path / "second"
     second.mkdir()
-    for name in ("a.png", "b.png"):
-        (second / name.replace("a", "c").replace("b", "d")).write_bytes((first / name).read_bytes())
+    names = {"a.png": "a.png", "b.png": "b.png"} if same_inputs else {"a.png": "c.png", "b.png": "d.png"}
+    for name, copy in names.items():
+        (second / copy).write_bytes((first / name).read_bytes())
     out = tmp_path / "out"
     results = []
     inner = _StartsAnotherRun(lambda: results.append(run_predict(tmp_path, capsys, second, out)))
     code, text = run_predict(tmp_path, capsys, first, out, predictor=inner)
-    assert code == 0 and results and results[0][0] == 0, (text, results)
+    assert code == 0 and "2 image(s) written" in text and "skipped" not in text, text
+    assert results and results[0][0] == 0, results
     report = json.loads((out / "report.json").read_text())
-    both = [f"{d}/{n}.png" for d in ("focus", "overlay") for n in "abcd"]
+    stems = "ab" if same_inputs else "abcd"
+    both = [f"{d}/{n}.png" for d in ("focus", "overlay") for n in stems]
     assert report["files"] == both and "pending" not in report
     for src in (second, first):  # each run's files are predict's own: rerunning either is accepted
         code, text = run_predict(tmp_path, capsys, src, out)
-        assert code == 0, text
+        assert code == 0 and "skipped" not in text, text
     assert json.loads((out / "report.json").read_text())["files"] == both

@@ -97,7 +97,11 @@ class OutputFolder:
 
     def refuse_conflicts(self, paths: Iterable[Path]) -> None:
         """Stop before anything is written when any of ``paths`` is a file predict did not write."""
+        paths = list(paths)
         bad = self.conflicts(paths)
+        if bad and (self.out / REPORT).is_file():  # another predict into this folder may have written them
+            self.owned |= owned_files(read_record(self.out / REPORT)) or set()
+            bad = self.conflicts(paths)
         if bad:
             shown = "\n".join(f"  {p}" for p in bad[:10])
             more = f"\n  ... and {len(bad) - 10} more" if len(bad) > 10 else ""
