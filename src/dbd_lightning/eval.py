@@ -27,7 +27,6 @@ from . import _env  # noqa: F401  (first: the environment defaults, before any l
 # isort: split
 
 import glob
-import json
 import logging
 import os
 import sys
@@ -53,6 +52,7 @@ from .reports import (
 )
 from .runs.resolver import find_checkpoint, resolve_checkpoint
 from .runs.run import CheckpointSpecError, RunCheckpoint
+from .utils.atomic import write_json, write_text
 from .utils.config import config_dir
 from .utils.errors import ConfigError, handle_user_errors
 from .utils.report import write_metrics
@@ -138,14 +138,14 @@ def write_report(out: Path, result, convention: str, sources: dict[str, str], cf
              "Images: " + ", ".join(f"{k} {n}" for k, n in result.counts.items())]
     md = markdown_table(result.results, convention, notes=notes)
     files["md"] = out / "results.md"
-    files["md"].write_text(md + "\n")
+    write_text(files["md"], md + "\n")
     files["csv"] = out / "results.csv"
-    files["csv"].write_text(csv_table(result.results))
+    write_text(files["csv"], csv_table(result.results))
     files["tex"] = out / "results.tex"
-    files["tex"].write_text(latex_table(result.results, convention))
+    write_text(files["tex"], latex_table(result.results, convention))
     files["json"] = out / "results.json"
-    files["json"].write_text(json.dumps({"convention": convention, "sources": sources, "counts": result.counts,
-                                         "results": result.results}, indent=2) + "\n")
+    write_json(files["json"], {"convention": convention, "sources": sources, "counts": result.counts,
+                               "results": result.results})
     rep = cfg.report
     if rep.pr_curves and result.curves:
         positive = "blur" if "blur positive" in convention else "in-focus"
@@ -155,8 +155,8 @@ def write_report(out: Path, result, convention: str, sources: dict[str, str], cf
                                                positive=positive, beta2=beta2,
                                                iso_f=list(rep.iso_f) if rep.iso_f else ())
         files["pr_json"] = out / "pr_curves.json"
-        files["pr_json"].write_text(json.dumps(
-            {ds: {m: {"precision": p, "recall": r} for m, (p, r) in c.items()} for ds, c in result.curves.items()}))
+        write_json(files["pr_json"], {ds: {m: {"precision": p, "recall": r} for m, (p, r) in c.items()}
+                                      for ds, c in result.curves.items()}, indent=None)
     if rep.grid_samples and result.grid_rows:
         files["grid"] = qualitative_grid(result.grid_rows, list(result.results), out / "qualitative_grid.png")
         if len(result.counts) > 1:  # and one grid per dataset

@@ -13,7 +13,13 @@ saved config with ``pretrained=false`` and the checkpoint loaded with
 
 ONNX uses ``torch.onnx.export``: ``dynamo=false`` (default, the TorchScript-based
 exporter, fast, needs only ``onnx``) or ``dynamo=true`` (``torch.export`` based,
-needs ``onnxscript``; ``pip install -e '.[export]'``).
+needs ``onnxscript``; ``pip install -e '.[export]'``); both write one
+self-contained ``.onnx`` file.
+
+Like predict, export never overwrites a file it did not write: ``export.json``
+records what it wrote (:mod:`dbd_lightning.export_output`); a user's file at a
+target path stops the run before anything is written (exit 2). Every file is
+written atomically; a full disk is one line (exit 2).
 """
 
 from __future__ import annotations
@@ -35,8 +41,10 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from .export_output import ExportFolder
 from .inference.predictor import CheckpointPredictor
 from .runs.resolver import resolve_checkpoint
+from .utils.atomic import DiskFullError, atomic_path, write_atomic
 from .utils.config import config_dir
 from .utils.errors import ConfigError, handle_user_errors
 from .utils.validate import precompose
@@ -65,7 +73,14 @@ class ExportWrapper(nn.Module):
 
 def export_onnx(model: nn.Module, example: torch.Tensor, path: Path, dynamic: bool = True, opset: int = 17,
                 dynamo: bool = False) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """``model`` as one ONNX file at ``path`` (written atomically)."""
+    with atomic_path(path) as tmp:
+        _export_onnx(model, example, tmp, dynamic, opset, dynamo)
+    return path
+
+
+def _export_onnx(model: nn.Module, example: torch.Tensor, path: Path, dynamic: bool, opset: int,
+                 dynamo: bool) -> None:
     names = dict(input_names=["rgb"], output_names=["focus"])
     if dynamo:
         try:
@@ -77,23 +92,23 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: Path, dynamic: bo
             b, h, w = torch.export.Dim("batch"), torch.export.Dim("height", min=32), torch.export.Dim("width", min=32)
             shapes = {"rgb": {0: b, 2: h, 3: w}}
         torch.onnx.export(model, (example,), str(path), dynamo=True, dynamic_shapes=shapes, opset_version=opset,
-                          **names)
+                          external_data=False, **names)  # one file: renamed into place as a whole
     else:
         axes = {"rgb": {0: "batch", 2: "height", 3: "width"}, "focus": {0: "batch", 2: "height", 3: "width"}}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the TorchScript-based exporter's deprecation / tracer notes
             torch.onnx.export(model, (example,), str(path), dynamo=False, opset_version=opset,
                               dynamic_axes=axes if dynamic else None, **names)
-    return path
 
 
 def export_torchscript(model: nn.Module, example: torch.Tensor, path: Path) -> Path:
-    """``torch.jit.trace`` (timm encoders are traceable, not scriptable)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """``torch.jit.trace`` (timm encoders are traceable, not scriptable), written atomically."""
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(model, example, check_trace=False)
-    traced.save(str(path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated in favour of torch.export
+        write_atomic(path, lambda f: torch.jit.save(traced, f))
     return path
 
 
@@ -118,6 +133,11 @@ def export(cfg: DictConfig) -> dict:
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
         raise ConfigError(f"unknown export format(s) {unknown}; choose from {list(FORMATS)}")
+    out = Path(str(cfg.get("output_dir") or cfg.paths.output_dir))
+    stem = str(cfg.name)
+    targets = {fmt: out / (f"{stem}.onnx" if fmt == "onnx" else f"{stem}.torchscript.pt") for fmt in formats}
+    folder = ExportFolder(out)  # refuses a foreign export.json and, next, a foreign file at a target
+    folder.refuse_foreign(targets.values())
     run = resolve_checkpoint(str(cfg.ckpt), str(cfg.which), cfg.paths.log_dir)
     pred = CheckpointPredictor.from_run(run, device="cpu",
                                         image_size=list(cfg.image_size) if cfg.get("image_size") else None)
@@ -126,8 +146,6 @@ def export(cfg: DictConfig) -> dict:
     h, w = pred.image_size
     g = torch.Generator().manual_seed(0)
     example = torch.rand(1, 3, h, w, generator=g)
-    out = Path(str(cfg.get("output_dir") or cfg.paths.output_dir))
-    stem = str(cfg.name)
     manifest: dict = {
         "checkpoint": str(run.ckpt), "config": str(run.config_file),
         "input": {"name": "rgb", "shape": ["batch", 3, "height", "width"] if cfg.dynamic else [1, 3, h, w],
@@ -141,15 +159,18 @@ def export(cfg: DictConfig) -> dict:
     x = torch.rand(2 if cfg.dynamic else 1, 3, *check_size, generator=g)
     with torch.no_grad():
         reference = model(x).numpy()
+    folder.announce(targets.values(), manifest)
     for fmt in formats:
         try:
             if fmt == "onnx":
-                path = export_onnx(model, example, out / f"{stem}.onnx", bool(cfg.dynamic), int(cfg.opset),
+                path = export_onnx(model, example, targets[fmt], bool(cfg.dynamic), int(cfg.opset),
                                    bool(cfg.dynamo))
                 runner = run_onnx
             else:
-                path = export_torchscript(model, example, out / f"{stem}.torchscript.pt")
+                path = export_torchscript(model, example, targets[fmt])
                 runner = run_torchscript
+        except DiskFullError:
+            raise
         except ImportError as exc:
             raise ConfigError(f"{fmt} export needs a package that is not installed: {exc}") from exc
         except Exception as exc:
@@ -164,7 +185,7 @@ def export(cfg: DictConfig) -> dict:
             if diff > float(cfg.atol):
                 raise RuntimeError(f"{fmt} export {path} differs from PyTorch by {diff:.3g} > atol={cfg.atol}")
         log.info("exported %s -> %s", fmt, path)
-    (out / "export.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    folder.write(manifest)
     print(json.dumps(manifest, indent=2), flush=True)
     return manifest
 

@@ -8,7 +8,9 @@ image's native resolution; large images are tiled with overlap blending
 (``infer.*``, :mod:`dbd_lightning.inference.modes`). Unreadable files are
 skipped and listed in ``report.json``. Nothing predict did not write is ever
 overwritten: an output folder is recognised as predict's own only by its own
-earlier ``report.json`` (:mod:`dbd_lightning.predict_output`).
+earlier ``report.json`` (:mod:`dbd_lightning.predict_output`). Every file is
+written atomically; a full disk stops the run with one line (exit 2), keeps the
+finished files and leaves the folder to the same command's rerun.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from .inference.modes import predictor_kwargs
 from .inference.predictor import Predictor, build_predictor, check_prediction
 from .models.karaali.edge_maps import precomputed_edge_maps, read_edge_map
 from .predict_output import OutputFolder, is_within, own_output_folders
+from .utils.atomic import DiskFullError, ensure_dir, write_atomic
 from .utils.config import config_dir
 from .utils.errors import UserError, handle_user_errors
 from .utils.validate import precompose
@@ -162,17 +165,19 @@ def output_folders(out: Path, source: Path) -> list[Path]:
 
 
 def _save_png(path: Path, arr: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(arr).save(path)
+    write_atomic(path, lambda f: Image.fromarray(arr).save(f, format="PNG"))
+
+
+def _save_npy(path: Path, arr: np.ndarray) -> None:
+    write_atomic(path, lambda f: np.save(f, arr))
 
 
 def _save_bgr_png(path: Path, bgr: np.ndarray) -> None:
     """A colour PNG from a BGR uint8 array; OpenCV encodes it in place (PIL would copy it to 4 bytes a pixel)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     ok, buf = cv2.imencode(".png", bgr)
     if not ok:
         raise OSError(f"cannot encode {path} as PNG")
-    buf.tofile(str(path))
+    write_atomic(path, lambda f: f.write(memoryview(buf)))
 
 
 def write_maps(out: Path, rel: Path, rgb: np.ndarray, maps: dict, cfg: DictConfig,
@@ -192,13 +197,13 @@ def write_maps(out: Path, rel: Path, rgb: np.ndarray, maps: dict, cfg: DictConfi
             folder.claim(target)
     _save_png(out / "focus" / rel.with_suffix(".png"), to_uint8(focus))
     if cfg.save_npy:
-        np.save(out / "focus" / rel.with_suffix(".npy"), focus)
+        _save_npy(out / "focus" / rel.with_suffix(".npy"), focus)
     ranges = {}
     for key in extra:
         value = np.asarray(maps[key], np.float32)
         png, lo, hi = normalised_png(value)
         _save_png(out / key / rel.with_suffix(".png"), png)
-        np.save(out / key / rel.with_suffix(".npy"), value)
+        _save_npy(out / key / rel.with_suffix(".npy"), value)
         ranges[key] = [lo, hi]
     if cfg.overlay:  # last: with reuse_rgb it overwrites the pixels
         _save_bgr_png(out / "overlay" / rel.with_suffix(".png"),
@@ -223,6 +228,40 @@ def make_predictor(cfg: DictConfig) -> tuple[Predictor, str]:
                            which=str(cfg.which), search_root=cfg.paths.log_dir, **kwargs)
 
 
+def _predict_all(cfg: DictConfig, predictor: Predictor, name: str | None, inputs: list[tuple[Path, Path]],
+                 sources: set[Path], edge_maps, folder: OutputFolder, report: dict) -> None:
+    """Predict and write every input into ``report``; one bad file is listed and skipped, a full disk stops."""
+    out = folder.out
+    header = {k: report[k] for k in ("predictor", "input", "output")}
+    tiles = getattr(predictor, "uses_tiles", None)
+    known_extra: set[str] = set()
+    for path, rel in tqdm(inputs, desc=f"predict [{name}]", unit="img", dynamic_ncols=True):
+        try:
+            rgb = read_rgb(path)
+            maps = (predictor.predict_image(rgb) if edge_maps is None else  # edges=DIR (Karaali's -e)
+                    predictor.predict_image(rgb, edges=read_edge_map(edge_maps[path], rgb.shape[:2], path)))
+            extra = [k for k in maps if k != "focus"]
+            for target in output_paths(out, rel, extra, False, False):
+                if target.resolve() in sources:
+                    raise PredictInputError(f"output {target} would overwrite an input file")
+            if set(extra) - known_extra:  # extra maps are known only now: announce them for every input once
+                known_extra |= set(extra)
+                folder.announce((t for _, r in inputs for t in output_paths(out, r, sorted(known_extra), False,
+                                                                            False)), header)
+            ranges = write_maps(out, rel, rgb, maps, cfg, folder, reuse_rgb=True)
+        except DiskFullError:
+            raise
+        except Exception as exc:  # one bad file must not stop the batch: report it and go on
+            log.warning("skipped %s: %s", path, exc)
+            report["failed"].append({"file": str(path), "error": f"{type(exc).__name__}: {exc}"})
+            continue
+        report["written"].append(str(rel))
+        if tiles is not None and tiles(*rgb.shape[:2]):
+            report["tiled"].append(str(rel))
+        if ranges:
+            report["ranges"][str(rel)] = ranges
+
+
 def predict(cfg: DictConfig, predictor: Predictor | None = None, name: str | None = None) -> dict:
     """Run ``predictor`` (or the one the config names) on every input; returns the report dict."""
     out = Path(str(cfg.output)).expanduser()
@@ -238,29 +277,24 @@ def predict(cfg: DictConfig, predictor: Predictor | None = None, name: str | Non
     if predictor is None:
         predictor, name = make_predictor(cfg)
     edge_maps = precomputed_edge_maps(cfg.get("edges"), predictor, name, [p for p, _ in inputs])
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out)
     report: dict = {"predictor": name, "input": str(cfg.input), "output": str(out), "written": [], "failed": [],
                     "tiled": [], "ranges": {}}
-    tiles = getattr(predictor, "uses_tiles", None)
-    for path, rel in tqdm(inputs, desc=f"predict [{name}]", unit="img", dynamic_ncols=True):
+    header = {k: report[k] for k in ("predictor", "input", "output")}
+    try:  # the files are announced in report.json before any is written: a stopped run stays resumable
+        folder.announce((t for _, rel in inputs for t in output_paths(out, rel, [], bool(cfg.save_npy),
+                                                                       bool(cfg.overlay))), header)
+        _predict_all(cfg, predictor, name, inputs, sources, edge_maps, folder, report)
+    except DiskFullError as exc:  # stop: keep the finished files, record them if the disk still allows it
+        report["stopped"] = str(exc)
         try:
-            rgb = read_rgb(path)
-            maps = (predictor.predict_image(rgb) if edge_maps is None else  # edges=DIR (Karaali's -e)
-                    predictor.predict_image(rgb, edges=read_edge_map(edge_maps[path], rgb.shape[:2], path)))
-            extra = [k for k in maps if k != "focus"]
-            for target in output_paths(out, rel, extra, False, False):
-                if target.resolve() in sources:
-                    raise PredictInputError(f"output {target} would overwrite an input file")
-            ranges = write_maps(out, rel, rgb, maps, cfg, folder, reuse_rgb=True)
-        except Exception as exc:  # one bad file must not stop the batch: report it and go on
-            log.warning("skipped %s: %s", path, exc)
-            report["failed"].append({"file": str(path), "error": f"{type(exc).__name__}: {exc}"})
-            continue
-        report["written"].append(str(rel))
-        if tiles is not None and tiles(*rgb.shape[:2]):
-            report["tiled"].append(str(rel))
-        if ranges:
-            report["ranges"][str(rel)] = ranges
+            folder.write_report(report)
+        except DiskFullError:
+            log.warning("report.json could not be updated (disk full); the rerun still recognises the files "
+                        "this run announced in it")
+        raise
+    finally:
+        folder.close()
     folder.write_report(report)
     msg = f"predict: {len(report['written'])} image(s) written to {out}"
     if report["tiled"]:

@@ -10,21 +10,27 @@ anything is written, with the list of files and the fix (exit 2).
 
 Also refused up front: ``output=`` naming an existing file, and an output
 folder that cannot be written (read-only, no permission).
+
+Every file is written atomically (:mod:`dbd_lightning.utils.atomic`), and a run
+announces its files in ``report.json`` before writing them
+(:mod:`dbd_lightning.predict_record`): a run stopped by a full disk (or Ctrl-C)
+leaves no half-written file, and its rerun replaces the files it wrote.
+Several runs into one folder merge their records.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from .predict_record import MARKER, REPORT, locked, merged, new_run_id, owned_files, read_record, run_started
 from .utils import preflight
+from .utils.atomic import ensure_dir, write_json
 from .utils.errors import UserError
 
-MARKER = "dbd_lightning.predict"
-REPORT = "report.json"
+__all__ = ["MARKER", "REPORT", "OutputFolder", "PredictOutputError", "is_within", "own_output_folders",
+           "read_own_report"]
 
 
 class PredictOutputError(UserError, ValueError):
@@ -32,14 +38,9 @@ class PredictOutputError(UserError, ValueError):
 
 
 def read_own_report(report: Path) -> set[str] | None:
-    """The files an earlier predict run recorded in ``report`` (relative POSIX paths); ``None`` if not predict's."""
-    try:
-        data = json.loads(report.read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or data.get("written_by") != MARKER or not isinstance(data.get("files"), list):
-        return None
-    return {str(f) for f in data["files"] if isinstance(f, str)}
+    """The files earlier predict runs recorded in ``report`` (relative POSIX paths, finished and announced);
+    ``None`` if it is not predict's."""
+    return owned_files(read_record(report))
 
 
 def check_writable(folder: Path) -> None:
@@ -61,17 +62,23 @@ class OutputFolder:
                 f"output={self.out} is an existing file, not a folder; predict writes a folder (focus/, "
                 "overlay/, report.json): choose a folder name that does not exist yet (or an earlier predict "
                 "output folder)")
+        self.owned: set[str] = self._read_owned()
+        self.written: set[str] = set()
+        self.announced: set[str] = set()
+        self.run_id = new_run_id()
+        check_writable(self.out)
+
+    def _read_owned(self) -> set[str]:
+        """The files predict's ``report.json`` claims (empty when there is none); refuses a foreign one."""
         report = self.out / REPORT
-        owned = read_own_report(report) if report.exists() else set()
-        if owned is None:
+        owned = read_own_report(report) if report.exists() or report.is_symlink() else set()
+        if owned is None or report.is_symlink():
             raise PredictOutputError(
                 f"{report} exists but was not written by dbd_lightning.predict (it has no "
                 f'"written_by": "{MARKER}" file list), so {self.out} is not an earlier predict output folder; '
                 "predict never overwrites files it did not write: choose another output= folder, or move that "
                 "file away")
-        self.owned: set[str] = owned
-        self.written: set[str] = set()
-        check_writable(self.out)
+        return owned
 
     def rel(self, path: Path) -> str:
         return Path(os.path.abspath(path)).relative_to(os.path.abspath(self.out)).as_posix()
@@ -90,7 +97,11 @@ class OutputFolder:
 
     def refuse_conflicts(self, paths: Iterable[Path]) -> None:
         """Stop before anything is written when any of ``paths`` is a file predict did not write."""
+        paths = list(paths)
         bad = self.conflicts(paths)
+        if bad and (self.out / REPORT).is_file():  # another predict into this folder may have written them
+            self.owned |= owned_files(read_record(self.out / REPORT)) or set()
+            bad = self.conflicts(paths)
         if bad:
             shown = "\n".join(f"  {p}" for p in bad[:10])
             more = f"\n  ... and {len(bad) - 10} more" if len(bad) > 10 else ""
@@ -103,23 +114,47 @@ class OutputFolder:
         """Make ``path`` ready to be written (refuses a file predict did not write) and record it."""
         if not self.is_free(path):
             raise PredictOutputError(f"{path} exists and was not written by predict: not overwritten")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_dir(path.parent)
         self.written.add(self.rel(path))
         return path
 
+    def announce(self, paths: Iterable[Path], report: dict) -> None:
+        """Record ``paths`` in ``report.json`` as this run's before any of them is written.
+
+        Only free paths are announced (never a user's file); already announced ones
+        are skipped, so the record is rewritten only when something new is announced.
+        """
+        new = {self.rel(p) for p in paths if self.is_free(p)} - self.announced
+        if new:
+            self.announced |= new
+            self._update(report, finished=False)
+
     def write_report(self, report: dict) -> Path:
-        """``report.json`` with the marker and every file predict owns in the folder (earlier runs' included)."""
-        files = sorted(f for f in (self.owned | self.written) - {REPORT} if (self.out / f).is_file())
-        data = {"written_by": MARKER, **report, "files": files}
+        """The final ``report.json``: the marker and every file predict owns in the folder (earlier and
+        concurrent runs' included, merged under the folder lock); this run's announcement is settled."""
+        self.close()
+        return self._update(report, finished=True)
+
+    def close(self) -> None:
+        """This run has ended: a later run (even in this process) settles its announcement."""
+        run_started(self.run_id, running=False)
+
+    def _update(self, report: dict, finished: bool) -> Path:
         path = self.out / REPORT
-        self.out.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{REPORT}.tmp")
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        try:
-            os.replace(tmp, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+        ensure_dir(self.out)
+        with locked(self.out):
+            disk = read_record(path) if path.exists() else None
+            if (path.exists() or path.is_symlink()) and (disk is None or path.is_symlink()):
+                raise PredictOutputError(f"{path} was replaced by a file predict did not write while predict "
+                                         "ran; it is not overwritten: move it away and rerun")
+            files, pending = merged(self.out, disk, self.owned | self.written, self.run_id, self.announced,
+                                    finished)
+            data = {"written_by": MARKER, **report, "files": files}
+            if not finished:
+                data["status"] = "running"
+            if pending:
+                data["pending"] = pending
+            write_json(path, data)
         return path
 
 

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .metrics.describe import describe_convention
 from .ops.cpu_memory import reuse_freed_memory
+from .utils.atomic import write_text
 from .utils.checkpoint import load_weights
 from .utils.compile import compile_net
 from .utils.config import build_datamodule, build_task, instantiate_dict
@@ -127,7 +128,7 @@ def _fit_test_report(cfg: DictConfig, trainer: L.Trainer, task: L.LightningModul
     write_metrics(output_dir / "metrics.json", metrics)
     convention = describe_convention(**OmegaConf.to_container(cfg.metrics, resolve=True))
     table = results_table(metrics, "test" if cfg.test else "val", convention)
-    (output_dir / "results.md").write_text(table + "\n")
+    write_text(output_dir / "results.md", table + "\n")
     print("\n" + table + f"\n\noutputs: {output_dir}\n", flush=True)
     if (cfg.get("real_report") or {}).get("enabled"):
         from .reports.real_samples_cli import report_after_training

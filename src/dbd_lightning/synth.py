@@ -9,6 +9,10 @@ Usage (``key=value`` arguments, Hydra-like)::
 :class:`~dbd_lightning.data.synthetic.RenderConfig` field may be overridden, e.g.
 ``f_number=[1.4,2.8]``, ``psf=gaussian``, ``jpeg_quality=null``,
 ``source_dir=/photos``. See :mod:`dbd_lightning.data.synthetic.writer` for the layout.
+
+synth writes only into a new or empty folder, or its own earlier one: ``overwrite=true``
+replaces exactly the files its ``meta.json`` lists (never a user's file; a folder synth
+did not write is refused). After a full disk, the same command resumes the folder.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from .utils.errors import handle_user_errors
+from .utils.errors import UserError, handle_user_errors
 
 USAGE = __doc__ or ""
 _TRUE = {"1", "true", "yes", "on"}
@@ -133,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             start=args["start"],
             **args["overrides"],
         )
-    except (ValueError, FileExistsError, NotADirectoryError, FileNotFoundError) as e:
+    except (UserError, ValueError, FileExistsError, NotADirectoryError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {args['n']} samples to {out}")

@@ -20,7 +20,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..utils.atomic import atomic_path
 from ..utils.hashing import file_sha256
 from ..utils.preflight import OutputDirError, check_writable
 
@@ -135,14 +135,9 @@ def load_valid(onnx_path: Path, identity: dict) -> dict | None:
 
 
 def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """``write(tmp)`` into a temporary file next to ``path``, then moved onto it (the shared atomic helper)."""
+    with atomic_path(path) as tmp:
+        write(tmp)
 
 
 def export_graph(net: nn.Module, path: Path, size: Sequence[int], dynamic: bool) -> None:

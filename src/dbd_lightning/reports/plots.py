@@ -11,6 +11,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ..utils.atomic import write_atomic  # noqa: E402
+
+
+def save_figure(fig, path: Path) -> None:
+    """``fig`` written atomically to ``path`` (format from the suffix), then closed."""
+    try:
+        write_atomic(path, lambda f: fig.savefig(f, format=path.suffix.lstrip(".") or "png"))
+    finally:
+        plt.close(fig)
+
 
 def iso_f_precision(recall: np.ndarray, f: float, beta2: float = 0.3) -> np.ndarray:
     """Precision on the iso-F line ``F = (1 + b2) P R / (b2 P + R)``: ``P = F R / ((1 + b2) R - b2 F)``.
@@ -52,8 +62,7 @@ def plot_pr_curves(
     if curves:
         ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 
@@ -96,6 +105,5 @@ def qualitative_grid(
             if j == 0:
                 ax.set_ylabel(row.get("label", ""), fontsize=6)
     fig.tight_layout(pad=0.3)
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
     return path

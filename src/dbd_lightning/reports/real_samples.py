@@ -17,7 +17,6 @@ that transfers to real photographs.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,6 +27,7 @@ import torch
 
 from ..data.real_mini import REAL_MINI_SUBSETS, real_mini_folder
 from ..metrics.collection import build_dbd_metrics
+from ..utils.atomic import write_bytes, write_json, write_text
 
 log = logging.getLogger(__name__)
 
@@ -100,14 +100,16 @@ def real_samples_report(predictors: Mapping[str, object], metrics_cfg: Mapping, 
         cells = [" / ".join(f"{r[s][k]:.3f}" for k in ("mae", "fbeta", "iou")) for s in REAL_MINI_SUBSETS]
         lines.append(f"| {name} | {cells[0]} | {cells[1]} | {r['all']['mae']:.3f} / {r['all']['iou']:.3f} |")
     table = "\n".join(lines)
-    (out_dir / "real_samples.md").write_text(
-        "Real photographs shipped in the package (papers' protocol: whole image resized to the input size).\n\n"
-        + table + "\n")
-    (out_dir / "real_samples.json").write_text(json.dumps(results, indent=1) + "\n")
+    write_text(out_dir / "real_samples.md",
+               "Real photographs shipped in the package (papers' protocol: whole image resized to the input size)."
+               "\n\n" + table + "\n")
+    write_json(out_dir / "real_samples.json", results, indent=1)
     names = list(predictors)[:2]
     rows = [[x["image"], x["mask"].astype(np.float32)] + [maps[n][id(x["image"])] for n in names]
             for s in samples.values() for x in s]
     grid = _grid(rows)
-    cv2.imwrite(str(out_dir / "real_samples_grid.png"), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+    ok, png = cv2.imencode(".png", cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+    if ok:
+        write_bytes(out_dir / "real_samples_grid.png", memoryview(png))
     log.info("real-sample report: %s (grid columns: image | GT | %s)", out_dir / "real_samples.md", " | ".join(names))
     return table

@@ -7,7 +7,9 @@ filesystem (not atomic), and nothing is fsynced, so a crash or power loss can
 leave a truncated ``last.ckpt``. :class:`AtomicCheckpointIO` writes a hidden
 temporary file in the destination folder, fsyncs it, renames it over the target
 with ``os.replace`` (atomic on POSIX and Windows within one filesystem) and
-fsyncs the folder. A crash at any point leaves either the old complete file or
+fsyncs the folder (the shared helper :mod:`dbd_lightning.utils.atomic`). A full
+disk stops training with one line, ``error: disk full while writing <file>: ...``
+(exit 2), never a zip-writer traceback. A crash at any point leaves either the old complete file or
 the new complete file; a stale ``.<name>.partial-*`` file may remain after a
 hard kill and is removed by the next save into that folder. Remote URLs
 (``s3://`` ...) fall back to Lightning's implementation.
@@ -19,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -27,41 +28,27 @@ import torch
 from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-PARTIAL_TAG = ".partial-"
+from .atomic import PARTIAL_TAG, write_atomic
+
+__all__ = ["PARTIAL_TAG", "AtomicCheckpointIO", "atomic_torch_save"]
 
 
 def _is_local(path) -> bool:
     return "://" not in str(path) or str(path).startswith("file://")
 
 
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):  # some filesystems (and Windows) refuse to open a folder
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to a temporary file next to ``path``, fsync, then ``os.replace`` it onto ``path``."""
+    """``torch.save`` to a temporary file next to ``path``, fsync, then ``os.replace`` it onto ``path``.
+
+    A full disk raises :class:`~dbd_lightning.utils.atomic.DiskFullError` (one-line user error, exit 2)
+    instead of the zip writer's ``RuntimeError``; the previous checkpoint stays intact.
+    """
     path = Path(str(path).removeprefix("file://"))
     path.parent.mkdir(parents=True, exist_ok=True)
     for stale in path.parent.glob(f".{path.name}{PARTIAL_TAG}*"):  # left by a hard kill during a save
         with contextlib.suppress(OSError):
             stale.unlink()
-    tmp = path.parent / f".{path.name}{PARTIAL_TAG}{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    _fsync_dir(path.parent)
+    write_atomic(path, lambda f: torch.save(obj, f))
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

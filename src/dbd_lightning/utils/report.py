@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+
+from .atomic import write_json
 
 TABLE_METRICS = (("mae", "MAE"), ("fbeta", "F-beta"), ("iou", "IoU"))
 
@@ -44,6 +45,5 @@ def results_table(metrics: Mapping[str, float], stage: str = "test", convention:
 
 
 def write_metrics(path: str | Path, metrics: Mapping[str, float]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(dict(sorted(metrics.items())), indent=2) + "\n")
+    """``metrics.json`` (sorted keys), written atomically."""
+    write_json(Path(path), dict(sorted(metrics.items())))

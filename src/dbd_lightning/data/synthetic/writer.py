@@ -14,12 +14,18 @@ Layout of ``out_dir`` (``NAME = synth_<seed>_<index:06d>``)::
 
 The ``image/`` + ``gt/`` pair matches the DUT test layout, so benchmark loaders
 read it too.
+
+Every file is written atomically (:mod:`dbd_lightning.utils.atomic`). ``meta.json``
+is written first (``"complete": false``, the names about to be written) and again
+at the end (``"complete": true``): it is the record of what synth wrote, so
+``overwrite=true`` removes exactly those files and never a user's
+(:mod:`.output`), and after a full disk the same command resumes the folder.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,8 +34,12 @@ import cv2
 import numpy as np
 
 from ...ops.cpu_memory import reuse_freed_memory
+from ...utils.atomic import ensure_dir, write_atomic, write_bytes, write_json, write_text
 from .config import RenderConfig, resolve_config
+from .output import GENERATOR, INFO, META, prepare
 from .renderer import SyntheticRenderer, sample_name
+
+log = logging.getLogger(__name__)
 
 __all__ = ["LAYOUT", "write_dataset", "write_sample"]
 
@@ -42,12 +52,13 @@ LAYOUT: dict[str, str] = {
     "edge": ".png",
     "edge_type": ".png",
 }
-_FILES = ("meta.json", "info.jsonl")
 
 
 def _imwrite(path: Path, array: np.ndarray) -> None:
-    if not cv2.imwrite(str(path), array):
-        raise OSError(f"could not write {path}")
+    ok, buf = cv2.imencode(path.suffix, array)
+    if not ok:
+        raise OSError(f"could not encode {path}")
+    write_bytes(path, memoryview(buf))
 
 
 def write_sample(out_dir: str | Path, name: str, sample: Mapping[str, np.ndarray]) -> None:
@@ -57,26 +68,9 @@ def write_sample(out_dir: str | Path, name: str, sample: Mapping[str, np.ndarray
     _imwrite(out / "gt" / f"{name}.png", (sample["mask"] > 0).astype(np.uint8) * 255)
     depth16 = np.round(np.clip(sample["depth"], 0.0, 1.0) * 65535.0).astype(np.uint16)
     _imwrite(out / "depth" / f"{name}.png", depth16)
-    np.save(out / "radius" / f"{name}.npy", sample["radius"].astype(np.float32))
+    write_atomic(out / "radius" / f"{name}.npy", lambda f: np.save(f, sample["radius"].astype(np.float32)))
     _imwrite(out / "edge" / f"{name}.png", (sample["dof_edge"] > 0).astype(np.uint8) * 255)
     _imwrite(out / "edge_type" / f"{name}.png", sample["edge_type"].astype(np.uint8))
-
-
-def _prepare(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"{out} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise FileExistsError(f"{out} is not empty; pass overwrite=true to replace its synthetic dataset")
-        # remove only what this writer creates, never unrelated files
-        for sub in LAYOUT:
-            if (out / sub).is_dir():
-                shutil.rmtree(out / sub)
-        for f in _FILES:
-            if (out / f).is_file():
-                (out / f).unlink()
-    for sub in LAYOUT:
-        (out / sub).mkdir(parents=True, exist_ok=True)
 
 
 def _progress(iterable: Iterable[int], total: int, enabled: bool) -> Iterable[int]:
@@ -102,8 +96,9 @@ def write_dataset(
 ) -> Path:
     """Render samples ``start .. start+n-1`` and write them to ``out_dir``.
 
-    Refuses a non-empty ``out_dir`` unless ``overwrite`` (then only the writer's
-    own sub-folders and files are replaced). Returns the output path.
+    Refuses a folder synth did not write (even with ``overwrite``), and its own
+    dataset unless ``overwrite`` (then only the files its ``meta.json`` lists are
+    replaced) or it is this request's unfinished run (resumed). Returns the output path.
     """
     n, start = int(n), int(start)
     if n < 1:
@@ -113,17 +108,9 @@ def write_dataset(
     cfg = resolve_config(preset, size=size, **overrides)
     renderer = SyntheticRenderer(cfg, seed=seed)
     out = Path(out_dir)
-    _prepare(out, overwrite)
-    names = []
-    with open(out / "info.jsonl", "w", encoding="utf-8") as info_file, reuse_freed_memory():
-        for i in _progress(range(start, start + n), n, progress):
-            sample, info = renderer.render_with_info(i)
-            name = sample_name(renderer.seed, i)
-            write_sample(out, name, sample)
-            info_file.write(json.dumps({"name": name, **info}) + "\n")
-            names.append(name)
+    names = [sample_name(renderer.seed, i) for i in range(start, start + n)]
     meta = {
-        "generator": "dbd_lightning.synth",
+        "generator": GENERATOR,
         "preset": cfg.name,
         "config": cfg.to_dict(),
         "seed": renderer.seed,
@@ -141,6 +128,18 @@ def write_dataset(
         },
         "names": names,
     }
-    with open(out / "meta.json", "w", encoding="utf-8") as f:
-        json.dump(meta, f, indent=2)
+    kept = prepare(out, overwrite, meta, names, LAYOUT)
+    if kept:
+        log.warning("synth: %d file(s) in %s that synth did not write are kept (e.g. %s)", len(kept), out, kept[0])
+    for sub in LAYOUT:
+        ensure_dir(out / sub)
+    write_json(out / META, {**meta, "complete": False})  # first: the record of what synth is about to write
+    lines = []
+    with reuse_freed_memory():
+        for i, name in zip(_progress(range(start, start + n), n, progress), names, strict=True):
+            sample, info = renderer.render_with_info(i)
+            write_sample(out, name, sample)
+            lines.append(json.dumps({"name": name, **info}) + "\n")
+    write_text(out / INFO, "".join(lines))
+    write_json(out / META, {**meta, "complete": True})
     return out
