@@ -33,3 +33,7 @@ def _drop_log_files_of_finished_tests():
         if handler not in before and isinstance(handler, logging.FileHandler):
             root.removeHandler(handler)
             handler.close()
+        elif handler not in before and isinstance(handler, logging.StreamHandler):
+            # Hydra's console handler bound to the test's captured stderr: closed once the test ends, so a
+            # later test's log call would print a "Logging error" traceback into its own output
+            root.removeHandler(handler)
