@@ -101,6 +101,19 @@ def finish_wandb_runs(loggers: list) -> None:
             lg._experiment = None
 
 
+def own_best(callback) -> str | None:
+    """The best checkpoint ``callback`` recorded, looked up by file name in its own ``dirpath`` (as
+    :func:`~dbd_lightning.runs.resolver.find_checkpoint` does): never a file of another run folder."""
+    best = getattr(callback, "best_model_path", "") or ""
+    if not best or not getattr(callback, "dirpath", None):
+        return best or None
+    path = Path(str(callback.dirpath)) / Path(best).name
+    if not path.is_file():
+        raise FileNotFoundError(f"the best checkpoint recorded by ModelCheckpoint ({best}) is not in its folder "
+                                f"{callback.dirpath}")
+    return str(path)
+
+
 def _fit_test_report(cfg: DictConfig, trainer: L.Trainer, task: L.LightningModule, datamodule,
                      resume: str | None, output_dir: Path) -> dict[str, float]:
     if cfg.train:
@@ -112,7 +125,7 @@ def _fit_test_report(cfg: DictConfig, trainer: L.Trainer, task: L.LightningModul
         # test_ckpt=best: the best ModelCheckpoint recorded in this process, the same file that
         # runs.resolver.find_checkpoint(run, "best") reads back from last.ckpt afterwards
         if cfg.train and cfg.test_ckpt == "best" and trainer.checkpoint_callback is not None:
-            ckpt = trainer.checkpoint_callback.best_model_path or None
+            ckpt = own_best(trainer.checkpoint_callback)
         elif cfg.test_ckpt not in (None, "best", "current"):
             ckpt = cfg.test_ckpt
         if ckpt and not trainer.fast_dev_run:
