@@ -16,6 +16,7 @@ from dbd_lightning.callbacks import ModelCheckpoint
 from dbd_lightning.runs.resolver import find_checkpoint
 from dbd_lightning.utils.checkpoint import load_weights
 from dbd_lightning.utils.config import build_datamodule, build_task
+from dbd_lightning.utils.resume import argv_for_resume
 
 from .helpers import compose_cfg, run_module
 
@@ -65,6 +66,19 @@ def test_restored_checkpoint_paths_are_looked_up_by_name_in_the_callbacks_own_fo
     cb = _restored(new, original / "last.ckpt", _state(original))
     assert (cb.best_model_path, cb.best_k_models, cb.last_model_path, cb.best_model_score) == ("", {}, "", None)
     assert cb.kth_best_model_path == "" and float(cb.kth_value) == float("inf")
+
+
+def test_resume_of_a_copy_does_not_repeat_the_original_folder_from_its_saved_overrides(tmp_path):
+    # a run made with paths.output_dir=<its folder> saved that absolute path in .hydra/overrides.yaml
+    copy = tmp_path / "copy"
+    (copy / ".hydra").mkdir(parents=True)
+    (copy / ".hydra" / "overrides.yaml").write_text(
+        f"- model=dffnet_small\n- paths.output_dir={tmp_path / 'original'}\n- ckpt_path=null\n")
+    argv = argv_for_resume(["train", f"run_dir={copy}"])
+    assert "model=dffnet_small" in argv and f"hydra.run.dir='{copy}'" in argv and "ckpt_path=last" in argv
+    assert not any("original" in a for a in argv), argv  # the continuation is written into the copy
+    # an explicit choice on the command line still wins
+    assert "paths.output_dir=elsewhere" in argv_for_resume(["train", f"run_dir={copy}", "paths.output_dir=elsewhere"])
 
 
 # ------------------------------------------------------------------ a copied run, end to end

@@ -78,9 +78,16 @@ def _override_key(override: str) -> str:
     return override.lstrip("+~").split("=", 1)[0]
 
 
+#: saved overrides a resume never repeats: it names its own checkpoint, and the run folder is ``run_dir``
+#: itself (a ``paths.output_dir=<abs path>`` saved in a copied or moved run names the *original* folder:
+#: repeating it would write the continuation there)
+NOT_REPEATED = ("run_dir", "ckpt_path", "paths.output_dir")
+
+
 def saved_overrides(run_dir: Path, args: list[str]) -> list[str]:
     """The original run's command-line overrides (``.hydra/overrides.yaml``) that ``args`` does not set
-    again: a resume composes the run's own config without repeating them (later ``args`` still win)."""
+    again, less :data:`NOT_REPEATED`: a resume composes the run's own config without repeating them
+    (later ``args`` still win)."""
     path = run_dir / ".hydra" / "overrides.yaml"
     if not path.is_file():
         return []
@@ -91,7 +98,7 @@ def saved_overrides(run_dir: Path, args: list[str]) -> list[str]:
                           "command line instead") from exc
     saved = migrate_overrides(saved)  # experiment / key names renamed since the run was made
     given = {_override_key(a) for a in args}
-    return [o for o in saved if _override_key(o) not in given and _override_key(o) not in ("run_dir", "ckpt_path")]
+    return [o for o in saved if _override_key(o) not in given and _override_key(o) not in NOT_REPEATED]
 
 
 #: config subtrees that must be the same in a resumed run as in the original (else the checkpoint
