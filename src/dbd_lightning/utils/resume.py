@@ -154,6 +154,23 @@ def resolve_ckpt_path(cfg: DictConfig, output_dir: Path) -> str | None:
     return str(path)
 
 
+def preflight_resume(out_dir: Path, cfg: DictConfig, ckpt: str | None) -> None:
+    """The writability and free-space checks of :mod:`.preflight` for a resume from ``ckpt`` that writes
+    into ``out_dir`` (the run folder; ``hydra.run.dir``), run before Hydra starts: a resume that cannot
+    go on stops before ``.hydra_resume/`` is written or the CSV history moved (the probe file of the
+    writability check is removed again). The checkpoints kept are estimated from the size of ``ckpt``."""
+    from .preflight import check_free_space, check_writable, required_free_bytes
+
+    role = f"run folder {out_dir} (run_dir)"
+    check_writable(out_dir, role=role, create=False)
+    if (out_dir / CHECKPOINT_DIR).is_dir():
+        check_writable(out_dir / CHECKPOINT_DIR, role=f"checkpoint folder of {role}", create=False)
+    pre = cfg.get("preflight") or {}
+    if ckpt in (None, "hpc") or not cfg.get("train", True) or pre.get("min_free_mb", None) == 0:
+        return
+    check_free_space(out_dir, required_free_bytes(cfg, Path(ckpt).stat().st_size), role=role)
+
+
 def _flatten(node, prefix: str = "") -> dict[str, object]:
     out: dict[str, object] = {}
     if isinstance(node, dict):
