@@ -17,6 +17,10 @@ state key in checkpoints (``ModelCheckpoint{'monitor': ..., 'mode': ...}``) is u
   by file name in ``dirpath`` (:func:`relocated_state`; entries whose file is not there are dropped);
   a checkpoint of another folder restores no paths at all. The same rule as
   :func:`dbd_lightning.runs.resolver.find_checkpoint` uses for ``best``.
+* The epoch-end saves (top-k checkpoint, removal of the one it replaces, ``last.ckpt``) run as one
+  unit: a Ctrl-C / SIGTERM arriving in between is acted on after them
+  (:func:`dbd_lightning.utils.interrupts.deferred_interrupts`), so ``last.ckpt`` and the best
+  checkpoint it records always belong to one finished epoch.
 * ``fast_dev_run`` disables checkpointing, and every save path checks for it except
   ``on_train_end``, which writes ``last.ckpt`` when ``save_last`` is on: for a paper-size model a
   0.5-1 GB file per smoke run.
@@ -30,6 +34,8 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint as _LightningModelCheckpoint
+
+from ..utils.interrupts import deferred_interrupts
 
 log = logging.getLogger(__name__)
 
@@ -78,15 +84,21 @@ class ModelCheckpoint(_LightningModelCheckpoint):
             return
         self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any, **kwargs: Any) -> None:
+        with deferred_interrupts():
+            super().on_train_batch_end(trainer, pl_module, *args, **kwargs)
+
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        super().on_train_epoch_end(trainer, pl_module)
-        if self._should_save_on_train_epoch_end(trainer):
-            self._save_last_if_stale(trainer)
+        with deferred_interrupts():
+            super().on_train_epoch_end(trainer, pl_module)
+            if self._should_save_on_train_epoch_end(trainer):
+                self._save_last_if_stale(trainer)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        super().on_validation_end(trainer, pl_module)
-        if not self._should_save_on_train_epoch_end(trainer) and not trainer.sanity_checking:
-            self._save_last_if_stale(trainer)
+        with deferred_interrupts():
+            super().on_validation_end(trainer, pl_module)
+            if not self._should_save_on_train_epoch_end(trainer) and not trainer.sanity_checking:
+                self._save_last_if_stale(trainer)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.fast_dev_run:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import re
+import shlex
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -169,6 +170,40 @@ def preflight_resume(out_dir: Path, cfg: DictConfig, ckpt: str | None) -> None:
     if ckpt in (None, "hpc") or not cfg.get("train", True) or pre.get("min_free_mb", None) == 0:
         return
     check_free_space(out_dir, required_free_bytes(cfg, Path(ckpt).stat().st_size), role=role)
+
+
+def resume_command(run_dir: str | Path, ckpt: str = "last") -> str:
+    """The command that continues the run in ``run_dir`` (shell-quoted): the run's own overrides come back
+    from its ``.hydra/overrides.yaml`` by themselves."""
+    return f"python -m dbd_lightning.train run_dir={shlex.quote(str(run_dir))} ckpt_path={shlex.quote(str(ckpt))}"
+
+
+def _finished_epoch(ckpt: Path) -> int | None:
+    try:
+        import torch
+
+        return int(torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)["epoch"])
+    except Exception:  # unreadable: the advice names the file without its epoch
+        return None
+
+
+def resume_advice(cfg: DictConfig) -> str:
+    """What to run after the train job of ``cfg`` was interrupted: the resume command when the run saved
+    a ``last.ckpt`` (with the epoch it holds), else that there is nothing to resume."""
+    out = Path(str(cfg.paths.output_dir))
+    if cfg.get("pipeline"):
+        return f"a staged pipeline does not resume; its finished stages are in {out}; run the command again"
+    if not cfg.get("train", True):
+        return "nothing to resume (train=false)"
+    dirpath = OmegaConf.select(cfg, "callbacks.model_checkpoint.dirpath", default=None)
+    folder = Path(str(dirpath)) if dirpath else out / CHECKPOINT_DIR
+    last = folder / LAST
+    if not last.is_file():
+        return f"no checkpoint was saved yet (the first epoch had not ended): nothing to resume in {out}"
+    epoch = _finished_epoch(last)
+    held = f"{last} holds the end of epoch {epoch}" if epoch is not None else f"{last} was saved"
+    own = folder.resolve() == (out / CHECKPOINT_DIR).resolve()
+    return f"{held}; continue with: {resume_command(out, 'last' if own else last)}"
 
 
 def _flatten(node, prefix: str = "") -> dict[str, object]:
