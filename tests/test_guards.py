@@ -50,7 +50,7 @@ def test_nan_loss_stops_with_clear_message_and_keeps_last_good_checkpoint(tmp_pa
         run(cfg)
     msg = str(err.value)
     assert "non-finite training loss (nan) at epoch 1, global step 3" in msg
-    assert "last.ckpt" in msg and "ckpt_path=last" in msg
+    assert "last.ckpt" in msg and f"python -m dbd_lightning.train run_dir={tmp_path} ckpt_path=last" in msg
     # the bad step never reached the weights: the module is exactly as before that batch
     module, before = PoisonBatch.seen["module"], PoisonBatch.seen["before"]
     for key, value in module.state_dict().items():
@@ -61,6 +61,22 @@ def test_nan_loss_stops_with_clear_message_and_keeps_last_good_checkpoint(tmp_pa
     last = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert last["epoch"] == 0 and last["global_step"] == 2
     assert all(torch.isfinite(v.float()).all() for v in last["state_dict"].values())
+
+
+def test_nan_before_any_checkpoint_is_a_user_error_that_does_not_advise_a_resume(tmp_path, monkeypatch):
+    """CLI: exit 2, one ``error:`` paragraph (also in train.log), no traceback, no resume advice."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))  # tests.*
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    poison = ["+callbacks.poison._target_=tests.test_guards.PoisonBatch", "+callbacks.poison.at_step=0"]
+    proc = run_module("dbd_lightning.train", [*QUIET, "trainer.max_epochs=2", *poison, "hydra.run.dir=run"],
+                      cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr + proc.stdout
+    (line,) = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert "non-finite training loss (nan) at epoch 0, global step 0" in line
+    assert "nothing to resume" in line and "lower model.optimizer.lr" in line and "ckpt_path" not in line
+    assert not (tmp_path / "run" / "checkpoints").is_dir() or not list((tmp_path / "run" / "checkpoints").iterdir())
+    assert line in (tmp_path / "run" / "train.log").read_text()
 
 
 def _fake_trainer(precision="32-true"):

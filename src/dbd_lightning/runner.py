@@ -26,7 +26,13 @@ from .utils.atomic import write_text
 from .utils.checkpoint import load_weights
 from .utils.compile import compile_net
 from .utils.config import build_datamodule, build_task, instantiate_dict
-from .utils.preflight import check_free_space, check_writable, output_folders, required_free_bytes
+from .utils.preflight import (
+    check_free_space,
+    check_writable,
+    checkpoint_bytes,
+    output_folders,
+    required_free_bytes,
+)
 from .utils.report import results_table, scalar_metrics, write_metrics
 from .utils.resume import config_changes, keep_csv_history, resolve_ckpt_path
 from .utils.run_meta import RunMetaCheckpoint, run_metadata
@@ -44,15 +50,7 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
         check_writable(folder, role=f"output folder {key}")
     resume = resolve_ckpt_path(cfg, output_dir) if cfg.train else None
     continuing = bool(cfg.get("run_dir")) and resume is not None
-    if continuing and is_zero:
-        log.info("continuing run %s from %s", cfg.run_dir, resume)
-        changed = config_changes(Path(cfg.run_dir).expanduser(), cfg)
-        if changed:
-            log.warning("resumed with a config that differs from the original run in: %s", ", ".join(changed[:20]))
-        moved = keep_csv_history(output_dir)
-        if moved:
-            log.info("kept the CSV history of the interrupted run as %s", moved)
-    if is_zero and not continuing:
+    if is_zero and not continuing:  # a new run's folder: nothing in it to keep as it was
         (output_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     L.seed_everything(cfg.seed, workers=True)
 
@@ -60,7 +58,15 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
     task = build_task(cfg)
     pre = cfg.get("preflight") or {}
     if cfg.train and pre.get("min_free_mb", None) != 0:
-        check_free_space(output_dir, required_free_bytes(cfg, task))
+        check_free_space(output_dir, required_free_bytes(cfg, checkpoint_bytes(task)))
+    if continuing and is_zero:  # only after every check: a resume that stops leaves its run folder as it was
+        log.info("continuing run %s from %s", cfg.run_dir, resume)
+        changed = config_changes(Path(cfg.run_dir).expanduser(), cfg)
+        if changed:
+            log.warning("resumed with a config that differs from the original run in: %s", ", ".join(changed[:20]))
+        moved = keep_csv_history(output_dir)
+        if moved:
+            log.info("kept the CSV history of the interrupted run as %s", moved)
     if compile_net(task, cfg.get("compile")):
         log.info("compiled task.net in place (torch.compile %s)", OmegaConf.to_container(cfg.compile))
     callbacks = drop_disabled_callbacks(instantiate_dict(cfg.get("callbacks")), cfg.trainer)
@@ -102,6 +108,19 @@ def finish_wandb_runs(loggers: list) -> None:
             lg._experiment = None
 
 
+def own_best(callback) -> str | None:
+    """The best checkpoint ``callback`` recorded, looked up by file name in its own ``dirpath`` (as
+    :func:`~dbd_lightning.runs.resolver.find_checkpoint` does): never a file of another run folder."""
+    best = getattr(callback, "best_model_path", "") or ""
+    if not best or not getattr(callback, "dirpath", None):
+        return best or None
+    path = Path(str(callback.dirpath)) / Path(best).name
+    if not path.is_file():
+        raise FileNotFoundError(f"the best checkpoint recorded by ModelCheckpoint ({best}) is not in its folder "
+                                f"{callback.dirpath}")
+    return str(path)
+
+
 def _fit_test_report(cfg: DictConfig, trainer: L.Trainer, task: L.LightningModule, datamodule,
                      resume: str | None, output_dir: Path) -> dict[str, float]:
     if cfg.train:
@@ -113,7 +132,7 @@ def _fit_test_report(cfg: DictConfig, trainer: L.Trainer, task: L.LightningModul
         # test_ckpt=best: the best ModelCheckpoint recorded in this process, the same file that
         # runs.resolver.find_checkpoint(run, "best") reads back from last.ckpt afterwards
         if cfg.train and cfg.test_ckpt == "best" and trainer.checkpoint_callback is not None:
-            ckpt = trainer.checkpoint_callback.best_model_path or None
+            ckpt = own_best(trainer.checkpoint_callback)
         elif cfg.test_ckpt not in (None, "best", "current"):
             ckpt = cfg.test_ckpt
         if ckpt and not trainer.fast_dev_run:

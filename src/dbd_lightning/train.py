@@ -10,7 +10,8 @@ run's output folder holds the resolved config, checkpoints (best + last), logger
 ``run_dir=<run folder> ckpt_path=last`` (:mod:`dbd_lightning.utils.resume`). The composed
 config is checked before Hydra creates the run folder (:mod:`dbd_lightning.utils.validate`:
 values, data on disk, checkpoint, memory); user errors print ``error: ...`` and exit 2. Before training, every output folder is
-checked for writability and free space (:mod:`dbd_lightning.utils.preflight`).
+checked for writability and free space (:mod:`dbd_lightning.utils.preflight`). Ctrl-C or SIGTERM ends
+the job with one line giving the resume command and exit status 130 / 143 (:mod:`.utils.interrupts`).
 Under DDP only global rank 0 writes the run's files.
 """
 
@@ -26,14 +27,16 @@ import sys
 import warnings
 
 import hydra
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 from .pipelines.stages import run_pipeline
 from .runner import run_training
 from .utils.config import config_dir
-from .utils.errors import handle_user_errors
+from .utils.errors import handle_user_errors, hydra_log_file
+from .utils.interrupts import handle_interrupts
 from .utils.presets import expand_model_presets
-from .utils.resume import argv_for_resume
+from .utils.resume import argv_for_resume, resume_advice
 from .utils.validate import precheck_train
 
 log = logging.getLogger(__name__)
@@ -54,7 +57,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
     sys.argv = list(_ARGV)  # Lightning's DDP launcher re-runs this command line for the other ranks
-    with handle_user_errors():  # error: <message>, exit 2, also appended to the run's train.log
+    # Ctrl-C / SIGTERM: one line with the resume command (also in train.log), exit 130 / 143
+    with handle_interrupts(lambda: resume_advice(cfg), log_file=hydra_log_file, show=rank_zero_only.rank == 0), \
+            handle_user_errors():  # error: <message>, exit 2, also appended to the run's train.log
         metrics = run(cfg)
     value = metrics.get(cfg.get("optimized_metric") or "")
     return value

@@ -7,21 +7,25 @@ metric, after the damage is done), hence this small callback.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import lightning as L
 import torch
 
-log = logging.getLogger(__name__)
+from ..utils.errors import UserError
 
 
-class NonFiniteLossError(RuntimeError):
-    """The training loss (or a gradient) became NaN/Inf; training was stopped."""
+class NonFiniteLossError(UserError, RuntimeError):
+    """The training loss (or a gradient) became NaN/Inf; training was stopped.
+
+    A user error (``error: ...``, exit 2, no traceback): the fixes are settings or data the user chooses.
+    """
 
 
 class NonFiniteGuard(L.Callback):
     """Stop training with a clear message when the loss (or a gradient) is NaN/Inf.
+
+    The message (:meth:`advice`) gives the resume command only when a checkpoint exists to resume from.
 
     The loss is checked in ``on_before_backward``: a bad batch raises before
     ``backward`` and the optimizer step, so the weights (and every checkpoint
@@ -50,13 +54,32 @@ class NonFiniteGuard(L.Callback):
         return bad
 
     @staticmethod
-    def _last_good(trainer: L.Trainer) -> str:
+    def _last_good(trainer: L.Trainer) -> list[str]:
+        """The checkpoints written so far (``last`` first), all from before the bad step."""
         paths = []
         for cb in trainer.checkpoint_callbacks:
             for p in (getattr(cb, "last_model_path", ""), getattr(cb, "best_model_path", "")):
                 if p and Path(p).is_file():
                     paths.append(str(p))
-        return ", ".join(dict.fromkeys(paths)) or "none written yet"
+        return list(dict.fromkeys(paths))
+
+    @classmethod
+    def advice(cls, trainer: L.Trainer) -> str:
+        """How to go on: continue from the last good checkpoint when there is one, else start again
+        (a resume keeps the model config, so a lower learning rate needs a new run)."""
+        from ..utils.resume import resume_command
+
+        good = cls._last_good(trainer)
+        if not good:
+            return ("No checkpoint was written yet (the first epoch had not ended), so there is nothing to resume: "
+                    "start the run again with a lower model.optimizer.lr, trainer.gradient_clip_val=1.0 or "
+                    "trainer.precision=32-true, or check the data of this batch.")
+        run_dir = Path(str(trainer.default_root_dir))
+        ckpt = "last" if Path(good[0]).resolve() == (run_dir / "checkpoints" / "last.ckpt").resolve() else good[0]
+        return (f"Last good checkpoint(s): {', '.join(good)}. Continue from it with a fix that a resume may change, "
+                f"e.g. `{resume_command(run_dir, ckpt)} trainer.gradient_clip_val=1.0` (or "
+                "trainer.precision=32-true), or check the data of this batch; a lower model.optimizer.lr needs a "
+                "new run.")
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
         self._buffers = {k: b.detach().clone() for k, b in pl_module.named_buffers()}
@@ -71,14 +94,9 @@ class NonFiniteGuard(L.Callback):
 
     def _stop(self, trainer: L.Trainer, what: str, pl_module: L.LightningModule | None = None) -> None:
         self._restore_buffers(pl_module)
-        msg = (
+        raise NonFiniteLossError(
             f"{what} at epoch {trainer.current_epoch}, global step {trainer.global_step}; training stopped "
-            f"before this step changed the weights. Last good checkpoint(s): {self._last_good(trainer)}. "
-            "Usual fixes: a lower model.optimizer.lr, trainer.gradient_clip_val, trainer.precision=32-true, "
-            "or check the data of this batch; then continue with `run_dir=<this run> ckpt_path=last`."
-        )
-        log.error(msg)
-        raise NonFiniteLossError(msg)
+            f"before this step changed the weights. {self.advice(trainer)}")
 
     def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor) -> None:
         bad = not bool(torch.isfinite(loss.detach()).all())

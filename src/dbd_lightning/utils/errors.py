@@ -95,7 +95,7 @@ def format_user_error(exc: BaseException) -> str:
     return f"error: {message.strip()}"
 
 
-def append_to_log(log_file: str | Path | None, text: str) -> None:
+def append_to_log(log_file: str | Path | None, text: str, level: str = "ERROR") -> None:
     """Append ``text`` to ``log_file`` if its folder already exists (never creates a run folder)."""
     if not log_file or log_file is True:
         return
@@ -104,7 +104,7 @@ def append_to_log(log_file: str | Path | None, text: str) -> None:
         return
     stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
     with contextlib.suppress(OSError), path.open("a", encoding="utf-8") as fh:
-        fh.write(f"[{stamp}][dbd_lightning][ERROR] - {text}\n")
+        fh.write(f"[{stamp}][dbd_lightning][{level}] - {text}\n")
 
 
 class handle_user_errors(contextlib.ContextDecorator):  # noqa: N801 (used like a function)

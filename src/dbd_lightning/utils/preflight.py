@@ -8,7 +8,10 @@ naming the folder, the config key that chose it and the fix.
   probe file (``os.access`` is not enough: it ignores read-only mounts for root,
   quotas and full disks).
 * :func:`check_free_space` compares ``shutil.disk_usage(folder).free`` with an
-  estimate of the checkpoints the run keeps (:func:`checkpoint_bytes`).
+  estimate of the checkpoints the run keeps (:func:`required_free_bytes`).
+* A resume runs both checks on its run folder before Hydra writes ``.hydra_resume/`` or the run
+  moves any file (:func:`dbd_lightning.utils.resume.preflight_resume`): a resume stopped here
+  leaves the run folder as it was.
 * :class:`OutputDirCheck` is a Hydra callback (``conf/hydra/default.yaml``) that runs
   the writability check on the run / sweep folder's nearest existing parent before
   Hydra creates it, so even Hydra's own files never hit an unwritable folder.
@@ -127,8 +130,9 @@ def output_folders(cfg: Any) -> list[tuple[str, str]]:
     return list(dict.fromkeys(out))
 
 
-def required_free_bytes(cfg: Any, module: Any) -> int:
-    """Disk the run needs: ``preflight.min_free_mb`` or (checkpoints kept + 1 being written) x checkpoint size."""
+def required_free_bytes(cfg: Any, checkpoint_size: int) -> int:
+    """Disk the run needs: ``preflight.min_free_mb`` or (checkpoints kept + 1 being written) x ``checkpoint_size``
+    (:func:`checkpoint_bytes` of the module, or the size of the checkpoint a resume starts from)."""
     pre = cfg.get("preflight") or {}
     if pre.get("min_free_mb") is not None:
         return int(float(pre["min_free_mb"]) * MIB)
@@ -137,4 +141,4 @@ def required_free_bytes(cfg: Any, module: Any) -> int:
         if hasattr(node, "get") and str(node.get("_target_", "")).endswith("ModelCheckpoint"):
             top_k = int(node.get("save_top_k", 1))
             keep += (top_k if top_k >= 0 else 1) + (1 if node.get("save_last") else 0)
-    return (keep + 1) * checkpoint_bytes(module) + 16 * MIB  # + logs
+    return (keep + 1) * int(checkpoint_size) + 16 * MIB  # + logs

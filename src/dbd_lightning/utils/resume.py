@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import re
+import shlex
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -78,9 +79,16 @@ def _override_key(override: str) -> str:
     return override.lstrip("+~").split("=", 1)[0]
 
 
+#: saved overrides a resume never repeats: it names its own checkpoint, and the run folder is ``run_dir``
+#: itself (a ``paths.output_dir=<abs path>`` saved in a copied or moved run names the *original* folder:
+#: repeating it would write the continuation there)
+NOT_REPEATED = ("run_dir", "ckpt_path", "paths.output_dir")
+
+
 def saved_overrides(run_dir: Path, args: list[str]) -> list[str]:
     """The original run's command-line overrides (``.hydra/overrides.yaml``) that ``args`` does not set
-    again: a resume composes the run's own config without repeating them (later ``args`` still win)."""
+    again, less :data:`NOT_REPEATED`: a resume composes the run's own config without repeating them
+    (later ``args`` still win)."""
     path = run_dir / ".hydra" / "overrides.yaml"
     if not path.is_file():
         return []
@@ -91,7 +99,7 @@ def saved_overrides(run_dir: Path, args: list[str]) -> list[str]:
                           "command line instead") from exc
     saved = migrate_overrides(saved)  # experiment / key names renamed since the run was made
     given = {_override_key(a) for a in args}
-    return [o for o in saved if _override_key(o) not in given and _override_key(o) not in ("run_dir", "ckpt_path")]
+    return [o for o in saved if _override_key(o) not in given and _override_key(o) not in NOT_REPEATED]
 
 
 #: config subtrees that must be the same in a resumed run as in the original (else the checkpoint
@@ -145,6 +153,57 @@ def resolve_ckpt_path(cfg: DictConfig, output_dir: Path) -> str | None:
     if not path.is_file():
         raise RunDirError(f"ckpt_path={ckpt} does not exist; pass a .ckpt file, or ckpt_path=last")
     return str(path)
+
+
+def preflight_resume(out_dir: Path, cfg: DictConfig, ckpt: str | None) -> None:
+    """The writability and free-space checks of :mod:`.preflight` for a resume from ``ckpt`` that writes
+    into ``out_dir`` (the run folder; ``hydra.run.dir``), run before Hydra starts: a resume that cannot
+    go on stops before ``.hydra_resume/`` is written or the CSV history moved (the probe file of the
+    writability check is removed again). The checkpoints kept are estimated from the size of ``ckpt``."""
+    from .preflight import check_free_space, check_writable, required_free_bytes
+
+    role = f"run folder {out_dir} (run_dir)"
+    check_writable(out_dir, role=role, create=False)
+    if (out_dir / CHECKPOINT_DIR).is_dir():
+        check_writable(out_dir / CHECKPOINT_DIR, role=f"checkpoint folder of {role}", create=False)
+    pre = cfg.get("preflight") or {}
+    if ckpt in (None, "hpc") or not cfg.get("train", True) or pre.get("min_free_mb", None) == 0:
+        return
+    check_free_space(out_dir, required_free_bytes(cfg, Path(ckpt).stat().st_size), role=role)
+
+
+def resume_command(run_dir: str | Path, ckpt: str = "last") -> str:
+    """The command that continues the run in ``run_dir`` (shell-quoted): the run's own overrides come back
+    from its ``.hydra/overrides.yaml`` by themselves."""
+    return f"python -m dbd_lightning.train run_dir={shlex.quote(str(run_dir))} ckpt_path={shlex.quote(str(ckpt))}"
+
+
+def _finished_epoch(ckpt: Path) -> int | None:
+    try:
+        import torch
+
+        return int(torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)["epoch"])
+    except Exception:  # unreadable: the advice names the file without its epoch
+        return None
+
+
+def resume_advice(cfg: DictConfig) -> str:
+    """What to run after the train job of ``cfg`` was interrupted: the resume command when the run saved
+    a ``last.ckpt`` (with the epoch it holds), else that there is nothing to resume."""
+    out = Path(str(cfg.paths.output_dir))
+    if cfg.get("pipeline"):
+        return f"a staged pipeline does not resume; its finished stages are in {out}; run the command again"
+    if not cfg.get("train", True):
+        return "nothing to resume (train=false)"
+    dirpath = OmegaConf.select(cfg, "callbacks.model_checkpoint.dirpath", default=None)
+    folder = Path(str(dirpath)) if dirpath else out / CHECKPOINT_DIR
+    last = folder / LAST
+    if not last.is_file():
+        return f"no checkpoint was saved yet (the first epoch had not ended): nothing to resume in {out}"
+    epoch = _finished_epoch(last)
+    held = f"{last} holds the end of epoch {epoch}" if epoch is not None else f"{last} was saved"
+    own = folder.resolve() == (out / CHECKPOINT_DIR).resolve()
+    return f"{held}; continue with: {resume_command(out, 'last' if own else last)}"
 
 
 def _flatten(node, prefix: str = "") -> dict[str, object]:

@@ -2,7 +2,9 @@
 
 ``train`` adds :class:`RunMetaCheckpoint` to every run: each checkpoint it writes holds
 ``checkpoint["dbd_run"] = {"model": <the model node, uninterpolated>, "image_size": [h, w],
-"run_dir": <run folder>}`` (plain containers: loadable with ``weights_only=True``).
+"run_dir": <run folder>}`` (plain containers: loadable with ``weights_only=True``). ``run_dir`` is
+where the checkpoint was written, named in messages only: nothing opens it, since run folders may be
+moved or copied (a copy's checkpoints keep naming the original).
 :func:`check_checkpoint_matches_run` (called by ``CheckpointPredictor.from_run``, so by
 eval, predict and export) refuses a checkpoint whose architecture keys (``model._target_``,
 ``model.net.*`` except init-only keys) or input size differ from the run config the network

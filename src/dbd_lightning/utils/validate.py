@@ -13,7 +13,8 @@
   the ``python -m dbd_lightning.data.prepare`` command);
 * ``ckpt_path`` names a missing or unreadable checkpoint;
 * a resume (``run_dir=R ckpt_path=last``) would run another model / data / loss than the run's
-  own config (:func:`~dbd_lightning.utils.resume.check_resume_config`);
+  own config (:func:`~dbd_lightning.utils.resume.check_resume_config`), or its run folder cannot be
+  written or lacks the free space (:func:`~dbd_lightning.utils.resume.preflight_resume`);
 * one training step does not fit in memory (:mod:`dbd_lightning.utils.memory`,
   ``preflight.memory``).
 
@@ -287,7 +288,7 @@ def precheck_train(args: list[str], memory: bool = True) -> None:
                 raise type(exc)(exc.message + where) from exc
             run_dir = _select(cfg, "run_dir")
             if run_dir and not multirun:
-                from .resume import check_resume_config, resolve_ckpt_path
+                from .resume import check_resume_config, preflight_resume, resolve_ckpt_path
 
                 folder = Path(str(run_dir)).expanduser()
                 ckpt = resolve_ckpt_path(cfg, folder)
@@ -296,6 +297,7 @@ def precheck_train(args: list[str], memory: bool = True) -> None:
 
                     read_checkpoint(ckpt, key="ckpt_path", mmap=True)
                 check_resume_config(folder, cfg)
+                preflight_resume(Path(str(_select(cfg, "hydra.run.dir") or folder)).expanduser(), cfg, ckpt)
             if n == 0:
                 key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
                 folder = _select(cfg, key)
