@@ -45,12 +45,32 @@ def _payloads(data: bytes):
             raise ValueError(f"bad record type {kind} at byte {pos}")
 
 
-def read_run(run_file: Path) -> dict:
-    """``{"history": [ {key: value} ... ], "summary": {key: value}, "config": {key: value}}`` of a run file."""
+def read_run(run_file: Path, wait_s: float = 30.0) -> dict:
+    """``{"history": [ {key: value} ... ], "summary": {key: value}, "config": {key: value}}`` of a run file.
+
+    W&B's writer process may still be appending when the run has finished on our side (seen on a loaded
+    machine): the file is read again until it holds the run's ``exit`` record, for at most ``wait_s``.
+    """
+    import time
+
     from wandb.proto import wandb_internal_pb2 as pb
 
-    out: dict = {"history": [], "summary": {}, "config": {}}
-    for payload in _payloads(Path(run_file).read_bytes()):
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            out = _read_records(Path(run_file), pb)
+        except ValueError:  # a record still being written
+            if time.monotonic() > deadline:
+                raise
+            out = {"_complete": False}
+        if out.pop("_complete") or time.monotonic() > deadline:
+            return out
+        time.sleep(0.25)
+
+
+def _read_records(run_file: Path, pb) -> dict:
+    out: dict = {"history": [], "summary": {}, "config": {}, "_complete": False}
+    for payload in _payloads(run_file.read_bytes()):
         rec = pb.Record()
         rec.ParseFromString(payload)
         kind = rec.WhichOneof("record_type")
@@ -63,4 +83,6 @@ def read_run(run_file: Path) -> dict:
         elif kind == "config":
             for i in rec.config.update:
                 out["config"][i.key or "/".join(i.nested_key)] = json.loads(i.value_json)
+        elif kind == "exit":
+            out["_complete"] = True
     return out
