@@ -273,3 +273,17 @@ def test_handler_message_log_and_full_error(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("HYDRA_FULL_ERROR")
     with pytest.raises(KeyError), handle_user_errors(log_file=False):
         raise KeyError("label")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a CUDA GPU")
+def test_gpu_requests_without_a_gpu_are_one_line(scratch, monkeypatch, capsys):
+    from dbd_lightning.inference.predictor import resolve_device
+    from dbd_lightning.utils.errors import ConfigError
+
+    _expect_user_error(scratch, "train", ["trainer=gpu", *TINY],
+                       ["trainer.accelerator=gpu", "no usable CUDA GPU", "trainer=cpu"], monkeypatch, capsys)
+    with pytest.raises(ConfigError, match="device=cuda but this machine has no usable CUDA GPU"):
+        resolve_device("cuda")
+    with pytest.raises(ConfigError, match="is not a device"):
+        resolve_device("gpu0")
+    assert str(resolve_device("auto")) == "cpu" and str(resolve_device("cpu")) == "cpu"

@@ -65,9 +65,22 @@ class Predictor(Protocol):
 # DBD checkpoint predictor
 # --------------------------------------------------------------------------- #
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` = CUDA when available, else CPU; a device this machine does not have is a user error."""
+    from ..utils.errors import ConfigError
+
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"device={device!r} is not a device ({exc}); use device=auto, cpu or cuda[:N]") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={device} but this machine has no usable CUDA GPU (torch.cuda.is_available() is "
+                          "False); use device=cpu or device=auto")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(f"device={device} but only {torch.cuda.device_count()} CUDA GPU(s) are visible; "
+                          "use device=cuda:0 or device=auto")
+    return dev
 
 
 class CheckpointPredictor:

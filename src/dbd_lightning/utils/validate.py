@@ -94,9 +94,22 @@ def check_constructor_keys(cfg: DictConfig) -> None:
 OPTIMIZER_NUMBERS = ("lr", "weight_decay", "momentum", "eps")
 
 
+def check_accelerator(cfg: DictConfig) -> None:
+    """``trainer=gpu`` / ``ddp`` (CUDA) on a machine without a CUDA GPU: one line instead of a driver traceback."""
+    accelerator = str(_select(cfg, "trainer.accelerator") or "")
+    if accelerator not in ("gpu", "cuda"):
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ConfigError(f"trainer.accelerator={accelerator} but this machine has no usable CUDA GPU "
+                          "(torch.cuda.is_available() is False); use trainer=cpu (or trainer=ddp_cpu)")
+
+
 def validate_train_config(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` for a value that cannot work (module docstring)."""
     check_constructor_keys(cfg)
+    check_accelerator(cfg)
     for key in OPTIMIZER_NUMBERS:
         value = _select(cfg, f"model.optimizer.{key}")
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
