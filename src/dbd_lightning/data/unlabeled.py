@@ -26,8 +26,6 @@ class UnlabeledFolder(Dataset):
     """Images of ``root`` (sorted by name), no masks. Args: see the module docstring."""
 
     def __init__(self, root: str | Path, exclude_cuhk_tr1_holdout: int = 0, holdout_seed: int = 0) -> None:
-        import numpy as np
-
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
             raise DataConfigError(f"unlabeled photo folder not found: {self.root} (data.unlabeled_root): give a folder "
@@ -36,16 +34,16 @@ class UnlabeledFolder(Dataset):
         self.excluded: list[str] = []
         if exclude_cuhk_tr1_holdout:
             from .benchmarks import CUHK
+            from .benchmarks.cuhk import seeded_pick
             from .benchmarks.splits import cuhk_te1_entries
 
             te1 = {name for _, name in cuhk_te1_entries()}
-            tr1 = sorted(p.stem.lower() for p in files if p.stem.lower() not in te1)
+            tr1 = [p.stem.lower() for p in files if p.stem.lower() not in te1]
             if len(tr1) != CUHK.TR1_COUNT:
                 raise DataConfigError(f"{self.root} holds {len(tr1)} CUHK-TR-1 images, not {CUHK.TR1_COUNT}: the "
                                       "validation hold-out cannot be excluded (set data.exclude_cuhk_tr1_holdout=0 "
                                       "for a folder that is not CUHK's)")
-            pick = np.random.default_rng(holdout_seed).permutation(len(tr1))[:exclude_cuhk_tr1_holdout]
-            drop = te1 | {tr1[i] for i in pick}
+            drop = te1 | seeded_pick(tr1, exclude_cuhk_tr1_holdout, holdout_seed)  # = CUHK(split="tr1_val")
             self.excluded = sorted(p.name for p in files if p.stem.lower() in drop)
             files = [p for p in files if p.stem.lower() not in drop]
         if not files:

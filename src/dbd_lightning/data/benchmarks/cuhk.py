@@ -14,6 +14,13 @@ CUHK_IMAGE_DIRS = ("image", "images", "BlurDatasetImage")
 CUHK_GT_DIRS = ("gt", "GT", "BlurDatasetGT")
 
 
+def seeded_pick(names, n: int, seed: int) -> set[str]:
+    """``n`` of ``names`` drawn with ``numpy.random.default_rng(seed)`` from their sorted order: the same
+    draw whatever order the names come in (the TR-1 hold-out, label-efficiency subsets)."""
+    ordered = sorted(names)
+    return {ordered[i] for i in np.random.default_rng(seed).permutation(len(ordered))[:n]}
+
+
 class CUHK(BenchmarkFolder):
     """The 704 defocus images of CUHK (``out_of_focusNNNN.jpg``/``.JPG`` + ``out_of_focusNNNN.png``).
 
@@ -110,9 +117,7 @@ class CUHK(BenchmarkFolder):
 
     def holdout(self, tr1_keys: list[str]) -> set[str]:
         """The held-out part of TR-1: ``holdout_size`` names drawn with ``holdout_seed`` from the sorted TR-1 names."""
-        ordered = sorted(tr1_keys)
-        pick = np.random.default_rng(self.holdout_seed).permutation(len(ordered))[: self.holdout_size]
-        return {ordered[i] for i in pick}
+        return seeded_pick(tr1_keys, self.holdout_size, self.holdout_seed)
 
     def select(self, keys: list[str]) -> list[str]:
         if self.split == "all":
@@ -129,9 +134,7 @@ class CUHK(BenchmarkFolder):
             held = self.holdout(tr1)
             keep = [k for k in tr1 if (k in held) == (self.split == "tr1_val")]
             if self.split == "tr1_train" and self.train_fraction < 1.0:
-                ordered = sorted(keep)
-                pick = np.random.default_rng(self.subset_seed).permutation(len(ordered))[: self.subset_size(len(ordered))]
-                chosen = {ordered[i] for i in pick}
+                chosen = seeded_pick(keep, self.subset_size(len(keep)), self.subset_seed)
                 keep = [k for k in keep if k in chosen]
             return keep
         missing = sorted(test - set(keys))
