@@ -74,6 +74,11 @@ def init_checkpoint_file(spec: str) -> Path:
 INIT_ONLY_NET_KEYS = ("init_ckpt",)
 
 
+def _takes(target: str, key: str) -> bool:
+    """Whether the class ``target`` names takes the argument ``key``."""
+    return key in inspect.signature(hydra.utils.get_object(str(target))).parameters
+
+
 def instantiate_network(node, **overrides):
     """The torch network a ``model.net`` node describes, without its init-only keys (``init_ckpt``:
     where training starts, applied by :func:`build_task`), unless the network class takes them itself
@@ -81,9 +86,8 @@ def instantiate_network(node, **overrides):
     ``hydra.utils.instantiate(cfg.model.net)``."""
     container = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
     container.update(overrides)
-    params = inspect.signature(hydra.utils.get_object(str(container["_target_"]))).parameters
     for key in INIT_ONLY_NET_KEYS:
-        if key not in params:
+        if not _takes(container["_target_"], key):
             container.pop(key, None)
     return hydra.utils.instantiate(container)
 
@@ -110,9 +114,8 @@ def build_task(cfg: DictConfig):
 
     init = net_node.init_ckpt
     file = init_checkpoint_file(init) if init else None
-    takes_init = "init_ckpt" in inspect.signature(hydra.utils.get_object(str(net_node._target_))).parameters
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    if takes_init:
+    if _takes(net_node._target_, "init_ckpt"):
         model_cfg["net"]["init_ckpt"] = str(file) if file else None
         return hydra.utils.instantiate(OmegaConf.create(model_cfg), **extra)
     del model_cfg["net"]["init_ckpt"]
