@@ -36,10 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from .detection import DetectionTask
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @torch.no_grad()
