@@ -99,12 +99,28 @@ def test_predict_uses_the_given_edge_maps(tmp_path, drawn):
     assert np.array_equal(kinds > 0, edge > 0)
 
 
-def test_predict_names_images_without_a_matching_edge_map_and_exits_2(tmp_path, monkeypatch, capsys):
+def _predict_refused(tmp_path, monkeypatch, capsys, model: str) -> str:
+    """Run ``predict model=<model> input=in output=out edges=edges`` (random weights); it must exit 2: its stderr."""
     import sys
 
     from hydra.core.global_hydra import GlobalHydra
 
     from dbd_lightning.predict import main
+
+    GlobalHydra.instance().clear()
+    monkeypatch.setattr(sys, "argv", ["predict", f"model={model}", *_random_ckpts(tmp_path),
+                                      f"input={tmp_path / 'in'}", f"output={tmp_path / 'out'}",
+                                      f"edges={tmp_path / 'edges'}", f"hydra.run.dir={tmp_path / 'hydra'}"])
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    with pytest.raises(SystemExit) as exc:
+        main()
+    assert exc.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_predict_names_images_without_a_matching_edge_map_and_exits_2(tmp_path, monkeypatch, capsys):
+
+
 
     (tmp_path / "in").mkdir()
     (tmp_path / "edges").mkdir()
@@ -112,26 +128,15 @@ def test_predict_names_images_without_a_matching_edge_map_and_exits_2(tmp_path, 
         Image.fromarray(_crop(48)).save(tmp_path / "in" / f"{stem}.png")
     Image.fromarray(np.zeros((48, 48), np.uint8)).save(tmp_path / "edges" / "edge_01.png")
     Image.fromarray(np.zeros((40, 48), np.uint8)).save(tmp_path / "edges" / "edge_03.png")
-    GlobalHydra.instance().clear()
-    monkeypatch.setattr(sys, "argv", ["predict", "model=karaali", *_random_ckpts(tmp_path),
-                                      f"input={tmp_path / 'in'}", f"output={tmp_path / 'out'}",
-                                      f"edges={tmp_path / 'edges'}", f"hydra.run.dir={tmp_path / 'hydra'}"])
-    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
-    with pytest.raises(SystemExit) as exc:
-        main()
-    assert exc.value.code == 2
-    err = capsys.readouterr().err
+    err = _predict_refused(tmp_path, monkeypatch, capsys, "karaali")
     assert "image_02.png" in err and "image_03.png" in err and "48x40" in err
     assert "image_01.png" not in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()  # refused before writing anything
 
 
 def test_predict_names_an_edge_map_drawn_on_a_grey_background_and_exits_2(tmp_path, monkeypatch, capsys):
-    import sys
 
-    from hydra.core.global_hydra import GlobalHydra
 
-    from dbd_lightning.predict import main
 
     (tmp_path / "in").mkdir()
     (tmp_path / "edges").mkdir()
@@ -139,15 +144,7 @@ def test_predict_names_an_edge_map_drawn_on_a_grey_background_and_exits_2(tmp_pa
     edge = np.full((48, 48), 128, np.uint8)  # every pixel nonzero: nonzero = edge would make all of it edges
     edge[24, :] = 255
     Image.fromarray(edge).save(tmp_path / "edges" / "edge_01.png")
-    GlobalHydra.instance().clear()
-    monkeypatch.setattr(sys, "argv", ["predict", "model=karaali_authors_code", *_random_ckpts(tmp_path),
-                                      f"input={tmp_path / 'in'}", f"output={tmp_path / 'out'}",
-                                      f"edges={tmp_path / 'edges'}", f"hydra.run.dir={tmp_path / 'hydra'}"])
-    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
-    with pytest.raises(SystemExit) as exc:
-        main()
-    assert exc.value.code == 2
-    err = capsys.readouterr().err
+    err = _predict_refused(tmp_path, monkeypatch, capsys, "karaali_authors_code")
     assert "image_01.png" in err and f"{tmp_path / 'edges' / 'edge_01.png'}: no pixel of this edge map is zero" in err
     assert "Traceback" not in err
     assert not (tmp_path / "out").exists()  # refused before writing anything
