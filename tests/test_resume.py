@@ -190,3 +190,15 @@ def test_sigkilled_cli_run_resumes_to_the_uninterrupted_result(tmp_path, monkeyp
     assert list((tmp_path / "part" / ".hydra_resume").iterdir())
     metrics = [json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("full", "part")]
     _assert_same_end(tmp_path / "full", tmp_path / "part", *metrics)
+
+
+def test_test_ckpt_last_scores_the_final_weights(tmp_path, caplog):
+    # test_ckpt=last loads <run>/checkpoints/last.ckpt: the same numbers as the weights in memory after fit
+    # (test_ckpt=current), with the file named in the log
+    common = [*QUIET, "data.train_length=4", "trainer.max_epochs=2", "trainer.num_sanity_val_steps=0"]
+    current = run(compose_cfg(tmp_path / "current", [*common, "test_ckpt=current"]))
+    with caplog.at_level("INFO", logger="dbd_lightning.runner"):
+        last = run(compose_cfg(tmp_path / "last", [*common, "test_ckpt=last"]))
+    assert str(tmp_path / "last" / "checkpoints" / "last.ckpt") in caplog.text
+    for key in ("test/synthetic/mae", "test/synthetic/fbeta", "test/synthetic/iou"):
+        assert last[key] == pytest.approx(current[key], abs=1e-6), key

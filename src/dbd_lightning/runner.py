@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .metrics.describe import describe_convention
 from .ops.cpu_memory import reuse_freed_memory
+from .runs.resolver import find_checkpoint
 from .utils.atomic import write_text
 from .utils.checkpoint import load_weights
 from .utils.compile import compile_net
@@ -133,6 +134,8 @@ def _fit_test_report(cfg: DictConfig, trainer: L.Trainer, task: L.LightningModul
         # runs.resolver.find_checkpoint(run, "best") reads back from last.ckpt afterwards
         if cfg.train and cfg.test_ckpt == "best" and trainer.checkpoint_callback is not None:
             ckpt = own_best(trainer.checkpoint_callback)
+        elif cfg.test_ckpt == "last":  # the final weights (no epoch choice): this run's last.ckpt
+            ckpt = str(find_checkpoint(output_dir, "last"))
         elif cfg.test_ckpt not in (None, "best", "current"):
             ckpt = cfg.test_ckpt
         if ckpt and not trainer.fast_dev_run:
