@@ -113,31 +113,39 @@ def test_page_shows_the_predictors_map(server, tmp_path):
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1280, "height": 1600})
         page.route("**/*", only_local)
-        t = time.monotonic()
-        page.goto(url, timeout=300_000)
-        page.wait_for_selector("#predict", timeout=300_000)
-        timings["page_load_s"] = round(time.monotonic() - t, 1)
-        assert "white = in focus" in page.inner_text("#explanation")
+        try:
+            t = time.monotonic()
+            page.goto(url, timeout=300_000)
+            page.wait_for_selector("#predict", timeout=300_000)
+            timings["page_load_s"] = round(time.monotonic() - t, 1)
+            explanation = page.inner_text("#explanation")
 
-        page.set_input_files("#photos input[type=file]", str(PHOTO))
-        page.get_by_text(PHOTO.name).first.wait_for(timeout=300_000)
-        t = time.monotonic()
-        page.click("#predict")
-        page.wait_for_function("document.querySelectorAll('#results img').length >= 3", timeout=PREDICT_TIMEOUT_MS)
-        timings["predict_s"] = round(time.monotonic() - t, 1)
-        sources = page.eval_on_selector_all("#results img", "els => els.map(e => e.src)")
-        status = page.inner_text("#status")
-        shown = {name: _png(page.request.get(next(s for s in sources if s.endswith(name))).body())
-                 for name in ("1_focus.png", "1_overlay.png", "1_mask.png")}
-        page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
+            page.set_input_files("#photos input[type=file]", str(PHOTO))
+            page.get_by_text(PHOTO.name).first.wait_for(timeout=300_000)
+            t = time.monotonic()
+            page.click("#predict")
+            page.wait_for_function("document.querySelectorAll('#results img').length >= 3",
+                                   timeout=PREDICT_TIMEOUT_MS)
+            timings["predict_s"] = round(time.monotonic() - t, 1)
+            sources = page.eval_on_selector_all("#results img", "els => els.map(e => e.src)")
+            status = page.inner_text("#status")
+            shown = {name: _png(page.request.get(next(s for s in sources if name in s)).body())
+                     for name in ("1_focus.png", "1_overlay.png", "1_mask.png")}
+            page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
 
-        page.set_input_files("#photos input[type=file]", [str(tmp_path / "notes.txt"), str(tmp_path / "dot.png")])
-        page.get_by_text("dot.png").first.wait_for(timeout=300_000)
-        page.click("#predict")
-        page.get_by_text("notes.txt is not an image file").wait_for(timeout=PREDICT_TIMEOUT_MS)
-        bad_status = page.inner_text("#status")
-        page.screenshot(path=str(tmp_path / "app_bad_input.png"), full_page=True)
-        browser.close()
+            page.goto(url, timeout=300_000)  # a fresh page: an empty upload box
+            page.wait_for_selector("#predict", timeout=300_000)
+            page.set_input_files("#photos input[type=file]", [str(tmp_path / "notes.txt"), str(tmp_path / "dot.png")])
+            page.get_by_text("dot.png").first.wait_for(timeout=300_000)
+            page.click("#predict")
+            page.get_by_text("notes.txt is not an image file").wait_for(timeout=PREDICT_TIMEOUT_MS)
+            bad_status = page.inner_text("#status")
+            page.screenshot(path=str(tmp_path / "app_bad_input.png"), full_page=True)
+        except Exception:
+            page.screenshot(path=str(tmp_path / "app_failed.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
 
     predictor, _ = build_predictor(ckpt="zoo:dffnet_lite0_synth", device="cpu", backend="torch")
     focus = predictor.predict_image(read_rgb(PHOTO))["focus"]
@@ -146,6 +154,7 @@ def test_page_shows_the_predictors_map(server, tmp_path):
     (tmp_path / "timings.json").write_text(json.dumps(timings, indent=1))
     print(json.dumps(timings))
 
+    assert "white = in focus" in explanation and "blur radius in pixels" in explanation
     assert "1 of 1 photo(s) predicted with zoo:dffnet_lite0_synth" in status
     got = shown["1_focus.png"]
     assert got.shape == expected.shape == (320, 320)

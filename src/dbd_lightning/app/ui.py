@@ -20,8 +20,8 @@ TITLE = "dbd_lightning: where is my photo in focus?"
 EXPLANATION = """
 **What the pictures mean.** For every photo the page shows three pictures side by side:
 
-1. **In-focus map**: the model's *in-focus probability* for each pixel, from 0 (black: blurred,
-   out of focus) to 1 (white: sharp, in focus). It is the same picture
+1. **In-focus map**: the model's *in-focus probability* for each pixel, from 0 (black = blurred,
+   out of focus) to 1 (white = in focus, sharp). It is the same picture
    `python -m dbd_lightning.predict` writes to `focus/`.
 2. **Overlay**: the photo blended with the map in colour (yellow = in focus, purple = blurred).
 3. **Mask**: the map cut at the threshold below: white where the in-focus probability is at least
