@@ -188,3 +188,28 @@ def test_page_builds_with_the_models_to_choose():
     page = build_page(FocusApp(Settings()), "zoo:dffnet_lite0_synth")
     assert {"photos", "model", "threshold", "predict", "results", "status"} <= {
         b.elem_id for b in page.blocks.values() if getattr(b, "elem_id", None)}
+
+
+def test_karaali_pipeline_shows_its_blur_radius_in_pixels(tmp_path):
+    """``model:karaali`` (random B-NET / E-NET weights, 64x64 crop): the radius picture, values and legend."""
+    import torch
+
+    from dbd_lightning.models.karaali import BNet, ENet
+    from dbd_lightning.render import normalised_png
+
+    from .test_karaali_pipeline import _crop, _save_random
+
+    torch.manual_seed(0)
+    bnet, enet = _save_random(tmp_path / "bnet.ckpt", BNet()), _save_random(tmp_path / "enet.ckpt", ENet())
+    Image.fromarray(_crop(64)).save(tmp_path / "img.png")
+    settings = Settings(model_overrides=(f"model.bnet_ckpt={bnet}", f"model.enet_ckpt={enet}", "model.device=cpu"))
+    result = FocusApp(settings, out_root=tmp_path / "out").predict([str(tmp_path / "img.png")], "model:karaali")
+    assert result.message.startswith("- 1 of 1 photo(s) predicted with karaali")
+    radius = np.load(result.folder / "img_blur_radius.npy")
+    assert radius.shape == (64, 64) and 0.5 - 1e-4 <= radius.min() <= radius.max() <= 6.0 + 1e-4
+    captions = dict((p.rsplit("/", 1)[1], c) for p, c in result.gallery)
+    lo, hi = float(radius.min()), float(radius.max())
+    assert captions["img_blur_radius.png"] == f"img.png · blur_radius (black = {lo:.2f}, white = {hi:.2f} px)"
+    assert f"{lo:.2f} px" in result.legend and f"{hi:.2f} px" in result.legend
+    assert np.array_equal(np.array(Image.open(result.folder / "img_blur_radius.png")), normalised_png(radius)[0])
+    assert set(np.unique(np.array(Image.open(result.folder / "img_focus.png")))) <= {0, 255}  # Eq. 5's mask

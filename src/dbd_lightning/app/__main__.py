@@ -16,6 +16,7 @@ from .. import _env  # noqa: F401  (first: the environment defaults, before any 
 import argparse
 import importlib.util
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -79,7 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     from .ui import build_page, launch
 
     print(f"dbd_lightning app: http://{args.host}:{args.port} (model {args.ckpt}; Ctrl-C stops)", flush=True)
-    launch(build_page(app, args.ckpt), app, args.host, args.port)
+    try:
+        launch(build_page(app, args.ckpt), app, args.host, args.port)
+    finally:  # the pictures of this session: the folder FocusApp created for them, nothing else
+        shutil.rmtree(app.out_root, ignore_errors=True)
     return 0
 
 
