@@ -12,7 +12,7 @@ from .helpers import REPO
 SRC = REPO / "src" / "dbd_lightning"
 ENTRY_POINTS = ["train.py", "eval.py", "predict.py", "export.py", "synth.py", "bench/__init__.py", "bench/runner.py",
                 "convert/__init__.py", "zoo/__main__.py", "data/check.py", "data/prepare.py",
-                "models/karaali/evaluate.py", "bench/metrics.py"]
+                "models/karaali/evaluate.py", "bench/metrics.py", "app/__main__.py"]
 
 
 @pytest.mark.parametrize("path", ENTRY_POINTS)

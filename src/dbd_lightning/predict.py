@@ -41,6 +41,7 @@ from .inference.modes import predictor_kwargs
 from .inference.predictor import Predictor, build_predictor, check_prediction
 from .models.karaali.edge_maps import precomputed_edge_maps, read_edge_map
 from .predict_output import OutputFolder, is_within, own_output_folders
+from .render import normalised_png, overlay, to_uint8
 from .utils.atomic import DiskFullError, ensure_dir, write_atomic
 from .utils.config import config_dir
 from .utils.errors import UserError, handle_user_errors
@@ -105,45 +106,6 @@ def collect_inputs(spec: str, recursive: bool = False, exclude: Sequence[Path] =
 # --------------------------------------------------------------------------- #
 # outputs
 # --------------------------------------------------------------------------- #
-_ROWS = 256  # rows per block when converting full-size maps (bounds the float32 temporaries)
-
-
-def to_uint8(focus: np.ndarray) -> np.ndarray:
-    """A [0, 1] map as uint8 0..255 (rounded), converted in row blocks (no full-size float temporaries)."""
-    focus = np.asarray(focus)
-    out = np.empty(focus.shape, np.uint8)
-    for r in range(0, focus.shape[0], _ROWS):
-        block = focus[r:r + _ROWS].astype(np.float32) * 255.0 + 0.5
-        out[r:r + _ROWS] = np.clip(block, 0, 255).astype(np.uint8)
-    return out
-
-
-def normalised_png(arr: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """Min-max normalised uint8 image of any real map, with the (min, max) used."""
-    arr = np.asarray(arr, np.float64)
-    finite = arr[np.isfinite(arr)]
-    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
-    scaled = (np.nan_to_num(arr, nan=lo) - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
-    return to_uint8(scaled), lo, hi
-
-
-def overlay(rgb: np.ndarray, focus: np.ndarray, alpha: float = 0.5, bgr: bool = False,
-            out: np.ndarray | None = None) -> np.ndarray:
-    """The image blended with the colour-mapped focus map (viridis: yellow = in focus, purple = blurred).
-
-    ``bgr``: return it in OpenCV's channel order (written by :func:`_save_bgr_png` without a copy).
-    ``out``: write into this uint8 array (may be ``rgb`` itself: each row block is read before it is written).
-    """
-    out = np.empty(rgb.shape, np.uint8) if out is None else out
-    for r in range(0, rgb.shape[0], _ROWS):  # row blocks: no full-size float32 copies of a 48 MP photo
-        colour = cv2.applyColorMap(to_uint8(focus[r:r + _ROWS]), cv2.COLORMAP_VIRIDIS)
-        image = rgb[r:r + _ROWS, :, ::-1] if bgr else rgb[r:r + _ROWS]
-        colour = colour if bgr else colour[..., ::-1]
-        block = image.astype(np.float32) * (1.0 - alpha) + colour.astype(np.float32) * alpha
-        out[r:r + _ROWS] = np.clip(block + 0.5, 0, 255).astype(np.uint8)
-    return out
-
-
 def output_paths(out: Path, rel: Path, maps: list[str], save_npy: bool, with_overlay: bool) -> list[Path]:
     paths = [out / "focus" / rel.with_suffix(".png")]
     if save_npy:
