@@ -235,8 +235,12 @@ def _predict_all(cfg: DictConfig, predictor: Predictor, name: str | None, inputs
     header = {k: report[k] for k in ("predictor", "input", "output")}
     tiles = getattr(predictor, "uses_tiles", None)
     known_extra: set[str] = set()
+    from .inference.image_memory import memory_guard
+
+    fits = memory_guard(cfg.get("memory"))  # a photo too large for the memory left is skipped before decoding
     for path, rel in tqdm(inputs, desc=f"predict [{name}]", unit="img", dynamic_ncols=True):
         try:
+            fits(path)
             rgb = read_rgb(path)
             maps = (predictor.predict_image(rgb) if edge_maps is None else  # edges=DIR (Karaali's -e)
                     predictor.predict_image(rgb, edges=read_edge_map(edge_maps[path], rgb.shape[:2], path)))
