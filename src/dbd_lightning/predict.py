@@ -278,6 +278,9 @@ def predict(cfg: DictConfig, predictor: Predictor | None = None, name: str | Non
                 raise PredictInputError(f"output {target} would overwrite the input {path}; choose another output=")
     folder.refuse_conflicts(t for _, rel in inputs for t in output_paths(out, rel, [], bool(cfg.save_npy),
                                                                          bool(cfg.overlay)))
+    from .inference.image_memory import memory_guard
+
+    memory_guard(cfg.get("memory"))  # a bad memory.* value stops here, before the model is loaded
     if predictor is None:
         predictor, name = make_predictor(cfg)
     edge_maps = precomputed_edge_maps(cfg.get("edges"), predictor, name, [p for p, _ in inputs])
