@@ -27,7 +27,7 @@ def test_chunk_setting_is_checked():
 @pytest.mark.slow  # builds an int8 graph (calibration and check): minutes on a loaded 2-core machine
 def test_the_calibrator_sees_one_chunk_per_pass(tmp_path, monkeypatch):
     """Percentile calibration (histograms), or its min / max fallback for a constant activation: every pass
-    holds at most 2 of the 6 scenes, and every scene is calibrated."""
+    holds at most 2 of the 6 scenes, and every scene is calibrated (before the fix: one pass of 6)."""
     from onnxruntime.quantization import calibrate
 
     passes: list[int] = []
@@ -36,7 +36,9 @@ def test_the_calibrator_sees_one_chunk_per_pass(tmp_path, monkeypatch):
     run = resolve_checkpoint(make_run(tmp_path, seed=13))
     CheckpointPredictor.from_run(run, device="cpu", backend="onnxruntime_int8",
                                  int8={"calibration_images": 6, "check_images": 1, "calibration_chunk": 2})
-    assert passes and max(passes) <= 2 and sum(passes) % 6 == 0, passes
+    # the run that made the graph (the last three passes) saw all 6 scenes; no pass ever held more than 2
+    # (on this tiny network the percentile pass may stop after its first chunk and fall back to min / max)
+    assert passes and max(passes) <= 2 and passes[-3:] == [2, 2, 2], passes
 
 
 def _counting(real, passes: list[int]):
