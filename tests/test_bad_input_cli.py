@@ -131,6 +131,7 @@ TRAIN_CASES = {
     "karaali_pipeline": (["model=karaali"], ["model=karaali", "karaali_bnet", "predict"]),
     "patch_model_image_data": (["model=karaali_bnet", "data=synthetic"], ["karaali_bnet", "data=karaali_bnet_patches"]),
     "patch_data_dbd_model": (["data=karaali_bnet_patches"], ["data=patches", "data=synthetic"]),
+    "folder_without_root": (["data=folder"], ["data.root (needed by data=folder) is not set", "data.root=<"]),
     "missing_benchmark": (["data=cuhk_tr1", "data.root=nowhere"], ["CUHK", "nowhere", "dbd_lightning.data.prepare cuhk"]),
     "design_card_missing_data": (["model=ddffnet", "data=cuhk_tr1", "data.root=nowhere"],
                                  ["data=cuhk_tr1", "CUHK", "python -m dbd_lightning.data.prepare cuhk"]),
@@ -219,6 +220,8 @@ OTHER_CASES = {
     "eval_output_under_a_file": ("eval", ["run_dir=runs/a", "hydra.run.dir=files/a_file/ev"],
                                  ["files/a_file", "hydra.run.dir"]),
     "export_unknown_key": ("export", ["ckpt=runs/a", "opsett=17"], ["opsett"]),
+    "predict_without_output": ("predict", ["ckpt=runs/a", "input=files"], ["output is not set", "output=<"]),
+    "eval_folder_without_root": ("eval", ["run_dir=runs/a", "data=folder"], ["data.root (needed by data=folder)"]),
     "predict_unknown_key": ("predict", ["ckpt=runs/a", "input=files", "output=out", "tile.sizee=3"], ["tile.sizee"]),
 }
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import cv2
 import numpy as np
 import pytest
@@ -269,14 +271,17 @@ def test_converter_reproduces_numpy_forward_of_published_layout(tmp_path, capsys
         np.testing.assert_allclose(ours_e[i], np_enet(patches[i], we), rtol=1e-9, atol=1e-9)
 
 
-def test_converter_rejects_bad_files(tmp_path):
+def test_converter_rejects_bad_files(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     rng = np.random.default_rng(1)
     _write(tmp_path / "blur", BLUR_SHAPES[:-1] + [(1, 22)], rng)
-    with pytest.raises(ValueError, match=r"21\.mat.*does not fit"):
+    with pytest.raises(SystemExit) as exc:  # the CLI's error style: error: <file and fix>, exit 2
         convert_main(["karaali", "--blur", str(tmp_path / "blur"), "--out", str(tmp_path / "o")])
+    assert exc.value.code == 2 and re.search(r"21\.mat.*does not fit", capsys.readouterr().err)
     (tmp_path / "edge").mkdir()
-    with pytest.raises(FileNotFoundError, match=r"0\.mat"):
+    with pytest.raises(SystemExit) as exc:
         convert_main(["karaali", "--edge", str(tmp_path / "edge"), "--out", str(tmp_path / "o")])
+    assert exc.value.code == 2 and "0.mat" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("border,np_mode,cv_mode", [("reflect", "reflect", cv2.BORDER_REFLECT_101),

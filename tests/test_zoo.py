@@ -100,3 +100,23 @@ def test_shipped_models_are_listed_with_their_data_and_beat_the_all_blurred_floo
         for subset in ("real_cuhk", "real_dut"):
             assert model[subset]["mae"] < floor[subset]["mae"]
             assert model[subset]["fbeta"] > floor[subset]["fbeta"] and model[subset]["iou"] > floor[subset]["iou"]
+
+
+def test_release_never_overwrites_files_it_did_not_write(released, tmp_path):
+    """A name whose files are not an earlier release is refused before anything is written; an earlier
+    release of the same name is replaced (atomically: no temporary file is left)."""
+    from dbd_lightning.utils.errors import UserError
+
+    _, zoo = released
+    run = RunCheckpoint(tmp_path / "run", tmp_path / "run" / "checkpoints" / "epoch_001.ckpt")
+    (zoo / "mine.md").write_text("my notes\n")
+    with pytest.raises(UserError, match=r"mine\.md exist\(s\) and are not an earlier release"):
+        registry.release(run, "mine", "# mine\n\nTraining data: x\n", folder=zoo)
+    assert (zoo / "mine.md").read_text() == "my notes\n" and not (zoo / "mine.safetensors").exists()
+    (zoo / "blob.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(UserError, match=r"blob\.safetensors"):
+        registry.release(run, "blob", "# blob\n\nTraining data: x\n", folder=zoo)
+    assert (zoo / "blob.safetensors").read_bytes() == b"\x00" * 64
+    registry.release(run, "tiny", "# tiny v2\n\nTraining data: random weights\n", folder=zoo)
+    assert (zoo / "tiny.md").read_text().startswith("# tiny v2")
+    assert [p.name for p in zoo.iterdir() if p.name.startswith(".")] == []

@@ -197,8 +197,12 @@ def _predict_all(cfg: DictConfig, predictor: Predictor, name: str | None, inputs
     header = {k: report[k] for k in ("predictor", "input", "output")}
     tiles = getattr(predictor, "uses_tiles", None)
     known_extra: set[str] = set()
+    from .inference.image_memory import memory_guard
+
+    fits = memory_guard(cfg.get("memory"))  # a photo too large for the memory left is skipped before decoding
     for path, rel in tqdm(inputs, desc=f"predict [{name}]", unit="img", dynamic_ncols=True):
         try:
+            fits(path)
             rgb = read_rgb(path)
             maps = (predictor.predict_image(rgb) if edge_maps is None else  # edges=DIR (Karaali's -e)
                     predictor.predict_image(rgb, edges=read_edge_map(edge_maps[path], rgb.shape[:2], path)))
@@ -236,6 +240,9 @@ def predict(cfg: DictConfig, predictor: Predictor | None = None, name: str | Non
                 raise PredictInputError(f"output {target} would overwrite the input {path}; choose another output=")
     folder.refuse_conflicts(t for _, rel in inputs for t in output_paths(out, rel, [], bool(cfg.save_npy),
                                                                          bool(cfg.overlay)))
+    from .inference.image_memory import memory_guard
+
+    memory_guard(cfg.get("memory"))  # a bad memory.* value stops here, before the model is loaded
     if predictor is None:
         predictor, name = make_predictor(cfg)
     edge_maps = precomputed_edge_maps(cfg.get("edges"), predictor, name, [p for p, _ in inputs])

@@ -23,9 +23,11 @@ import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import torch
+
+from ..utils.errors import handle_user_errors
+from .output import refuse_foreign, write_results
 
 # name -> ("module:function", kwargs, kwargs for --quick). Families register their cases here;
 # the function runs in a child process and returns a JSON-able dict.
@@ -137,6 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.child:
         _child(args.child, args.quick)
         return {}
+    refuse_foreign(args.out)  # before any case runs
     results = {
         "commit": _git_commit(), "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "machine": {"cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
@@ -154,9 +157,7 @@ def main(argv: list[str] | None = None) -> dict:
             continue
         results["cases"][name] = json.loads(line.removeprefix("BENCH_JSON "))
         print(f"[bench] {name}: {json.dumps(results['cases'][name])}", flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    out = write_results(args.out, results)
     print(f"[bench] wrote {out}")
     failed = [name for name, res in results["cases"].items() if "error" in res]
     if failed:
@@ -166,4 +167,5 @@ def main(argv: list[str] | None = None) -> dict:
 
 def cli(argv: list[str] | None = None) -> int:
     """Exit status of ``python -m dbd_lightning.bench``: 1 if any case failed (its error is in the JSON)."""
-    return 1 if any("error" in r for r in main(argv).get("cases", {}).values()) else 0
+    with handle_user_errors(log_file=False):  # error: <message>, exit 2
+        return 1 if any("error" in r for r in main(argv).get("cases", {}).values()) else 0

@@ -4,7 +4,10 @@
 
 Each paper's converter is ``models/<paper>/convert.py`` with a ``main(argv, kind)`` CLI;
 register it in ``FAMILIES`` below. Every converter loads with ``torch.load(..., weights_only=True)`` (or
-reads plain arrays) and never executes anything from the source files.
+reads plain arrays) and never executes anything from the source files. Bad input (a missing, empty,
+corrupt or code-carrying file, our own checkpoint given as an authors' file, a destination the
+converter did not write) is ``error: <message naming the file and the fix>``, exit 2, no traceback
+unless ``HYDRA_FULL_ERROR=1`` (:mod:`.errors`); outputs are written atomically (:mod:`.output`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from .. import _env  # noqa: F401  (first: the environment defaults, before any 
 import importlib
 import sys
 
+from ..utils.errors import handle_user_errors
+from .errors import input_errors
+
 # family name -> module holding its ``main(argv, kind)`` (imported only when that family is asked for)
 FAMILIES: dict[str, str] = {
     "dd": "dbd_lightning.models.ddnet.convert",
@@ -26,6 +32,7 @@ FAMILIES: dict[str, str] = {
 }
 
 
+@handle_user_errors(log_file=False)
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in {"-h", "--help"} or argv[0] not in FAMILIES:
@@ -36,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{__doc__.splitlines()[0]}", file=stream)
         return 0 if stream is sys.stdout else 2
     module = importlib.import_module(FAMILIES[argv[0]])
-    return module.main(argv[1:], kind=argv[0])
+    with input_errors(argv[0]):
+        return module.main(argv[1:], kind=argv[0])
 
 
 __all__ = ["FAMILIES", "main"]

@@ -32,6 +32,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..utils.atomic import write_json
 from ..utils.errors import UserError
 from ..utils.hashing import file_sha256
 
@@ -174,7 +175,7 @@ def extract_archive(archive: str | Path, root: str | Path) -> Extraction:
             return Extraction(archive, final, True, leftovers)
         if marker.get("size") == ident["size"] and marker.get("sha256") == file_sha256(archive, _CHUNK):
             # same content under another name or mtime (e.g. downloaded again): reuse, remember the new identity
-            (final / MARKER).write_text(json.dumps({**marker, **ident, "archive": str(archive)}, indent=1))
+            write_json(final / MARKER, {**marker, **ident, "archive": str(archive)}, indent=1)
             return Extraction(archive, final, True, leftovers)
         raise ArchiveError(f"{final} holds the extraction of a different archive ({marker.get('archive')}, "
                            f"{marker.get('size')} bytes), not of {archive} ({ident['size']} bytes); delete it "
@@ -196,7 +197,7 @@ def extract_archive(archive: str | Path, root: str | Path) -> Extraction:
                                "corrupt or truncated (download it again)") from exc
         if _identity(archive) != ident:
             raise ArchiveError(f"{archive} changed while it was being extracted; run again once it is complete")
-        (tmp / MARKER).write_text(json.dumps({**ident, "sha256": digest, "archive": str(archive)}, indent=1))
+        write_json(tmp / MARKER, {**ident, "sha256": digest, "archive": str(archive)}, indent=1)
         tmp.chmod(0o755)  # mkdtemp makes it private; the imported symlinks point into it
         os.rename(tmp, final)  # atomic: the final name only ever holds a complete extraction
     except BaseException:

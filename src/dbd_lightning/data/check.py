@@ -28,6 +28,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from ..utils.config import config_dir
 from ..utils.errors import EXIT_USER_ERROR, UserError, full_error_requested, handle_user_errors
+from ..utils.validate import check_missing_values
+from .errors import DatasetLayoutError
 from .layout import check_datasets, format_report
 
 USAGE = "usage: python -m dbd_lightning.data.check data=<option> [data.root=PATH] [data.check=full|headers|off]"
@@ -49,8 +51,25 @@ def user_error_in(exc: BaseException) -> UserError | None:
     return None
 
 
+class _Unbuildable:
+    """A dataset that could not be built (missing folder, no pairs): its error becomes one issue of the
+    report, so one run of the check lists every problem (issue 26: it stopped at the first)."""
+
+    def __init__(self, where: str, error: UserError) -> None:
+        self.where, self.error = where, error
+
+    def describe(self) -> str:
+        return "not built"
+
+    def layout_issues(self, level: str = "headers") -> list:
+        from .layout import LayoutIssue
+
+        return [LayoutIssue(self.where, "missing_folder", str(self.error).strip())]
+
+
 def datasets_of(cfg: DictConfig) -> dict[str, dict]:
-    """Instantiate the datasets of ``cfg.data.datamodule`` (not the datamodule: it would raise on problems)."""
+    """Instantiate the datasets of ``cfg.data.datamodule`` (not the datamodule: it would raise on problems);
+    one that cannot be built is kept as an :class:`_Unbuildable` carrying its error."""
     dm = cfg.data.datamodule
     out: dict[str, dict] = {}
     for split in ("train", "val", "test"):
@@ -62,12 +81,15 @@ def datasets_of(cfg: DictConfig) -> dict[str, dict]:
                 cause = user_error_in(exc)
                 if cause is None:
                     raise
-                raise type(cause)(f"{split}/{name}: {cause}") from exc
+                if not isinstance(cause, DatasetLayoutError):
+                    raise type(cause)(f"{split}/{name}: {cause}") from exc
+                out[split][name] = _Unbuildable(f"{split}/{name}", cause)
     return out
 
 
 def check(overrides: list[str]) -> tuple[int, str]:
     cfg = compose_data(overrides)
+    check_missing_values(cfg, "data.check")
     level = cfg.data.get("check", "full")
     issues, summary = check_datasets(datasets_of(cfg), level)
     header = f"data={cfg.data.get('name')} root={cfg.data.get('root', '-')} check={level}"

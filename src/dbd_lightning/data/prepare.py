@@ -36,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..utils.atomic import atomic_path
 from ..utils.errors import UserError, handle_user_errors
 from .archive import ARCHIVE_SUFFIXES, ArchiveError, archive_suffix, extract_archive
 from .benchmarks import CTCUG, CUHK, DUT, EBD, Lytro
@@ -129,9 +130,11 @@ def import_files(source: Path, dest: Path, keep: Callable[[Path], bool], mode: s
                 conflicts.append(f"{target} exists and differs from {f}")
             continue
         if mode == "symlink":
-            target.symlink_to(f.resolve())
+            target.symlink_to(f.resolve())  # one system call: there is no half-made link
         else:
-            shutil.copy2(f, target)
+            with atomic_path(target) as tmp:  # a killed copy leaves no half-copied file (a rerun: "differs")
+                shutil.copyfile(f, tmp)
+            shutil.copystat(f, target)  # after the rename: a read-only source makes a read-only copy
         new += 1
     return new, same, conflicts
 

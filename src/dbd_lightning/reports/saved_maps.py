@@ -6,6 +6,9 @@ folder in ``dirs``). Maps are read as grey levels scaled by their dtype range
 (8-bit / 16-bit images; ``.npy`` arrays are taken as they are, in [0, 1]),
 converted to the in-focus probability with the declared ``polarity``, and
 resized (bilinear) to the GT size when a method saved them at another size.
+A colour map (channels that differ: a heat-map visualisation, not grey levels) or one with
+transparent pixels is refused with :class:`SavedMapError` naming the file (a colour's luminance is
+not a probability); a grey map stored as RGB (equal channels) is read as grey.
 The folders written by ``python -m dbd_lightning.predict`` (``<output>/focus``)
 are such folders, with ``polarity: white_in_focus``.
 """
@@ -18,7 +21,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..data.io import POLARITIES, _open, _to_array_full_range
+from ..data.io import POLARITIES, _open
+from ..data.masks import MaskContentError, _channels, _colour_problem
+from ..utils.errors import UserError
+
+
+class SavedMapError(UserError, ValueError):
+    """A saved map that has no single grey reading (colour, transparency)."""
 
 DEFAULT_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -34,13 +43,19 @@ def read_map(path: str | Path) -> np.ndarray:
         if arr.min(initial=0) < 0 or arr.max(initial=0) > 1:
             raise ValueError(f"map {path}: .npy values must lie in [0, 1] (got {arr.min()}..{arr.max()})")
         return arr
-    img = _open(path)
-    if img.mode in ("P", "RGB", "RGBA", "LA", "CMYK", "YCbCr", "1"):
-        img = img.convert("L")
-    arr, top = _to_array_full_range(img)
-    if arr.ndim == 3:
-        arr = arr[..., 0]
-    return np.clip(arr.astype(np.float32) / np.float32(top), 0.0, 1.0)
+    try:
+        values, top, rgb = _channels(_open(path), path, "saved map")
+    except MaskContentError as exc:
+        raise SavedMapError(f"{exc}; the maps of a saved_maps source must be grey levels") from None
+    if rgb:
+        problem = _colour_problem(values)
+        if problem:
+            raise SavedMapError(
+                f"{path}: a colour saved map ({problem}); its grey level is read as the probability, and a colour's "
+                "luminance is not one (a heat-map visualisation is not a map). Save the method's raw output as a "
+                "grey image (8/16-bit PNG) or a .npy array in [0, 1], or point this source at those files")
+        values = values[..., 0]
+    return np.clip(values.astype(np.float32) / np.float32(top), 0.0, 1.0)
 
 
 class SavedMaps:

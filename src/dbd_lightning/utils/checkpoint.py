@@ -14,21 +14,29 @@ class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
     """A checkpoint path that does not exist."""
 
 
-def read_checkpoint(path: str | Path, key: str = "checkpoint", mmap: bool = False) -> object:
+#: the fix a message about an unreadable checkpoint gives by default
+TRAIN_CHECKPOINT_FIX = "use a checkpoint written by python -m dbd_lightning.train (<run>/checkpoints/*.ckpt)"
+
+
+def read_checkpoint(path: str | Path, key: str = "checkpoint", mmap: bool = False,
+                    fix: str = TRAIN_CHECKPOINT_FIX) -> object:
     """``torch.load(path, weights_only=True)`` with a clear :class:`CheckpointError` for a missing, empty,
-    truncated or foreign file, or one holding Python objects (refused: loading them could run code).
+    truncated or foreign file, or one holding Python objects (refused: loading them could run code);
+    ``fix`` is the advice that ends the message (the converters name the authors' files instead).
 
     The message never suggests ``weights_only=False``: nothing from a checkpoint is executed.
     """
     path = Path(path).expanduser()
     if not path.is_file():
         what = "is a folder, not a checkpoint file" if path.is_dir() else "does not exist"
-        raise CheckpointNotFoundError(f"{key}={path} {what}; pass the path of a .ckpt file written by "
-                                      "python -m dbd_lightning.train (<run>/checkpoints/*.ckpt)")
+        advice = ("pass the path of a .ckpt file written by python -m dbd_lightning.train (<run>/checkpoints/*.ckpt)"
+                  if fix == TRAIN_CHECKPOINT_FIX else fix)
+        raise CheckpointNotFoundError(f"{key}={path} {what}; {advice}")
     size = path.stat().st_size
     if size == 0:
-        raise CheckpointError(f"{key}={path} is empty (0 bytes): the run that wrote it was probably killed while "
-                              "saving; use another checkpoint of the run (e.g. checkpoints/last.ckpt or epoch_*.ckpt)")
+        advice = ("the run that wrote it was probably killed while saving; use another checkpoint of the run "
+                  "(e.g. checkpoints/last.ckpt or epoch_*.ckpt)" if fix == TRAIN_CHECKPOINT_FIX else fix)
+        raise CheckpointError(f"{key}={path} is empty (0 bytes): {advice}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as exc:  # pickle refused or corrupt file: never fall back to unsafe loading
@@ -46,8 +54,7 @@ def read_checkpoint(path: str | Path, key: str = "checkpoint", mmap: bool = Fals
             reason = f"it is not a PyTorch checkpoint or it is truncated ({size} bytes)"
         else:
             reason = f"it cannot be read ({type(exc).__name__}: {text.splitlines()[0][:200] if text else 'no reason given'})"
-        raise CheckpointError(f"{key}={path}: {reason}; use a checkpoint written by python -m dbd_lightning.train "
-                              "(<run>/checkpoints/*.ckpt)") from None
+        raise CheckpointError(f"{key}={path}: {reason}; {fix}") from None
 
 
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:

@@ -5,6 +5,10 @@
   later inside the class that receives it. We name the closest existing keys of that node instead.
 * An unknown option of a config group (``data=cuhk_tr``): Hydra lists its search path. We list the
   group's options, closest first.
+* A mandatory value left unset (``data=folder`` without ``data.root``, ``predict`` without ``output``):
+  OmegaConf fails later with a traceback naming whichever key first interpolates it
+  (``data.val_root``, ``data.datamodule.train.folder.root``). :func:`missing_value_hint` names the key
+  the user must set, with an example value.
 
 The closest keys come from :func:`difflib.get_close_matches` (the standard library's ratio of matching
 characters), computed on the config composed without the offending override.
@@ -16,9 +20,17 @@ import difflib
 import re
 from collections.abc import Callable, Sequence
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
-__all__ = ["unknown_group_option_hint", "unknown_key_hint"]
+__all__ = ["missing_keys", "missing_value_hint", "unknown_group_option_hint", "unknown_key_hint"]
+
+#: what to give for a mandatory key (``???`` in a config), shown in the message; others get ``<value>``
+MISSING_EXAMPLES = {
+    "data.root": "<folder holding image/ and gt/>",
+    "input": "<image file or folder of images>",
+    "output": "<new or empty folder for the maps>",
+    "ckpt": "zoo:<name> | <run folder> | <checkpoint file>",
+}
 
 _NOT_IN_STRUCT = re.compile(r"Could not override '([^']+)'")
 _GROUP_OPTION = re.compile(r"Could not find '([^']+)/([^']+)'")
@@ -65,3 +77,40 @@ def unknown_group_option_hint(message: str, group_options: Callable[[str], list[
     close = _closest(option, options)
     lead = f"did you mean {' or '.join(f'{group}={c}' for c in close)}? " if close else ""
     return f"{group}={option} is not a {group} config: {lead}the {group} options are: {', '.join(options)}"
+
+
+def missing_keys(cfg: DictConfig | ListConfig, prefix: str = "") -> list[str]:
+    """Full keys whose value is literally ``???`` (never resolves an interpolation: a key that only
+    interpolates a missing one, e.g. ``data.val_root: ${data.root}``, is not the one to set)."""
+    out: list[str] = []
+    keys = range(len(cfg)) if isinstance(cfg, ListConfig) else list(cfg.keys())
+    for key in keys:
+        full = f"{prefix}{key}" if isinstance(cfg, DictConfig) else f"{prefix.rstrip('.')}[{key}]"
+        if full == "hydra":
+            continue
+        if OmegaConf.is_interpolation(cfg, key):
+            continue
+        node = cfg._get_node(key)
+        if node is None:
+            continue
+        if node._is_missing():
+            out.append(full)
+        elif isinstance(node, DictConfig | ListConfig):
+            out += missing_keys(node, f"{full}.")
+    return out
+
+
+def missing_value_hint(cfg: DictConfig, command: str) -> str | None:
+    """One paragraph naming every mandatory key left unset in ``cfg`` (``None`` when there is none)."""
+    keys = missing_keys(cfg)
+    if not keys:
+        return None
+    where = []
+    for key in keys:
+        group = key.split(".", 1)[0]
+        name = OmegaConf.select(cfg, f"{group}.name", default=None, throw_on_resolution_failure=False) \
+            if "." in key else None
+        where.append(f"{key} (needed by {group}={name})" if isinstance(name, str) else key)
+    examples = " ".join(f"{k}={MISSING_EXAMPLES.get(k, '<value>')}" for k in keys)
+    return (f"{' and '.join(where)} {'is' if len(keys) == 1 else 'are'} not set: add {'it' if len(keys) == 1 else 'them'} to the "
+            f"command line, e.g. python -m dbd_lightning.{command} ... {examples}. Nothing was written.")

@@ -247,12 +247,22 @@ def precompose(config_name: str, args: list[str]) -> None:
     with initialize_config_dir(config_dir(), version_base="1.3"):
         for overrides in job_list[:MAX_SWEEP_JOBS]:
             try:
-                compose(config_name, overrides=overrides)
+                cfg = compose(config_name, overrides=overrides)
             except Exception as exc:
                 error = user_error_in(exc)
                 if error is None:
                     raise
                 raise error from exc
+            check_missing_values(cfg, config_name)
+
+
+def check_missing_values(cfg: DictConfig, command: str) -> None:
+    """A mandatory key left unset (``data=folder`` without ``data.root``): name it and an example value."""
+    from .config_hints import missing_value_hint
+
+    hint = missing_value_hint(cfg, command)
+    if hint:
+        raise ConfigError(hint)
 
 
 def _compose_or_hint(compose, overrides: list[str]) -> DictConfig:
@@ -294,6 +304,7 @@ def precheck_train(args: list[str], memory: bool = True) -> None:
             cfg = _compose_or_hint(compose, overrides)
             where = f" (sweep job {n}: {' '.join(overrides)})" if multirun and len(job_list) > 1 else ""
             try:
+                check_missing_values(cfg, "train")
                 validate_train_config(cfg)
                 check_ckpt_path(cfg)
                 check_data_present(cfg)

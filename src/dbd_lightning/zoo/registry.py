@@ -9,7 +9,10 @@ A released model is two files in :data:`WEIGHTS_DIR`:
   input protocol, so the model needs nothing else on disk.
 * ``<name>.md``: its model card (what, how trained, the exact command, numbers, limits).
 
-:func:`release` writes both from a trained run's checkpoint.
+:func:`release` writes both from a trained run's checkpoint, each atomically (temporary file, fsync,
+rename: an interrupted release leaves the previous files or none). It replaces a name's files only
+when they are an earlier release (the ``.safetensors`` carries the ``dbd_lightning`` metadata); any
+other file at those paths stops it before it writes (:class:`ReleaseOutputError`, exit 2 in the CLIs).
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from ..runs.run import CheckpointSpecError, RunCheckpoint
+from ..utils.errors import UserError
 
 __all__ = ["WEIGHTS_DIR", "RECOMMENDED", "ZooCheckpoint", "zoo_names", "resolve_zoo", "release", "training_data",
-           "ZOO_PREFIX"]
+           "ZOO_PREFIX", "ReleaseOutputError"]
 
 ZOO_PREFIX = "zoo:"
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -93,16 +97,47 @@ def resolve_zoo(spec: str, folder: Path | None = None) -> ZooCheckpoint:
     return ZooCheckpoint(folder, folder / f"{name}.safetensors", name=name)
 
 
+class ReleaseOutputError(UserError, FileExistsError):
+    """A release would overwrite files that are not an earlier release."""
+
+
+def _released_by_us(weights: Path) -> bool:
+    """``weights`` is a safetensors file with this suite's release metadata (read from its header only)."""
+    if weights.is_symlink() or not weights.is_file():
+        return False
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(weights), framework="pt") as fh:
+            return METADATA_KEY in (fh.metadata() or {})
+    except Exception:  # noqa: BLE001 -- unreadable or foreign: not a release
+        return False
+
+
+def refuse_foreign_release(folder: Path, name: str) -> None:
+    """Stop when ``<name>.safetensors`` / ``<name>.md`` exist and are not an earlier release of ``name``."""
+    weights, card = folder / f"{name}.safetensors", folder / f"{name}.md"
+    ours = _released_by_us(weights)
+    bad = [p for p in (weights, card) if (p.exists() or p.is_symlink()) and not (ours and p.is_file()
+                                                                                  and not p.is_symlink())]
+    if bad:
+        raise ReleaseOutputError(
+            f"{', '.join(map(str, bad))} exist(s) and are not an earlier release of {name!r} (no {METADATA_KEY!r} "
+            "metadata in the .safetensors): a release never overwrites files it did not write; choose another "
+            "name, or move those files away yourself")
+
+
 def release(run: RunCheckpoint, name: str, card: str, folder: Path | None = None, extra: dict | None = None) -> Path:
     """Write ``<name>.safetensors`` (float16 weights + rebuild config) and ``<name>.md`` from a trained run."""
     from safetensors.torch import save_file
 
+    from ..utils.atomic import atomic_path, write_text
     from ..utils.checkpoint import load_state_dict
 
     if not any(line.strip().startswith(TRAINING_DATA_PREFIX) for line in card.splitlines()):
         raise ValueError(f"a model card must state its training data on a line starting with {TRAINING_DATA_PREFIX!r}")
     folder = WEIGHTS_DIR if folder is None else folder
-    folder.mkdir(parents=True, exist_ok=True)
+    refuse_foreign_release(folder, name)
     cfg = run.load_config()
     net_cfg = OmegaConf.to_container(cfg.model.net, resolve=True)
     net_cfg["pretrained"] = False  # the released weights replace any initialisation
@@ -118,6 +153,7 @@ def release(run: RunCheckpoint, name: str, card: str, folder: Path | None = None
     tensors = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in net_state.items()}
     meta = {"config": config, "source_checkpoint": run.ckpt.name, **(extra or {})}
     out = folder / f"{name}.safetensors"
-    save_file(tensors, str(out), metadata={METADATA_KEY: json.dumps(meta)})
-    (folder / f"{name}.md").write_text(card)
+    with atomic_path(out) as tmp:
+        save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(meta)})
+    write_text(folder / f"{name}.md", card)
     return out

@@ -22,11 +22,11 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from pathlib import Path
 
 import torch
 
 from ...convert.authors_state import load_authors_state
+from ...convert.output import refuse_foreign, save_converted
 
 # RFB inside: authors' branch{b}.{i}.conv/bn, conv_cat, conv_res -> ours
 _RFB_RULES = [
@@ -157,6 +157,7 @@ def main(argv: list[str] | None = None, kind: str | None = None) -> int:
     parser.add_argument("--encoder", default="resnest101e", help="timm encoder of the target network")
     parser.add_argument("--no-check", action="store_true", help="skip the strict load into our network")
     args = parser.parse_args(argv)
+    refuse_foreign(args.dst)  # before any work: never over a file the converters did not write
     if kind is not None:
         args.kind = kind
     state, dropped = convert_state(load_authors_state(args.src), args.kind)
@@ -170,7 +171,6 @@ def main(argv: list[str] | None = None, kind: str | None = None) -> int:
                   f"  unexpected {unexpected[:8]}\n  shape {shape[:8]}", file=sys.stderr)
             return 1
         net.load_state_dict(state, strict=True)
-    Path(args.dst).parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": {f"net.{k}": v for k, v in state.items()}}, args.dst)
+    save_converted({"state_dict": {f"net.{k}": v for k, v in state.items()}}, args.dst)
     print(f"wrote {args.dst}: {len(state)} tensors; dropped {len(dropped)} unused authors' keys")
     return 0

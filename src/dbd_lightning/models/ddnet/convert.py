@@ -22,11 +22,11 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from pathlib import Path
 
 import torch
 
 from ...convert.authors_state import load_authors_state
+from ...convert.output import refuse_foreign, save_converted
 
 # legacy ResNeXt block (Sequential(LambdaMap(id, main, shortcut), LambdaReduce(add), ReLU))
 _BLOCK = [
@@ -137,6 +137,7 @@ def main(argv: list[str] | None = None, kind: str | None = None) -> int:
     parser.add_argument("--encoder", default=None, help="resnext101_32x4d | vgg16 (default: from the keys)")
     parser.add_argument("--no-check", action="store_true", help="skip the strict load into our network")
     args = parser.parse_args(argv)
+    refuse_foreign(args.dst)  # before any work: never over a file the converters did not write
     authors = load_authors_state(args.src)
     state, dropped = convert_dd_state(authors)
     encoder = args.encoder or detect_encoder(authors)
@@ -148,8 +149,7 @@ def main(argv: list[str] | None = None, kind: str | None = None) -> int:
             print(f"conversion does not match our DDNet ({encoder}):\n  {problem}", file=sys.stderr)
             return 1
         net.load_state_dict(state, strict=True)
-    Path(args.dst).parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": {f"net.{k}": v for k, v in state.items()}}, args.dst)
+    save_converted({"state_dict": {f"net.{k}": v for k, v in state.items()}}, args.dst)
     print(f"wrote {args.dst}: {len(state)} tensors (encoder {encoder}); dropped {len(dropped)} authors' keys"
           + (f": {dropped[:5]}" if dropped else ""))
     return 0

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ...convert.output import refuse_foreign, save_converted
 from .torch_model import BNet, ENet
 
 _STREAM4 = ["convs.0.weight", "convs.1.weight", "convs.2.weight", "convs.3.weight"]
@@ -87,8 +88,7 @@ def convert_folder(folder: str | Path, kind: str) -> dict[str, torch.Tensor]:
 
 
 def save(state: dict[str, torch.Tensor], path: Path, source: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": {f"net.{k}": v for k, v in state.items()}, "source": str(source)}, path)
+    save_converted({"state_dict": {f"net.{k}": v for k, v in state.items()}, "source": str(source)}, path)
 
 
 def main(argv: list[str] | None = None, kind: str = "karaali") -> int:
@@ -99,6 +99,9 @@ def main(argv: list[str] | None = None, kind: str = "karaali") -> int:
     args = ap.parse_args(argv)
     if args.blur is None and args.edge is None:
         ap.error("give --blur and/or --edge")
+    for given, name in ((args.blur, "bnet.ckpt"), (args.edge, "enet.ckpt")):
+        if given is not None:
+            refuse_foreign(args.out / name)  # before any work: never over a file the converters did not write
     bnet_state = None
     if args.blur is not None:
         bnet_state = convert_folder(args.blur, "blur")
