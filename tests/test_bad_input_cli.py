@@ -140,6 +140,8 @@ TRAIN_CASES = {
     "ckpt_missing": (["ckpt_path=files/none.ckpt"], ["files/none.ckpt", "does not exist"]),
     "ckpt_code": (["ckpt_path=files/evil.ckpt"], ["files/evil.ckpt", "refused"]),
     "output_under_a_file": (["hydra.run.dir=files/a_file/run"], ["files/a_file", "hydra.run.dir"]),
+    "paper_with_its_experiment": (["experiment=ddnet_splits", "model=ddnet"],
+                                  ["model=ddnet", "experiment=ddnet_splits", "Drop experiment="]),
     "sweep_bad_job": (["-m", "data.batch_size=2,abc"], ["data.batch_size", "sweep job 1"]),
     "resume_not_a_run": (["run_dir=files"], ["run_dir=files", "not a train run folder"]),
     "resume_with_multirun": (["-m", "run_dir=runs/a"], ["run_dir", "multirun"]),

@@ -102,8 +102,8 @@ def test_old_preset_rewrite_runs_compose_as_before():
         saved = [f"experiment={experiment}", f"model={name}", "data=synthetic"]
         assert migrate_overrides(saved) == [f"experiment={experiment}", "data=synthetic"]
         _compose(migrate_overrides(saved))
-    assert migrate_overrides(["experiment=ddffnet_table4", "model=dffnet"]) == ["experiment=ddffnet_table4",
-                                                                                 "model=dffnet"]
+    for kept in (["experiment=ddffnet_table4", "model=dffnet"], ["model=btbnet_small"], ["model=ddnet"]):
+        assert migrate_overrides(kept) == kept
 
 
 def test_resume_takes_the_runs_own_overrides(tmp_path, monkeypatch):

@@ -101,8 +101,10 @@ def _old_preset_model(overrides: list[str]) -> str | None:
     from ..models.registry import presets
 
     values = dict(o.lstrip("+").split("=", 1) for o in overrides if "=" in o and not o.startswith("~"))
-    model = values.get("model")
-    return f"model={model}" if model is not None and presets().get(model) == values.get("experiment") else None
+    model, experiment = values.get("model"), values.get("experiment")
+    if model is None or experiment is None or presets().get(model) != experiment:
+        return None
+    return f"model={model}"
 
 
 def migrate_overrides(overrides: Iterable[str]) -> list[str]:

@@ -269,6 +269,23 @@ def precompose(config_name: str, args: list[str]) -> None:
                 raise error from exc
 
 
+def _paper_with_experiment_hint(text: str, overrides: list[str]) -> str | None:
+    """``experiment=X model=<paper>``: the paper option brings its own experiment, and a group both include
+    appears twice; say so (Hydra's message names only the group)."""
+    if "appears more than once" not in text:
+        return None
+    from ..models.registry import presets
+
+    values = dict(o.lstrip("+").split("=", 1) for o in overrides if "=" in o and not o.startswith("~"))
+    model, experiment = values.get("model"), values.get("experiment")
+    if model not in presets() or experiment is None:
+        return None
+    return (f"model={model} is the paper's whole recipe (experiment={presets()[model]}) and experiment={experiment} "
+            f"brings its own: {text.strip().splitlines()[0]}. Drop experiment= to run the paper's recipe, or keep it "
+            f"and choose the network alone (python -m dbd_lightning.train --info defaults-tree experiment={experiment} "
+            "shows which model option it selects)")
+
+
 def _compose_or_hint(compose, overrides: list[str]) -> DictConfig:
     """Compose the train config; a misspelt key or group option becomes a :class:`ConfigError` with
     "did you mean" (:mod:`.config_hints`) instead of Hydra's advice to add the typo with ``+``."""
@@ -286,7 +303,7 @@ def _compose_or_hint(compose, overrides: list[str]) -> DictConfig:
 
         text = str(exc)
         hint = (unknown_key_hint(text, overrides, lambda rest: compose("train", overrides=rest))
-                or unknown_group_option_hint(text, options))
+                or unknown_group_option_hint(text, options) or _paper_with_experiment_hint(text, overrides))
         if hint is None:
             raise
         raise ConfigError(hint + ". Nothing was written.") from None
