@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from dbd_lightning.models import registry
 from dbd_lightning.train import run
 from dbd_lightning.utils.config import config_dir, trainable_on
 from dbd_lightning.utils.errors import ConfigError
@@ -23,11 +24,14 @@ def _model_target(name: str) -> str:
     return _model_target(next(d for d in node.get("defaults", []) if isinstance(d, str) and d != "_self_"))
 
 
+# paper names (model=ddffnet, btbnet, ...) are whole recipes, each the same config as an experiment
+# (tests/test_user_commands.py); the experiments below run them
+PAPER_PRESETS = set(registry.presets())
 # models whose class does not train on images with maps: pipelines (predict/eval-only, e.g. model=karaali:
 # not a LightningModule) and Karaali's B-NET/E-NET (trains_on = "edge_patches"); tests/test_karaali_*.py run them
-NON_DBD_MODELS = {p.stem for p in (CONF / "model").glob("*.yaml")
-                  if trainable_on(OmegaConf.create({"model": {"_target_": _model_target(p.stem)}})) != "images"}
-MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml") if p.stem not in NON_DBD_MODELS)
+NON_DBD_MODELS = {p.stem for p in (CONF / "model").glob("*.yaml") if p.stem not in PAPER_PRESETS
+                  and trainable_on(OmegaConf.create({"model": {"_target_": _model_target(p.stem)}})) != "images"}
+MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml") if p.stem not in NON_DBD_MODELS | PAPER_PRESETS)
 LOSSES = sorted(p.stem for p in (CONF / "loss").glob("*.yaml"))
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")  # and experiments selecting them
                      if not any(line.strip().endswith(f"/model: {m}")

@@ -11,6 +11,7 @@ import torch
 
 from dbd_lightning.export import ExportWrapper, export, run_onnx, run_torchscript
 from dbd_lightning.inference.predictor import CheckpointPredictor
+from dbd_lightning.models import registry
 from dbd_lightning.models.btbnet import BTBNet
 from dbd_lightning.models.btbnet.torch_model import scaled_size
 from dbd_lightning.runs.resolver import resolve_checkpoint
@@ -60,8 +61,9 @@ def test_dynamo_onnx_exporter(tmp_path, run_dir):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", ["pdnet_small", "ddnet_small", "rdffnet", "btbnet_small"])
+@pytest.mark.parametrize("model", registry.small_models())
 def test_every_dbd_family_exports(tmp_path, model):
+    """Each paper's CPU-sized model options (``PAPER.small_models``) export to ONNX and TorchScript."""
     from dbd_lightning.export import export_onnx, export_torchscript
     from dbd_lightning.utils.config import instantiate_network
 

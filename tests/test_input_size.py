@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 import torch
 
-from dbd_lightning.models.btbnet import BTBNet
+from dbd_lightning.models import registry
 from dbd_lightning.models.components.input_size import InputSizeError, nearest_multiples
-from dbd_lightning.models.ddffnet.depth_net import DepthNet
-from dbd_lightning.models.ddnet import DDNet
-from dbd_lightning.models.dffnet import DFFNet
-from dbd_lightning.models.pdnet import PDNet
-from dbd_lightning.models.rdffnet import RDFFNet
+
+
+def _networks(size_rule: str) -> list:
+    """Small instances' (class path, kwargs) of every paper network declared with ``size_rule`` (PAPER.networks)."""
+    return [pytest.param(target, kwargs, id=target.rsplit(":", 1)[-1])
+            for target, (kwargs, rule) in registry.networks().items() if rule == size_rule]
+
+
+def _build(target: str, kwargs: dict):
+    module, name = target.split(":")
+    return getattr(importlib.import_module(module), name)(**kwargs)
 
 
 def test_nearest_multiples():
@@ -20,10 +28,15 @@ def test_nearest_multiples():
     assert nearest_multiples(20, 32) == [32]
 
 
-@pytest.mark.parametrize("cls", [DFFNet, PDNet, RDFFNet])
-def test_dffnet_family_names_the_stride_and_the_nearest_sizes(cls):
+def test_every_paper_network_declares_its_input_size_rule():
+    assert {t.rsplit(":", 1)[-1] for t in registry.networks()} >= {"DFFNet", "PDNet", "RDFFNet", "DDNet", "DepthNet",
+                                                                   "BTBNet"}
+
+
+@pytest.mark.parametrize(("target", "kwargs"), _networks("stride_multiple"))
+def test_stride_networks_name_the_stride_and_the_nearest_sizes(target, kwargs):
     torch.manual_seed(0)
-    net = cls("resnet18").eval()
+    net = _build(target, kwargs).eval()
     expected = r"70x50 .* stride 32 .* height 64 or 96, width 32 or 64 \(e\.g\. data\.image_size=\[64,64\]"
     with torch.no_grad(), pytest.raises(InputSizeError, match=expected) as info:
         net(torch.randn(1, 3, 70, 50))
@@ -34,9 +47,8 @@ def test_dffnet_family_names_the_stride_and_the_nearest_sizes(cls):
         assert net(torch.randn(1, 3, 61, 64))["logits"].shape == (1, 1, 61, 64)
 
 
-@pytest.mark.parametrize("make", [lambda: DDNet("resnet18"), lambda: DepthNet("resnet18"),
-                                  lambda: BTBNet(widths=(8,) * 5, ffic_channels=(8, 8, 8, 1))])
-def test_nets_that_resize_between_levels_take_any_size(make):
+@pytest.mark.parametrize(("target", "kwargs"), _networks("any"))
+def test_nets_that_resize_between_levels_take_any_size(target, kwargs):
     with torch.no_grad():
-        out = make().eval()(torch.randn(1, 3, 70, 50))
+        out = _build(target, kwargs).eval()(torch.randn(1, 3, 70, 50))
     assert out["logits" if "logits" in out else "depth"].shape == (1, 1, 70, 50)

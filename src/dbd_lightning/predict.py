@@ -39,7 +39,7 @@ from .data.io import IMAGE_SUFFIXES, read_rgb
 from .inference.backends import note_pipeline_backend
 from .inference.modes import predictor_kwargs
 from .inference.predictor import Predictor, build_predictor, check_prediction
-from .models.karaali.edge_maps import precomputed_edge_maps, read_edge_map
+from .models import registry
 from .predict_output import OutputFolder, is_within, own_output_folders
 from .render import normalised_png, overlay, to_uint8
 from .utils.atomic import DiskFullError, ensure_dir, write_atomic
@@ -205,7 +205,8 @@ def _predict_all(cfg: DictConfig, predictor: Predictor, name: str | None, inputs
             fits(path)
             rgb = read_rgb(path)
             maps = (predictor.predict_image(rgb) if edge_maps is None else  # edges=DIR (Karaali's -e)
-                    predictor.predict_image(rgb, edges=read_edge_map(edge_maps[path], rgb.shape[:2], path)))
+                    predictor.predict_image(rgb, edges=registry.edge_map_module().read_edge_map(
+                        edge_maps[path], rgb.shape[:2], path)))
             extra = [k for k in maps if k != "focus"]
             for target in output_paths(out, rel, extra, False, False):
                 if target.resolve() in sources:
@@ -245,7 +246,7 @@ def predict(cfg: DictConfig, predictor: Predictor | None = None, name: str | Non
     memory_guard(cfg.get("memory"))  # a bad memory.* value stops here, before the model is loaded
     if predictor is None:
         predictor, name = make_predictor(cfg)
-    edge_maps = precomputed_edge_maps(cfg.get("edges"), predictor, name, [p for p, _ in inputs])
+    edge_maps = registry.precomputed_edge_maps(cfg.get("edges"), predictor, name, [p for p, _ in inputs])
     ensure_dir(out)
     report: dict = {"predictor": name, "input": str(cfg.input), "output": str(out), "written": [], "failed": [],
                     "tiled": [], "ranges": {}}

@@ -5,8 +5,8 @@ sweeps work as usual (``-m loss=bce,bce_edge``). One training is :mod:`dbd_light
 a config with a ``pipeline`` node runs its stages (:mod:`dbd_lightning.pipelines.stages`). Each
 run's output folder holds the resolved config, checkpoints (best + last), logger files and metrics.json.
 
-``model=<paper>`` is the paper's model with its recipe (:mod:`dbd_lightning.utils.presets`:
-``model=ddffnet`` runs both D-DFFNet stages). Continue a killed run in its own folder with
+``model=<paper>`` is the paper's model with its recipe, an option of the model group
+(``conf/model/ddffnet.yaml`` runs both D-DFFNet stages; each paper folder declares its presets). Continue a killed run in its own folder with
 ``run_dir=<run folder> ckpt_path=last`` (:mod:`dbd_lightning.utils.resume`). The composed
 config is checked before Hydra creates the run folder (:mod:`dbd_lightning.utils.validate`:
 values, data on disk, checkpoint, memory); user errors print ``error: ...`` and exit 2. Before training, every output folder is
@@ -35,7 +35,6 @@ from .runner import run_training
 from .utils.config import config_dir
 from .utils.errors import handle_user_errors, hydra_log_file
 from .utils.interrupts import handle_interrupts
-from .utils.presets import expand_model_presets
 from .utils.resume import argv_for_resume, resume_advice
 from .utils.validate import precheck_train
 
@@ -66,11 +65,9 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
 
 def prepare_argv(argv: list[str], check: bool = True) -> list[str]:
-    """The command line Hydra runs: ``model=<paper>`` presets expanded (:mod:`.utils.presets`),
-    ``run_dir=<folder>`` turned into the resume overrides (:mod:`.utils.resume`), and the composed
+    """The command line Hydra runs: ``run_dir=<folder>`` turned into the resume overrides (:mod:`.utils.resume`), and the composed
     config checked before Hydra creates any folder (:mod:`.utils.validate`, memory preflight)."""
-    args = expand_model_presets(argv[1:])
-    argv = argv_for_resume([argv[0], *args])
+    argv = argv_for_resume(list(argv))
     if os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0":
         check = False  # a DDP rank relaunched by Lightning: rank 0 checked (and holds GPU memory by now)
     if check:
@@ -79,7 +76,7 @@ def prepare_argv(argv: list[str], check: bool = True) -> list[str]:
 
 
 def main() -> float | None:
-    """CLI entry point: presets, resume overrides and the pre-run checks (:func:`prepare_argv`), then Hydra.
+    """CLI entry point: resume overrides and the pre-run checks (:func:`prepare_argv`), then Hydra.
 
     A user error (bad value, missing data, unusable checkpoint, memory) prints ``error: <message>`` and
     exits with status 2 (:mod:`.utils.errors`); ``HYDRA_FULL_ERROR=1`` shows the traceback.

@@ -26,20 +26,14 @@ import time
 
 import torch
 
+from ..models import registry
 from ..utils.errors import handle_user_errors
 from .output import refuse_foreign, write_results
 
-# name -> ("module:function", kwargs, kwargs for --quick). Families register their cases here;
-# the function runs in a child process and returns a JSON-able dict.
-CASES: dict[str, tuple[str, dict, dict]] = {
-    "dffnet_infer_resnest101e": ("dbd_lightning.bench.dffnet:bench_dffnet_infer",
-                                 {"encoder": "resnest101e", "repeats": 10}, {"repeats": 3}),
-    "dffnet_infer_resnet18": ("dbd_lightning.bench.dffnet:bench_dffnet_infer",
-                              {"encoder": "resnet18", "repeats": 10}, {"repeats": 3}),
-    "dffnet_train_resnest101e": ("dbd_lightning.bench.dffnet:bench_dffnet_train",
-                                 {"encoder": "resnest101e", "repeats": 3}, {"repeats": 1}),
-    "dffnet_train_resnet18": ("dbd_lightning.bench.dffnet:bench_dffnet_train",
-                              {"encoder": "resnet18", "repeats": 3}, {"repeats": 1}),
+# name -> ("module:function", kwargs, kwargs for --quick); the function runs in a child process and returns
+# a JSON-able dict. The shared cases are here; each paper declares its own in models/<paper>/__init__.py
+# (PAPER.bench), added below from the registry.
+SHARED_CASES: dict[str, tuple[str, dict, dict]] = {
     "recipe_cuhk_tr1_lite0": ("dbd_lightning.bench.recipe:bench_real_recipe", {"repeats": 3},
                               {"repeats": 1, "size": 128, "images": 8}),
     "synthetic_renderer": ("dbd_lightning.bench.renderer:bench_renderer", {"n": 100, "size": 320}, {"n": 20}),
@@ -74,42 +68,23 @@ CASES: dict[str, tuple[str, dict, dict]] = {
                                     {"encoder": "resnest101e", "n": 100}, {"encoder": "resnet18", "n": 4}),
     "backends_eval_100_cuhk_size_resnet18": ("dbd_lightning.bench.backends:bench_backend_eval",
                                              {"encoder": "resnet18", "n": 100}, {"n": 4}),
-    # BTBNet full model (3S + FNet + RRNet x3, paper widths), one SGD step at 320 px, batch 1
-    "btbnet_train_320": ("dbd_lightning.models.btbnet.bench:bench_btbnet_step", {"size": 320}, {"size": 64}),
-    # DD (Cun & Pun 2020): forward at the authors' 320 px, encoder vs SRFB decoder, FLOPs, params
-    "ddnet_infer_resnext101": ("dbd_lightning.models.ddnet.bench:bench_ddnet_infer",
-                               {"encoder": "resnext101_32x4d", "repeats": 5}, {"repeats": 1, "size": 128}),
-    "ddnet_infer_resnet18": ("dbd_lightning.models.ddnet.bench:bench_ddnet_infer",
-                             {"encoder": "resnet18", "repeats": 5}, {"repeats": 1, "size": 128}),
-    # Karaali: full pipeline s / image at the Lytro size 360x360 (paper: 4.55 s, Python/GPU), DT filter alone
-    "karaali_pipeline_360": ("dbd_lightning.models.karaali.bench:bench_pipeline", {"repeats": 3},
-                             {"repeats": 1, "size": 96}),
-    "karaali_pipeline_360_bf16": ("dbd_lightning.models.karaali.bench:bench_pipeline",
-                                  {"repeats": 3, "precision": "bfloat16"}, {"repeats": 1, "size": 96,
-                                                                            "precision": "bfloat16"}),
-    # wide_stride=3: the 41/27 streams at their native stride (an approximation, see the family README)
-    "karaali_pipeline_360_wide_stride3": ("dbd_lightning.models.karaali.bench:bench_pipeline",
-                                          {"repeats": 3, "wide_stride": 3}, {"repeats": 1, "size": 96,
-                                                                             "wide_stride": 3}),
-    "karaali_pipeline_360_per_cell": ("dbd_lightning.models.karaali.bench:bench_pipeline",
-                                      {"repeats": 3, "wide_stride": 3, "per_cell": True},
-                                      {"repeats": 1, "size": 96, "wide_stride": 3, "per_cell": True}),
-    "dt_filter_360": ("dbd_lightning.models.karaali.bench:bench_dt_filter", {"repeats": 10}, {"repeats": 2}),
-    # the same on one thread (robust on a shared machine: spinning OpenMP threads inflate the 2-thread numbers)
-    "karaali_pipeline_360_1thread": ("dbd_lightning.models.karaali.bench:bench_pipeline",
-                                     {"repeats": 3, "threads": 1}, {"repeats": 1, "size": 96, "threads": 1}),
-    "karaali_pipeline_360_bf16_1thread": ("dbd_lightning.models.karaali.bench:bench_pipeline",
-                                          {"repeats": 3, "threads": 1, "precision": "bfloat16"},
-                                          {"repeats": 1, "size": 96, "threads": 1, "precision": "bfloat16"}),
-    "dt_filter_360_1thread": ("dbd_lightning.models.karaali.bench:bench_dt_filter", {"repeats": 10, "threads": 1},
-                              {"repeats": 2, "threads": 1}),
 }
 
 
+
+CASES: dict[str, tuple[str, dict, dict]] = {**SHARED_CASES, **registry.bench_cases()}
+
+
+def cases() -> dict[str, tuple[str, dict, dict]]:
+    """Every case: :data:`CASES` and any paper declared since it was built (the registry read again)."""
+    return {**registry.bench_cases(), **CASES}
+
+
 def run_case(name: str, quick: bool) -> dict:
-    if name not in CASES:
-        raise ValueError(f"unknown bench case {name!r}; cases: {sorted(CASES)}")
-    target, kwargs, quick_kwargs = CASES[name]
+    known = cases()
+    if name not in known:
+        raise ValueError(f"unknown bench case {name!r}; cases: {sorted(known)}")
+    target, kwargs, quick_kwargs = known[name]
     module, func = target.split(":")
     fn = getattr(importlib.import_module(module), func)
     return fn(**{**kwargs, **(quick_kwargs if quick else {})})
@@ -132,7 +107,8 @@ def _git_commit() -> str | None:
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="bench/results.json")
-    ap.add_argument("--cases", nargs="*", default=list(CASES), choices=CASES)
+    known = cases()
+    ap.add_argument("--cases", nargs="*", default=list(known), choices=known)
     ap.add_argument("--quick", action="store_true", help="fewer repeats (smoke run)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)

@@ -72,7 +72,8 @@ def resolve_backend(name: str, device: torch.device | str) -> str:
 
 
 def note_pipeline_backend(name: str, pipeline: str | None) -> None:
-    """``model=<pipeline>`` (Karaali's blur estimation) always runs in torch: one line when another was asked."""
+    """``model=<pipeline>`` (a non-learned pipeline, not a checkpoint) always runs in torch: one line when
+    another backend was asked."""
     if str(name).startswith("onnxruntime"):
         log.warning("backend=%s: the pipeline model=%s runs in torch (only ckpt= networks are exported "
                     "to ONNX)", name, pipeline or "<pipeline>")

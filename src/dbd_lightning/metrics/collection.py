@@ -1,6 +1,7 @@
 """The table metrics of a DBD evaluation as one ``torchmetrics.MetricCollection``.
 
-Presets (``preset=``), each overridable key by key through ``**convention``:
+Presets (``preset=``; the papers' are declared in their folders, see :data:`PRESETS`), each
+overridable key by key through ``**convention``:
 
 * ``'ddffnet'`` (default, D-DFFNet Table I): MAE per image; F-beta (beta^2 = 0.3)
   at threshold 0.5, blur positive, per image then averaged; IoU at 0.5, blur
@@ -23,50 +24,14 @@ from typing import Any
 
 from torchmetrics import MetricCollection
 
+from ..models.registry import metric_conventions
 from . import functional as F
 from .curves import FBeta, MaxFBeta, PrecisionRecallCurve
 from .dbd import MAE, IoU, Precision, Recall
 
-PRESETS: dict[str, dict[str, Any]] = {
-    "ddffnet": dict(
-        positive="blur",
-        threshold=0.5,
-        beta2=0.3,
-        adaptive_factor=1.5,
-        adaptive_cap=1.0,
-        strict=False,
-        adaptive_target=False,
-        empty_score=1.0,
-        mae_averaging="per_image",
-        fbeta_averaging="per_image",
-        iou_averaging="pooled",
-    ),
-    "dd": dict(
-        positive="focus",
-        threshold="adaptive",
-        beta2=0.3,
-        adaptive_factor=1.5,
-        adaptive_cap=None,
-        strict=True,
-        adaptive_target=True,
-        empty_score=1.0,
-        mae_averaging="per_image",
-        fbeta_averaging="pooled",
-        iou_averaging="pooled",
-    ),
-    "btbnet": dict(
-        positive="blur",
-        threshold="adaptive",
-        beta2=0.3,
-        adaptive_factor=1.5,
-        adaptive_cap=None,
-        strict=False,
-        adaptive_target=False,
-        empty_score=1.0,
-        mae_averaging="per_image",
-        fbeta_averaging="per_image",
-        iou_averaging="per_image",
-    ),
+#: conventions that belong to no paper; each paper declares its own (``models/<paper>/__init__.py``,
+#: ``PAPER.metric_conventions``: ``ddffnet``, ``dd``, ``btbnet``), merged into :data:`PRESETS` below
+SHARED_PRESETS: dict[str, dict[str, Any]] = {
     "sod": dict(
         positive="focus",
         threshold="adaptive",
@@ -83,11 +48,21 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+
+def presets() -> dict[str, dict[str, Any]]:
+    """Every named convention: the papers' (read from the registry now) and the shared ones."""
+    return {**metric_conventions(), **SHARED_PRESETS}
+
+
+PRESETS: dict[str, dict[str, Any]] = presets()  # as of import; resolve_convention asks presets() each call
+
+
 def resolve_convention(preset: str = "ddffnet", **convention: Any) -> dict[str, Any]:
     """The preset's settings with ``convention`` overrides applied (unknown keys raise)."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown metric preset {preset!r}; choose one of {sorted(PRESETS)}")
-    cfg = dict(PRESETS[preset])
+    known = presets()
+    if preset not in known:
+        raise ValueError(f"unknown metric preset {preset!r}; choose one of {sorted(known)}")
+    cfg = dict(known[preset])
     unknown = set(convention) - set(cfg)
     if unknown:
         raise ValueError(f"unknown metric convention keys {sorted(unknown)}; valid keys: {sorted(cfg)}")

@@ -91,8 +91,25 @@ def migrate_config(container: dict) -> dict:
     return _migrate(container, "")
 
 
+def _old_preset_model(overrides: list[str]) -> str | None:
+    """The ``model=<paper>`` of an old preset rewrite, to drop (:func:`migrate_overrides`), else None.
+
+    Before paper names were options of the model group, ``model=ddnet`` was rewritten on the command
+    line to ``experiment=ddnet_paper model=ddnet`` (the network config was then called ``ddnet``). That
+    experiment selects today's network option itself, while today's ``model=ddnet`` pulls the same
+    experiment in a second time: the pair is the experiment alone."""
+    from ..models.registry import presets
+
+    values = dict(o.lstrip("+").split("=", 1) for o in overrides if "=" in o and not o.startswith("~"))
+    model, experiment = values.get("model"), values.get("experiment")
+    if model is None or experiment is None or presets().get(model) != experiment:
+        return None
+    return f"model={model}"
+
+
 def migrate_overrides(overrides: Iterable[str]) -> list[str]:
-    """Saved command-line overrides in today's names (``experiment=dd_paper`` -> ``experiment=ddnet_paper``)."""
+    """Saved command-line overrides in today's names (``experiment=dd_paper`` -> ``experiment=ddnet_paper``;
+    the old preset rewrite's ``experiment=<recipe> model=<paper>`` -> ``experiment=<recipe>``)."""
     out = []
     for override in overrides:
         prefix = override[: len(override) - len(override.lstrip("+~"))]
@@ -101,4 +118,5 @@ def migrate_overrides(overrides: Iterable[str]) -> list[str]:
         if sep and key in RENAMED_OPTIONS:
             value = RENAMED_OPTIONS[key].get(value, value)
         out.append(f"{prefix}{key}{sep}{migrate_string(value) if sep else ''}")
-    return out
+    drop = _old_preset_model(out)
+    return [o for o in out if o.lstrip("+") != drop]

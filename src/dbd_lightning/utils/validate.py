@@ -6,8 +6,8 @@
 
 * a value cannot work (:func:`validate_train_config`): ``data.batch_size=abc`` / ``-2``,
   a negative ``data.num_workers``, a bad ``data.image_size`` or ``trainer.max_epochs``;
-* the model cannot train on the data: a pipeline (``model=karaali``) or a patch classifier
-  (``model=karaali_bnet``) with image data;
+* the model cannot train on the data: a pipeline (a paper's ``PAPER.pipelines``) or a patch
+  classifier with image data (``Task.trains_on`` vs the datamodule's ``PAPER.data_serves``);
 * the run / sweep folder cannot be written (:func:`~dbd_lightning.utils.preflight.check_writable`);
 * a benchmark the data config uses is not on disk (:func:`check_data_present`: one paragraph with
   the ``python -m dbd_lightning.data.prepare`` command);
@@ -131,27 +131,41 @@ def validate_train_config(cfg: DictConfig) -> None:
             raise ConfigError(f"data.image_size={OmegaConf.to_container(size) if isinstance(size, ListConfig) else size!r} "
                               "is not valid: give one positive whole number or [height,width] "
                               "(e.g. 'data.image_size=[320,320]')")
-    from .config import trainable_on
-
-    trains_on = trainable_on(cfg)
-    data_target = str(_select(cfg, "data.datamodule._target_") or "")
-    data_name = _select(cfg, "data.name")
-    if trains_on is None:
-        raise ConfigError(f"model config {_select(cfg, 'model._target_')} is a pipeline, not a trainable network "
-                          "(model=karaali: train model=karaali_bnet / model=karaali_enet; run the pipeline with "
-                          "python -m dbd_lightning.predict model=karaali)")
-    patches = data_target.endswith("KaraaliPatchDataModule")
-    if trains_on == "edge_patches" and not patches:
-        task = "bnet" if "BNet" in str(_select(cfg, "model.net._target_")) else "enet"
-        raise ConfigError(f"model=karaali_{task} is a patch classifier (41x41 edge patches), but data={data_name} "
-                          f"holds images with masks: use data=karaali_{task}_patches (or experiment=karaali_{task})")
-    if patches and trains_on != "edge_patches":
-        raise ConfigError(f"data={data_name} holds Karaali edge patches, which only model=karaali_bnet / "
-                          "model=karaali_enet train on; choose a DBD data config (data=synthetic, data=cuhk_tr1, ...)")
+    _check_model_fits_data(cfg)
     for key in ("preflight.memory",):
         value = _select(cfg, key)
         if value is not None and not isinstance(value, bool):
             raise ConfigError(f"{key}={value!r} is not valid: use {key}=true or {key}=false")
+
+
+def _check_model_fits_data(cfg: DictConfig) -> None:
+    """The model trains on what the data serves (``Task.trains_on`` vs the paper-declared ``data_serves``):
+    a pipeline (``PAPER.pipelines``, e.g. ``model=karaali``) trains on nothing; a patch classifier needs its
+    patch data and patch data needs it. The advice comes from the paper's declaration (``models/registry``)."""
+    from ..models import registry
+    from .config import trainable_on
+
+    choice = _select(cfg, "hydra.runtime.choices.model")
+    if choice in registry.pipelines():
+        raise ConfigError(f"model={choice} is a pipeline, not a trainable network: {registry.pipelines()[choice]}")
+    trains_on = trainable_on(cfg)
+    model_target = str(_select(cfg, "model._target_") or "")
+    paper = registry.paper_of(model_target) or registry.paper_of(str(_select(cfg, "model.net._target_") or ""))
+    advice = f" ({paper.train_advice})" if paper is not None and paper.train_advice else ""
+    if trains_on is None:
+        raise ConfigError(f"model config {model_target} is a pipeline, not a trainable network{advice}")
+    data_target = str(_select(cfg, "data.datamodule._target_") or "")
+    data_name = _select(cfg, "data.name")
+    serves = registry.data_serves(data_target)
+    if trains_on == serves:
+        return
+    if trains_on != "images":
+        raise ConfigError(f"model={choice or model_target} is a patch classifier (it trains on {trains_on}), but "
+                          f"data={data_name} holds images with masks{advice}")
+    data_paper = registry.paper_of(data_target)
+    data_advice = f" ({data_paper.train_advice})" if data_paper is not None and data_paper.train_advice else ""
+    raise ConfigError(f"data={data_name} holds {serves.replace('_', ' ')}, which this model does not train on"
+                      f"{data_advice}; choose a DBD data config (data=synthetic, data=cuhk_tr1, ...)")
 
 
 def check_data_present(cfg: DictConfig) -> None:
@@ -265,6 +279,23 @@ def check_missing_values(cfg: DictConfig, command: str) -> None:
         raise ConfigError(hint)
 
 
+def _paper_with_experiment_hint(text: str, overrides: list[str]) -> str | None:
+    """``experiment=X model=<paper>``: the paper option brings its own experiment, and a group both include
+    appears twice; say so (Hydra's message names only the group)."""
+    if "appears more than once" not in text:
+        return None
+    from ..models.registry import presets
+
+    values = dict(o.lstrip("+").split("=", 1) for o in overrides if "=" in o and not o.startswith("~"))
+    model, experiment = values.get("model"), values.get("experiment")
+    if model not in presets() or experiment is None:
+        return None
+    return (f"model={model} is the paper's whole recipe (experiment={presets()[model]}) and experiment={experiment} "
+            f"brings its own: {text.strip().splitlines()[0]}. Drop experiment= to run the paper's recipe, or keep it "
+            f"and choose the network alone (python -m dbd_lightning.train --info defaults-tree experiment={experiment} "
+            "shows which model option it selects)")
+
+
 def _compose_or_hint(compose, overrides: list[str]) -> DictConfig:
     """Compose the train config; a misspelt key or group option becomes a :class:`ConfigError` with
     "did you mean" (:mod:`.config_hints`) instead of Hydra's advice to add the typo with ``+``."""
@@ -282,7 +313,7 @@ def _compose_or_hint(compose, overrides: list[str]) -> DictConfig:
 
         text = str(exc)
         hint = (unknown_key_hint(text, overrides, lambda rest: compose("train", overrides=rest))
-                or unknown_group_option_hint(text, options))
+                or unknown_group_option_hint(text, options) or _paper_with_experiment_hint(text, overrides))
         if hint is None:
             raise
         raise ConfigError(hint + ". Nothing was written.") from None

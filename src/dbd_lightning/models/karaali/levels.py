@@ -4,7 +4,7 @@ B-NET classifies an edge patch into 23 blur levels: disk (pillbox) PSF radii
 0.5, 0.75, ..., 6.0 px in steps of 0.25 px. E-NET's training composites blur the
 foreground and the background with radii from {0, 1, 3, 5} px. The training data
 (:mod:`.synthetic`, :mod:`.patches`), the inference pipeline (level -> radius) and
-the B-NET config (``conf/model/karaali_bnet.yaml``, via :func:`bnet_radii`) all read
+the B-NET config (``conf/model/karaali_bnet_net.yaml``, via :func:`bnet_radii`) all read
 these numbers from here.
 """
 
