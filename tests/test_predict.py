@@ -13,7 +13,7 @@ from torch import nn
 
 from dbd_lightning.data.io import read_rgb
 from dbd_lightning.inference.predictor import CheckpointPredictor, Predictor, build_predictor
-from dbd_lightning.inference.tiling import blend_window, tile_starts
+from dbd_lightning.inference.tiling import linear_ramp, tile_starts
 from dbd_lightning.predict import PredictInputError, collect_inputs, predict
 from dbd_lightning.runs.resolver import resolve_checkpoint
 from dbd_lightning.runs.run import CheckpointSpecError
@@ -72,8 +72,8 @@ def test_single_tile_when_the_image_is_smaller_and_bad_overlap_raises():
     assert tile_starts(300, 640, 128) == [0]
     with pytest.raises(ValueError, match="overlap"):
         tile_starts(2000, 640, 640)
-    w = blend_window(8, 10, 3)
-    assert w.shape == (8, 10) and w.min() > 0 and w[4, 5] == 1.0 and w[0, 0] == pytest.approx(0.25 * 0.25)
+    # the legacy (window=linear) ramps start at 1 / (overlap + 1), never 0: a border under one tile keeps it
+    assert linear_ramp(10, 3).tolist() == pytest.approx([0.25, 0.5, 0.75, 1, 1, 1, 1, 0.75, 0.5, 0.25])
 
 
 def test_tiled_prediction_equals_whole_image_for_a_per_pixel_net():

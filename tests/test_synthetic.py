@@ -1,5 +1,6 @@
 """Synthetic thin-lens renderer, textures and dataset (dbd_lightning.data.synthetic)."""
 
+import dataclasses
 import pickle
 
 import cv2
@@ -10,7 +11,9 @@ from dbd_lightning.bench.renderer import bench_renderer
 from dbd_lightning.data.synthetic import (
     PRESETS,
     SAMPLE_KEYS,
+    PhotoSceneConfig,
     RenderConfig,
+    SceneConfig,
     SyntheticRenderer,
     TextureBank,
     get_preset,
@@ -185,10 +188,12 @@ def test_gaussian_psf_option_and_tilted_plane_bins():
 
 # ----------------------------------------------------------------------------- config
 def test_presets_and_errors():
-    assert set(PRESETS) == {"shallow", "wide", "random"}
+    assert set(PRESETS) == {"shallow", "wide", "random", "photographic"}
     assert get_preset("shallow").f_number[1] <= 2.8 and get_preset("wide").f_number[0] >= 11
-    with pytest.raises(ValueError, match="random, shallow, wide"):
+    with pytest.raises(ValueError, match="photographic, random, shallow, wide"):
         get_preset("deep")
+    with pytest.raises(ValueError, match="not a collage scene"):  # collage renderer, photographic preset
+        SyntheticRenderer("photographic")
     with pytest.raises(ValueError, match="valid"):
         RenderConfig().replace(bogus=1)
     with pytest.raises(ValueError, match="disk, gaussian"):
@@ -200,6 +205,29 @@ def test_presets_and_errors():
     cfg = resolve_config({"preset": "wide", "f_number": [16, 22]}, size=100)
     assert cfg.size == (100, 100) and cfg.f_number == (16.0, 22.0) and cfg.name == "wide"
     assert resolve_config(cfg) is cfg
+
+
+def test_scene_kinds_share_the_declared_fields_and_keep_their_defaults():
+    """The PSF / binning / noise / JPEG / label fields are SceneConfig's (declared once, checked once);
+    each scene kind keeps its own defaults of them."""
+    shared = {f.name for f in dataclasses.fields(SceneConfig)}
+    assert {"psf", "r0", "n_depth_bins", "radius_step", "noise_prob", "jpeg_quality", "canny_low"} <= shared
+    for kind in (RenderConfig, PhotoSceneConfig):
+        assert [f.name for f in dataclasses.fields(kind)][: len(shared)] == [f.name for f in dataclasses.fields(SceneConfig)]
+        with pytest.raises(ValueError, match="jpeg_quality"):  # the shared check, for both kinds
+            kind(jpeg_quality=(90, 20))
+    collage, photo = RenderConfig(), PhotoSceneConfig()
+    assert (collage.r0, collage.n_depth_bins, collage.radius_step, collage.noise_prob, collage.jpeg_prob) == (
+        0.5, 16, 0.25, 0.5, 0.3)
+    assert (photo.r0, photo.n_depth_bins, photo.radius_step, photo.noise_prob, photo.jpeg_prob) == (
+        1.0, 12, 0.5, 0.6, 0.6)
+    assert (collage.tilted_prob, collage.tilt_near_ratio, photo.tilted_prob, photo.tilt_near_ratio) == (
+        0.5, (0.15, 0.8), 0.4, (0.1, 0.6))
+    # r0 is px at the output size for collages, px at 320 px (scaled) for photographic scenes
+    assert collage.replace(size=160).r0_px == 0.5 and photo.replace(size=160).r0_px == 0.5
+    # one resolver for both kinds: a mapping on the photographic preset gives its config
+    cfg = resolve_config({"preset": "photographic", "psf": "gaussian"}, size=64, photo_split="val")
+    assert isinstance(cfg, PhotoSceneConfig) and cfg.psf == "gaussian" and cfg.size == (64, 64)
 
 
 # ----------------------------------------------------------------------------- textures

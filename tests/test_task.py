@@ -1,4 +1,5 @@
 import collections
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,11 +23,28 @@ def test_predictions_are_resized_back_to_each_original_size():
 
 
 def test_prediction_grid_layout():
-    image = torch.zeros(2, 3, 10, 12)
-    grid = prediction_grid(image, torch.ones(2, 1, 10, 12), torch.full((2, 1, 10, 12), 0.25))
+    """One row per sample, columns image | GT | prediction, 2 px white padding: every cell is checked
+    against its hand-made content (a swapped column or row fails)."""
+    h, w = 10, 12
+    image = torch.zeros(2, 3, h, w)
+    image[1] = 1.0  # denormalised: mean + std (sample 0: the ImageNet mean)
+    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+    gt = torch.zeros(2, 1, h, w)
+    gt[0, :, :, : w // 2] = 1.0  # sample 0: left half in focus; sample 1: top half
+    gt[1, :, : h // 2] = 1.0
+    pred = torch.stack([torch.full((1, h, w), 0.25), torch.full((1, h, w), 0.75)])
+    grid = prediction_grid(image, gt, pred)
     # 3 columns (image | GT | prediction) x 2 rows, padding 2
-    assert grid.shape == (3, 2 * 10 + 3 * 2, 3 * 12 + 4 * 2)
-    assert grid.min() >= 0 and grid.max() <= 1
+    assert grid.shape == (3, 2 * h + 3 * 2, 3 * w + 4 * 2)
+    expected = {(0, 0): mean.view(3, 1, 1).expand(3, h, w), (1, 0): (mean + std).view(3, 1, 1).expand(3, h, w),
+                (0, 1): gt[0].expand(3, h, w), (1, 1): gt[1].expand(3, h, w),
+                (0, 2): torch.full((3, h, w), 0.25), (1, 2): torch.full((3, h, w), 0.75)}
+    covered = torch.zeros(grid.shape[1:], dtype=torch.bool)
+    for (row, col), cell in expected.items():
+        y, x = 2 + row * (h + 2), 2 + col * (w + 2)
+        assert torch.allclose(grid[:, y : y + h, x : x + w], cell), (row, col)
+        covered[y : y + h, x : x + w] = True
+    assert (grid[:, ~covered] == 1.0).all()  # the padding is white
 
 
 class Evil:
@@ -57,9 +75,34 @@ def test_load_weights_reports_mismatched_keys(tmp_path):
     assert "('weight', (4, 2), (3, 2))" in msg
 
 
-@pytest.mark.parametrize("trainer", ["cpu", "gpu", "ddp"])
+#: what each trainer option sets (by hand, from the docs of conf/trainer/*.yaml); every option inherits
+#: default.yaml's run (the paper's 75 epochs, float32, atomic checkpoint writes)
+TRAINERS = {
+    "default": {"accelerator": "cpu", "devices": 1},
+    "cpu": {"accelerator": "cpu", "devices": 1},
+    "gpu": {"accelerator": "gpu", "devices": 1},
+    "ddp": {"accelerator": "gpu", "devices": "auto", "num_nodes": 1, "strategy": "ddp", "sync_batchnorm": True,
+            "use_distributed_sampler": True},
+    "ddp_cpu": {"accelerator": "cpu", "devices": 2, "num_nodes": 1, "strategy": "ddp", "sync_batchnorm": False,
+                "use_distributed_sampler": True},
+}
+
+
+def test_every_trainer_option_is_checked():
+    from dbd_lightning.utils.config import config_dir
+
+    assert {p.stem for p in (Path(config_dir()) / "trainer").glob("*.yaml")} == set(TRAINERS)
+
+
+@pytest.mark.parametrize("trainer", sorted(TRAINERS))
 def test_trainer_configs_compose(tmp_path, trainer):
     cfg = compose_cfg(tmp_path, [f"trainer={trainer}"])
+    t = cfg.trainer
+    assert {k: t.get(k) for k in TRAINERS[trainer]} == TRAINERS[trainer]
+    if "strategy" not in TRAINERS[trainer]:
+        assert "strategy" not in t  # one process: Lightning's default
+    assert t._target_ == "lightning.pytorch.Trainer" and t.max_epochs == 75 and t.precision == "32-true"
+    assert [p._target_ for p in t.plugins] == ["dbd_lightning.utils.checkpoint_io.AtomicCheckpointIO"]
     if trainer == "cpu":  # builds a real Trainer: one CPU process, float32, the paper's 75 epochs, atomic writes
         import hydra
         from lightning.pytorch.accelerators import CPUAccelerator
@@ -70,8 +113,6 @@ def test_trainer_configs_compose(tmp_path, trainer):
         assert isinstance(built.accelerator, CPUAccelerator) and built.num_devices == 1
         assert built.precision == "32-true" and built.max_epochs == 75
         assert isinstance(built.strategy.checkpoint_io, AtomicCheckpointIO)
-    if trainer == "ddp":
-        assert cfg.trainer.strategy == "ddp"
 
 
 def test_callbacks_are_a_dict_that_can_be_edited_from_the_command_line(tmp_path):

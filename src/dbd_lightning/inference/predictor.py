@@ -94,7 +94,7 @@ class CheckpointPredictor:
     Tiled mode (large images, e.g. EBD ~1600x1024): the native image is cut into
     ``tile_size`` squares overlapping by at least ``tile_overlap`` pixels; each
     tile is resized to ``image_size``, predicted, resized back, and the
-    probabilities are blended with :func:`~.tiling.blend_window` weights. With the
+    probabilities are blended with :func:`~.tiling.axis_windows` weights. With the
     default ``tile_size`` (2x the network input) a tile sees the same scale as a
     CUHK image (~640x480) resized to 320 in training. Tiles are blended with
     ``tile_window`` (:mod:`.tiling`: ``hann`` = seamless

@@ -56,15 +56,6 @@ def linear_ramp(n: int, overlap: int) -> np.ndarray:
     return r
 
 
-def blend_window(h: int, w: int, overlap: int) -> np.ndarray:
-    """Separable legacy blending weights (``window=linear``): :func:`linear_ramp` on both axes.
-
-    Ramps start at ``1 / (overlap + 1)`` (never 0), so image borders covered by a
-    single tile keep their prediction.
-    """
-    return np.outer(linear_ramp(h, overlap), linear_ramp(w, overlap))
-
-
 def cosine_taper(n: int) -> np.ndarray:
     """``sin^2(pi/2 * (i + 0.5) / n)`` for ``i < n``: rises from ~0 to ~1; ``taper + taper[::-1] == 1``."""
     t = (np.arange(n, dtype=np.float64) + 0.5) / n

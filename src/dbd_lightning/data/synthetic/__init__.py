@@ -1,4 +1,5 @@
-"""Synthetic thin-lens defocus data: textures, layered scenes, configs + presets, labels, renderers, dataset, writer.
+"""Synthetic thin-lens defocus data: textures, layered scenes, configs + presets, labels, the renderer core
+(:mod:`.core`) and its two scene kinds, dataset, writer.
 
 Importing this package is light (numpy + OpenCV); the torch ``Dataset``
 (:class:`SyntheticDefocusDataset`) is imported on first access.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .config import PRESETS, PhotoSceneConfig, RenderConfig, get_preset, resolve_config
+from .config import PRESETS, PhotoSceneConfig, RenderConfig, SceneConfig, get_preset, resolve_config
 from .labels import SAMPLE_KEYS
 from .renderer import SyntheticRenderer, sample_name
 from .textures import BUNDLED_PHOTOS, TextureBank
@@ -23,6 +24,7 @@ __all__ = [
     "PhotoSceneConfig",
     "SAMPLE_KEYS",
     "RenderConfig",
+    "SceneConfig",
     "SyntheticDefocusDataset",
     "SyntheticRenderer",
     "TextureBank",

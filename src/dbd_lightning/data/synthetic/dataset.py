@@ -7,12 +7,9 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from .config import PhotoSceneConfig, RenderConfig, resolve_config
-from .photographic import PhotographicRenderer
-from .renderer import SyntheticRenderer, sample_name
-
-#: the preset name that selects the photographic scenes (:mod:`.photographic`)
-PHOTOGRAPHIC = "photographic"
+from .config import SceneConfig, resolve_config
+from .factory import make_renderer
+from .renderer import sample_name
 
 __all__ = ["SyntheticDefocusDataset"]
 
@@ -26,7 +23,7 @@ class SyntheticDefocusDataset(Dataset):
         preset: preset name (``shallow``, ``wide``, ``random``, or ``photographic`` for
             :class:`.photographic.PhotographicRenderer` scenes), a :class:`RenderConfig` /
             :class:`PhotoSceneConfig`, or a mapping of config fields (optionally with a base
-            ``preset`` key).
+            ``preset`` key), resolved by :func:`.config.resolve_config`.
         size: output ``(H, W)`` or an int for square images; ``None`` keeps the
             config's size.
         overrides: further :class:`RenderConfig` (or :class:`PhotoSceneConfig`) fields.
@@ -42,7 +39,7 @@ class SyntheticDefocusDataset(Dataset):
         self,
         length: int = 1000,
         seed: int = 0,
-        preset: str | RenderConfig | Mapping[str, Any] = "random",
+        preset: str | SceneConfig | Mapping[str, Any] = "random",
         size: int | Sequence[int] | None = None,
         overrides: Mapping[str, Any] | None = None,
         photo_split: str | None = None,
@@ -54,18 +51,8 @@ class SyntheticDefocusDataset(Dataset):
         overrides = dict(overrides or {})
         if photo_split is not None:
             overrides["photo_split"] = photo_split
-        if isinstance(preset, Mapping) and preset.get("preset") == PHOTOGRAPHIC:
-            overrides = {**{k: v for k, v in preset.items() if k != "preset"}, **overrides}
-            preset = PHOTOGRAPHIC
-        if isinstance(preset, PhotoSceneConfig) or preset == PHOTOGRAPHIC:
-            base = preset if isinstance(preset, PhotoSceneConfig) else PhotoSceneConfig()
-            if size is not None:
-                overrides["size"] = size
-            self.config = base.replace(**overrides) if overrides else base
-            self.renderer = PhotographicRenderer(self.config, seed=seed)
-        else:
-            self.config = resolve_config(preset, size=size, **overrides)
-            self.renderer = SyntheticRenderer(self.config, seed=seed)
+        self.config = resolve_config(preset, size=size, **overrides)
+        self.renderer = make_renderer(self.config, seed=seed)
         self.seed = self.renderer.seed
 
     def __len__(self) -> int:

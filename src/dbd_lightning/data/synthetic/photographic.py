@@ -46,10 +46,9 @@ import cv2
 import numpy as np
 
 from .config import PhotoSceneConfig
-from .labels import edge_types, focus_boundary
+from .core import LayeredRenderer
 from .photo_pool import load_photo, photo_ids, segmented_photo
-from .renderer import SyntheticRenderer, _loguniform
-from .scene import make_background_depth
+from .scene import Layer, loguniform, make_background_depth
 
 __all__ = ["PhotographicRenderer"]
 
@@ -105,19 +104,15 @@ def _region_from_segments(rng: np.random.Generator, labels: np.ndarray, sharpnes
     return region
 
 
-class PhotographicRenderer(SyntheticRenderer):
+class PhotographicRenderer(LayeredRenderer):
     """Deterministic photographic defocus scenes; ``render(index)`` depends on (seed, index, config).
 
-    Same output as :class:`.renderer.SyntheticRenderer` (its compositing and camera code is
-    reused); see the module docstring for the scene model.
+    Same output as :class:`.renderer.SyntheticRenderer` (both use the renderer core,
+    :mod:`.core`); see the module docstring for the scene model.
     """
 
     def __init__(self, config: PhotoSceneConfig | None = None, seed: int = 0) -> None:
-        self.config = config if config is not None else PhotoSceneConfig()
-        seed = int(seed)
-        if seed < 0:
-            raise ValueError(f"seed must be >= 0, got {seed}")
-        self.seed = seed
+        super().__init__(config if config is not None else PhotoSceneConfig(), seed)
         self.photos = photo_ids(self.config.photo_split, self.config.source_dir, self.config.include_bundled_photos)
 
     def __repr__(self) -> str:
@@ -146,7 +141,7 @@ class PhotographicRenderer(SyntheticRenderer):
         ph, pw = img.shape[:2]
         max_scale = min(ph / h, pw / w)
         lo = min(1.0, max_scale)
-        scale = _loguniform(rng, lo, max_scale) if max_scale > lo else max_scale
+        scale = loguniform(rng, lo, max_scale) if max_scale > lo else max_scale
         ch, cw = max(1, min(ph, round(h * scale))), max(1, min(pw, round(w * scale)))
         y0, x0 = int(rng.integers(0, ph - ch + 1)), int(rng.integers(0, pw - cw + 1))
         crop = img[y0:y0 + ch, x0:x0 + cw]
@@ -211,6 +206,7 @@ class PhotographicRenderer(SyntheticRenderer):
 
     # ------------------------------------------------------------------ render
     def render_with_info(self, index: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """:meth:`render` plus a JSON-friendly dict of the drawn focus and blur."""
         cfg = self.config
         rng = self.rng(index)
         h, w = cfg.size
@@ -219,87 +215,68 @@ class PhotographicRenderer(SyntheticRenderer):
         pick = (pick * 4)[:4] if len(pick) < 4 else pick
 
         # --- layers: background (+ optional mid-ground) + subjects, with depths
-        d_bg = _loguniform(rng, *cfg.background_depth)
+        d_bg = loguniform(rng, *cfg.background_depth)
         tilted = rng.random() < cfg.tilted_prob
         near_ratio = rng.uniform(*cfg.tilt_near_ratio)
         bg_depth = make_background_depth(rng, (h, w), d_bg, tilted, near_ratio)
         bg_depth = np.maximum(np.broadcast_to(np.float32(bg_depth), (h, w)), np.float32(cfg.subject_depth[1] * 1.05))
-        layers: list[dict[str, Any]] = []
         bg_tex, _ = self._crop(rng, pick[0], segmented=False)
-        layers.append({"tex": bg_tex, "alpha": None, "box": (0, h, 0, w), "depth": bg_depth, "src": pick[0]})
+        layers = [Layer(0, (0, h, 0, w), None, bg_tex, bg_depth, pick[0], "plane" if tilted else "fronto")]
         bg_near = float(bg_depth.min())
         if rng.random() < cfg.midground_prob:
             cut = self._cutout(rng, pick[1], cfg.midground_area_frac, sharp=False)
             if cut is not None:
-                d_mid = _loguniform(rng, cfg.subject_depth[1] * 1.1, max(bg_near * 0.9, cfg.subject_depth[1] * 1.2))
-                layers.append({"tex": cut[0], "alpha": cut[1], "box": cut[2], "depth": d_mid, "src": pick[1]})
+                d_mid = loguniform(rng, cfg.subject_depth[1] * 1.1, max(bg_near * 0.9, cfg.subject_depth[1] * 1.2))
+                layers.append(Layer(len(layers), cut[2], cut[1], cut[0], d_mid, pick[1], "midground"))
         n_sub = int(rng.integers(cfg.n_subjects[0], cfg.n_subjects[1] + 1))
-        subj_depths = sorted((_loguniform(rng, *cfg.subject_depth) for _ in range(n_sub)), reverse=True)
+        subj_depths = sorted((loguniform(rng, *cfg.subject_depth) for _ in range(n_sub)), reverse=True)
         for k, d in enumerate(subj_depths):
             cut = self._cutout(rng, pick[2 + k], cfg.subject_area_frac, sharp=True)
             if cut is not None:
-                layers.append({"tex": cut[0], "alpha": cut[1], "box": cut[2], "depth": d, "src": pick[2 + k],
-                               "subject": True})
+                layers.append(Layer(len(layers), cut[2], cut[1], cut[0], d, pick[2 + k], "subject"))
 
         # --- focus and blur scale: r = K |1/d - 1/s_f|, the most defocused layer gets r_ref
         u = rng.random()
-        subjects = [L for L in layers if L.get("subject")]
+        subjects = [L for L in layers if L.shape == "subject"]
         if u < cfg.focus_subject_prob and subjects:
-            s_f = float(subjects[int(rng.integers(len(subjects)))]["depth"])
+            s_f = float(subjects[int(rng.integers(len(subjects)))].depth_m)
             focus_on = "subject"
         elif u < cfg.focus_subject_prob + cfg.focus_background_prob:
             s_f = float(bg_depth[int(rng.integers(h)), int(rng.integers(w))])
             focus_on = "background"
         else:
-            s_f = _loguniform(rng, *cfg.depth_range)
+            s_f = loguniform(rng, *cfg.depth_range)
             focus_on = "free"
         all_sharp = rng.random() < cfg.all_sharp_prob
         inv_f = 1.0 / s_f
         # |1/d - 1/s_f| is monotonic in d on each side of s_f: its maximum is at the layer's nearest or farthest depth
-        spread = max(abs(1.0 / float(d) - inv_f) for L in layers for d in (np.min(L["depth"]), np.max(L["depth"])))
-        r_ref = _loguniform(rng, *cfg.blur_radius_px) * cfg.scale
+        spread = max(abs(1.0 / float(d) - inv_f) for L in layers for d in (np.min(L.depth_m), np.max(L.depth_m)))
+        r_ref = loguniform(rng, *cfg.blur_radius_px) * cfg.scale
         k_blur = 0.0 if all_sharp or spread <= 0 else r_ref / spread
 
         def signed_radius(depth):
             return np.float32(k_blur) * (np.float32(inv_f) - 1.0 / np.asarray(depth, np.float32))
 
-        # --- linear light, highlights, compositing back to front
+        def highlights(k: int, tex_lin: np.ndarray, alpha: np.ndarray | None, radius) -> None:
+            """Bright points on a defocused layer, with ``highlight_prob`` (drawn in this order)."""
+            bright = 1.5 * cfg.scale
+            if k == 0 and tilted:
+                if rng.random() < cfg.highlight_prob and radius.max() > bright:
+                    self._highlights(rng, tex_lin, np.asarray(radius > bright, np.float32))
+            elif k == 0:
+                if rng.random() < cfg.highlight_prob and radius > bright:
+                    self._highlights(rng, tex_lin, None)
+            elif radius > bright and rng.random() < cfg.highlight_prob:
+                self._highlights(rng, tex_lin, alpha)
+
+        # --- composite in linear light (the fronto-parallel background's radius is at its mean depth)
         gamma_in = 2.2
-        radius = np.empty((h, w), np.float32)
-        labels = np.zeros((h, w), np.uint8)
-        sharp = layers[0]["tex"].copy()
-        for L in layers:
-            L["lin"] = cv2.pow(L["tex"], gamma_in)
-        if tilted:
-            idx, centres = self._plane_bins(signed_radius(bg_depth).astype(np.float32))
-            radii = np.abs(centres).astype(np.float32)
-            radius[:] = radii[idx]
-            if rng.random() < cfg.highlight_prob and radii.max() > 1.5 * cfg.scale:
-                self._highlights(rng, layers[0]["lin"], np.asarray(radius > 1.5 * cfg.scale, np.float32))
-            colour = self._binned_plane(idx, radii, layers[0]["lin"])
-        else:
-            r_bg = float(np.abs(signed_radius(float(np.mean(bg_depth)))))
-            radius[:] = r_bg
-            if rng.random() < cfg.highlight_prob and r_bg > 1.5 * cfg.scale:
-                self._highlights(rng, layers[0]["lin"], None)
-            colour, _, _ = self._blurred_layer(None, layers[0]["lin"], (0, h, 0, w), r_bg)
-        obj_radii = []
-        for label, L in enumerate(layers[1:], start=1):
-            r = float(abs(signed_radius(L["depth"])))
-            obj_radii.append(r)
-            y0, y1, x0, x1 = L["box"]
-            inside = L["inside"] = L["alpha"] >= 0.5
-            # masked writes with np.copyto / cv2.copyTo: no gather of the masked pixels (cf. a[m] = b[m])
-            np.copyto(radius[y0:y1, x0:x1], np.float32(r), where=inside)
-            np.copyto(labels[y0:y1, x0:x1], np.uint8(label), where=inside)
-            sharp[y0:y1, x0:x1] = cv2.copyTo(L["tex"], inside.view(np.uint8), np.ascontiguousarray(sharp[y0:y1, x0:x1]))
-            if r > 1.5 * cfg.scale and rng.random() < cfg.highlight_prob:
-                self._highlights(rng, L["lin"], L["alpha"])
-            c_i, a_i, (ey0, ey1, ex0, ex1) = self._blurred_layer(L["alpha"], L["lin"], L["box"], r)
-            behind = cv2.multiply(colour[ey0:ey1, ex0:ex1], cv2.cvtColor(1.0 - a_i, cv2.COLOR_GRAY2RGB))
-            colour[ey0:ey1, ex0:ex1] = cv2.add(behind, c_i)
+        comp = self.composite(layers, signed_radius, textures=[cv2.pow(L.texture, gamma_in) for L in layers],
+                              background_radius_depth=None if tilted else float(np.mean(bg_depth)),
+                              before_blur=highlights)
 
         # --- camera: exposure, tone curve (gamma + S-curve), then noise / 8 bit / JPEG
+        colour = comp.colour
         colour *= np.float32(rng.uniform(*cfg.exposure))
         np.clip(colour, 0.0, 1.0, out=colour)
         out = cv2.pow(colour, 1.0 / rng.uniform(*cfg.tone_gamma))
@@ -307,26 +284,8 @@ class PhotographicRenderer(SyntheticRenderer):
         if c > 0:  # smoothstep blend: keeps 0 and 1, steepens mid-tones
             sq = cv2.multiply(out, out)  # (1 - c) x + c (3 x^2 - 2 x^3), OpenCV's vectorised ops
             out = cv2.scaleAdd(cv2.multiply(sq, out), -2.0 * float(c), cv2.addWeighted(out, 1.0 - float(c), sq, 3.0 * float(c), 0.0))
-        image = self._degrade(rng, out)
-
-        r0 = cfg.r0 * cfg.scale
-        mask = (radius <= r0).astype(np.uint8)
-        depth_map = bg_depth.copy()
-        for L in layers[1:]:
-            y0, y1, x0, x1 = L["box"]
-            np.copyto(depth_map[y0:y1, x0:x1], np.float32(L["depth"]), where=L["inside"])
-        dlo, dhi = cfg.depth_range
-        depth = np.clip((depth_map - dlo) / (dhi - dlo), 0, 1).astype(np.float32)
-        sample = {
-            "image": image,
-            "mask": mask,
-            "radius": radius,
-            "depth": depth,
-            "dof_edge": focus_boundary(mask),
-            "edge_type": edge_types(labels, radius, sharp, cfg.blur_change_tol, cfg.canny_low, cfg.canny_high),
-            "layers": labels,
-        }
+        sample = self.sample(self.degrade(rng, out), comp, cfg.depth_range)
         info = {"index": int(index), "seed": self.seed, "focus_on": focus_on, "all_sharp": bool(all_sharp),
-                "max_radius_px": float(radius.max()), "tilted": bool(tilted), "object_radii_px": obj_radii,
-                "sources": [L["src"] for L in layers]}
+                "max_radius_px": float(comp.radius.max()), "tilted": bool(tilted), "object_radii_px": comp.object_radii,
+                "sources": [L.source for L in layers]}
         return sample, info

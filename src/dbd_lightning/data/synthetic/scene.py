@@ -26,7 +26,7 @@ import numpy as np
 
 from .textures import TextureBank, pixel_grid
 
-__all__ = ["Layer", "Scene", "SHAPES", "random_shape", "make_background_depth", "make_scene"]
+__all__ = ["Layer", "Scene", "SHAPES", "loguniform", "random_shape", "make_background_depth", "make_scene"]
 
 SHAPES: tuple[str, ...] = ("ellipse", "polygon", "blob")
 _SHIFT = 4  # sub-pixel bits for cv2 drawing
@@ -39,7 +39,8 @@ class Layer:
 
     ``alpha`` (h x w float32 coverage in [0, 1]; ``None`` = fully opaque),
     ``texture`` (h x w x 3 float32 sharp RGB), ``depth_m`` (float for a
-    fronto-parallel layer or an h x w float array for a tilted plane).
+    fronto-parallel layer or an h x w float array for a tilted plane; the photographic scenes'
+    background is always an array, see :meth:`.core.LayeredRenderer.composite`).
     """
 
     label: int
@@ -53,14 +54,13 @@ class Layer:
 
 @dataclass
 class Scene:
-    """Layers (back to front), the visible label map (uint8) and visible depth (metres, float32)."""
+    """Layers, back to front (the label, depth and radius maps are the renderer core's, :mod:`.core`)."""
 
     layers: list[Layer]
-    labels: np.ndarray
-    depth_m: np.ndarray
 
 
-def _loguniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+def loguniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+    """A draw log-uniform in ``[lo, hi]`` (``lo`` when ``hi <= lo``)."""
     if hi <= lo:
         return float(lo)
     return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
@@ -153,7 +153,7 @@ def make_scene(rng: np.random.Generator, cfg: Any, bank: TextureBank) -> Scene:
     ``object_size_frac``, ``shapes``, ``min_object_area_frac``.
     """
     h, w = cfg.size
-    depth_far = _loguniform(rng, *cfg.background_depth_m)
+    depth_far = loguniform(rng, *cfg.background_depth_m)
     tilted = rng.random() < cfg.tilted_prob
     near_ratio = rng.uniform(*cfg.tilt_near_ratio)
     bg_depth = make_background_depth(rng, (h, w), depth_far, tilted, near_ratio)
@@ -170,7 +170,7 @@ def make_scene(rng: np.random.Generator, cfg: Any, bank: TextureBank) -> Scene:
     objects = []
     min_area = cfg.min_object_area_frac * h * w
     for _ in range(n_obj):
-        depth = _loguniform(rng, lo, hi)
+        depth = loguniform(rng, lo, hi)
         kind = cfg.shapes[int(rng.integers(len(cfg.shapes)))]
         for _attempt in range(8):
             diameter = rng.uniform(*cfg.object_size_frac) * min(h, w)
@@ -184,14 +184,9 @@ def make_scene(rng: np.random.Generator, cfg: Any, bank: TextureBank) -> Scene:
         objects.append((depth, (y, y + bh, x, x + bw), alpha, kind))
     objects.sort(key=lambda o: -o[0])  # far to near = compositing order
 
-    labels = np.zeros((h, w), np.uint8)
-    depth_map = np.array(np.broadcast_to(np.float32(bg_depth), (h, w)), dtype=np.float32)
     for label, (depth, box, alpha, kind) in enumerate(objects, start=1):
         y0, y1, x0, x1 = box
         texture, source = bank.sample(rng, (y1 - y0, x1 - x0), exclude=used)
         used.append(source)
         layers.append(Layer(label, box, alpha, texture, float(depth), source, kind))
-        inside = alpha >= 0.5
-        labels[y0:y1, x0:x1][inside] = label
-        depth_map[y0:y1, x0:x1][inside] = depth
-    return Scene(layers, labels, depth_map)
+    return Scene(layers)
