@@ -3,7 +3,8 @@
     python experiments/real_photos/release.py --run <train run folder> [--ckpt <file>] --name dffnet_lite0_synth \
         --command "python -m dbd_lightning.train experiment=dffnet_lite_synth" --out experiments/real_photos/release.json
 
-1. ``zoo.release``: float16 safetensors + rebuild config into src/dbd_lightning/zoo/weights/.
+1. ``zoo.release``: float16 safetensors + rebuild config into src/dbd_lightning/zoo/weights/, and the
+   ONNX graph shipped beside it (``zoo.graphs``: predict runs it without torch).
 2. The released file against the float32 checkpoint: max |Δ probability| on the real samples.
 3. The real samples (papers' protocol, 320 px) next to the constant predictors.
 4. ``predict`` and ``eval`` CLIs with ``ckpt=zoo:<name>`` (subprocesses, nothing else on disk) and the ONNX
@@ -33,6 +34,7 @@ from dbd_lightning.inference.predictor import CheckpointPredictor
 from dbd_lightning.reports.real_samples import CONSTANTS, score_on_real_samples
 from dbd_lightning.runs.resolver import find_checkpoint
 from dbd_lightning.runs.run import RunCheckpoint
+from dbd_lightning.zoo.graphs import build_released_graph
 from dbd_lightning.zoo.registry import release, resolve_zoo
 
 
@@ -65,8 +67,10 @@ def main() -> None:
     run = RunCheckpoint(args.run, ckpt)
     release(run, args.name, args.card.read_text(), extra={"command": args.command})
     zoo = resolve_zoo(args.name)
+    graph = build_released_graph(zoo)
     res: dict = {"name": args.name, "source_checkpoint": str(ckpt), "command": args.command,
-                 "file_mb": round(zoo.ckpt.stat().st_size / 2**20, 2)}
+                 "file_mb": round(zoo.ckpt.stat().st_size / 2**20, 2),
+                 "onnx_graph_mb": round(graph.stat().st_size / 2**20, 2)}
 
     fp32 = CheckpointPredictor.from_run(run, tile=False, device="cpu")
     fp16 = CheckpointPredictor.from_run(zoo, tile=False, device="cpu")

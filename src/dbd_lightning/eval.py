@@ -33,23 +33,11 @@ import sys
 from pathlib import Path
 
 import hydra
-import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
-from .inference.backends import note_pipeline_backend
 from .inference.modes import infer_modes, mode_label, predictor_kwargs
 from .inference.predictor import CheckpointPredictor, build_predictor
-from .metrics.describe import describe_convention
-from .reports import (
-    SavedMaps,
-    csv_table,
-    evaluate_sources,
-    latex_table,
-    markdown_table,
-    plot_pr_curves,
-    qualitative_grid,
-)
 from .runs.resolver import find_checkpoint, resolve_checkpoint
 from .runs.run import CheckpointSpecError, RunCheckpoint
 from .utils.atomic import write_json, write_text
@@ -133,6 +121,8 @@ def eval_config(cfg: DictConfig, runs: list[RunCheckpoint]) -> tuple[DictConfig,
 
 def write_report(out: Path, result, convention: str, sources: dict[str, str], cfg: DictConfig) -> dict[str, Path]:
     """Tables, curves, grid and JSON files of one evaluation; returns what was written."""
+    from .reports import csv_table, latex_table, markdown_table, plot_pr_curves, qualitative_grid
+
     files: dict[str, Path] = {}
     notes = ["Models: " + "; ".join(f"{k} = {v}" for k, v in sources.items()),
              "Images: " + ", ".join(f"{k} {n}" for k, n in result.counts.items())]
@@ -167,11 +157,18 @@ def write_report(out: Path, result, convention: str, sources: dict[str, str], cf
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
+    # torch, torchmetrics, matplotlib: imported by the evaluation, not with the module (--help needs none)
+    from .inference.backends import note_pipeline_backend
+    from .metrics.describe import describe_convention
+    from .reports import SavedMaps, evaluate_sources
+
     runs = resolve_runs(cfg)
     maps_cfg = cfg.get("maps") or {}
     if not runs and not maps_cfg and cfg.get("model") is None:
         raise ConfigError("nothing to evaluate: pass ckpt=<run dir | .ckpt | wandb:<id>> (or a list), maps "
                          "and/or model=<pipeline>")
+    import lightning as L
+
     L.seed_everything(cfg.seed, workers=True)
     data_cfg, metrics_cfg = eval_config(cfg, runs)
     names = unique_names([r.label for r in runs], cfg.get("names"))

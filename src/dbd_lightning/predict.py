@@ -36,7 +36,6 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .data.io import IMAGE_SUFFIXES, read_rgb
-from .inference.backends import note_pipeline_backend
 from .inference.modes import predictor_kwargs
 from .inference.predictor import Predictor, build_predictor, check_prediction
 from .models import registry
@@ -183,6 +182,8 @@ def make_predictor(cfg: DictConfig) -> tuple[Predictor, str]:
                       image_size=list(cfg.image_size) if cfg.get("image_size") else None)
     model_name = None
     if cfg.get("model") is not None and not cfg.get("ckpt"):
+        from .inference.backends import note_pipeline_backend  # torch: only pipelines (model=) need it here
+
         if HydraConfig.initialized():
             model_name = HydraConfig.get().runtime.choices.get("model")
         note_pipeline_backend(str(cfg.get("backend", "auto")), model_name)

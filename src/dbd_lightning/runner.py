@@ -20,6 +20,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from .callbacks.run_meta import RunMetaCheckpoint
 from .metrics.describe import describe_convention
 from .ops.cpu_memory import reuse_freed_memory
 from .runs.resolver import find_checkpoint
@@ -36,7 +37,7 @@ from .utils.preflight import (
 )
 from .utils.report import results_table, scalar_metrics, write_metrics
 from .utils.resume import config_changes, keep_csv_history, resolve_ckpt_path
-from .utils.run_meta import RunMetaCheckpoint, run_metadata
+from .utils.run_meta import run_metadata
 
 __all__ = ["drop_disabled_callbacks", "finish_wandb_runs", "run_training"]
 

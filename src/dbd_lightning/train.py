@@ -27,11 +27,8 @@ import sys
 import warnings
 
 import hydra
-from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
-from .pipelines.stages import run_pipeline
-from .runner import run_training
 from .utils.config import config_dir
 from .utils.errors import handle_user_errors, hydra_log_file
 from .utils.interrupts import handle_interrupts
@@ -47,14 +44,21 @@ _ARGV = list(sys.argv)  # the command line as typed (DDP relaunches ranks with i
 def run(cfg: DictConfig) -> dict[str, float]:
     """Fit + test as the config says (:func:`dbd_lightning.runner.run_training`); returns the final scalar
     metrics. A config with a ``pipeline`` node (``experiment=ddffnet_paper``, ``btbnet_two_phase``)
-    runs its declared stages instead (:mod:`dbd_lightning.pipelines.stages`)."""
+    runs its declared stages instead (:mod:`dbd_lightning.pipelines.stages`). Lightning is imported here,
+    not with the module (``--help`` needs none of it)."""
     if cfg.get("pipeline"):
+        from .pipelines.stages import run_pipeline
+
         return run_pipeline(cfg)
+    from .runner import run_training
+
     return run_training(cfg)
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
+    from lightning.pytorch.utilities import rank_zero_only
+
     sys.argv = list(_ARGV)  # Lightning's DDP launcher re-runs this command line for the other ranks
     # Ctrl-C / SIGTERM: one line with the resume command (also in train.log), exit 130 / 143
     with handle_interrupts(lambda: resume_advice(cfg), log_file=hydra_log_file, show=rank_zero_only.rank == 0), \

@@ -24,8 +24,6 @@ import subprocess
 import sys
 import time
 
-import torch
-
 from ..models import registry
 from ..utils.errors import handle_user_errors
 from .output import refuse_foreign, write_results
@@ -44,6 +42,9 @@ SHARED_CASES: dict[str, tuple[str, dict, dict]] = {
     "train_step_precision": ("dbd_lightning.bench.precision:bench_train_step",
                              {"encoder": "resnet18", "size": 128, "batch": 2, "repeats": 5},
                              {"repeats": 2, "settings": ["32-true", "bf16-mixed", "16-mixed"]}),
+    # whole commands as subprocesses (bench/startup.py): --help of every CLI; one photo with a released model
+    "startup_help": ("dbd_lightning.bench.startup:bench_cli_help", {"repeats": 3}, {"repeats": 1}),
+    "startup_predict_zoo": ("dbd_lightning.bench.startup:bench_predict_zoo", {"repeats": 3}, {"repeats": 1}),
     # predict: EBD-size image, whole-image resize vs native-resolution tiles; exported ONNX in onnxruntime vs torch
     "predict_tiling_ebd": ("dbd_lightning.bench.predict:bench_predict_tiling", {"repeats": 3},
                            {"repeats": 1, "height": 512, "width": 800}),
@@ -91,6 +92,8 @@ def run_case(name: str, quick: bool) -> dict:
 
 
 def _child(name: str, quick: bool) -> None:
+    import torch
+
     torch.set_num_threads(int(os.environ.get("DBD_BENCH_THREADS", os.cpu_count() or 1)))
     result = run_case(name, quick)
     result["peak_rss_MiB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -116,6 +119,8 @@ def main(argv: list[str] | None = None) -> dict:
         _child(args.child, args.quick)
         return {}
     refuse_foreign(args.out)  # before any case runs
+    import torch  # after the arguments: --help needs no torch
+
     results = {
         "commit": _git_commit(), "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "machine": {"cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),

@@ -14,8 +14,8 @@ import albumentations as A
 import cv2
 from albumentations.pytorch import ToTensorV2
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from .normalization import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401  (their public home stays this module too)
+
 #: extra per-pixel targets a sample may carry; geometric ops apply to them like the mask
 EXTRA_MASK_TARGETS = ("depth", "radius", "dof_edge")
 

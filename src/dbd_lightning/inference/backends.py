@@ -11,8 +11,8 @@ device; ``logits``: float32 ``(B, 1, H, W)`` in-focus logits on the same device.
   the network with inference-only rewrites that keep the outputs (the trained network
   and its checkpoint keys are untouched): BatchNorm folded into the conv before it
   (:mod:`.fold_bn`) and channels-last memory format on CPU.
-* :class:`OnnxRuntimeBackend`: the network's ONNX graph (exported once per
-  checkpoint and input size, cached, :mod:`.onnx_cache`) in onnxruntime on CPU, with
+* :class:`OnnxRuntimeBackend`: the network's ONNX graph (shipped with a released model, or
+  exported once per checkpoint and input size, cached, :mod:`.onnx_cache`) in onnxruntime on CPU, with
   as many intra-op threads as torch uses. A network that cannot be exported (or whose
   graph differs from PyTorch by more than 1e-4) runs in torch instead, with one log
   line saying why.
@@ -170,7 +170,7 @@ class OnnxRuntimeBackend:
             return self.sessions[None]
         if size not in self.sessions:
             session, self.path, meta = cached_graph(self.net, size, self.identity, self.folder, self.stem,
-                                                    self._open, self.atol)
+                                                    self._open, self.atol, checkpoint=self.checkpoint)
             self.sessions[None if meta.get("dynamic") else size] = session
             return session
         return self.sessions[size]
@@ -211,7 +211,8 @@ class OnnxRuntimeInt8Backend(OnnxRuntimeBackend):
 
             fp32 = super()._session(size)
             try:
-                session, _, meta = int8_graph(self.path, fp32, size, self.mean, self.std, self.int8, self._open)
+                session, _, meta = int8_graph(self.path, fp32, size, self.mean, self.std, self.int8, self._open,
+                                              folder=self.folder)
             except Exception as exc:  # quantization failed: the float32 graph gives the exact maps
                 log.warning("backend=onnxruntime_int8: quantization failed (%s: %s); using the float32 graph",
                             type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")

@@ -1,5 +1,8 @@
 """The ONNX graph of a checkpoint, exported once and cached beside it (or in a cache folder).
 
+A released model's graph shipped in the package (:mod:`.onnx_graphs`) is used first when its
+hashes match; the torch-free parts (identity, sidecars, integrity) live in :mod:`.onnx_graphs`.
+
 Layout: ``<ckpt folder>/onnx/<ckpt stem>.<key>.onnx`` with a JSON sidecar
 ``<ckpt stem>.<key>.json``; ``key`` is ``dyn`` (batch, height and width dynamic) or
 ``<h>x<w>`` (fixed height and width, used only when the dynamic graph's outputs at
@@ -19,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,11 +32,19 @@ from torch import nn
 from ..utils.atomic import atomic_path
 from ..utils.hashing import file_sha256
 from ..utils.preflight import OutputDirError, check_writable
+from ..utils.progress import slow_step
+from .onnx_graphs import (  # noqa: F401  (their public home stays this module too)
+    FORMAT_VERSION,
+    OPSET,
+    checkpoint_identity,
+    default_cache_dir,
+    graph_intact,
+    in_package,
+    read_sidecar,
+    valid_released_graph,
+)
 
 log = logging.getLogger(__name__)
-
-OPSET = 17
-FORMAT_VERSION = 1
 
 
 class LogitsGraph(nn.Module):
@@ -49,12 +59,6 @@ class LogitsGraph(nn.Module):
         return out["logits"] if isinstance(out, dict) else out
 
 
-def checkpoint_identity(ckpt: Path) -> dict:
-    """What a cached graph must match: the checkpoint's size, mtime and content hash."""
-    st = ckpt.stat()
-    return {"path": str(ckpt.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": file_sha256(ckpt)}
-
-
 def weights_identity(net: nn.Module) -> dict:
     """For a network without a checkpoint file: the hash of its state dict (names, shapes, values)."""
     h = hashlib.sha256()
@@ -63,10 +67,6 @@ def weights_identity(net: nn.Module) -> dict:
         h.update(str(tuple(t.shape)).encode())
         h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     return {"path": None, "sha256": h.hexdigest()}
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("DBD_CACHE_DIR") or Path.home() / ".cache" / "dbd_lightning") / "onnx"
 
 
 def _writable(folder: Path) -> bool:
@@ -83,8 +83,7 @@ def cache_location(ckpt: Path | None, identity: dict, cache_dir: Path | None = N
     Released models (files inside the installed package, ``dbd_lightning.zoo``) always use the cache
     folder: the package folder is not the user's to write into.
     """
-    in_package = ckpt is not None and Path(__file__).resolve().parent.parent in ckpt.resolve().parents
-    if cache_dir is None and ckpt is not None and not in_package and _writable(ckpt.parent / "onnx"):
+    if cache_dir is None and ckpt is not None and not in_package(ckpt) and _writable(ckpt.parent / "onnx"):
         return ckpt.parent / "onnx", ckpt.stem
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
@@ -96,26 +95,6 @@ def cache_location(ckpt: Path | None, identity: dict, cache_dir: Path | None = N
 
 def _expected(identity: dict) -> dict:
     return {"format": FORMAT_VERSION, "opset": OPSET, "torch": torch.__version__, "checkpoint": identity}
-
-
-def read_sidecar(onnx_path: Path, what: str = "onnx cache") -> dict | None:
-    """The JSON sidecar of a cached graph (``None`` when the graph or its sidecar is missing or unreadable)."""
-    meta_path = onnx_path.with_suffix(".json")
-    if not onnx_path.is_file() or not meta_path.is_file():
-        return None
-    try:
-        return json.loads(meta_path.read_text())
-    except (OSError, ValueError):
-        log.info("%s: unreadable sidecar %s, building again", what, meta_path)
-        return None
-
-
-def graph_intact(onnx_path: Path, meta: dict, what: str = "onnx cache") -> bool:
-    """Whether the graph file has the size and SHA-256 its sidecar recorded (else it is corrupt, logged)."""
-    if onnx_path.stat().st_size != meta.get("onnx_size") or file_sha256(onnx_path) != meta.get("onnx_sha256"):
-        log.info("%s: %s is corrupt (hash mismatch), building again", what, onnx_path)
-        return False
-    return True
 
 
 def load_valid(onnx_path: Path, identity: dict) -> dict | None:
@@ -166,8 +145,9 @@ def max_difference(net: nn.Module, session, size: Sequence[int], batch: int = 2,
 
 
 def cached_graph(net: nn.Module, size: Sequence[int], identity: dict, folder: Path, stem: str, open_session,
-                 atol: float = 1e-4) -> tuple[object, Path, dict]:
-    """An onnxruntime session of ``net`` valid at ``size``: from the cache, or exported, checked and cached.
+                 atol: float = 1e-4, checkpoint: Path | None = None) -> tuple[object, Path, dict]:
+    """An onnxruntime session of ``net`` valid at ``size``: the released graph shipped beside ``checkpoint``
+    (:func:`~.onnx_graphs.valid_released_graph`), the cached one, or exported, checked and cached.
 
     ``open_session(path)`` builds the session (raises when the file cannot be loaded).
     The dynamic graph is tried first; it is kept when it matches PyTorch (``atol`` on the
@@ -177,6 +157,13 @@ def cached_graph(net: nn.Module, size: Sequence[int], identity: dict, folder: Pa
     size = tuple(int(s) for s in size)
     other = (size[0] + 32, size[1] + 64)
     keyed = folder / f"{stem}.{size[0]}x{size[1]}.onnx"
+    released = valid_released_graph(checkpoint, identity.get("sha256")) if checkpoint is not None else None
+    if released is not None:
+        try:
+            return open_session(released[0]), *released
+        except Exception as exc:  # a file onnxruntime cannot load is never trusted
+            log.warning("released graph: %s does not load (%s); exporting the graph instead", released[0],
+                        type(exc).__name__)
     for path in (folder / f"{stem}.dyn.onnx", keyed):
         meta = load_valid(path, identity)
         if meta is None or (path == keyed) == (meta.get("dynamic") is True):
@@ -187,11 +174,13 @@ def cached_graph(net: nn.Module, size: Sequence[int], identity: dict, folder: Pa
             log.info("onnx cache: %s does not load (%s), exporting again", path, type(exc).__name__)
     for dynamic in (True, False):
         path = folder / f"{stem}.dyn.onnx" if dynamic else keyed
-        export_graph(net, path, size, dynamic)
-        session = open_session(path)
-        diffs = {f"{size[0]}x{size[1]}": max_difference(net, session, size)}
-        if dynamic:
-            diffs[f"{other[0]}x{other[1]}"] = max_difference(net, session, other, batch=1)
+        with slow_step(f"exporting the network's ONNX graph once and checking it against PyTorch (cached in "
+                       f"{folder})"):
+            export_graph(net, path, size, dynamic)
+            session = open_session(path)
+            diffs = {f"{size[0]}x{size[1]}": max_difference(net, session, size)}
+            if dynamic:
+                diffs[f"{other[0]}x{other[1]}"] = max_difference(net, session, other, batch=1)
         worst = max(diffs.values())
         if worst <= atol:
             meta = {**_expected(identity), "dynamic": dynamic, "size": None if dynamic else list(size),

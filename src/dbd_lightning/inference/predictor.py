@@ -31,25 +31,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import cv2
-import hydra
 import numpy as np
-import torch
-import torch.nn.functional as F
-from omegaconf import DictConfig, OmegaConf, open_dict
-from torch import nn
+from omegaconf import DictConfig, open_dict
 
-from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from ..data.normalization import IMAGENET_MEAN, IMAGENET_STD
 from ..runs.resolver import resolve_checkpoint
 from ..runs.run import CheckpointSpecError, RunCheckpoint
-from ..utils.checkpoint import load_weights
-from ..utils.config import instantiate_network
-from ..utils.run_meta import check_checkpoint_matches_run
-from .backends import make_backend
-from .modes import INFER_MODES, scaled_size, tile_side
-from .tiling import blend_tiles
+from .image_predictor import ImagePredictor, run_input_defaults
+
+if TYPE_CHECKING:  # torch is imported where a network runs, not by `import` (a released model's graph needs none)
+    import torch
+    from torch import nn
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +61,8 @@ class Predictor(Protocol):
 # --------------------------------------------------------------------------- #
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``auto`` = CUDA when available, else CPU; a device this machine does not have is a user error."""
+    import torch
+
     from ..utils.errors import ConfigError
 
     if str(device) == "auto":
@@ -83,7 +80,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
-class CheckpointPredictor:
+class CheckpointPredictor(ImagePredictor):
     """A DBD network as a :class:`Predictor`: normalise, resize, run, sigmoid, resize back.
 
     Whole-image mode (the papers' test protocol): resize the image to
@@ -148,43 +145,32 @@ class CheckpointPredictor:
         overlap_fraction: float = 0.25,
         int8=None,
     ) -> None:
-        if tile not in ("auto", True, False):
-            raise ValueError(f"tile must be 'auto', true or false, got {tile!r}")
-        if mode not in INFER_MODES:
-            raise ValueError(f"infer.mode must be one of {INFER_MODES}, got {mode!r}")
-        if not float(scale) > 0:
-            raise ValueError(f"infer.scale must be > 0, got {scale!r}")
-        self.mode, self.scale, self.tile_window = mode, float(scale), str(tile_window)
-        self.overlap_fraction = float(overlap_fraction)
+        super().__init__(image_size=image_size, tile=tile, tile_above=tile_above, tile_size=tile_size,
+                         tile_overlap=tile_overlap, tile_batch=tile_batch, size_multiple=size_multiple,
+                         tile_window=tile_window, mode=mode, scale=scale, overlap_fraction=overlap_fraction)
+        import torch
+
+        from .backends import make_backend
+
         self.device = resolve_device(device)
         self.net = net.to(self.device).eval()
-        self.image_size = tuple(int(s) for s in image_size) if image_size else None
-        self.tile, self.tile_above = tile, int(tile_above)
-        self.tile_size, self.tile_overlap, self.tile_batch = int(tile_size), int(tile_overlap), int(tile_batch)
         self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
-        self.size_multiple = int(size_multiple)
         self.amp = amp and self.device.type == "cuda"
         self.backend = make_backend(backend, self.net, self.device, amp=self.amp, input_size=self.image_size,
                                     checkpoint=checkpoint, mean=tuple(mean), std=tuple(std), int8=int8)
 
-    # ---------------------------------------------------------------- helpers
-    def uses_tiles(self, h: int, w: int) -> bool:
-        if self.mode != "resize":
-            return self.mode == "tile"
-        if self.tile == "auto":
-            return max(h, w) > self.tile_above
-        return bool(self.tile)
-
-    def _input_size(self, h: int, w: int) -> tuple[int, int]:
-        if self.image_size:
-            return self.image_size
-        m = self.size_multiple
-        return max(m, round(h / m) * m), max(m, round(w / m) * m)
-
-    @torch.inference_mode()
     def _probabilities(self, crops: list[np.ndarray], input_size: tuple[int, int] | None = None) -> list[np.ndarray]:
         """In-focus probability of each uint8 RGB crop, at the crop's own size (network input ``input_size``)."""
+        import torch
+
+        with torch.inference_mode():
+            return self._torch_probabilities(crops, input_size)
+
+    def _torch_probabilities(self, crops: list[np.ndarray], input_size: tuple[int, int] | None) -> list[np.ndarray]:
+        import torch
+        import torch.nn.functional as F
+
         sizes = [c.shape[:2] for c in crops]
         ih, iw = input_size or self._input_size(*sizes[0])
         batch = []
@@ -202,37 +188,6 @@ class CheckpointPredictor:
             out.append(p[0].clamp(0, 1).cpu().numpy().astype(np.float32))
         return out
 
-    def _tiled(self, rgb: np.ndarray) -> np.ndarray:
-        h, w = rgb.shape[:2]
-        if self.mode == "tile":
-            size = self.image_size or (self.tile_size, self.tile_size)
-            tile = (tile_side(size[0], self.scale), tile_side(size[1], self.scale))
-            overlap = round(self.overlap_fraction * min(tile))
-        else:
-            tile, overlap = (self.tile_size, self.tile_size), self.tile_overlap
-
-        def predict(boxes):
-            crops = [rgb[y:y + th, x:x + tw] for y, x, th, tw in boxes]
-            if self.mode == "tile":  # seen at `scale` also when the image is smaller than a tile
-                th, tw = crops[0].shape[:2]
-                return self._probabilities(crops, scaled_size(th, tw, self.scale, self.size_multiple))
-            return self._probabilities(crops)
-
-        return blend_tiles((h, w), tile, overlap, predict, batch=self.tile_batch, window=self.tile_window)
-
-    # -------------------------------------------------------------- protocol
-    def predict_image(self, rgb: np.ndarray) -> dict[str, np.ndarray]:
-        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-            raise ValueError(f"predict_image expects uint8 RGB (H, W, 3), got {rgb.dtype} {rgb.shape}")
-        h, w = rgb.shape[:2]
-        if self.uses_tiles(h, w):
-            focus = self._tiled(rgb)
-        elif self.mode == "scale":
-            focus = self._probabilities([rgb], scaled_size(h, w, self.scale, self.size_multiple))[0]
-        else:
-            focus = self._probabilities([rgb])[0]
-        return {"focus": focus}
-
     # ---------------------------------------------------------------- builder
     @classmethod
     def from_run(cls, run: RunCheckpoint, **kwargs) -> CheckpointPredictor:
@@ -249,18 +204,14 @@ class CheckpointPredictor:
                 if key in net_cfg:
                     net_cfg[key] = False if key == "pretrained" else None
             net_cfg.pop("init_ckpt", None)  # the starting point of training: the checkpoint replaces it
+        from ..utils.checkpoint import load_weights
+        from ..utils.config import instantiate_network
+        from ..utils.run_meta import check_checkpoint_matches_run
+
         check_checkpoint_matches_run(run.ckpt, cfg, run.config_file)  # another run's checkpoint: refused
         net = instantiate_network(net_cfg)
         load_weights(net, run.ckpt, prefix="net.")
-        tf = OmegaConf.select(cfg, "data.datamodule.eval_transform", default=None) or {}
-        defaults = {
-            "image_size": OmegaConf.select(cfg, "data.image_size", default=None) or tf.get("size") or (320, 320),
-            "mean": tf.get("mean", IMAGENET_MEAN),
-            "std": tf.get("std", IMAGENET_STD),
-        }
-        for k, v in defaults.items():
-            if kwargs.get(k) is None:
-                kwargs[k] = list(v) if not isinstance(v, str) else v
+        kwargs = run_input_defaults(cfg, kwargs)
         kwargs.setdefault("checkpoint", run.ckpt)
         return cls(net, **kwargs)
 
@@ -273,13 +224,26 @@ def build_predictor(
     search_root: str | Path = "outputs",
     **kwargs,
 ) -> tuple[Predictor, str]:
-    """A :class:`Predictor` and its display name from ``ckpt=`` or a ``model=<name>`` config node."""
+    """A :class:`Predictor` and its display name from ``ckpt=`` or a ``model=<name>`` config node.
+
+    A released model (``ckpt=zoo:<name>``) on the CPU with onnxruntime runs its shipped, verified
+    ONNX graph without importing torch (:func:`~.onnx_predictor.released_graph_predictor`: the same
+    maps as :class:`CheckpointPredictor` with ``backend=onnxruntime``); everything else is a
+    :class:`CheckpointPredictor`.
+    """
     if ckpt:
+        from .onnx_predictor import released_graph_predictor
+
         run = resolve_checkpoint(ckpt, which, search_root)
         log.info("predictor: %s (config %s)", run.ckpt, run.config_file)
+        fast = released_graph_predictor(run, **kwargs)
+        if fast is not None:
+            return fast, run.label
         return CheckpointPredictor.from_run(run, **kwargs), run.label
     if model_cfg is None:
         raise ValueError("nothing to predict with: pass ckpt=<run dir | .ckpt | wandb:<id>> or model=<name>")
+    import hydra
+
     name = model_name or str(model_cfg.get("_target_", "model")).rsplit(".", 1)[-1]
     try:
         obj = hydra.utils.instantiate(model_cfg)

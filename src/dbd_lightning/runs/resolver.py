@@ -28,8 +28,6 @@ import logging
 import os
 from pathlib import Path
 
-import torch
-
 from ..zoo.registry import ZOO_PREFIX, resolve_zoo
 from .run import CheckpointSpecError, RunCheckpoint, is_run_dir
 
@@ -54,6 +52,8 @@ def recorded_best(last: str | Path) -> str | None:
     if not last.is_file():
         return None
     try:
+        import torch
+
         state = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # unreadable metadata: the caller falls back to the file listing
         return None

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
-
-import torch
 
 from .atomic import write_json
 
@@ -15,8 +14,9 @@ TABLE_METRICS = (("mae", "MAE"), ("fbeta", "F-beta"), ("iou", "IoU"))
 
 def scalar_metrics(metrics: Mapping) -> dict[str, float]:
     out = {}
+    torch = sys.modules.get("torch")  # a tensor exists only where torch was imported: never import it here
     for k, v in metrics.items():
-        if isinstance(v, torch.Tensor) and v.numel() == 1:
+        if torch is not None and isinstance(v, torch.Tensor) and v.numel() == 1:
             out[k] = float(v)
         elif isinstance(v, int | float):
             out[k] = float(v)

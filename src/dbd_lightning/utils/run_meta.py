@@ -1,6 +1,6 @@
 """Checkpoints carry their run's model config and input size; eval / predict / export compare them.
 
-``train`` adds :class:`RunMetaCheckpoint` to every run: each checkpoint it writes holds
+``train`` adds :class:`~dbd_lightning.callbacks.run_meta.RunMetaCheckpoint` to every run: each checkpoint it writes holds
 ``checkpoint["dbd_run"] = {"model": <the model node, uninterpolated>, "image_size": [h, w],
 "run_dir": <run folder>}`` (plain containers: loadable with ``weights_only=True``). ``run_dir`` is
 where the checkpoint was written, named in messages only: nothing opens it, since run folders may be
@@ -10,7 +10,8 @@ eval, predict and export) refuses a checkpoint whose architecture keys (``model.
 ``model.net.*`` except init-only keys) or input size differ from the run config the network
 is rebuilt from: ``eval run_dir=A ckpt=<run B's checkpoint>`` used to evaluate B's weights
 with A's config silently. Checkpoints written before this existed carry no ``dbd_run``
-and are loaded as before.
+and are loaded as before. This module imports no Lightning (eval / predict / export read
+checkpoints without it); the callback lives in :mod:`dbd_lightning.callbacks.run_meta`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from .errors import CheckpointError
@@ -47,16 +47,6 @@ def run_metadata(cfg: DictConfig) -> dict[str, Any]:
     """What a checkpoint of this run records about it (module docstring)."""
     return {"model": _container(cfg.get("model")), "image_size": _image_size(cfg),
             "run_dir": str(OmegaConf.select(cfg, "paths.output_dir", default="", throw_on_resolution_failure=False))}
-
-
-class RunMetaCheckpoint(Callback):
-    """Writes :func:`run_metadata` into every checkpoint (``checkpoint["dbd_run"]``)."""
-
-    def __init__(self, meta: dict[str, Any]) -> None:
-        self.meta = meta
-
-    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
-        checkpoint[CKPT_KEY] = self.meta
 
 
 def _flatten(node: Any, prefix: str) -> dict[str, Any]:

@@ -57,7 +57,7 @@ class ZooCheckpoint(RunCheckpoint):
         from safetensors import safe_open
 
         try:
-            with safe_open(str(self.ckpt), framework="pt") as f:
+            with safe_open(str(self.ckpt), framework="numpy") as f:  # metadata only: "pt" would import torch
                 meta = f.metadata() or {}
             return json.loads(meta[METADATA_KEY])
         except Exception as exc:  # corrupt file / no metadata: a released file is never trusted blindly

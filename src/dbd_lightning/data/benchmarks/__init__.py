@@ -6,7 +6,6 @@ See ``src/dbd_lightning/data/README.md`` for the canonical layout under
 
 from .base import BenchmarkFolder, natural_key
 from .cuhk import CUHK
-from .datamodule import BenchmarkDataModule
 from .folders import CTCUG, DUT, EBD
 from .lytro import BlurConversion, Lytro, read_blur_map, read_conversion_table
 
@@ -15,3 +14,12 @@ CANONICAL_DIRS = {"cuhk": "CUHK", "dut": "DUT", "ctcug": "CTCUG", "ebd": "EBD", 
 
 __all__ = ["CANONICAL_DIRS", "CTCUG", "CUHK", "DUT", "EBD", "BenchmarkDataModule", "BenchmarkFolder",
            "BlurConversion", "Lytro", "natural_key", "read_blur_map", "read_conversion_table"]
+
+
+def __getattr__(name: str):
+    """``BenchmarkDataModule`` (Lightning) loads on first use: ``data.prepare`` / ``data.check`` need none of it."""
+    if name == "BenchmarkDataModule":
+        from .datamodule import BenchmarkDataModule
+
+        return BenchmarkDataModule
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
