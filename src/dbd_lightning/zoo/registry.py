@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..runs.run import CheckpointSpecError, RunCheckpoint
 
 __all__ = ["WEIGHTS_DIR", "RECOMMENDED", "ZooCheckpoint", "zoo_names", "resolve_zoo", "release", "training_data",
-           "ZOO_PREFIX"]
+           "ZOO_PREFIX", "released_file"]
 
 ZOO_PREFIX = "zoo:"
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -44,6 +44,7 @@ class ZooCheckpoint(RunCheckpoint):
     """A released model, used wherever a trained run's checkpoint is (``run_dir`` = the zoo folder)."""
 
     name: str = ""
+    in_zoo: bool = True  # False: a released file elsewhere on disk (:func:`released_file`)
 
     @property
     def config_file(self) -> Path:
@@ -67,7 +68,7 @@ class ZooCheckpoint(RunCheckpoint):
 
     @property
     def label(self) -> str:
-        return f"zoo:{self.name}"
+        return f"zoo:{self.name}" if self.in_zoo else self.ckpt.name
 
 
 TRAINING_DATA_PREFIX = "Training data:"
@@ -91,6 +92,17 @@ def resolve_zoo(spec: str, folder: Path | None = None) -> ZooCheckpoint:
         listed = ", ".join(names) if names else "(none installed)"
         raise CheckpointSpecError(f"no released model {name!r}; released models: {listed}")
     return ZooCheckpoint(folder, folder / f"{name}.safetensors", name=name)
+
+
+def released_file(path: Path) -> ZooCheckpoint:
+    """A released model's ``.safetensors`` file outside the zoo folder (copied, downloaded, re-released).
+
+    The file alone rebuilds the network (its metadata holds the config); a ``.safetensors`` file
+    without that metadata is refused with one line.
+    """
+    entry = ZooCheckpoint(path.parent, path, name=path.stem, in_zoo=False)
+    entry.metadata()  # not a released model's file: CheckpointSpecError now, not a KeyError later
+    return entry
 
 
 def release(run: RunCheckpoint, name: str, card: str, folder: Path | None = None, extra: dict | None = None) -> Path:
