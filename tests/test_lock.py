@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import tomllib
 
 import pytest
 from packaging.requirements import Requirement
@@ -12,6 +11,8 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from .helpers import REPO
+
+tomllib = pytest.importorskip("tomllib")  # Python 3.11+ (requirements/lowest.py reads pyproject.toml with it too)
 
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 DEPS = PYPROJECT["project"]["dependencies"]
