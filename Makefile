@@ -13,7 +13,7 @@ LOCK_VENV ?= .venv-lock
 PIP_TOOLS ?= pip-tools==7.7.0
 # `make test-lowest`: a separate venv with every runtime dependency at its declared lower bound
 LOWEST_VENV  ?= .venv-lowest
-LOWEST_TESTS ?= tests/test_api.py tests/test_zoo.py tests/test_inference_backends.py tests/test_predict.py \
+LOWEST_TESTS ?= tests/test_api.py tests/test_zoo.py tests/test_inference_backends.py tests/test_dffnet.py \
                 tests/test_task.py tests/test_metrics.py tests/test_configs.py
 export WANDB_MODE ?= offline
 export HF_HUB_OFFLINE ?= 1

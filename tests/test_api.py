@@ -38,26 +38,40 @@ def test_import_is_cheap_and_the_api_is_a_lazy_attribute():
     assert "load_predictor" in dir(dbd_lightning)
 
 
-def test_api_map_equals_the_cli_map_of_the_same_photo(tmp_path, cache):
-    """``predict ckpt=zoo:... input=<photo>`` writes focus/<name>.png = round(255 * map); the API's map must
-    round to the same PNG (|255 * map - png| <= 0.5), on the CLI's default backend (auto)."""
+def cli_and_api_maps(tmp_path: Path, extra: list[str], **options) -> tuple[np.ndarray, np.ndarray, FocusPredictor]:
+    """``predict ckpt=zoo:... input=<photo>``'s focus PNG and the API's map of the same photo."""
     out = tmp_path / "pred"
     done = run_module("dbd_lightning.predict", ["ckpt=zoo:dffnet_lite0_synth", f"input={PHOTO}", f"output={out}",
-                                                f"hydra.run.dir={tmp_path / 'h'}"], cwd=tmp_path)
+                                                f"hydra.run.dir={tmp_path / 'h'}", *extra], cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     png = np.asarray(Image.open(out / "focus" / "1.png"), dtype=np.float64)
+    predict = dbd_lightning.load_predictor("zoo:dffnet_lite0_synth", **options)
+    return png, predict(str(PHOTO)), predict
 
-    predict = dbd_lightning.load_predictor("zoo:dffnet_lite0_synth")
-    focus = predict(str(PHOTO))
-    rgb = np.asarray(Image.open(PHOTO).convert("RGB"))
-    assert focus.dtype == np.float32 and focus.shape == rgb.shape[:2] == png.shape
+
+def assert_same_map(png: np.ndarray, focus: np.ndarray) -> None:
+    """predict writes focus/<name>.png = round(255 * map): the API's map must round to the same PNG."""
+    assert focus.dtype == np.float32 and focus.shape == png.shape
     assert 0.0 <= focus.min() and focus.max() <= 1.0
     assert np.abs(focus.astype(np.float64) * 255.0 - png).max() <= 0.5 + 1e-3
     assert focus.std() > 0.05  # a real map of the photo, not a constant
-    assert predict.predictor.backend.name == "onnxruntime"  # the fast path on a plain install
+
+
+def test_api_map_equals_the_cli_map_of_the_same_photo(tmp_path, cache):
+    png, focus, predict = cli_and_api_maps(tmp_path, ["backend=torch"], backend="torch")
+    rgb = np.asarray(Image.open(PHOTO).convert("RGB"))
+    assert focus.shape == rgb.shape[:2]
+    assert_same_map(png, focus)
     # the same photo as an array and as a PIL image: the same map
     np.testing.assert_array_equal(predict(rgb), focus)
     np.testing.assert_array_equal(predict(Image.open(PHOTO)), focus)
+
+
+@pytest.mark.slow  # exports the network to ONNX (tens of seconds on 2 cores)
+def test_default_backend_is_the_onnxruntime_fast_path_and_matches_the_cli(tmp_path, cache):
+    png, focus, predict = cli_and_api_maps(tmp_path, [])
+    assert predict.predictor.backend.name == "onnxruntime"  # backend=auto on a plain install
+    assert_same_map(png, focus)
 
 
 def test_a_released_safetensors_file_anywhere_loads_like_its_zoo_name(tmp_path):
