@@ -75,7 +75,7 @@ def as_rgb(image) -> np.ndarray:
             f"image array must be uint8 RGB of shape (H, W, 3), got {image.dtype} {image.shape}. Convert it "
             "first: a [0, 1] float image with (img * 255).round().astype(np.uint8), a grey one with "
             "np.repeat(img[..., None], 3, axis=2), an OpenCV BGR one with img[..., ::-1]")
-    return image
+    return image if image.flags.writeable else image.copy()  # torch.from_numpy warns on read-only arrays
 
 
 def predict_defaults() -> DictConfig:
