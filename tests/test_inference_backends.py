@@ -193,10 +193,37 @@ def test_auto_picks_onnxruntime_on_cpu_and_torch_on_gpu_or_without_it(monkeypatc
     with pytest.raises(ValueError, match="backend must be one of"):
         resolve_backend("tensorrt", "cpu")
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime -> ImportError
+    monkeypatch.setattr(backends_mod, "_slow_path_noted", False)
     assert resolve_backend("auto", "cpu") == "torch"
-    with pytest.raises(BackendUnavailableError, match=r"pip install onnxruntime==") as exc:
+    with pytest.raises(BackendUnavailableError, match=r"needs onnxruntime: pip install '?onnxruntime") as exc:
         resolve_backend("onnxruntime", "cpu")
     assert "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("hidden", [("onnxruntime",), ("onnx",), ("onnxruntime", "onnx")])
+def test_auto_without_the_fast_path_says_so_once_in_one_line(monkeypatch, caplog, hidden):
+    """A plain install has onnxruntime + onnx; without either, auto runs torch and names the missing one(s)
+    and the pip command once per process (not once per image or per predictor)."""
+    for module in hidden:
+        monkeypatch.setitem(sys.modules, module, None)
+    monkeypatch.setattr(backends_mod, "_slow_path_noted", False)
+    with caplog.at_level(logging.WARNING, logger=backends_mod.log.name):
+        assert [resolve_backend("auto", "cpu") for _ in range(3)] == ["torch"] * 3
+        assert resolve_backend("auto", "cuda") == "torch"
+    lines = [r.getMessage() for r in caplog.records if r.name == backends_mod.log.name]
+    assert len(lines) == 1 and "\n" not in lines[0]
+    assert lines[0].startswith(f"backend=auto: {' and '.join(hidden)} {'is' if len(hidden) == 1 else 'are'} "
+                               "not installed, so the network runs in torch")
+    command = lines[0].split("for the fast path: ")[1]
+    assert command.startswith("pip install ") and [w.strip("'").split(">")[0].split("=")[0] for w in
+                                                   command.split()[2:]] == list(hidden)
+
+
+def test_auto_with_the_fast_path_says_nothing(monkeypatch, caplog):
+    monkeypatch.setattr(backends_mod, "_slow_path_noted", False)
+    with caplog.at_level(logging.WARNING, logger=backends_mod.log.name):
+        assert resolve_backend("auto", "cpu") == "onnxruntime"
+    assert not [r for r in caplog.records if r.name == backends_mod.log.name]
 
 
 def test_predict_with_onnxruntime_missing_exits_2_with_the_pip_command(tmp_path, run_dir, monkeypatch, capsys):
@@ -210,7 +237,8 @@ def test_predict_with_onnxruntime_missing_exits_2_with_the_pip_command(tmp_path,
         predict.main()
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("error: backend=onnxruntime needs onnxruntime: pip install onnxruntime==")
+    assert err[-1].startswith("error: backend=onnxruntime needs onnxruntime: pip install ")
+    assert err[-1].endswith("(or use backend=torch)")
     assert not (tmp_path / "out" / "focus").exists()
 
 

@@ -19,14 +19,18 @@ device; ``logits``: float32 ``(B, 1, H, W)`` in-focus logits on the same device.
 * :class:`OnnxRuntimeInt8Backend` (``onnxruntime_int8``, opt-in): the same graph with its
   decoder convolutions quantized to int8 (:mod:`.quantize`); approximate (its agreement
   with float32 is measured when it is built and recorded beside it), never chosen by ``auto``.
-* ``auto``: onnxruntime on CPU when it is installed, torch on GPU (or without it).
+* ``auto``: onnxruntime on CPU when it (and onnx, which writes the graph) is installed, as it is by a
+  plain install; torch on GPU. Without them ``auto`` runs torch and says so once, in one line with the
+  ``pip install`` that brings the fast path.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import re
 from collections.abc import Sequence
+from importlib import import_module, metadata
 from pathlib import Path
 
 import torch
@@ -39,7 +43,9 @@ from .onnx_cache import cache_location, cached_graph, checkpoint_identity, weigh
 log = logging.getLogger(__name__)
 
 BACKENDS = ("torch", "onnxruntime", "onnxruntime_int8", "auto")
-ONNXRUNTIME_PIP = "pip install onnxruntime==1.31.1"  # the version pinned in pyproject.toml
+#: the fast CPU path: the runtime, and the package torch.onnx.export writes the graph with
+FAST_PATH = ("onnxruntime", "onnx")
+_slow_path_noted = False  # backend=auto without the fast path says so once per process
 
 
 class BackendChoiceError(UserError, ValueError):
@@ -50,12 +56,38 @@ class BackendUnavailableError(UserError, RuntimeError):
     """``backend=onnxruntime`` without onnxruntime installed (the message is one line with the fix)."""
 
 
+def missing_fast_path() -> list[str]:
+    """The modules of :data:`FAST_PATH` that do not import here (empty: ``backend=auto`` can take it)."""
+    missing = []
+    for module in FAST_PATH:
+        try:
+            import_module(module)
+        except ImportError:
+            missing.append(module)
+    return missing
+
+
 def onnxruntime_available() -> bool:
+    return not missing_fast_path()
+
+
+def fast_path_pip(modules: Sequence[str] = FAST_PATH) -> str:
+    """``pip install`` of ``modules`` at the ranges this package declares (read from its installed metadata)."""
     try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
+        declared = [r.split(";")[0].strip() for r in metadata.requires("dbd_lightning") or [] if ";" not in r]
+    except metadata.PackageNotFoundError:  # running from a source tree that was never installed
+        declared = []
+    specs = {re.split(r"[<>=!~ \[]", r, maxsplit=1)[0].lower(): r for r in declared}
+    return "pip install " + " ".join(f"'{specs[m]}'" if m in specs else m for m in modules)
+
+
+def _note_slow_path(missing: list[str]) -> None:
+    global _slow_path_noted
+    if not _slow_path_noted:
+        _slow_path_noted = True
+        log.warning("backend=auto: %s not installed, so the network runs in torch on the CPU (the slow path); "
+                    "for the fast path: %s", " and ".join(missing) + (" is" if len(missing) == 1 else " are"),
+                    fast_path_pip(missing))
 
 
 def resolve_backend(name: str, device: torch.device | str) -> str:
@@ -65,9 +97,18 @@ def resolve_backend(name: str, device: torch.device | str) -> str:
         raise BackendChoiceError(f"backend must be one of {list(BACKENDS)}, got {name!r}")
     device = torch.device(device)
     if name == "auto":
-        return "onnxruntime" if device.type == "cpu" and onnxruntime_available() else "torch"
-    if name.startswith("onnxruntime") and not onnxruntime_available():
-        raise BackendUnavailableError(f"backend={name} needs onnxruntime: {ONNXRUNTIME_PIP} (or use backend=torch)")
+        if device.type != "cpu":
+            return "torch"
+        missing = missing_fast_path()
+        if missing:
+            _note_slow_path(missing)
+            return "torch"
+        return "onnxruntime"
+    if name.startswith("onnxruntime"):
+        missing = missing_fast_path()
+        if missing:
+            raise BackendUnavailableError(f"backend={name} needs {' and '.join(missing)}: {fast_path_pip(missing)} "
+                                          "(or use backend=torch)")
     return name
 
 

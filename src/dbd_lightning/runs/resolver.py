@@ -19,7 +19,7 @@ an unreadable one, no ModelCheckpoint state, or the recorded file is gone):
 
 ``last`` is ``checkpoints/last.ckpt``; any other ``which`` is a file name in ``checkpoints/`` or an
 absolute path. :func:`resolve_checkpoint` turns a ``ckpt=`` value (run folder, ``.ckpt`` file,
-``wandb:<run id>``, ``zoo:<name>``) into a :class:`~dbd_lightning.runs.run.RunCheckpoint`.
+``wandb:<run id>``, ``zoo:<name>``, a released ``.safetensors`` file) into a :class:`~dbd_lightning.runs.run.RunCheckpoint`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import logging
 import os
 from pathlib import Path
 
-from ..zoo.registry import ZOO_PREFIX, resolve_zoo
+from ..zoo.registry import ZOO_PREFIX, released_file, resolve_zoo
 from .run import CheckpointSpecError, RunCheckpoint, is_run_dir
 
 __all__ = ["CHECKPOINT_DIR", "LAST", "checkpoints_of", "find_checkpoint", "find_wandb_run", "recorded_best",
@@ -127,7 +127,8 @@ def resolve_checkpoint(spec: str | Path, which: str = "best", search_root: str |
     ``spec``: a train run folder (``which`` = ``best``/``last``/file name picks the
     checkpoint), a ``.ckpt`` file inside ``<run>/checkpoints/``, or
     ``wandb:<run id>`` (a W&B run logged by a local train run under ``search_root``), or
-    ``zoo:<name>`` (a released model, :mod:`dbd_lightning.zoo`).
+    ``zoo:<name>`` (a released model, :mod:`dbd_lightning.zoo`), or a released model's
+    ``.safetensors`` file anywhere on disk (its metadata rebuilds the network).
     """
     text = str(spec)
     if text.startswith(ZOO_PREFIX):  # a released model shipped in the package (dbd_lightning.zoo)
@@ -140,6 +141,8 @@ def resolve_checkpoint(spec: str | Path, which: str = "best", search_root: str |
         if not is_run_dir(path):
             raise CheckpointSpecError(f"{path} is not a train run folder: {path / '.hydra' / 'config.yaml'} is missing")
         return RunCheckpoint(path, find_checkpoint(path, which))
+    if path.is_file() and path.suffix == ".safetensors":  # a released model's file, copied anywhere
+        return released_file(path)
     if path.is_file():
         for run_dir in (path.parent.parent, path.parent):
             if is_run_dir(run_dir):
@@ -148,4 +151,6 @@ def resolve_checkpoint(spec: str | Path, which: str = "best", search_root: str |
             f"cannot find the config of checkpoint {path}: expected <run>/.hydra/config.yaml next to "
             f"<run>/checkpoints/{path.name}; pass the run folder instead"
         )
-    raise CheckpointSpecError(f"checkpoint or run folder not found: {path}")
+    raise CheckpointSpecError(f"checkpoint or run folder not found: {path} (ckpt takes a train run folder, a .ckpt "
+                              "file, a released .safetensors file, wandb:<run id> or zoo:<name>; "
+                              "python -m dbd_lightning.zoo lists the released models)")

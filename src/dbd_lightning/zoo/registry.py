@@ -27,7 +27,7 @@ from ..runs.run import CheckpointSpecError, RunCheckpoint
 from ..utils.errors import UserError
 
 __all__ = ["WEIGHTS_DIR", "RECOMMENDED", "ZooCheckpoint", "zoo_names", "resolve_zoo", "release", "training_data",
-           "ZOO_PREFIX", "ReleaseOutputError"]
+           "ZOO_PREFIX", "ReleaseOutputError", "released_file"]
 
 ZOO_PREFIX = "zoo:"
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -48,6 +48,7 @@ class ZooCheckpoint(RunCheckpoint):
     """A released model, used wherever a trained run's checkpoint is (``run_dir`` = the zoo folder)."""
 
     name: str = ""
+    in_zoo: bool = True  # False: a released file elsewhere on disk (:func:`released_file`)
 
     @property
     def config_file(self) -> Path:
@@ -71,7 +72,7 @@ class ZooCheckpoint(RunCheckpoint):
 
     @property
     def label(self) -> str:
-        return f"zoo:{self.name}"
+        return f"zoo:{self.name}" if self.in_zoo else self.ckpt.name
 
 
 TRAINING_DATA_PREFIX = "Training data:"
@@ -125,6 +126,17 @@ def refuse_foreign_release(folder: Path, name: str) -> None:
             f"{', '.join(map(str, bad))} exist(s) and are not an earlier release of {name!r} (no {METADATA_KEY!r} "
             "metadata in the .safetensors): a release never overwrites files it did not write; choose another "
             "name, or move those files away yourself")
+
+
+def released_file(path: Path) -> ZooCheckpoint:
+    """A released model's ``.safetensors`` file outside the zoo folder (copied, downloaded, re-released).
+
+    The file alone rebuilds the network (its metadata holds the config); a ``.safetensors`` file
+    without that metadata is refused with one line.
+    """
+    entry = ZooCheckpoint(path.parent, path, name=path.stem, in_zoo=False)
+    entry.metadata()  # not a released model's file: CheckpointSpecError now, not a KeyError later
+    return entry
 
 
 def release(run: RunCheckpoint, name: str, card: str, folder: Path | None = None, extra: dict | None = None) -> Path:
