@@ -25,7 +25,7 @@ FAMILIES = {
     "rdffnet": ["experiment=rdffnet", "model.net.encoder=resnet18"],
     "ddffnet_stage2": ["experiment=ddffnet_stage2", "model=dffnet_small"],
 }
-PATCH_NETS = ["karaali_bnet", "karaali_enet"]  # Karaali's patch classifiers (their own task)
+PATCH_NETS = ["karaali_bnet_net", "karaali_enet_net"]  # Karaali's patch classifiers (the networks alone)
 
 
 def test_bf16_mixed_on_cpu_trains_and_evaluates(tmp_path):

@@ -13,7 +13,8 @@ offline depth teacher). Seeds: ``seed=S data.subset_seed=S``.
 ``run`` trains the arms one after another (never two at once: the 2 cores), in the order of ``ARMS``;
 an arm whose folder holds ``metrics.json`` is done, one with ``checkpoints/last.ckpt`` continues from it,
 and a folder this script started that holds neither is started again. Stop it at any time.
-``table`` prints the hold-out MAE / F / IoU of every finished arm, mean and range over seeds.
+``table`` prints the hold-out MAE / F / IoU of every finished arm, mean and range over seeds; ``curves``
+writes every finished arm's validation curve and final scores as CSV.
 """
 
 from __future__ import annotations
@@ -144,9 +145,36 @@ def _table(out: Path) -> str:
     return "\n".join(lines)
 
 
+def _curves(out: Path) -> str:
+    """CSV of every finished arm's hold-out curve (validation every 68 steps) and its final test scores."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["arm", "seed", "step", "mae", "fbeta", "iou", "split"])
+    for arm in ARMS:
+        folder = out / arm.name
+        scores = _scores(folder)
+        if scores is None:
+            continue
+        rows = []  # a resumed arm keeps its earlier history in metrics.before_resume_<n>.csv
+        for path in [*sorted((folder / "csv").glob("metrics.before_resume_*.csv")), folder / "csv" / "metrics.csv"]:
+            with open(path) as f:
+                rows += list(csv.DictReader(f))
+        for row in rows:
+            if row.get("val/cuhk_tr1_val/mae"):
+                writer.writerow([arm.name.rsplit("_s", 1)[0], arm.seed, int(row["step"]) + 1,
+                                 *(f"{float(row[f'val/cuhk_tr1_val/{k}']):.4f}" for k in ("mae", "fbeta", "iou")),
+                                 "val"])
+        writer.writerow([arm.name.rsplit("_s", 1)[0], arm.seed, STEPS,
+                         *(f"{scores[k]:.4f}" for k in ("mae", "fbeta", "iou")), "test"])
+    return buf.getvalue()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("action", choices=["run", "table", "list"])
+    parser.add_argument("action", choices=["run", "table", "curves", "list"])
     parser.add_argument("--out", type=Path, required=True, help="folder of the study's runs")
     parser.add_argument("--depth-teacher", default=None,
                         help="the offline depth teacher (run folder or .ckpt) of the stage-2 arms")
@@ -158,6 +186,9 @@ def main() -> None:
         return
     if args.action == "table":
         print(_table(args.out))
+        return
+    if args.action == "curves":
+        print(_curves(args.out), end="")
         return
     os.environ.setdefault("WANDB_MODE", "offline")
     for arm in ARMS:

@@ -31,8 +31,14 @@ def header_size(path: str | Path) -> tuple[int, int]:
 
 
 def check_image_memory(path: str | Path, bytes_per_pixel: float, available: int | None) -> int:
-    """The estimated bytes predict needs for ``path``; raise :class:`ImageTooLargeError` above ``available``."""
-    width, height = header_size(path)
+    """The estimated bytes predict needs for ``path``; raise :class:`ImageTooLargeError` above ``available``.
+
+    A header that cannot be read is not this check's to report: 0, and the decoder that follows names the
+    file as unreadable (one message per bad file, the same with or without this check)."""
+    try:
+        width, height = header_size(path)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return 0
     need = int(width * height * float(bytes_per_pixel))
     if available is not None and need > available:
         raise ImageTooLargeError(

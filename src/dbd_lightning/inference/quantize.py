@@ -155,15 +155,19 @@ def _valid_int8(path: Path, expected: dict) -> dict | None:
 
 
 def int8_graph(fp32_path: Path, fp32_session, size: Sequence[int], mean: Sequence[float], std: Sequence[float],
-               settings: Int8Settings, open_session) -> tuple[object | None, Path, dict]:
+               settings: Int8Settings, open_session, folder: Path | None = None) -> tuple[object | None, Path, dict]:
     """``(session or None, path, sidecar)`` of the int8 graph built from the fixed-size float32 graph.
+
+    Written into ``folder`` (default: beside the float32 graph; a released model's graph lies in the
+    package, so its int8 graph goes to the cache folder).
 
     ``None`` when the int8 graph disagrees with float32 by more than ``settings.max_mean_abs_diff``.
     """
     from .onnx_cache import _atomic_write
 
     h, w = (int(s) for s in size)
-    path = fp32_path.with_name(fp32_path.name.replace(".onnx", "") + f".{h}x{w}.int8.onnx")
+    path = (Path(folder) if folder is not None else fp32_path.parent) / (
+        fp32_path.name.replace(".onnx", "") + f".{h}x{w}.int8.onnx")
     expected = {"format": INT8_FORMAT_VERSION, "float32_sha256": file_sha256(fp32_path), "size": [h, w],
                 "settings": asdict(settings), "mean": [float(v) for v in mean], "std": [float(v) for v in std]}
     meta = _valid_int8(path, expected)
@@ -234,10 +238,14 @@ def int8_graph(fp32_path: Path, fp32_session, size: Sequence[int], mean: Sequenc
             fixed.unlink(missing_ok=True)
             pre.unlink(missing_ok=True)
 
-    _atomic_write(path, write)
-    session = open_session(path)
+    from ..utils.progress import slow_step
+
+    with slow_step(f"quantizing the ONNX graph to int8 once and checking it on validation scenes (cached in "
+                   f"{path.parent})"):
+        _atomic_write(path, write)
+        session = open_session(path)
+        measured = agreement(fp32_session, session, check)
     quantized, kept = split["quantized"], split["kept"]
-    measured = agreement(fp32_session, session, check)
     accepted = measured["mean_abs_diff"] <= settings.max_mean_abs_diff
     meta = {**expected, **measured, "accepted": accepted, "quantized_convs": len(quantized),
             "float32_convs": len(kept), "onnx_size": path.stat().st_size, "onnx_sha256": file_sha256(path)}
