@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
@@ -64,6 +65,15 @@ class ImagePredictor:
             return self.image_size
         m = self.size_multiple
         return max(m, round(h / m) * m), max(m, round(w / m) * m)
+
+    def _resized_crops(self, crops: list[np.ndarray], input_size: tuple[int, int] | None
+                       ) -> tuple[list[tuple[int, int]], list[np.ndarray]]:
+        """Each crop's own size, and the crops as the network sees them: the eval transform's first step, a cv2
+        bilinear resize of the uint8 image to ``input_size`` (default :meth:`_input_size` of the first crop)."""
+        sizes = [c.shape[:2] for c in crops]
+        ih, iw = input_size or self._input_size(*sizes[0])
+        return sizes, [c if c.shape[:2] == (ih, iw) else cv2.resize(c, (iw, ih), interpolation=cv2.INTER_LINEAR)
+                       for c in crops]
 
     def _probabilities(self, crops: list[np.ndarray], input_size: tuple[int, int] | None = None) -> list[np.ndarray]:
         """In-focus probability (float32, the crop's own size) of each uint8 RGB crop; network input ``input_size``."""

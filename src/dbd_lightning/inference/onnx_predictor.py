@@ -90,10 +90,7 @@ class OnnxGraphPredictor(ImagePredictor):
         self.std255 = np.asarray(std, np.float32).reshape(1, 3, 1, 1) * np.float32(255.0)
 
     def _probabilities(self, crops: list[np.ndarray], input_size: tuple[int, int] | None = None) -> list[np.ndarray]:
-        sizes = [c.shape[:2] for c in crops]
-        ih, iw = input_size or self._input_size(*sizes[0])
-        batch = [c if c.shape[:2] == (ih, iw) else cv2.resize(c, (iw, ih), interpolation=cv2.INTER_LINEAR)
-                 for c in crops]
+        sizes, batch = self._resized_crops(crops, input_size)
         x = np.stack(batch).transpose(0, 3, 1, 2).astype(np.float32)
         x = (x - self.mean255) / self.std255
         probs = _sigmoid(self.session.run(None, {self.input_name: np.ascontiguousarray(x)})[0])

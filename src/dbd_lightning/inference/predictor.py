@@ -33,7 +33,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-import cv2
 import numpy as np
 from omegaconf import DictConfig, open_dict
 
@@ -171,14 +170,9 @@ class CheckpointPredictor(ImagePredictor):
         import torch
         import torch.nn.functional as F
 
-        sizes = [c.shape[:2] for c in crops]
-        ih, iw = input_size or self._input_size(*sizes[0])
-        batch = []
-        for c in crops:  # the eval transform's steps: cv2 bilinear resize of the uint8 image, then normalise
-            if c.shape[:2] != (ih, iw):
-                c = cv2.resize(c, (iw, ih), interpolation=cv2.INTER_LINEAR)
-            batch.append(torch.from_numpy(np.ascontiguousarray(c)).permute(2, 0, 1))
-        x = torch.stack(batch).to(self.device).float()
+        sizes, resized = self._resized_crops(crops, input_size)  # then normalise, as the eval transform
+        x = torch.stack([torch.from_numpy(np.ascontiguousarray(c)).permute(2, 0, 1) for c in resized])
+        x = x.to(self.device).float()
         x = (x - self.mean * 255.0) / (self.std * 255.0)
         probs = torch.sigmoid(self.backend.run(x))
         out = []
