@@ -182,7 +182,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
                 run, device=cfg.device, **predictor_kwargs(cfg, mode),
                 image_size=list(cfg.image_size) if cfg.get("image_size") else None,
                 backend=str(cfg.get("backend", "auto")))
-            origin[row] = str(run.ckpt) + ("" if mode == "resize" else f" (infer {mode_label(cfg, mode)})")
+            label = mode_label(cfg, mode)
+            origin[row] = str(run.ckpt) + ("" if label == "resize" else f" (infer {label})")
     if cfg.get("model") is not None:  # a non-learned pipeline (model=<name>, predict_image protocol)
         choice = HydraConfig.get().runtime.choices.get("model") if HydraConfig.initialized() else None
         note_pipeline_backend(str(cfg.get("backend", "auto")), choice)

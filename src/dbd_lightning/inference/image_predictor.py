@@ -3,7 +3,8 @@
 :class:`ImagePredictor` turns one native-resolution photo into the in-focus map by calling
 ``_probabilities(crops, input_size)`` (a subclass's: the network, in torch or in onnxruntime)
 on the whole image, on tiles (blended with :func:`~.tiling.blend_tiles`) or on the image
-resized by a pixel scale (:mod:`.modes`). Kept free of torch so that a released model whose
+resized by a pixel scale (:mod:`.modes`), optionally fused over mirrored and rescaled copies
+(test-time fusion, :meth:`ImagePredictor._fused_probabilities`). Kept free of torch so that a released model whose
 ONNX graph is already built predicts without importing it
 (:class:`~.onnx_predictor.OnnxGraphPredictor`); :class:`~.predictor.CheckpointPredictor` is the
 torch subclass. The arguments are documented there.
@@ -38,6 +39,8 @@ class ImagePredictor:
         mode: str = "resize",
         scale: float = 1.0,
         overlap_fraction: float = 0.25,
+        flip: bool = False,
+        fusion_scales: Sequence[float] = (1.0,),
     ) -> None:
         if tile not in ("auto", True, False):
             raise ValueError(f"tile must be 'auto', true or false, got {tile!r}")
@@ -51,6 +54,8 @@ class ImagePredictor:
         self.tile, self.tile_above = tile, int(tile_above)
         self.tile_size, self.tile_overlap, self.tile_batch = int(tile_size), int(tile_overlap), int(tile_batch)
         self.size_multiple = int(size_multiple)
+        self.flip = _switch(flip, "infer.flip")
+        self.fusion_scales = _fusion_scales(fusion_scales)
 
     # ---------------------------------------------------------------- helpers
     def uses_tiles(self, h: int, w: int) -> bool:
@@ -79,6 +84,35 @@ class ImagePredictor:
         """In-focus probability (float32, the crop's own size) of each uint8 RGB crop; network input ``input_size``."""
         raise NotImplementedError
 
+    @property
+    def forwards_per_crop(self) -> int:
+        """Network passes per crop: 1 without test-time fusion, ``len(fusion_scales) * (1 + flip)`` with it."""
+        return len(self.fusion_scales) * (2 if self.flip else 1)
+
+    def _fused_probabilities(self, crops: list[np.ndarray], input_size: tuple[int, int] | None = None
+                             ) -> list[np.ndarray]:
+        """Test-time fusion: the mean in-focus probability over the network input ``input_size`` times each of
+        ``fusion_scales`` (each side rounded to ``size_multiple``) and, with ``flip``, the horizontally mirrored
+        crops (their maps mirrored back). With the defaults (``flip=False``, scales ``[1.0]``) this is one
+        :meth:`_probabilities` call, unchanged. Each probability is at the crop's own size, so the views average
+        pixel by pixel. Flips and rescalings leave the defocus cue intact (the blur of an edge is the same mirrored;
+        a rescaled copy shows it at another pixel scale, which is what the fusion averages over)."""
+        if self.forwards_per_crop == 1 and self.fusion_scales[0] == 1.0:
+            return self._probabilities(crops, input_size)
+        base = input_size or self._input_size(*crops[0].shape[:2])
+        mirrored = [np.ascontiguousarray(c[:, ::-1]) for c in crops] if self.flip else None
+        total: list[np.ndarray] | None = None
+        for s in self.fusion_scales:
+            size = base if s == 1.0 else scaled_size(base[0], base[1], s, self.size_multiple)
+            views = [self._probabilities(crops, size)]
+            if mirrored is not None:
+                views.append([p[:, ::-1] for p in self._probabilities(mirrored, size)])
+            for view in views:
+                total = [p.astype(np.float32, copy=True) for p in view] if total is None else [
+                    t + p for t, p in zip(total, view, strict=True)]
+        n = np.float32(self.forwards_per_crop)
+        return [np.ascontiguousarray(t / n) for t in total]
+
     def _tiled(self, rgb: np.ndarray) -> np.ndarray:
         h, w = rgb.shape[:2]
         if self.mode == "tile":
@@ -92,8 +126,8 @@ class ImagePredictor:
             crops = [rgb[y:y + th, x:x + tw] for y, x, th, tw in boxes]
             if self.mode == "tile":  # seen at `scale` also when the image is smaller than a tile
                 th, tw = crops[0].shape[:2]
-                return self._probabilities(crops, scaled_size(th, tw, self.scale, self.size_multiple))
-            return self._probabilities(crops)
+                return self._fused_probabilities(crops, scaled_size(th, tw, self.scale, self.size_multiple))
+            return self._fused_probabilities(crops)
 
         return blend_tiles((h, w), tile, overlap, predict, batch=self.tile_batch, window=self.tile_window)
 
@@ -105,10 +139,29 @@ class ImagePredictor:
         if self.uses_tiles(h, w):
             focus = self._tiled(rgb)
         elif self.mode == "scale":
-            focus = self._probabilities([rgb], scaled_size(h, w, self.scale, self.size_multiple))[0]
+            focus = self._fused_probabilities([rgb], scaled_size(h, w, self.scale, self.size_multiple))[0]
         else:
-            focus = self._probabilities([rgb])[0]
+            focus = self._fused_probabilities([rgb])[0]
         return {"focus": focus}
+
+
+def _switch(value, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise ValueError(f"{key} must be true or false, got {value!r}")
+
+
+def _fusion_scales(scales) -> tuple[float, ...]:
+    """``infer.fusion_scales`` as a tuple of positive floats (a single number is one scale)."""
+    values = [scales] if isinstance(scales, int | float) and not isinstance(scales, bool) else list(scales or [])
+    try:
+        out = tuple(float(v) for v in values if not isinstance(v, bool))
+    except (TypeError, ValueError):
+        out = ()
+    if not out or len(out) != len(values) or not all(v > 0 for v in out):
+        raise ValueError(f"infer.fusion_scales must be a list of positive numbers (e.g. [1.0] or [0.75,1.0,1.25]), "
+                         f"got {scales!r}")
+    return out
 
 
 def run_input_defaults(cfg: DictConfig, kwargs: dict) -> dict:

@@ -69,8 +69,21 @@ def predictor_kwargs(cfg: Mapping, mode: str | None = None) -> dict:
         tile=t.get("mode", "auto"), tile_above=t.get("above", 1280), tile_size=t.get("size", 640),
         tile_overlap=t.get("overlap", 128), tile_batch=t.get("batch", 4), tile_window=str(t.get("window", "hann")),
         mode=mode or infer_modes(cfg)[0], scale=scale, overlap_fraction=float(infer.get("overlap", 0.25)),
-        int8=_int8_settings(cfg),
+        int8=_int8_settings(cfg), **_fusion(infer),
     )
+
+
+def _fusion(infer: Mapping) -> dict:
+    """``infer.flip`` / ``infer.fusion_scales`` (test-time fusion), checked; a bad value is a user error."""
+    from .image_predictor import _fusion_scales, _switch
+
+    try:
+        return dict(flip=_switch(infer.get("flip", False), "infer.flip"),
+                    fusion_scales=_fusion_scales(infer.get("fusion_scales", [1.0])))
+    except ValueError as exc:
+        from ..utils.errors import UserError
+
+        raise UserError(str(exc)) from None
 
 
 def _int8_settings(cfg: Mapping):
@@ -86,8 +99,13 @@ def _int8_settings(cfg: Mapping):
 
 
 def mode_label(cfg: Mapping, mode: str) -> str:
-    """Short name of a mode for table rows: ``resize``, ``scale 0.5``, ``tile 1``."""
-    if mode == "resize":
-        return mode
+    """Short name of a mode for table rows: ``resize``, ``scale 0.5``, ``tile 1``, with test-time fusion
+    ``resize +flip x0.75,1,1.25``."""
     infer = cfg.get("infer") or {}
-    return f"{mode} {float(infer.get('scale', 1.0)):g}"
+    label = mode if mode == "resize" else f"{mode} {float(infer.get('scale', 1.0)):g}"
+    fusion = _fusion(infer)
+    if fusion["flip"]:
+        label += " +flip"
+    if fusion["fusion_scales"] != (1.0,):
+        label += " x" + ",".join(f"{s:g}" for s in fusion["fusion_scales"])
+    return label

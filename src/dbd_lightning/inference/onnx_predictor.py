@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 GPU_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia", "/dev/kfd", "/dev/dxg")
 #: the CheckpointPredictor arguments the graph predictor takes (the geometry of ImagePredictor)
 GEOMETRY = ("image_size", "tile", "tile_above", "tile_size", "tile_overlap", "tile_batch", "size_multiple",
-            "tile_window", "mode", "scale", "overlap_fraction")
+            "tile_window", "mode", "scale", "overlap_fraction", "flip", "fusion_scales")
 
 
 def gpu_ruled_out() -> bool:

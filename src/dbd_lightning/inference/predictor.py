@@ -117,6 +117,8 @@ class CheckpointPredictor(ImagePredictor):
         mean / std: input normalisation (ImageNet by default, as the eval transform).
         device: ``"auto"`` = CUDA when available, else CPU.
         amp: bfloat16/float16 autocast on CUDA.
+        flip / fusion_scales: test-time fusion (opt-in): also the mirrored image and/or the network input
+            rescaled by each factor, probabilities averaged (:meth:`~.image_predictor.ImagePredictor._fused_probabilities`).
         int8: ``backend=onnxruntime_int8``'s settings (:class:`~dbd_lightning.inference.quantize.Int8Settings`).
         backend: ``torch | onnxruntime | onnxruntime_int8 | auto`` (:mod:`dbd_lightning.inference.backends`);
             ``checkpoint`` (the weights' file) keys the cached ONNX graph.
@@ -143,10 +145,13 @@ class CheckpointPredictor(ImagePredictor):
         scale: float = 1.0,
         overlap_fraction: float = 0.25,
         int8=None,
+        flip: bool = False,
+        fusion_scales: Sequence[float] = (1.0,),
     ) -> None:
         super().__init__(image_size=image_size, tile=tile, tile_above=tile_above, tile_size=tile_size,
                          tile_overlap=tile_overlap, tile_batch=tile_batch, size_multiple=size_multiple,
-                         tile_window=tile_window, mode=mode, scale=scale, overlap_fraction=overlap_fraction)
+                         tile_window=tile_window, mode=mode, scale=scale, overlap_fraction=overlap_fraction,
+                         flip=flip, fusion_scales=fusion_scales)
         import torch
 
         from .backends import make_backend
