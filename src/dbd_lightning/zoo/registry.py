@@ -139,8 +139,12 @@ def released_file(path: Path) -> ZooCheckpoint:
     return entry
 
 
-def release(run: RunCheckpoint, name: str, card: str, folder: Path | None = None, extra: dict | None = None) -> Path:
-    """Write ``<name>.safetensors`` (float16 weights + rebuild config) and ``<name>.md`` from a trained run."""
+def release(run: RunCheckpoint, name: str, card: str, folder: Path | None = None, extra: dict | None = None,
+            state: dict | None = None) -> Path:
+    """Write ``<name>.safetensors`` (float16 weights + rebuild config) and ``<name>.md`` from a trained run.
+
+    ``state``: the network's weights to release instead of the checkpoint's (e.g. after
+    :func:`~dbd_lightning.models.components.batchnorm_stats.recompute_batchnorm_statistics`)."""
     from safetensors.torch import save_file
 
     from ..utils.atomic import atomic_path, write_text
@@ -160,7 +164,7 @@ def release(run: RunCheckpoint, name: str, card: str, folder: Path | None = None
               "data": {"image_size": list(OmegaConf.select(cfg, "data.image_size", default=[320, 320])),
                        "datamodule": {"eval_transform": tf}},
               "metrics": OmegaConf.to_container(cfg.metrics, resolve=True) if "metrics" in cfg else None}
-    state = load_state_dict(run.ckpt)
+    state = load_state_dict(run.ckpt) if state is None else state
     net_state = {k[4:]: v for k, v in state.items() if k.startswith("net.")} or state
     tensors = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in net_state.items()}
     meta = {"config": config, "source_checkpoint": run.ckpt.name, **(extra or {})}
