@@ -7,17 +7,15 @@
 For each fusion setting, ``python -m dbd_lightning.eval data=cuhk_tr1`` scores every checkpoint on the 60
 held-out TR-1 photographs (the papers' protocol: whole image resized to the network input); the cost is
 the median wall time of one 640 x 480 photo through :func:`dbd_lightning.load_predictor` on the CPU
-(2 warm-up calls, then ``--repeats``), as a ratio to no fusion measured in the same process.
+(the settings interleaved, 2 warm-up rounds, then ``--repeats``), as a ratio to no fusion in the same process.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 SETTINGS = {  # name -> (flip, fusion_scales)
@@ -52,20 +50,16 @@ def cost(ckpt: str, repeats: int) -> dict:
     import numpy as np
 
     from dbd_lightning import load_predictor
+    from dbd_lightning.bench.timer import measure, summarize
 
     rgb = np.random.default_rng(0).integers(0, 256, (480, 640, 3)).astype(np.uint8)
-    times = {}
+    calls = {}
     for name, (flip, scales) in SETTINGS.items():
         predict = load_predictor(ckpt, device="cpu", infer={"flip": flip, "fusion_scales": scales})
-        for _ in range(2):
-            predict(rgb)
-        runs = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            predict(rgb)
-            runs.append(time.perf_counter() - t0)
-        times[name] = statistics.median(runs) * 1000
-    return {name: {"ms": round(ms, 1), "ratio": round(ms / times["none"], 2)} for name, ms in times.items()}
+        calls[name] = lambda p=predict: p(rgb)
+    summary = summarize(measure(calls, repeats, warmup=2), reference="none")
+    return {name: {"ms": round(summary["median_ms"][name], 1), "ratio": round(summary["ratio_median"][name], 2)}
+            for name in SETTINGS}
 
 
 def main() -> None:
