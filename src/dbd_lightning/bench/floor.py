@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .timer import measure
+from ..utils.timer import measure
 
 
 def conv_flops(net: nn.Module, size: int) -> float:
