@@ -5,7 +5,7 @@ overrides (``.hydra/overrides.yaml``). Both may name a module, a config key or a
 that has since moved or been renamed. :func:`migrate_config` and :func:`migrate_overrides`
 rewrite them to today's names; they are applied where a saved run is read: rebuilding its
 network (:meth:`dbd_lightning.runs.run.RunCheckpoint.load_config`) and resuming it
-(:mod:`dbd_lightning.utils.resume`). Nothing on disk is changed.
+(:mod:`dbd_lightning.runs.resume`). Nothing on disk is changed.
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@
   the ``python -m dbd_lightning.data.prepare`` command);
 * ``ckpt_path`` names a missing or unreadable checkpoint;
 * a resume (``run_dir=R ckpt_path=last``) would run another model / data / loss than the run's
-  own config (:func:`~dbd_lightning.utils.resume.check_resume_config`), or its run folder cannot be
-  written or lacks the free space (:func:`~dbd_lightning.utils.resume.preflight_resume`);
+  own config (:func:`~dbd_lightning.runs.resume.check_resume_config`), or its run folder cannot be
+  written or lacks the free space (:func:`~dbd_lightning.runs.resume.preflight_resume`);
 * one training step does not fit in memory (:mod:`dbd_lightning.utils.memory`,
   ``preflight.memory``).
 
@@ -343,7 +343,7 @@ def precheck_train(args: list[str], memory: bool = True) -> None:
                 raise type(exc)(exc.message + where) from exc
             run_dir = _select(cfg, "run_dir")
             if run_dir and not multirun:
-                from .resume import check_resume_config, preflight_resume, resolve_ckpt_path
+                from ..runs.resume import check_resume_config, preflight_resume, resolve_ckpt_path
 
                 folder = Path(str(run_dir)).expanduser()
                 ckpt = resolve_ckpt_path(cfg, folder)
