@@ -102,7 +102,7 @@ def test_every_experiment_config_fast_dev_run(tmp_path, experiment):
 
 
 def test_authors_code_switches_reach_the_objects(tmp_path):
-    from dbd_lightning.utils.config import build_task
+    from dbd_lightning.runs.task_builder import build_task
 
     cfg = compose_cfg(tmp_path, ["experiment=dffnet_authors_code", *TINY])
     task = build_task(cfg)

@@ -14,8 +14,8 @@ import torch
 from dbd_lightning.data.benchmarks import CUHK
 from dbd_lightning.data.benchmarks.splits import cuhk_te1_entries
 from dbd_lightning.data.prepare import prepare
+from dbd_lightning.runs.task_builder import build_task
 from dbd_lightning.train import run
-from dbd_lightning.utils.config import build_task
 from dbd_lightning.utils.errors import CheckpointError
 
 from .benchmark_trees import make_cuhk

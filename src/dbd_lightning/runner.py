@@ -26,10 +26,11 @@ from .ops.cpu_memory import reuse_freed_memory
 from .runs.resolver import find_checkpoint
 from .runs.resume import config_changes, keep_csv_history, resolve_ckpt_path
 from .runs.run_meta import run_metadata
+from .runs.task_builder import build_task
 from .utils.atomic import write_text
 from .utils.checkpoint import load_weights
 from .utils.compile import compile_net
-from .utils.config import build_datamodule, build_task, instantiate_dict
+from .utils.config import build_datamodule, instantiate_dict
 from .utils.preflight import (
     check_free_space,
     check_writable,
