@@ -1,4 +1,4 @@
-"""Names that moved in the one-folder-per-paper redesign, so that runs made before it still work.
+"""Names that moved in the one-folder-per-paper redesign (and since), so that runs made before still work.
 
 A run folder keeps the config it was made with (``.hydra/config.yaml``) and the command-line
 overrides (``.hydra/overrides.yaml``). Both may name a module, a config key or an experiment
@@ -30,6 +30,8 @@ MOVED_TARGETS: tuple[tuple[str, str], ...] = (
     ("dbd_lightning.tasks.karaali.", "dbd_lightning.models.karaali.task."),
     ("dbd_lightning.data.karaali_patches.", "dbd_lightning.models.karaali.patches."),
     ("dbd_lightning.data.synthetic.btbnet.", "dbd_lightning.models.btbnet.pretrain_data."),
+    # folders in one direction: the W&B logger (conf/logger/wandb.yaml) left utils/, which imports no metrics
+    ("dbd_lightning.utils.wandb_tools.", "dbd_lightning.callbacks.wandb_tools."),
 )
 #: config keys (dotted, old -> new) and the interpolations that point at them
 RENAMED_KEYS: dict[str, str] = {"data.B": "data.benchmark_module"}
