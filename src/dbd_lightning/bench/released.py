@@ -26,7 +26,7 @@ def bench_released_forward(name: str = "zoo:dffnet_lite0_synth", size: int = 320
                            threads: int | None = 2, real_samples: bool = True) -> dict:
     from ..inference.predictor import CheckpointPredictor
     from ..reports.real_samples import score_on_real_samples
-    from ..zoo.registry import resolve_zoo
+    from ..zoo import resolve_zoo
 
     if threads:
         torch.set_num_threads(int(threads))
