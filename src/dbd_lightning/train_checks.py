@@ -20,9 +20,9 @@
   ``preflight.memory``).
 
 Hydra's own composition errors (an unknown ``model=`` option, a key not in the config) come
-out the same way (``error: ...``, exit 2). The checks of values alone live in :mod:`dbd_lightning.utils.validate`
-(eval, predict and export use them too); the ones here need the papers' declarations
-(:mod:`dbd_lightning.models.registry`) or a run folder (:mod:`dbd_lightning.runs.resume`).
+out the same way (``error: ...``, exit 2). The checks of values alone live in
+:mod:`dbd_lightning.utils.validate` (eval, predict and export use them too); the ones here need the papers'
+declarations (:mod:`dbd_lightning.models.registry`) or a run folder (:mod:`dbd_lightning.runs.resume`).
 """
 
 from __future__ import annotations
