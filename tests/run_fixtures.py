@@ -15,7 +15,7 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
-from dbd_lightning.utils.config import build_task
+from dbd_lightning.runs.task_builder import build_task
 
 from .helpers import REPO, TINY, compose_cfg
 

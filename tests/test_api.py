@@ -75,7 +75,7 @@ def test_default_backend_is_the_onnxruntime_fast_path_and_matches_the_cli(tmp_pa
 
 
 def test_a_released_safetensors_file_anywhere_loads_like_its_zoo_name(tmp_path):
-    from dbd_lightning.zoo.registry import WEIGHTS_DIR
+    from dbd_lightning.zoo import WEIGHTS_DIR
 
     copy = tmp_path / "models" / "mine.safetensors"
     copy.parent.mkdir()

@@ -31,7 +31,7 @@ def test_a_failing_case_is_recorded_and_sets_the_exit_status(tmp_path, monkeypat
 
 
 def test_timer_warms_up_then_interleaves_and_keeps_the_last_result():
-    from dbd_lightning.bench.timer import measure
+    from dbd_lightning.utils.timer import measure
 
     calls = []
     timings = measure({"a": lambda: calls.append("a") or len(calls), "b": lambda: calls.append("b") or -len(calls)},
@@ -46,7 +46,7 @@ def test_timer_warms_up_then_interleaves_and_keeps_the_last_result():
 
 
 def test_summarize_gives_medians_minima_and_ratios_to_the_reference():
-    from dbd_lightning.bench.timer import Timing, summarize
+    from dbd_lightning.utils.timer import Timing, summarize
 
     t = {"ref": Timing(wall=[2.0, 4.0, 3.0]), "fast": Timing(wall=[1.0, 0.5, 2.0])}
     s = summarize(t, "ref", unit=1.0, unit_name="s")

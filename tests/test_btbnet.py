@@ -268,7 +268,7 @@ def test_param_groups_split_backbone_and_new_layers():
 
 
 def test_detection_task_builds_param_groups_from_config(tmp_path):
-    from dbd_lightning.utils.config import build_task
+    from dbd_lightning.runs.task_builder import build_task
 
     from .helpers import TINY, compose_cfg
 

@@ -68,8 +68,8 @@ def test_two_phase_fine_tunes_from_the_pretraining_checkpoint(tmp_path, monkeypa
     assert ckpt and fine.model.net.init_ckpt == ckpt and "pipeline" not in fine
     assert any(k.startswith("pretrain/val/btbnet_sim/") for k in metrics)
     # the fine-tuning network really starts from the pretrained weights
+    from dbd_lightning.runs.task_builder import build_task
     from dbd_lightning.utils.checkpoint import load_state_dict
-    from dbd_lightning.utils.config import build_task
 
     state = load_state_dict(ckpt)
     net = build_task(fine).net

@@ -7,9 +7,9 @@ from omegaconf import OmegaConf
 
 from dbd_lightning.models import registry
 from dbd_lightning.train import run
+from dbd_lightning.train_checks import check_train_config
 from dbd_lightning.utils.config import config_dir, trainable_on
 from dbd_lightning.utils.errors import ConfigError
-from dbd_lightning.utils.validate import validate_train_config
 
 from .helpers import TINY, compose_cfg
 
@@ -61,7 +61,7 @@ def test_every_model_config_fast_dev_run(tmp_path, model):
 def test_models_not_trained_on_images_are_refused_with_image_data(tmp_path, model):
     cfg = compose_cfg(tmp_path, [f"model={model}", "data=synthetic"])
     with pytest.raises(ConfigError, match="pipeline, not a trainable network|patch classifier"):
-        validate_train_config(cfg)
+        check_train_config(cfg)
 
 
 @pytest.mark.parametrize("loss", LOSSES)
@@ -102,7 +102,7 @@ def test_every_experiment_config_fast_dev_run(tmp_path, experiment):
 
 
 def test_authors_code_switches_reach_the_objects(tmp_path):
-    from dbd_lightning.utils.config import build_task
+    from dbd_lightning.runs.task_builder import build_task
 
     cfg = compose_cfg(tmp_path, ["experiment=dffnet_authors_code", *TINY])
     task = build_task(cfg)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from dbd_lightning.convert import main
-from dbd_lightning.convert.errors import ConvertError
+from dbd_lightning.models.conversion.errors import ConvertError
 
 
 class Evil:

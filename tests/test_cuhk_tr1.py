@@ -14,8 +14,8 @@ import torch
 from dbd_lightning.data.benchmarks import CUHK
 from dbd_lightning.data.benchmarks.splits import cuhk_te1_entries
 from dbd_lightning.data.prepare import prepare
+from dbd_lightning.runs.task_builder import build_task
 from dbd_lightning.train import run
-from dbd_lightning.utils.config import build_task
 from dbd_lightning.utils.errors import CheckpointError
 
 from .benchmark_trees import make_cuhk
@@ -133,7 +133,7 @@ def test_paper_protocol_config_keeps_te1_as_validation(tmp_path):
 def test_init_ckpt_zoo_loads_the_released_weights(tmp_path):
     from safetensors.torch import load_file
 
-    from dbd_lightning.zoo.registry import WEIGHTS_DIR
+    from dbd_lightning.zoo import WEIGHTS_DIR
 
     cfg = compose_cfg(tmp_path, ["experiment=dffnet_lite_cuhk", "model.net.pretrained=false"])
     assert cfg.model.net.init_ckpt == "zoo:dffnet_lite0_synth"
@@ -214,7 +214,7 @@ def test_cpu_design_card_recipe_runs_both_stages_from_the_released_start(tmp_pat
                                  "data.num_workers=0", "logger=none", "model.net.pretrained=false",
                                  "++trainer.fast_dev_run=true"])
     from dbd_lightning.utils.config import instantiate_dict
-    from dbd_lightning.zoo.registry import WEIGHTS_DIR
+    from dbd_lightning.zoo import WEIGHTS_DIR
 
     seen, built = [], {}
 

@@ -21,9 +21,9 @@ from dbd_lightning.models.pdnet import PDNet
 from dbd_lightning.models.rdffnet import RDFFNet
 from dbd_lightning.pipelines.stages import run_pipeline, stage_overrides
 from dbd_lightning.runs.resolver import find_checkpoint
+from dbd_lightning.runs.task_builder import build_task
 from dbd_lightning.train import run
 from dbd_lightning.utils.checkpoint import load_state_dict
-from dbd_lightning.utils.config import build_task
 
 from .helpers import TINY, compose_cfg
 

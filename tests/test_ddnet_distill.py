@@ -14,8 +14,9 @@ from dbd_lightning.models.ddffnet.callback import Distillation
 from dbd_lightning.models.ddffnet.depth_losses import ResponseDepthDistillationLoss, minmax_normalize
 from dbd_lightning.models.ddffnet.teachers import DepthTeacher, NoTeacher
 from dbd_lightning.models.ddnet import DDNet
+from dbd_lightning.runs.task_builder import build_task
 from dbd_lightning.utils.checkpoint import load_state_dict
-from dbd_lightning.utils.config import build_datamodule, build_task, instantiate_dict
+from dbd_lightning.utils.config import build_datamodule, instantiate_dict
 
 from .helpers import TINY, compose_cfg
 

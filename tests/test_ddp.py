@@ -24,7 +24,7 @@ def test_sync_batchnorm_switch_converts_every_bn_layer_of_the_task(tmp_path):
     import hydra
     from torch import nn
 
-    from dbd_lightning.utils.config import build_task
+    from dbd_lightning.runs.task_builder import build_task
 
     cfg = compose_cfg(tmp_path, ["model=dffnet_small", "trainer=ddp_cpu", "trainer.sync_batchnorm=true", "logger=none"])
     trainer = hydra.utils.instantiate(cfg.trainer, logger=False, callbacks=[])

@@ -16,9 +16,10 @@ from dbd_lightning.models.ddffnet.projectors import ProjectorBank, projector
 from dbd_lightning.models.ddffnet.schedules import beta_at
 from dbd_lightning.models.ddffnet.teachers import DefocusTeacher, DepthTeacher, FrozenTeacher
 from dbd_lightning.models.dffnet import DFFNet
+from dbd_lightning.runs.task_builder import build_task
 from dbd_lightning.train import run
 from dbd_lightning.utils.checkpoint import load_state_dict, load_weights
-from dbd_lightning.utils.config import build_datamodule, build_task, instantiate_dict
+from dbd_lightning.utils.config import build_datamodule, instantiate_dict
 
 from .helpers import TINY, compose_cfg
 

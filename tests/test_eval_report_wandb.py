@@ -7,7 +7,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import open_dict, read_write
 
-from dbd_lightning.utils.wandb_tools import DBDWandbLogger, hydra_run_names, metrics_table_rows
+from dbd_lightning.callbacks.wandb_tools import DBDWandbLogger, hydra_run_names, metrics_table_rows
 
 from .helpers import compose_cfg
 

@@ -32,7 +32,7 @@ LIGHT = ("dbd_lightning.predict", "dbd_lightning.train", "dbd_lightning.eval", "
          "dbd_lightning.synth", "dbd_lightning.zoo.__main__", "dbd_lightning.bench.runner", "dbd_lightning.convert",
          "dbd_lightning.data.check", "dbd_lightning.inference.predictor",
          "dbd_lightning.inference.onnx_predictor", "dbd_lightning.inference.image_predictor",
-         "dbd_lightning.inference.onnx_graphs", "dbd_lightning.inference.modes", "dbd_lightning.utils.run_meta")
+         "dbd_lightning.inference.onnx_graphs", "dbd_lightning.inference.modes", "dbd_lightning.runs.run_meta")
 ZOO = Path(onnx_graphs.PACKAGE_DIR) / "zoo" / "weights"
 needs_ort = pytest.mark.skipif(not onnxruntime_available(), reason="onnxruntime not installed")
 

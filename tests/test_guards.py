@@ -224,7 +224,7 @@ def test_read_only_folder_is_reported(tmp_path):
 def test_checkpoint_size_estimate_matches_a_real_checkpoint(tmp_path):
     cfg = compose_cfg(tmp_path, [*QUIET, "trainer.max_epochs=1"])
     run(cfg)
-    from dbd_lightning.utils.config import build_task
+    from dbd_lightning.runs.task_builder import build_task
 
     estimate = checkpoint_bytes(build_task(cfg))
     actual = (tmp_path / "checkpoints" / "last.ckpt").stat().st_size

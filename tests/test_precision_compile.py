@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from dbd_lightning.runs.task_builder import build_task
 from dbd_lightning.train import run
 from dbd_lightning.utils.checkpoint import load_state_dict, load_weights
 from dbd_lightning.utils.compile import compile_net
-from dbd_lightning.utils.config import build_task
 
 from .helpers import TINY, compose_cfg
 

@@ -93,9 +93,9 @@ def test_tiled_prediction_equals_whole_image_for_a_per_pixel_net():
 def test_checkpoint_predictor_matches_the_task_test_protocol(run_dir):
     """Whole-image mode = resize to the input size, sigmoid, bilinear back: the numbers DetectionTask scores."""
     from dbd_lightning.data.transforms import build_eval_transform
+    from dbd_lightning.runs.task_builder import build_task
     from dbd_lightning.tasks.detection import DetectionTask
     from dbd_lightning.utils.checkpoint import load_weights
-    from dbd_lightning.utils.config import build_task
 
     run = resolve_checkpoint(run_dir)
     pred = CheckpointPredictor.from_run(run, device="cpu")

@@ -14,9 +14,10 @@ import torch
 
 from dbd_lightning.callbacks import ModelCheckpoint
 from dbd_lightning.runs.resolver import find_checkpoint
+from dbd_lightning.runs.resume import argv_for_resume
+from dbd_lightning.runs.task_builder import build_task
 from dbd_lightning.utils.checkpoint import load_weights
-from dbd_lightning.utils.config import build_datamodule, build_task
-from dbd_lightning.utils.resume import argv_for_resume
+from dbd_lightning.utils.config import build_datamodule
 
 from .helpers import compose_cfg, run_module
 

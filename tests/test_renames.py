@@ -10,8 +10,8 @@ from hydra.utils import get_class, get_object
 from omegaconf import OmegaConf
 
 from dbd_lightning.runs.renames import MOVED_TARGETS, migrate_config, migrate_overrides
+from dbd_lightning.runs.resume import config_changes
 from dbd_lightning.runs.run import RunCheckpoint
-from dbd_lightning.utils.resume import config_changes
 
 from .helpers import TINY, compose_cfg
 

@@ -19,8 +19,8 @@ from dbd_lightning.data.sampler import EpochSeededSampler
 from dbd_lightning.data.samples import TransformedDataset
 from dbd_lightning.data.synthetic.dataset import SyntheticDefocusDataset
 from dbd_lightning.data.transforms import build_eval_transform, build_train_transform
+from dbd_lightning.runs.resume import argv_for_resume, resolve_ckpt_path
 from dbd_lightning.train import run
-from dbd_lightning.utils.resume import argv_for_resume, resolve_ckpt_path
 
 from .helpers import REPO, compose_cfg, run_module
 

@@ -12,9 +12,9 @@ from omegaconf import OmegaConf
 
 from dbd_lightning.pipelines.stages import run_pipeline
 from dbd_lightning.runs.resolver import find_checkpoint, recorded_best, resolve_checkpoint
+from dbd_lightning.runs.resume import resolve_ckpt_path
 from dbd_lightning.runs.run import CheckpointSpecError
 from dbd_lightning.utils.errors import ConfigError
-from dbd_lightning.utils.resume import resolve_ckpt_path
 
 from .helpers import compose_cfg
 

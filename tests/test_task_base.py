@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
+from dbd_lightning.runs.task_builder import build_task
 from dbd_lightning.tasks.base import Task
-from dbd_lightning.utils.config import build_task
 
 from .helpers import compose_cfg
 

@@ -14,9 +14,9 @@ from omegaconf import OmegaConf
 from dbd_lightning.models import registry
 from dbd_lightning.runner import drop_disabled_callbacks
 from dbd_lightning.runs.renames import migrate_overrides
+from dbd_lightning.runs.run_meta import CKPT_KEY
 from dbd_lightning.train import prepare_argv, run
 from dbd_lightning.utils.config import config_dir
-from dbd_lightning.utils.run_meta import CKPT_KEY
 from dbd_lightning.utils.validate import _job_overrides
 
 from .helpers import TINY, compose_cfg

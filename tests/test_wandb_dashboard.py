@@ -169,9 +169,9 @@ def test_eval_uploads_tables_pr_chart_and_pixel_exact_samples(tmp_path):
         assert uploaded.min() < 64 and uploaded.max() > 192, key
 
     # the sample strips: input and GT exactly as read from disk, the model's map within one grey level
+    from dbd_lightning.callbacks.wandb_tools import SAMPLE_GAP
     from dbd_lightning.inference.predictor import CheckpointPredictor
     from dbd_lightning.runs.resolver import resolve_checkpoint
-    from dbd_lightning.utils.wandb_tools import SAMPLE_GAP
 
     predictor = CheckpointPredictor.from_run(resolve_checkpoint(run), device="cpu")
     images = list_images(CUHK_SAMPLE / "image")[:2]

@@ -9,9 +9,10 @@ from omegaconf import OmegaConf
 
 from dbd_lightning.inference.predictor import CheckpointPredictor
 from dbd_lightning.models.dffnet import DFFNet
+from dbd_lightning.runs import released as released_models
 from dbd_lightning.runs.resolver import resolve_checkpoint
 from dbd_lightning.runs.run import CheckpointSpecError, RunCheckpoint
-from dbd_lightning.zoo import registry
+from dbd_lightning.zoo import writer
 from dbd_lightning.zoo.__main__ import main as zoo_main
 
 NET = {"_target_": "dbd_lightning.models.dffnet.DFFNet", "encoder": "efficientnet_lite0", "pretrained": True,
@@ -29,9 +30,9 @@ def released(tmp_path, monkeypatch):
         "eval_transform": {"size": [96, 96]}}}, "metrics": {"beta2": 0.3}}), run / ".hydra" / "config.yaml")
     torch.save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}}, run / "checkpoints" / "epoch_001.ckpt")
     zoo = tmp_path / "zoo"
-    registry.release(RunCheckpoint(run, run / "checkpoints" / "epoch_001.ckpt"), "tiny", "# tiny\n\nTraining data: random weights\n", folder=zoo,
+    writer.release(RunCheckpoint(run, run / "checkpoints" / "epoch_001.ckpt"), "tiny", "# tiny\n\nTraining data: random weights\n", folder=zoo,
                      extra={"command": "python -m dbd_lightning.train ..."})
-    monkeypatch.setattr(registry, "WEIGHTS_DIR", zoo)
+    monkeypatch.setattr(released_models, "WEIGHTS_DIR", zoo)
     return net, zoo
 
 
@@ -66,7 +67,7 @@ def test_zoo_cli_lists_recommended_first(released, capsys, monkeypatch):
     _, zoo = released
     (zoo / "alpha.safetensors").write_bytes((zoo / "tiny.safetensors").read_bytes())
     (zoo / "alpha.md").write_text("# alpha\n")
-    monkeypatch.setattr(registry, "RECOMMENDED", ("tiny",))
+    monkeypatch.setattr(released_models, "RECOMMENDED", ("tiny",))
     assert zoo_main([]) == 0
     assert capsys.readouterr().out.splitlines() == [
         "tiny   trained on: random weights",
@@ -78,7 +79,7 @@ def test_release_refuses_a_card_without_its_training_data(released, tmp_path):
     _, zoo = released
     run = tmp_path / "run"
     with pytest.raises(ValueError, match="Training data:"):
-        registry.release(RunCheckpoint(run, run / "checkpoints" / "epoch_001.ckpt"), "other", "# other\n", folder=zoo)
+        writer.release(RunCheckpoint(run, run / "checkpoints" / "epoch_001.ckpt"), "other", "# other\n", folder=zoo)
     assert not (zoo / "other.safetensors").exists()
 
 
@@ -111,12 +112,12 @@ def test_release_never_overwrites_files_it_did_not_write(released, tmp_path):
     run = RunCheckpoint(tmp_path / "run", tmp_path / "run" / "checkpoints" / "epoch_001.ckpt")
     (zoo / "mine.md").write_text("my notes\n")
     with pytest.raises(UserError, match=r"mine\.md exist\(s\) and are not an earlier release"):
-        registry.release(run, "mine", "# mine\n\nTraining data: x\n", folder=zoo)
+        writer.release(run, "mine", "# mine\n\nTraining data: x\n", folder=zoo)
     assert (zoo / "mine.md").read_text() == "my notes\n" and not (zoo / "mine.safetensors").exists()
     (zoo / "blob.safetensors").write_bytes(b"\x00" * 64)
     with pytest.raises(UserError, match=r"blob\.safetensors"):
-        registry.release(run, "blob", "# blob\n\nTraining data: x\n", folder=zoo)
+        writer.release(run, "blob", "# blob\n\nTraining data: x\n", folder=zoo)
     assert (zoo / "blob.safetensors").read_bytes() == b"\x00" * 64
-    registry.release(run, "tiny", "# tiny v2\n\nTraining data: random weights\n", folder=zoo)
+    writer.release(run, "tiny", "# tiny v2\n\nTraining data: random weights\n", folder=zoo)
     assert (zoo / "tiny.md").read_text().startswith("# tiny v2")
     assert [p.name for p in zoo.iterdir() if p.name.startswith(".")] == []

@@ -50,7 +50,7 @@ def cost(ckpt: str, repeats: int) -> dict:
     import numpy as np
 
     from dbd_lightning import load_predictor
-    from dbd_lightning.bench.timer import measure, summarize
+    from dbd_lightning.utils.timer import measure, summarize
 
     rgb = np.random.default_rng(0).integers(0, 256, (480, 640, 3)).astype(np.uint8)
     calls = {}

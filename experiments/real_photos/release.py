@@ -34,8 +34,8 @@ from dbd_lightning.inference.predictor import CheckpointPredictor
 from dbd_lightning.reports.real_samples import CONSTANTS, score_on_real_samples
 from dbd_lightning.runs.resolver import find_checkpoint
 from dbd_lightning.runs.run import RunCheckpoint
+from dbd_lightning.zoo import release, resolve_zoo
 from dbd_lightning.zoo.graphs import build_released_graph
-from dbd_lightning.zoo.registry import release, resolve_zoo
 
 
 def _forward_ms(net: torch.nn.Module, size: int = 320, repeats: int = 20) -> float:

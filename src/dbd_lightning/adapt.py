@@ -98,10 +98,11 @@ def adapt(ckpt: str, photos: str, out: str, exclude_cuhk_tr1_holdout: int = 0, f
     from .data.unlabeled import UnlabeledFolder
     from .inference.image_predictor import run_input_defaults
     from .models.components.batchnorm_stats import recompute_batchnorm_statistics
+    from .runs.released import training_data
     from .runs.resolver import resolve_checkpoint
     from .utils.checkpoint import load_weights
     from .utils.config import instantiate_network
-    from .zoo.registry import release, training_data
+    from .zoo.writer import release
 
     run = resolve_checkpoint(ckpt)
     cfg = run.load_config()

@@ -212,7 +212,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     metrics = result.flat(first)
     write_metrics(out / "metrics.json", metrics)
     if cfg.get("wandb"):
-        from .utils.wandb_tools import log_eval_report
+        from .callbacks.wandb_tools import log_eval_report
 
         log_eval_report(cfg, result, files, convention)
     print("\n" + files["md"].read_text() + f"\noutputs: {out}\n", flush=True)

@@ -24,10 +24,13 @@ from .callbacks.run_meta import RunMetaCheckpoint
 from .metrics.describe import describe_convention
 from .ops.cpu_memory import reuse_freed_memory
 from .runs.resolver import find_checkpoint
+from .runs.resume import config_changes, keep_csv_history, resolve_ckpt_path
+from .runs.run_meta import run_metadata
+from .runs.task_builder import build_task
 from .utils.atomic import write_text
 from .utils.checkpoint import load_weights
 from .utils.compile import compile_net
-from .utils.config import build_datamodule, build_task, instantiate_dict
+from .utils.config import build_datamodule, instantiate_dict
 from .utils.preflight import (
     check_free_space,
     check_writable,
@@ -36,8 +39,6 @@ from .utils.preflight import (
     required_free_bytes,
 )
 from .utils.report import results_table, scalar_metrics, write_metrics
-from .utils.resume import config_changes, keep_csv_history, resolve_ckpt_path
-from .utils.run_meta import run_metadata
 
 __all__ = ["drop_disabled_callbacks", "finish_wandb_runs", "run_training"]
 

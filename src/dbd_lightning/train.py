@@ -7,8 +7,8 @@ run's output folder holds the resolved config, checkpoints (best + last), logger
 
 ``model=<paper>`` is the paper's model with its recipe, an option of the model group
 (``conf/model/ddffnet.yaml`` runs both D-DFFNet stages; each paper folder declares its presets). Continue a killed run in its own folder with
-``run_dir=<run folder> ckpt_path=last`` (:mod:`dbd_lightning.utils.resume`). The composed
-config is checked before Hydra creates the run folder (:mod:`dbd_lightning.utils.validate`:
+``run_dir=<run folder> ckpt_path=last`` (:mod:`dbd_lightning.runs.resume`). The composed
+config is checked before Hydra creates the run folder (:mod:`dbd_lightning.train_checks`:
 values, data on disk, checkpoint, memory); user errors print ``error: ...`` and exit 2. Before training, every output folder is
 checked for writability and free space (:mod:`dbd_lightning.utils.preflight`). Ctrl-C or SIGTERM ends
 the job with one line giving the resume command and exit status 130 / 143 (:mod:`.utils.interrupts`).
@@ -29,11 +29,11 @@ import warnings
 import hydra
 from omegaconf import DictConfig
 
+from .runs.resume import argv_for_resume, resume_advice
+from .train_checks import precheck_train
 from .utils.config import config_dir
 from .utils.errors import handle_user_errors, hydra_log_file
 from .utils.interrupts import handle_interrupts
-from .utils.resume import argv_for_resume, resume_advice
-from .utils.validate import precheck_train
 
 log = logging.getLogger(__name__)
 # conf/hydra/launcher/{joblib,submitit_slurm}.yaml replace the plugins' configs of the same name on purpose
@@ -69,8 +69,8 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
 
 def prepare_argv(argv: list[str], check: bool = True) -> list[str]:
-    """The command line Hydra runs: ``run_dir=<folder>`` turned into the resume overrides (:mod:`.utils.resume`), and the composed
-    config checked before Hydra creates any folder (:mod:`.utils.validate`, memory preflight)."""
+    """The command line Hydra runs: ``run_dir=<folder>`` turned into the resume overrides (:mod:`.runs.resume`), and the composed
+    config checked before Hydra creates any folder (:mod:`.train_checks`, memory preflight)."""
     argv = argv_for_resume(list(argv))
     if os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0":
         check = False  # a DDP rank relaunched by Lightning: rank 0 checked (and holds GPU memory by now)

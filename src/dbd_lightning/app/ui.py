@@ -12,7 +12,7 @@ from pathlib import Path
 import gradio as gr
 
 from ..utils.config import config_dir
-from ..zoo.registry import ZOO_PREFIX, zoo_names
+from ..zoo import ZOO_PREFIX, zoo_names
 from .core import MODEL_PREFIX, FocusApp
 
 TITLE = "dbd_lightning: where is my photo in focus?"

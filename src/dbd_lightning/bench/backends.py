@@ -2,7 +2,7 @@
 
 Everything is measured side by side in one process with interleaved repeats
 (variant A, B, C, A, B, C, ...), so a machine shared with other jobs slows every
-variant alike (:func:`.timer.measure`); the JSON gives the median and the minimum of each variant and the
+variant alike (:func:`~dbd_lightning.utils.timer.measure`); the JSON gives the median and the minimum of each variant and the
 ratios of both to eager torch. Random weights (no download).
 
 * :func:`bench_backend_forward`: DFFNet forward at 320 x 320, batch 1: eager torch
@@ -26,7 +26,7 @@ import torch
 
 from ..inference.backends import OnnxRuntimeBackend, TorchBackend
 from ..inference.fold_bn import fold_batchnorm
-from .timer import measure, once, summarize
+from ..utils.timer import measure, once, summarize
 
 
 class _Eager:

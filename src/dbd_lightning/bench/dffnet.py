@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .timer import measure
+from ..utils.timer import measure
 
 
 def bench_dffnet_infer(encoder: str, size: int = 320, repeats: int = 10) -> dict:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .timer import measure
+from ..utils.timer import measure
 
 
 def conv_flops(net: nn.Module, size: int) -> float:
@@ -39,7 +39,7 @@ def conv_flops(net: nn.Module, size: int) -> float:
 def bench_compute_floor(size: int = 320, repeats: int = 10, matmul: int = 2048, threads: int | None = 2) -> dict:
     from ..inference.predictor import CheckpointPredictor
     from ..models.dffnet import DFFNet
-    from ..zoo.registry import resolve_zoo
+    from ..zoo import resolve_zoo
 
     if threads:
         torch.set_num_threads(int(threads))

@@ -33,7 +33,7 @@ import torch.nn.functional as TF
 from ..metrics.collection import build_dbd_metrics
 from ..metrics.curves import PrecisionRecallCurve
 from ..ops.cpu_memory import reuse_freed_memory
-from .timer import once
+from ..utils.timer import once
 
 
 def make_maps(n: int, size: tuple[int, int], seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from .timer import measure, once
+from ..utils.timer import measure, once
 
 
 def _setting_ok(precision: str, device: str) -> str | None:

@@ -7,7 +7,7 @@
 * :func:`bench_onnx_runtime`: the exported graph in onnxruntime versus PyTorch,
   same input (batch 1), ms per image and the max difference.
 
-Random weights (no download); timings are wall-clock medians (:func:`.timer.measure`) on this machine.
+Random weights (no download); timings are wall-clock medians (:func:`~dbd_lightning.utils.timer.measure`) on this machine.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import torch
 
 from ..inference.predictor import CheckpointPredictor
 from ..inference.tiling import tile_starts
-from .timer import measure
+from ..utils.timer import measure
 
 
 def _median_ms(fn, repeats: int) -> float:

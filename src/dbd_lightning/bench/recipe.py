@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .timer import measure
+from ..utils.timer import measure
 
 
 def _write_stand_ins(folder: Path, n: int, seed: int = 0) -> Path:

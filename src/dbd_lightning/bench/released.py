@@ -1,7 +1,7 @@
 """``make bench`` case ``backends_forward_released``: the released model per backend, with its real-sample scores.
 
 The weights of a zoo model (default ``zoo:dffnet_lite0_synth``, shipped in the package)
-at 320 x 320, batch 1, interleaved in one process (:func:`.timer.measure`):
+at 320 x 320, batch 1, interleaved in one process (:func:`~dbd_lightning.utils.timer.measure`):
 eager torch (the trained network as is), ``backend=torch`` (BatchNorm folded,
 channels-last), ``backend=onnxruntime`` (float32 graph) and
 ``backend=onnxruntime_int8`` (decoder convolutions in int8, :mod:`.quantize`). Besides
@@ -18,15 +18,15 @@ import tempfile
 import torch
 
 from ..inference.backends import OnnxRuntimeBackend, OnnxRuntimeInt8Backend, TorchBackend
+from ..utils.timer import measure, summarize
 from .backends import _Eager
-from .timer import measure, summarize
 
 
 def bench_released_forward(name: str = "zoo:dffnet_lite0_synth", size: int = 320, repeats: int = 20,
                            threads: int | None = 2, real_samples: bool = True) -> dict:
     from ..inference.predictor import CheckpointPredictor
     from ..reports.real_samples import score_on_real_samples
-    from ..zoo.registry import resolve_zoo
+    from ..zoo import resolve_zoo
 
     if threads:
         torch.set_num_threads(int(threads))

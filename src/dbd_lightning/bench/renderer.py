@@ -6,7 +6,7 @@ from typing import Any
 
 from ..data.synthetic.dataset import SyntheticDefocusDataset
 from ..ops.cpu_memory import reuse_freed_memory
-from .timer import once
+from ..utils.timer import once
 
 __all__ = ["bench_renderer"]
 

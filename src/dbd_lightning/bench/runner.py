@@ -1,6 +1,6 @@
 """Benchmarks -> JSON (``make bench``): ms/image, images/s, peak memory per case.
 
-Every case times with :mod:`.timer` (median of N after a warm-up, ratios to a reference run in
+Every case times with :mod:`dbd_lightning.utils.timer` (median of N after a warm-up, ratios to a reference run in
 the same process). Each case runs in its own subprocess so its peak resident memory (ru_maxrss)
 is its own. Numbers are wall-clock medians on this machine; compare ratios
 across commits, not absolute values across machines.

@@ -67,7 +67,7 @@ class NonFiniteGuard(L.Callback):
     def advice(cls, trainer: L.Trainer) -> str:
         """How to go on: continue from the last good checkpoint when there is one, else start again
         (a resume keeps the model config, so a lower learning rate needs a new run)."""
-        from ..utils.resume import resume_command
+        from ..runs.resume import resume_command
 
         good = cls._last_good(trainer)
         if not good:

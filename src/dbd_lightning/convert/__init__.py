@@ -8,7 +8,8 @@ Every converter loads with ``torch.load(..., weights_only=True)`` (or reads plai
 executes anything from the source files. Bad input (a missing, empty, corrupt or code-carrying file, our
 own checkpoint given as an authors' file, a destination the converter did not write) is
 ``error: <message naming the file and the fix>``, exit 2, no traceback unless ``HYDRA_FULL_ERROR=1``
-(:mod:`.errors`); outputs are written atomically (:mod:`.output`).
+(:mod:`dbd_lightning.models.conversion.errors`); outputs are written atomically
+(:mod:`dbd_lightning.models.conversion.output`).
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import importlib
 import sys
 
 from ..models import registry
+from ..models.conversion.errors import input_errors
 from ..utils.errors import handle_user_errors
-from .errors import input_errors
 
 
 def families() -> dict[str, str]:

@@ -203,9 +203,9 @@ class CheckpointPredictor(ImagePredictor):
                 if key in net_cfg:
                     net_cfg[key] = False if key == "pretrained" else None
             net_cfg.pop("init_ckpt", None)  # the starting point of training: the checkpoint replaces it
+        from ..runs.run_meta import check_checkpoint_matches_run
         from ..utils.checkpoint import load_weights
         from ..utils.config import instantiate_network
-        from ..utils.run_meta import check_checkpoint_matches_run
 
         check_checkpoint_matches_run(run.ckpt, cfg, run.config_file)  # another run's checkpoint: refused
         net = instantiate_network(net_cfg)

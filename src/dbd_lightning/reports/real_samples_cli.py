@@ -24,7 +24,7 @@ def report_after_training(cfg: DictConfig, net: nn.Module, output_dir: Path) -> 
     predictors = {f"this run ({cfg.get('task_name', 'model')})": CheckpointPredictor(net.cpu(), **kwargs)}
     name = (cfg.get("real_report") or {}).get("compare_zoo")
     if name:
-        from ..zoo.registry import resolve_zoo, zoo_names
+        from ..zoo import resolve_zoo, zoo_names
 
         if name in zoo_names():
             predictors[f"released zoo:{name}"] = CheckpointPredictor.from_run(resolve_zoo(name), tile=False, device="cpu")

@@ -1,11 +1,11 @@
-"""Names that moved in the one-folder-per-paper redesign, so that runs made before it still work.
+"""Names that moved in the one-folder-per-paper redesign (and since), so that runs made before still work.
 
 A run folder keeps the config it was made with (``.hydra/config.yaml``) and the command-line
 overrides (``.hydra/overrides.yaml``). Both may name a module, a config key or an experiment
 that has since moved or been renamed. :func:`migrate_config` and :func:`migrate_overrides`
 rewrite them to today's names; they are applied where a saved run is read: rebuilding its
 network (:meth:`dbd_lightning.runs.run.RunCheckpoint.load_config`) and resuming it
-(:mod:`dbd_lightning.utils.resume`). Nothing on disk is changed.
+(:mod:`dbd_lightning.runs.resume`). Nothing on disk is changed.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ MOVED_TARGETS: tuple[tuple[str, str], ...] = (
     ("dbd_lightning.tasks.karaali.", "dbd_lightning.models.karaali.task."),
     ("dbd_lightning.data.karaali_patches.", "dbd_lightning.models.karaali.patches."),
     ("dbd_lightning.data.synthetic.btbnet.", "dbd_lightning.models.btbnet.pretrain_data."),
+    # folders in one direction: the W&B logger (conf/logger/wandb.yaml) left utils/, which imports no metrics
+    ("dbd_lightning.utils.wandb_tools.", "dbd_lightning.callbacks.wandb_tools."),
 )
 #: config keys (dotted, old -> new) and the interpolations that point at them
 RENAMED_KEYS: dict[str, str] = {"data.B": "data.benchmark_module"}

@@ -28,7 +28,7 @@ import logging
 import os
 from pathlib import Path
 
-from ..zoo.registry import ZOO_PREFIX, released_file, resolve_zoo
+from .released import ZOO_PREFIX, released_file, resolve_zoo
 from .run import CheckpointSpecError, RunCheckpoint, is_run_dir
 
 __all__ = ["CHECKPOINT_DIR", "LAST", "checkpoints_of", "find_checkpoint", "find_wandb_run", "recorded_best",
@@ -131,7 +131,7 @@ def resolve_checkpoint(spec: str | Path, which: str = "best", search_root: str |
     ``.safetensors`` file anywhere on disk (its metadata rebuilds the network).
     """
     text = str(spec)
-    if text.startswith(ZOO_PREFIX):  # a released model shipped in the package (dbd_lightning.zoo)
+    if text.startswith(ZOO_PREFIX):  # a released model shipped in the package (runs.released, zoo/weights)
         return resolve_zoo(text)
     if text.startswith("wandb:"):
         run_dir = find_wandb_run(text.split(":", 1)[1].split("/")[-1], search_root)

@@ -10,7 +10,7 @@ naming the folder, the config key that chose it and the fix.
 * :func:`check_free_space` compares ``shutil.disk_usage(folder).free`` with an
   estimate of the checkpoints the run keeps (:func:`required_free_bytes`).
 * A resume runs both checks on its run folder before Hydra writes ``.hydra_resume/`` or the run
-  moves any file (:func:`dbd_lightning.utils.resume.preflight_resume`): a resume stopped here
+  moves any file (:func:`dbd_lightning.runs.resume.preflight_resume`): a resume stopped here
   leaves the run folder as it was.
 * :class:`OutputDirCheck` is a Hydra callback (``conf/hydra/default.yaml``) that runs
   the writability check on the run / sweep folder's nearest existing parent before

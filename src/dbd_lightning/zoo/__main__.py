@@ -13,7 +13,7 @@ from .. import _env  # noqa: F401  (first: the environment defaults, before any 
 import argparse
 import sys
 
-from .registry import resolve_zoo, training_data, zoo_names
+from ..runs.released import resolve_zoo, training_data, zoo_names
 
 
 def main(argv: list[str] | None = None) -> int:

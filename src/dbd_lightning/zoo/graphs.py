@@ -18,8 +18,8 @@ import json
 from pathlib import Path
 
 from ..inference.onnx_graphs import FORMAT_VERSION, OPSET, checkpoint_identity, released_graph
+from ..runs.released import ZooCheckpoint
 from ..utils.hashing import file_sha256
-from .registry import ZooCheckpoint
 
 #: largest accepted |probability difference| to PyTorch (as the cache's)
 ATOL = 1e-4

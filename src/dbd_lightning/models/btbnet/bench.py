@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ...bench.timer import measure, once
+from ...utils.timer import measure, once
 from .torch_model import BTBNet
 
 

@@ -25,8 +25,8 @@ import sys
 
 import torch
 
-from ...convert.authors_state import load_authors_state
-from ...convert.output import refuse_foreign, save_converted
+from ..conversion.authors_state import load_authors_state
+from ..conversion.output import refuse_foreign, save_converted
 
 # RFB inside: authors' branch{b}.{i}.conv/bn, conv_cat, conv_res -> ours
 _RFB_RULES = [

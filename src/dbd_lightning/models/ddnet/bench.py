@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ...bench.timer import measure
+from ...utils.timer import measure
 from .torch_model import DDNet
 
 

@@ -25,8 +25,8 @@ import sys
 
 import torch
 
-from ...convert.authors_state import load_authors_state
-from ...convert.output import refuse_foreign, save_converted
+from ..conversion.authors_state import load_authors_state
+from ..conversion.output import refuse_foreign, save_converted
 
 # legacy ResNeXt block (Sequential(LambdaMap(id, main, shortcut), LambdaReduce(add), ReLU))
 _BLOCK = [

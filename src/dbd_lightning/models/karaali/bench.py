@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...bench.timer import measure
+from ...utils.timer import measure
 
 __all__ = ["bench_pipeline", "bench_dt_filter"]
 
@@ -37,7 +37,7 @@ LYTRO_05 = Path(__file__).resolve().parents[4] / "tests" / "fixtures" / "real_mi
 
 
 def _time(fn, repeats: int, warmup: int = 0) -> tuple[float, float]:
-    """Median wall and process CPU seconds of ``repeats`` calls (:func:`~dbd_lightning.bench.timer.measure`)."""
+    """Median wall and process CPU seconds of ``repeats`` calls (:func:`~dbd_lightning.utils.timer.measure`)."""
     t = measure(fn, repeats, warmup)
     return t.median, t.cpu_median
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ...convert.output import refuse_foreign, save_converted
+from ..conversion.output import refuse_foreign, save_converted
 from .torch_model import BNet, ENet
 
 _STREAM4 = ["convs.0.weight", "convs.1.weight", "convs.2.weight", "convs.3.weight"]

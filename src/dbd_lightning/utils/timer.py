@@ -10,7 +10,7 @@
 * :func:`summarize`: medians, minima and their ratios to a reference variant measured in the same
   process (the JSON block of the interleaved cases).
 
-The runner (:mod:`.runner`, ``make bench``) writes every case's dict to one JSON file.
+The bench runner (:mod:`dbd_lightning.bench.runner`, ``make bench``) writes every case's dict to one JSON file.
 """
 
 from __future__ import annotations

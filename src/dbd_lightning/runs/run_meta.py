@@ -22,7 +22,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from .errors import CheckpointError
+from ..utils.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def _flatten(node: Any, prefix: str) -> dict[str, Any]:
 
 def architecture_differences(stored: dict[str, Any], cfg: DictConfig) -> list[str]:
     """``key: checkpoint=... run=...`` for each architecture key / the input size that differ."""
-    from ..runs.renames import migrate_config  # a checkpoint written before modules moved names the old paths
+    from .renames import migrate_config  # a checkpoint written before modules moved names the old paths
 
     old = _flatten(migrate_config({"model": stored.get("model") or {}})["model"], "model")
     new = _flatten(_container(cfg.get("model")) or {}, "model")
@@ -77,7 +77,7 @@ def architecture_differences(stored: dict[str, Any], cfg: DictConfig) -> list[st
 def check_checkpoint_matches_run(ckpt: str | Path, cfg: DictConfig, config_file: str | Path) -> None:
     """Raise :class:`CheckpointError` naming the keys when ``ckpt`` was trained with another model config
     or input size than ``cfg`` (the run config the network is rebuilt from)."""
-    from .checkpoint import read_checkpoint
+    from ..utils.checkpoint import read_checkpoint
 
     state = read_checkpoint(ckpt, mmap=True)
     stored = state.get(CKPT_KEY) if isinstance(state, dict) else None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from ..utils.errors import UserError
+from ...utils.errors import UserError
 
 #: the advice that ends a message about an unusable source file
 SOURCE_FIX = ("give the authors' released weight file as SRC (python -m dbd_lightning.convert -h lists the "

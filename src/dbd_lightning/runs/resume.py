@@ -34,10 +34,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from ..runs.renames import migrate_config, migrate_overrides
-from ..runs.resolver import CHECKPOINT_DIR, LAST, checkpoints_of, find_checkpoint
-from ..runs.run import is_run_dir
-from .errors import ConfigError, UserError
+from ..utils.errors import ConfigError, UserError
+from .renames import migrate_config, migrate_overrides
+from .resolver import CHECKPOINT_DIR, LAST, checkpoints_of, find_checkpoint
+from .run import is_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -156,11 +156,11 @@ def resolve_ckpt_path(cfg: DictConfig, output_dir: Path) -> str | None:
 
 
 def preflight_resume(out_dir: Path, cfg: DictConfig, ckpt: str | None) -> None:
-    """The writability and free-space checks of :mod:`.preflight` for a resume from ``ckpt`` that writes
-    into ``out_dir`` (the run folder; ``hydra.run.dir``), run before Hydra starts: a resume that cannot
+    """The writability and free-space checks of :mod:`dbd_lightning.utils.preflight` for a resume from ``ckpt``
+    that writes into ``out_dir`` (the run folder; ``hydra.run.dir``), run before Hydra starts: a resume that cannot
     go on stops before ``.hydra_resume/`` is written or the CSV history moved (the probe file of the
     writability check is removed again). The checkpoints kept are estimated from the size of ``ckpt``."""
-    from .preflight import check_free_space, check_writable, required_free_bytes
+    from ..utils.preflight import check_free_space, check_writable, required_free_bytes
 
     role = f"run folder {out_dir} (run_dir)"
     check_writable(out_dir, role=role, create=False)

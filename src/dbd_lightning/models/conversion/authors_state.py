@@ -2,7 +2,7 @@
 
 ``torch.load(..., weights_only=True)``: tensors and plain containers only, nothing is executed
 (a missing, empty, truncated or foreign file, or one holding Python objects, is a
-:class:`~dbd_lightning.convert.errors.ConvertError` naming it). A ``state_dict`` / ``model`` / ``net``
+:class:`~dbd_lightning.models.conversion.errors.ConvertError` naming it). A ``state_dict`` / ``model`` / ``net``
 wrapper is unwrapped and a ``module.`` prefix (``nn.DataParallel``) is stripped. A checkpoint this
 suite wrote (it already has our names) is refused with the advice to use it directly.
 """
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from ..utils.checkpoint import read_checkpoint
-from ..utils.errors import CheckpointError
+from ...utils.checkpoint import read_checkpoint
+from ...utils.errors import CheckpointError
 from .errors import SOURCE_FIX, ConvertError
 
 #: keys only this suite's checkpoints have (Lightning's, our run record, the converters' own mark)

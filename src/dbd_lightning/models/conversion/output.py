@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from ..utils.checkpoint_io import atomic_torch_save
+from ...utils.checkpoint_io import atomic_torch_save
 from .errors import ConvertError
 
 MARKER = "dbd_lightning.convert"
