@@ -4,10 +4,13 @@ model is loaded or any file written."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from omegaconf import OmegaConf
 
 from dbd_lightning.utils import key_checks as kc
+from dbd_lightning.utils.config import config_dir
 from dbd_lightning.utils.errors import ConfigError
 
 CHECKS = {
@@ -78,7 +81,6 @@ def test_each_command_checks_its_documented_keys_before_loading_anything():
     """The CLIs' check tables name keys their config documents (a renamed key would silently skip its check)."""
     from dbd_lightning import eval as eval_cli
     from dbd_lightning import export, predict
-    from dbd_lightning.utils.config import config_dir
 
     for name, module in (("eval", eval_cli), ("predict", predict), ("export", export)):
         cfg = OmegaConf.load(f"{config_dir()}/{name}.yaml")
@@ -102,3 +104,62 @@ def test_predict_and_eval_refuse_a_bad_value_when_called_directly(tmp_path):
     with pytest.raises(ConfigError, match="report.beta2=-1 is not valid"):
         evaluate(cfg)
     assert not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------------- train
+TRAIN_BASE = ["model=dffnet_small", "logger=none"]
+
+
+@pytest.mark.parametrize("override,words", [
+    ("test=maybe", "test='maybe' is not valid: it must be true or false (e.g. test=true)"),
+    ("compile.enabled=maybe", "compile.enabled='maybe' is not valid: it must be true or false"),
+    ("compile.mode=fast", "compile.mode='fast' is not valid: it must be one of default, reduce-overhead"),
+    ("compile.dynamic=abc", "compile.dynamic='abc' is not valid: it must be true or false, or null"),
+    ("preflight.min_free_mb=abc", "preflight.min_free_mb='abc' is not valid: it must be a number >= 0, or null"),
+    ("real_report.enabled=maybe", "real_report.enabled='maybe' is not valid"),
+    ("test_ckpt=/nonexistent/dbd.ckpt", "test_ckpt=/nonexistent/dbd.ckpt: /nonexistent/dbd.ckpt does not exist; give "
+                                        "best, last, current or the path of an existing file"),
+    # the data config's arguments, checked by the classes they build (ARG_CHECKS), named by the data.* key
+    ("data.preset=foggy", "data.preset='foggy' is not valid: it must be one of photographic, random, shallow, wide"),
+    ("data.val_length=-7", "data.val_length=-7 is not valid: it must be a whole number >= 0"),
+    ("data.train_length=abc", "data.train_length='abc' is not valid"),
+    ("data.render_size=abc", "data.render_size='abc' is not valid: it must be one positive whole number or "
+                             "[height,width]"),
+    ("data.cache=maybe", "data.cache='maybe' is not valid: it must be true or false"),
+    # a literal argument (no data.* key to name): its own path
+    ("data.datamodule.val.synthetic.length=-3", "data.datamodule.val.synthetic.length=-3 is not valid"),
+])
+def test_train_refuses_a_bad_value_before_the_run(tmp_path, override, words):
+    from dbd_lightning.utils.validate import validate_train_config
+
+    from .helpers import compose_cfg
+
+    cfg = compose_cfg(tmp_path, [*TRAIN_BASE, override])
+    with pytest.raises(ConfigError) as info:
+        validate_train_config(cfg)
+    assert words in str(info.value), str(info.value)
+
+
+def test_train_accepts_the_documented_values(tmp_path):
+    from dbd_lightning.utils.validate import validate_train_config
+
+    from .helpers import compose_cfg
+
+    (tmp_path / "w.ckpt").write_bytes(b"x")
+    for overrides in (["compile.mode=max-autotune", "compile.dynamic=true", "preflight.min_free_mb=0"],
+                      ["test_ckpt=current"], [f"test_ckpt={tmp_path / 'w.ckpt'}"],
+                      ["data=photographic", "data.preset=photographic", "data.val_length=0"],
+                      ["+data.render_overrides.noise_prob=0.0", "data.render_size=64", "data.cache=true"]):
+        validate_train_config(compose_cfg(tmp_path / "h", [*TRAIN_BASE, *overrides]))
+
+
+@pytest.mark.parametrize("experiment", sorted(p.stem for p in (Path(config_dir()) / "experiment").glob("*.yaml")))
+def test_every_experiment_passes_the_key_checks(tmp_path, experiment):
+    """The typed checks refuse no shipped recipe (a false refusal would stop a real training)."""
+    from dbd_lightning.utils import validate
+
+    from .helpers import compose_cfg
+
+    cfg = compose_cfg(tmp_path, [f"experiment={experiment}"])
+    kc.check_keys(cfg, validate.TRAIN_KEY_CHECKS)
+    validate.check_data_args(cfg)

@@ -25,7 +25,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from .errors import ConfigError
 
-__all__ = ["Check", "check_keys", "choice", "choices", "existing", "flag", "image_size", "number", "numbers",
+__all__ = ["Check", "check_keys", "check_value", "choice", "choices", "existing", "flag", "image_size", "number", "numbers",
            "whole"]
 
 _ABSENT = object()
@@ -41,6 +41,8 @@ class Check:
     nullable: bool = False
     #: ``"folder"`` / ``"file"``: the value names something to read, which must exist as that
     path: str | None = None
+    #: words that are valid values although they name no path (``test_ckpt=best``)
+    words: tuple[str, ...] = ()
 
 
 def _is_whole(value: Any) -> bool:
@@ -129,25 +131,45 @@ def image_size(nullable: bool = True) -> Check:
     return Check(accepts, "one positive whole number or [height,width]", "[320,320]", nullable)
 
 
-def existing(kind: str = "folder", example: str = "<folder>", nullable: bool = True) -> Check:
-    """The path of an existing ``kind`` (``"folder"`` or ``"file"``)."""
-    return Check(lambda v: isinstance(v, str) and v != "", f"the path of an existing {kind}", example, nullable,
-                 path=kind)
+def existing(kind: str = "folder", example: str = "<folder>", nullable: bool = True,
+             words: Iterable[str] = ()) -> Check:
+    """The path of an existing ``kind`` (``"folder"`` or ``"file"``), or one of ``words``."""
+    words = tuple(words)
+    wanted = (f"{', '.join(words)} or " if words else "") + f"the path of an existing {kind}"
+    return Check(lambda v: isinstance(v, str) and v != "", wanted, example, nullable, path=kind, words=words)
 
 
 def _value(cfg: Any, key: str) -> Any:
     if isinstance(cfg, DictConfig):
-        value = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_resolution_failure=False,
-                                 throw_on_missing=False)
-    else:  # a plain mapping (a programmatic call)
-        value = cfg
-        for part in key.split("."):
-            value = value.get(part, _ABSENT) if isinstance(value, Mapping) else _ABSENT
-    return OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig | ListConfig) else value
+        return OmegaConf.select(cfg, key, default=_ABSENT, throw_on_resolution_failure=False, throw_on_missing=False)
+    value = cfg  # a plain mapping (a programmatic call)
+    for part in key.split("."):
+        value = value.get(part, _ABSENT) if isinstance(value, Mapping) else _ABSENT
+    return value
 
 
 def _shown(value: Any) -> str:
     return repr(value) if not isinstance(value, list) else "[" + ",".join(str(v) for v in value) + "]"
+
+
+def check_value(key: str, value: Any, check: Check, fix: str = "") -> None:
+    """Raise :class:`~.errors.ConfigError` naming ``key`` when ``check`` refuses ``value`` (see :func:`check_keys`)."""
+    if isinstance(value, DictConfig | ListConfig):
+        value = OmegaConf.to_container(value, resolve=True)
+    if check.nullable and (value is None or (check.path and value == "")):
+        return
+    tail = f" {fix}" if fix else ""
+    if not check.accepts(value):
+        null = ", or null" if check.nullable else ""
+        raise ConfigError(f"{key}={_shown(value)} is not valid: it must be {check.wanted}{null} "
+                          f"(e.g. {key}={check.example}).{tail}")
+    if check.path and value not in check.words:
+        path = Path(str(value)).expanduser()
+        found = path.is_dir() if check.path == "folder" else path.is_file()
+        if not found:
+            state = "does not exist" if not path.exists() else f"is not a {check.path}"
+            raise ConfigError(f"{key}={value}: {path} {state}; give {check.wanted} "
+                              f"(e.g. {key}={check.example}){', or leave it unset' if check.nullable else ''}.{tail}")
 
 
 def check_keys(cfg: Any, checks: Mapping[str, Check], fix: str = "") -> None:
@@ -155,18 +177,5 @@ def check_keys(cfg: Any, checks: Mapping[str, Check], fix: str = "") -> None:
     refuses; a key the config does not hold is skipped. ``fix`` ends the message (e.g. "Nothing was written.")."""
     for key, check in checks.items():
         value = _value(cfg, key)
-        if value is _ABSENT or (check.nullable and (value is None or (check.path and value == ""))):
-            continue
-        tail = f" {fix}" if fix else ""
-        if not check.accepts(value):
-            null = ", or null" if check.nullable else ""
-            raise ConfigError(f"{key}={_shown(value)} is not valid: it must be {check.wanted}{null} "
-                              f"(e.g. {key}={check.example}).{tail}")
-        if check.path:
-            path = Path(str(value)).expanduser()
-            found = path.is_dir() if check.path == "folder" else path.is_file()
-            if not found:
-                state = "does not exist" if not path.exists() else f"is not a {check.path}"
-                raise ConfigError(f"{key}={value}: {path} {state}; give {check.wanted} "
-                                  f"(e.g. {key}={check.example}){', or leave it unset' if check.nullable else ''}."
-                                  f"{tail}")
+        if value is not _ABSENT:
+            check_value(key, value, check, fix)

@@ -4,8 +4,11 @@
 (:func:`precheck_train`; every job of a simple multirun sweep) and stops with a
 :class:`~dbd_lightning.utils.errors.UserError` naming the key and the fix when:
 
-* a value cannot work (:func:`validate_train_config`): ``data.batch_size=abc`` / ``-2``,
-  a negative ``data.num_workers``, a bad ``data.image_size`` or ``trainer.max_epochs``;
+* a value cannot work (:func:`validate_train_config`): every key of :data:`TRAIN_KEY_CHECKS`
+  (``data.batch_size=abc`` / ``-2``, a negative ``data.num_workers``, a bad ``data.image_size``,
+  ``trainer.max_epochs``, ``test=maybe``, ``compile.mode=fast``, a ``test_ckpt`` file that does not
+  exist, ...; :mod:`.key_checks`), and the arguments the data config gives a class that declares
+  ``ARG_CHECKS`` (:func:`check_data_args`: ``data.train_length=-7``, ``data.preset=foo``, ``data.cache=maybe``);
 * the model cannot train on the data: a pipeline (a paper's ``PAPER.pipelines``) or a patch
   classifier with image data (``Task.trains_on`` vs the datamodule's ``PAPER.data_serves``);
 * the run / sweep folder cannot be written (:func:`~dbd_lightning.utils.preflight.check_writable`);
@@ -29,8 +32,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
+from . import key_checks as kc
 from .errors import ConfigError, UserError
 
 log = logging.getLogger(__name__)
@@ -42,6 +46,27 @@ class DataMissingError(UserError, FileNotFoundError):
 #: key -> smallest allowed value (whole numbers)
 INT_KEYS = {"data.batch_size": 1, "data.eval_batch_size": 1, "data.num_workers": 0, "trainer.max_epochs": -1,
             "trainer.min_epochs": 0, "trainer.log_every_n_steps": 1, "trainer.check_val_every_n_epoch": 1}
+_INT_EXAMPLES = {"data.batch_size": 6, "data.eval_batch_size": 6, "data.num_workers": 2, "trainer.max_epochs": 75}
+#: torch.compile's modes (``compile.mode``; null = its default)
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+#: train's documented keys (conf/train.yaml, the data configs' common ones): type, range, choices, paths.
+#: The data configs' dataset / datamodule arguments are checked by their classes' ``ARG_CHECKS``
+#: (:func:`check_data_args`), the optimizer's numbers and the constructor nodes' keys below.
+TRAIN_KEY_CHECKS: dict[str, kc.Check] = {
+    **{key: kc.whole(low, example=_INT_EXAMPLES.get(key, max(low, 1)), nullable=key.startswith("trainer."))
+       for key, low in INT_KEYS.items()},
+    "data.image_size": kc.image_size(nullable=True),
+    "train": kc.flag(),
+    "test": kc.flag(),
+    "test_ckpt": kc.existing("file", example="best", nullable=False, words=("best", "last", "current")),
+    "compile.enabled": kc.flag(),
+    "compile.mode": kc.choice(COMPILE_MODES, nullable=True),
+    "compile.dynamic": kc.flag(nullable=True),
+    "compile.fullgraph": kc.flag(),
+    "preflight.memory": kc.flag(nullable=True),
+    "preflight.min_free_mb": kc.number(0, example=500, nullable=True),
+    "real_report.enabled": kc.flag(),
+}
 #: flags that make Hydra do something else than run the job (no check then)
 SKIP_FLAGS = ("--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i", "--resolve", "--package", "-p",
               "--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--experimental-rerun",
@@ -52,10 +77,6 @@ MAX_SWEEP_JOBS = 16
 
 def _select(cfg: DictConfig, key: str) -> Any:
     return OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 #: config nodes built by one class whose keys must be that class's arguments (a key added with ``+``)
@@ -116,27 +137,51 @@ def validate_train_config(cfg: DictConfig) -> None:
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
             raise ConfigError(f"model.optimizer.{key}={value!r} is not valid: it must be a number >= 0 "
                               f"(e.g. model.optimizer.{key}={'1e-4' if key == 'lr' else 0})")
-    for key, low in INT_KEYS.items():
-        value = _select(cfg, key)
-        if value is None:
-            continue
-        if not _is_int(value) or value < low:
-            example = {"data.batch_size": 6, "data.eval_batch_size": 6, "data.num_workers": 2,
-                       "trainer.max_epochs": 75}.get(key, max(low, 1))
-            raise ConfigError(f"{key}={value!r} is not valid: it must be a whole number >= {low} "
-                              f"(e.g. {key}={example})")
-    size = _select(cfg, "data.image_size")
-    if size is not None:
-        values = list(size) if isinstance(size, ListConfig | list | tuple) else [size]
-        if not 1 <= len(values) <= 2 or not all(_is_int(v) and v > 0 for v in values):
-            raise ConfigError(f"data.image_size={OmegaConf.to_container(size) if isinstance(size, ListConfig) else size!r} "
-                              "is not valid: give one positive whole number or [height,width] "
-                              "(e.g. 'data.image_size=[320,320]')")
+    kc.check_keys(cfg, TRAIN_KEY_CHECKS)
+    check_data_args(cfg)
     _check_model_fits_data(cfg)
-    for key in ("preflight.memory",):
-        value = _select(cfg, key)
-        if value is not None and not isinstance(value, bool):
-            raise ConfigError(f"{key}={value!r} is not valid: use {key}=true or {key}=false")
+
+
+def _interpolated_key(node: DictConfig, arg: str) -> str | None:
+    """``data.train_length`` for ``length: ${data.train_length}``: the key the user sets for ``arg``."""
+    import re
+
+    raw = node._get_node(arg)._value()
+    match = re.fullmatch(r"\$\{([\w.]+)\}", raw) if isinstance(raw, str) else None
+    return match.group(1) if match else None
+
+
+def check_data_args(cfg: DictConfig, root: str = "data.datamodule") -> None:
+    """Every node under ``root`` whose ``_target_`` class declares ``ARG_CHECKS`` (argument ->
+    :class:`~.key_checks.Check`, e.g. the synthetic dataset's ``length`` / ``preset`` / ``size``) has those
+    arguments checked before the run; the message names the key the user sets: the ``data.<key>`` the
+    argument interpolates (``length: ${data.train_length}``), else the argument's own path."""
+    import hydra
+
+    def walk(node: DictConfig, path: str, depth: int) -> None:
+        target = node._get_node("_target_")._value() if "_target_" in node else None
+        if isinstance(target, str):
+            try:
+                checks = getattr(hydra.utils.get_object(target), "ARG_CHECKS", None) or {}
+            except Exception:  # an unimportable target: instantiation names it
+                checks = {}
+            for arg, check in checks.items():
+                if arg not in node:
+                    continue
+                try:
+                    value = node[arg]
+                except Exception:  # an interpolation that does not resolve: composing / instantiating says so
+                    continue
+                kc.check_value(_interpolated_key(node, arg) or f"{path}.{arg}", value, check)
+        if depth < 4:
+            for key in node:
+                child = node._get_node(key)
+                if isinstance(child, DictConfig) and not child._is_none() and not child._is_interpolation():
+                    walk(child, f"{path}.{key}", depth + 1)
+
+    node = _select(cfg, root)
+    if isinstance(node, DictConfig):
+        walk(node, root, 0)
 
 
 def _check_model_fits_data(cfg: DictConfig) -> None:
