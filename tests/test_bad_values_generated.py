@@ -36,9 +36,11 @@ BASE = {
     "export": ("export", ["ckpt=runs/a", "formats=[torchscript]", "check=false"]),
     "synth": ("synth", ["out=synth_out", "n=1", "size=32", "progress=false"]),
 }
-#: fast suite: a fixed sample of the matrix, one case per CLI among those found to pass (export has none yet)
+#: fast suite: a fixed sample of the matrix, cases per CLI among those found to pass (each refused up front: seconds)
 FAST_SAMPLE = [("train", "data.batch_size", "-7"), ("eval", "backend", "no_such_option"),
-               ("predict", "tile.window", "no_such_option"), ("synth", "size", "abc")]
+               ("eval", "report.beta2", "-7"), ("predict", "tile.window", "no_such_option"),
+               ("predict", "edges", "/nonexistent/dbd_bad_value"), ("export", "atol", "abc"),
+               ("export", "formats", "abc"), ("synth", "size", "abc")]
 
 
 def _known() -> set[tuple[str, str, str]]:

@@ -46,8 +46,12 @@ def test_onnx_and_torchscript_match_pytorch_on_a_new_size(tmp_path, run_dir):
 
 
 def test_bad_export_requests_fail_clearly(tmp_path, run_dir):
-    with pytest.raises(ValueError, match="unknown export format"):
+    with pytest.raises(ValueError, match=r"formats=\[tflite\] is not valid: it must be a non-empty list of onnx"):
         export(compose_cfg(tmp_path / "h", [f"ckpt={run_dir}", "formats=[tflite]"], config_name="export"))
+    with pytest.raises(ValueError, match="opset=99 is not valid: this torch exports ONNX opsets 7 to"):
+        export(compose_cfg(tmp_path / "h", [f"ckpt={run_dir}", "formats=[onnx]", "opset=99",
+                                            f"output_dir={tmp_path}/exp99"], config_name="export"))
+    assert not (tmp_path / "exp99").exists()
     with pytest.raises(ValueError, match="output must be"):
         ExportWrapper(torch.nn.Identity(), (0, 0, 0), (1, 1, 1), output="mask")
 

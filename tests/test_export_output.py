@@ -55,6 +55,19 @@ def test_a_users_file_is_refused_before_anything_is_written(tmp_path, capsys, ru
     assert _tree(out) == before  # nothing written, nothing overwritten
 
 
+def test_an_output_dir_that_cannot_be_made_is_refused_before_the_model_loads(tmp_path, capsys, run_dir,
+                                                                             monkeypatch):
+    (tmp_path / "a_file").write_text("not a folder")
+    import dbd_lightning.export as export_module
+
+    monkeypatch.setattr(export_module, "resolve_checkpoint", lambda *a: pytest.fail("the model was loaded"))
+    code, text = _export(tmp_path, capsys, run_dir, tmp_path / "a_file" / "out")
+    assert code == 2 and "Traceback" not in text, text
+    assert f"output_dir={tmp_path / 'a_file' / 'out'} cannot be written" in text, text
+    assert "a path component is a file" in text, text
+    assert (tmp_path / "a_file").read_text() == "not a folder"
+
+
 def test_export_replaces_its_own_files_and_keeps_a_users_other_files(tmp_path, capsys, run_dir):
     out = tmp_path / "exported"
     out.mkdir()

@@ -50,6 +50,16 @@ def test_best_is_the_recorded_best_not_the_newest_file(tmp_path):
     assert resolve_checkpoint(tmp_path, "last").ckpt == folder / "last.ckpt"
 
 
+def test_a_missing_which_names_the_key_and_what_the_run_holds(tmp_path):
+    """``which=<name>`` that is no checkpoint of the run: the message names ``which=`` and lists the files."""
+    write_run(tmp_path)
+    with pytest.raises(CheckpointSpecError) as info:
+        find_checkpoint(tmp_path, "no_such_option")
+    text = str(info.value)
+    assert "which=no_such_option" in text and "best, last or a file name" in text, text
+    assert "epoch_000.ckpt" in text and "last.ckpt" in text, text
+
+
 def test_best_fallbacks_are_the_documented_ones(tmp_path):
     # the recorded file is gone and one epoch checkpoint is left: that one (save_top_k=1 keeps only the best)
     folder = write_run(tmp_path / "a", best="epoch_007.ckpt", epochs=("epoch_003.ckpt",))

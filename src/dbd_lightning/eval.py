@@ -40,6 +40,7 @@ from .inference.modes import infer_modes, mode_label, predictor_kwargs
 from .inference.predictor import CheckpointPredictor, build_predictor
 from .runs.resolver import find_checkpoint, resolve_checkpoint
 from .runs.run import CheckpointSpecError, RunCheckpoint
+from .utils import key_checks as kc
 from .utils.atomic import write_json, write_text
 from .utils.config import config_dir
 from .utils.errors import ConfigError, handle_user_errors
@@ -47,6 +48,23 @@ from .utils.report import write_metrics
 from .utils.validate import precompose
 
 log = logging.getLogger(__name__)
+
+#: conf/eval.yaml's keys: type, range (checked before any model loads or file is written). ``device`` /
+#: ``backend`` / ``int8.*`` are checked by the predictor they build, ``infer.*`` / ``tile.*`` / ``image_size``
+#: by :mod:`.inference.modes`.
+KEY_CHECKS = {
+    "num_workers": kc.whole(0, example=2),
+    "wandb": kc.flag(),
+    "report.pr_curves": kc.flag(),
+    "report.iso_f": kc.numbers(above=0, below=1, example="[0.5,0.7,0.9]"),
+    "report.beta2": kc.number(above=0, example=0.3),
+    "report.grid_samples": kc.whole(0, example=3),
+}
+
+
+def check_config(cfg) -> None:
+    """Refuse a bad value of a documented key (:data:`KEY_CHECKS`), naming it; nothing is loaded or written."""
+    kc.check_keys(cfg, KEY_CHECKS, fix="Nothing was written.")
 
 
 def resolve_runs(cfg: DictConfig) -> list[RunCheckpoint]:
@@ -162,6 +180,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     from .metrics.describe import describe_convention
     from .reports import SavedMaps, evaluate_sources
 
+    check_config(cfg)
     runs = resolve_runs(cfg)
     maps_cfg = cfg.get("maps") or {}
     if not runs and not maps_cfg and cfg.get("model") is None:
@@ -228,7 +247,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 def main() -> None:
     """CLI entry point: an unknown option / key is ``error: ...`` + exit 2 before Hydra creates a folder."""
     with handle_user_errors(log_file=False):
-        precompose("eval", sys.argv[1:])
+        precompose("eval", sys.argv[1:], check=check_config)
     _hydra_main()
 
 

@@ -39,6 +39,7 @@ from omegaconf import DictConfig
 from .export_output import ExportFolder
 from .inference.predictor import CheckpointPredictor
 from .runs.resolver import resolve_checkpoint
+from .utils import key_checks as kc
 from .utils.atomic import DiskFullError
 from .utils.config import config_dir
 from .utils.errors import ConfigError, handle_user_errors
@@ -47,6 +48,25 @@ from .utils.validate import precompose
 log = logging.getLogger(__name__)
 
 FORMATS = ("onnx", "torchscript")
+#: the lowest ONNX opset torch.onnx exports; the highest is the installed torch's, checked in :func:`export`
+MIN_OPSET = 7
+
+#: conf/export.yaml's keys: type, range, choices (checked before the checkpoint is loaded or a file written)
+KEY_CHECKS = {
+    "formats": kc.choices(FORMATS, example="[onnx,torchscript]"),
+    "image_size": kc.image_size(nullable=True),
+    "dynamic": kc.flag(),
+    "output": kc.choice(("probability", "logits")),
+    "opset": kc.whole(MIN_OPSET, example=17),
+    "dynamo": kc.flag(),
+    "check": kc.flag(),
+    "atol": kc.number(above=0, example=1e-4),
+}
+
+
+def check_config(cfg) -> None:
+    """Refuse a bad value of a documented key (:data:`KEY_CHECKS`), naming it; nothing is loaded or written."""
+    kc.check_keys(cfg, KEY_CHECKS, fix="Nothing was written.")
 
 
 #: the torch half (:mod:`.export_formats`), loaded on first use
@@ -68,18 +88,21 @@ def export(cfg: DictConfig) -> dict:
 
     from .export_formats import ExportWrapper, export_onnx, export_torchscript, run_onnx, run_torchscript
 
-    formats = [str(f) for f in cfg.formats]
-    unknown = sorted(set(formats) - set(FORMATS))
-    if unknown:
-        raise ConfigError(f"unknown export format(s) {unknown}; choose from {list(FORMATS)}")
+    check_config(cfg)
+    formats = [str(cfg.formats)] if isinstance(cfg.formats, str) else [str(f) for f in cfg.formats]
+    max_opset = getattr(getattr(torch.onnx, "_constants", None), "ONNX_MAX_OPSET", None)
+    if "onnx" in formats and isinstance(max_opset, int) and int(cfg.opset) > max_opset:
+        raise ConfigError(f"opset={cfg.opset} is not valid: this torch exports ONNX opsets {MIN_OPSET} to {max_opset} "
+                          f"(e.g. opset=17). Nothing was written.")
     out = Path(str(cfg.get("output_dir") or cfg.paths.output_dir))
     stem = str(cfg.name)
     targets = {fmt: out / (f"{stem}.onnx" if fmt == "onnx" else f"{stem}.torchscript.pt") for fmt in formats}
     folder = ExportFolder(out)  # refuses a foreign export.json and, next, a foreign file at a target
     folder.refuse_foreign(targets.values())
     run = resolve_checkpoint(str(cfg.ckpt), str(cfg.which), cfg.paths.log_dir)
-    pred = CheckpointPredictor.from_run(run, device="cpu",
-                                        image_size=list(cfg.image_size) if cfg.get("image_size") else None)
+    size = cfg.get("image_size")
+    pred = CheckpointPredictor.from_run(run, device="cpu", image_size=None if size is None else (
+        [int(size)] * 2 if isinstance(size, int) else list(size)))
     model = ExportWrapper(pred.net.cpu(), pred.mean.view(-1).tolist(), pred.std.view(-1).tolist(),
                           output=str(cfg.output)).eval()
     h, w = pred.image_size
@@ -138,7 +161,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 def main() -> None:
     """CLI entry point: an unknown option / key is ``error: ...`` + exit 2 before Hydra creates a folder."""
     with handle_user_errors(log_file=False):
-        precompose("export", sys.argv[1:])
+        precompose("export", sys.argv[1:], check=check_config)
     _hydra_main()
 
 

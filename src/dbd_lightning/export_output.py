@@ -18,6 +18,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
+from .utils import preflight
 from .utils.atomic import write_json
 from .utils.errors import UserError
 
@@ -48,6 +49,11 @@ class ExportFolder:
         self.out = Path(out)
         if self.out.exists() and not self.out.is_dir():
             raise ExportOutputError(f"output_dir={self.out} is an existing file, not a folder; choose a folder")
+        try:  # probe the folder (or its nearest existing parent) for writing, creating nothing
+            preflight.check_writable(self.out, role="output folder", create=False)
+        except preflight.OutputDirError as exc:
+            raise ExportOutputError(f"output_dir={self.out} cannot be written ({exc}); choose a writable "
+                                    "output_dir= folder") from None
         manifest = self.out / MANIFEST
         owned = _owned(manifest) if manifest.exists() and not manifest.is_symlink() else set()
         if owned is None or manifest.is_symlink():

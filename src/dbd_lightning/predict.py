@@ -41,12 +41,33 @@ from .inference.predictor import Predictor, build_predictor, check_prediction
 from .models import registry
 from .predict_output import OutputFolder, is_within, own_output_folders
 from .render import normalised_png, overlay, to_uint8
+from .utils import key_checks as kc
 from .utils.atomic import DiskFullError, ensure_dir, write_atomic
 from .utils.config import config_dir
 from .utils.errors import UserError, handle_user_errors
 from .utils.validate import precompose
 
 log = logging.getLogger(__name__)
+
+#: conf/predict.yaml's keys: type, range, existing paths (checked before any model loads or file is written).
+#: ``input`` / ``output`` are checked by :func:`collect_inputs` / :class:`OutputFolder`, ``device`` / ``backend`` /
+#: ``int8.*`` by the predictor they build, ``infer.*`` / ``tile.*`` / ``image_size`` by :mod:`.inference.modes`.
+KEY_CHECKS = {
+    "recursive": kc.flag(),
+    "amp": kc.flag(),
+    "save_npy": kc.flag(),
+    "overlay": kc.flag(),
+    "overlay_alpha": kc.number(0, 1, example=0.5),
+    "edges": kc.existing("folder", example="<folder of edge maps>"),
+    "memory.check": kc.flag(),
+    "memory.bytes_per_pixel": kc.number(above=0, example=16),
+    "strict": kc.flag(),
+}
+
+
+def check_config(cfg) -> None:
+    """Refuse a bad value of a documented key (:data:`KEY_CHECKS`), naming it; nothing is loaded or written."""
+    kc.check_keys(cfg, KEY_CHECKS, fix="Nothing was written.")
 
 
 class PredictInputError(UserError, ValueError):
@@ -232,6 +253,7 @@ def _predict_all(cfg: DictConfig, predictor: Predictor, name: str | None, inputs
 
 def predict(cfg: DictConfig, predictor: Predictor | None = None, name: str | None = None) -> dict:
     """Run ``predictor`` (or the one the config names) on every input; returns the report dict."""
+    check_config(cfg)
     out = Path(str(cfg.output)).expanduser()
     folder = OutputFolder(out)  # refuses output= naming a file, a foreign report.json, an unwritable folder
     inputs = collect_inputs(str(cfg.input), bool(cfg.recursive), exclude=output_folders(out, Path(str(cfg.input))))
@@ -291,7 +313,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 def main() -> None:
     """CLI entry point: an unknown option / key is ``error: ...`` + exit 2 before Hydra creates a folder."""
     with handle_user_errors(log_file=False):
-        precompose("predict", sys.argv[1:])
+        precompose("predict", sys.argv[1:], check=check_config)
     _hydra_main()
 
 

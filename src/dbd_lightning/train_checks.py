@@ -44,14 +44,10 @@ from .utils.validate import (
 
 
 def check_train_config(cfg: DictConfig) -> None:
-    """Raise :class:`ConfigError` for a value that cannot work (:func:`validate_train_config`), a model that
-    cannot train on the data (:func:`check_model_fits_data`) or a bad ``preflight.memory`` switch."""
+    """Raise :class:`ConfigError` for a value that cannot work (:func:`validate_train_config`, which also checks
+    ``preflight.*``) or a model that cannot train on the data (:func:`check_model_fits_data`)."""
     validate_train_config(cfg)
     check_model_fits_data(cfg)
-    for key in ("preflight.memory",):
-        value = _select(cfg, key)
-        if value is not None and not isinstance(value, bool):
-            raise ConfigError(f"{key}={value!r} is not valid: use {key}=true or {key}=false")
 
 
 def check_model_fits_data(cfg: DictConfig) -> None:

@@ -11,6 +11,7 @@ import lightning as L
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from ..ops.cpu_memory import reuse_freed_memory_in_worker
+from ..utils import key_checks as kc
 from .cache import InMemoryCache
 from .layout import enforce, warn_shared_splits
 from .sampler import EpochSeededSampler
@@ -44,6 +45,9 @@ class DBDDataModule(L.LightningDataModule):
     starts) are warnings; the polarity verdict's evidence alone is only logged.
     ``check`` = ``off`` | ``headers`` (default) | ``full``.
     """
+
+    #: the config arguments train checks before the run (:func:`dbd_lightning.utils.validate.check_data_args`)
+    ARG_CHECKS = {"cache": kc.flag(), "pin_memory": kc.flag(), "drop_last": kc.flag(), "strict": kc.flag()}
 
     def __init__(
         self,

@@ -82,7 +82,9 @@ def find_checkpoint(run_dir: str | Path, which: str = "best", required: bool = T
     if not path.is_file():
         if not required:
             return None
-        raise CheckpointSpecError(f"checkpoint not found: {path}")
+        found = sorted(p.name for p in folder.glob("*.ckpt")) if folder.is_dir() else "no checkpoints/ folder"
+        raise CheckpointSpecError(f"checkpoint not found: {path} (which={which} picks the checkpoint of {run_dir}: "
+                                  f"best, last or a file name in {folder}; found: {found})")
     return path
 
 

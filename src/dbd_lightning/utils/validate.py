@@ -6,8 +6,10 @@ ones that need neither the papers nor a run folder.
   left unset is named with an example value (:func:`check_missing_values`);
 * for ``python -m dbd_lightning.train`` (run, with the checks that need the papers or the run folder, by
   :func:`dbd_lightning.train_checks.precheck_train`): a value that cannot work
-  (:func:`validate_train_config`: ``data.batch_size=abc`` / ``-2``, a negative ``data.num_workers``, a
-  bad ``data.image_size`` or ``trainer.max_epochs``, a key that is no argument of the class it builds),
+  (:func:`validate_train_config`: every key of :data:`TRAIN_KEY_CHECKS`, ``data.batch_size=abc`` / ``-2``,
+  a bad ``data.image_size``, ``test=maybe``, ``compile.mode=fast``, ...; :mod:`.key_checks`; the arguments
+  the data config gives a class that declares ``ARG_CHECKS``, :func:`check_data_args`; a key that is no
+  argument of the class it builds),
   a benchmark the data config uses that is not on disk (:func:`check_data_present`: one paragraph with the
   ``python -m dbd_lightning.data.prepare`` command), a ``ckpt_path`` naming a missing or unreadable
   checkpoint (:func:`check_ckpt_path`).
@@ -19,11 +21,13 @@ out the same way (``error: ...``, exit 2).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
+from . import key_checks as kc
 from .errors import ConfigError, UserError
 
 log = logging.getLogger(__name__)
@@ -35,6 +39,27 @@ class DataMissingError(UserError, FileNotFoundError):
 #: key -> smallest allowed value (whole numbers)
 INT_KEYS = {"data.batch_size": 1, "data.eval_batch_size": 1, "data.num_workers": 0, "trainer.max_epochs": -1,
             "trainer.min_epochs": 0, "trainer.log_every_n_steps": 1, "trainer.check_val_every_n_epoch": 1}
+_INT_EXAMPLES = {"data.batch_size": 6, "data.eval_batch_size": 6, "data.num_workers": 2, "trainer.max_epochs": 75}
+#: torch.compile's modes (``compile.mode``; null = its default)
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+#: train's documented keys (conf/train.yaml, the data configs' common ones): type, range, choices, paths.
+#: The data configs' dataset / datamodule arguments are checked by their classes' ``ARG_CHECKS``
+#: (:func:`check_data_args`), the optimizer's numbers and the constructor nodes' keys below.
+TRAIN_KEY_CHECKS: dict[str, kc.Check] = {
+    **{key: kc.whole(low, example=_INT_EXAMPLES.get(key, max(low, 1)), nullable=key.startswith("trainer."))
+       for key, low in INT_KEYS.items()},
+    "data.image_size": kc.image_size(nullable=True),
+    "train": kc.flag(),
+    "test": kc.flag(),
+    "test_ckpt": kc.existing("file", example="best", nullable=False, words=("best", "last", "current")),
+    "compile.enabled": kc.flag(),
+    "compile.mode": kc.choice(COMPILE_MODES, nullable=True),
+    "compile.dynamic": kc.flag(nullable=True),
+    "compile.fullgraph": kc.flag(),
+    "preflight.memory": kc.flag(nullable=True),
+    "preflight.min_free_mb": kc.number(0, example=500, nullable=True),
+    "real_report.enabled": kc.flag(),
+}
 #: flags that make Hydra do something else than run the job (no check then)
 SKIP_FLAGS = ("--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i", "--resolve", "--package", "-p",
               "--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--experimental-rerun",
@@ -45,10 +70,6 @@ MAX_SWEEP_JOBS = 16
 
 def _select(cfg: DictConfig, key: str) -> Any:
     return OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 #: config nodes built by one class whose keys must be that class's arguments (a key added with ``+``)
@@ -109,22 +130,50 @@ def validate_train_config(cfg: DictConfig) -> None:
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
             raise ConfigError(f"model.optimizer.{key}={value!r} is not valid: it must be a number >= 0 "
                               f"(e.g. model.optimizer.{key}={'1e-4' if key == 'lr' else 0})")
-    for key, low in INT_KEYS.items():
-        value = _select(cfg, key)
-        if value is None:
-            continue
-        if not _is_int(value) or value < low:
-            example = {"data.batch_size": 6, "data.eval_batch_size": 6, "data.num_workers": 2,
-                       "trainer.max_epochs": 75}.get(key, max(low, 1))
-            raise ConfigError(f"{key}={value!r} is not valid: it must be a whole number >= {low} "
-                              f"(e.g. {key}={example})")
-    size = _select(cfg, "data.image_size")
-    if size is not None:
-        values = list(size) if isinstance(size, ListConfig | list | tuple) else [size]
-        if not 1 <= len(values) <= 2 or not all(_is_int(v) and v > 0 for v in values):
-            raise ConfigError(f"data.image_size={OmegaConf.to_container(size) if isinstance(size, ListConfig) else size!r} "
-                              "is not valid: give one positive whole number or [height,width] "
-                              "(e.g. 'data.image_size=[320,320]')")
+    kc.check_keys(cfg, TRAIN_KEY_CHECKS)
+    check_data_args(cfg)
+
+
+def _interpolated_key(node: DictConfig, arg: str) -> str | None:
+    """``data.train_length`` for ``length: ${data.train_length}``: the key the user sets for ``arg``."""
+    import re
+
+    raw = node._get_node(arg)._value()
+    match = re.fullmatch(r"\$\{([\w.]+)\}", raw) if isinstance(raw, str) else None
+    return match.group(1) if match else None
+
+
+def check_data_args(cfg: DictConfig, root: str = "data.datamodule") -> None:
+    """Every node under ``root`` whose ``_target_`` class declares ``ARG_CHECKS`` (argument ->
+    :class:`~.key_checks.Check`, e.g. the synthetic dataset's ``length`` / ``preset`` / ``size``) has those
+    arguments checked before the run; the message names the key the user sets: the ``data.<key>`` the
+    argument interpolates (``length: ${data.train_length}``), else the argument's own path."""
+    import hydra
+
+    def walk(node: DictConfig, path: str, depth: int) -> None:
+        target = node._get_node("_target_")._value() if "_target_" in node else None
+        if isinstance(target, str):
+            try:
+                checks = getattr(hydra.utils.get_object(target), "ARG_CHECKS", None) or {}
+            except Exception:  # an unimportable target: instantiation names it
+                checks = {}
+            for arg, check in checks.items():
+                if arg not in node:
+                    continue
+                try:
+                    value = node[arg]
+                except Exception:  # an interpolation that does not resolve: composing / instantiating says so
+                    continue
+                kc.check_value(_interpolated_key(node, arg) or f"{path}.{arg}", value, check)
+        if depth < 4:
+            for key in node:
+                child = node._get_node(key)
+                if isinstance(child, DictConfig) and not child._is_none() and not child._is_interpolation():
+                    walk(child, f"{path}.{key}", depth + 1)
+
+    node = _select(cfg, root)
+    if isinstance(node, DictConfig):
+        walk(node, root, 0)
 
 
 def check_data_present(cfg: DictConfig) -> None:
@@ -205,9 +254,10 @@ def _job_overrides(args: list[str]) -> tuple[list[list[str]], bool] | None:
     return [list(job) for batch in batches for job in batch], True
 
 
-def precompose(config_name: str, args: list[str]) -> None:
+def precompose(config_name: str, args: list[str], check: Callable[[DictConfig], None] | None = None) -> None:
     """Compose ``config_name`` with the command line's overrides once before Hydra runs, so an unknown
-    option or key is a :class:`ConfigError` (exit 2, no output folder) rather than Hydra's exit 1."""
+    option or key is a :class:`ConfigError` (exit 2, no output folder) rather than Hydra's exit 1.
+    ``check`` (the command's typed key check, :mod:`.key_checks`) runs on each composed job's config."""
     jobs = _job_overrides(args)
     if jobs is None:
         return
@@ -227,6 +277,8 @@ def precompose(config_name: str, args: list[str]) -> None:
                     raise
                 raise error from exc
             check_missing_values(cfg, config_name)
+            if check is not None:
+                check(cfg)
 
 
 def check_missing_values(cfg: DictConfig, command: str) -> None:

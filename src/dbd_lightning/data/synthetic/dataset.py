@@ -7,7 +7,8 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from .config import SceneConfig, resolve_config
+from ...utils import key_checks as kc
+from .config import PRESETS, SceneConfig, resolve_config
 from .factory import make_renderer
 from .renderer import sample_name
 
@@ -34,6 +35,14 @@ class SyntheticDefocusDataset(Dataset):
     plus ``name = f"synth_{seed}_{i:06d}"``. No transform or tensor conversion
     happens here. The object is picklable (DataLoader workers).
     """
+
+    #: the config arguments train checks before the run (:func:`dbd_lightning.utils.validate.check_data_args`)
+    ARG_CHECKS = {
+        "length": kc.whole(0, example=2000),
+        "preset": kc.Check(lambda v: isinstance(v, Mapping) or (isinstance(v, str) and v in PRESETS),
+                           f"one of {', '.join(sorted(PRESETS))} (or a mapping of scene fields)", "random"),
+        "size": kc.image_size(nullable=True),
+    }
 
     def __init__(
         self,
