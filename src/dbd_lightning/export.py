@@ -78,8 +78,7 @@ def export(cfg: DictConfig) -> dict:
     folder = ExportFolder(out)  # refuses a foreign export.json and, next, a foreign file at a target
     folder.refuse_foreign(targets.values())
     run = resolve_checkpoint(str(cfg.ckpt), str(cfg.which), cfg.paths.log_dir)
-    pred = CheckpointPredictor.from_run(run, device="cpu",
-                                        image_size=list(cfg.image_size) if cfg.get("image_size") else None)
+    pred = CheckpointPredictor.from_run(run, {"image_size": cfg.get("image_size")}, device="cpu")
     model = ExportWrapper(pred.net.cpu(), pred.mean.view(-1).tolist(), pred.std.view(-1).tolist(),
                           output=str(cfg.output)).eval()
     h, w = pred.image_size
