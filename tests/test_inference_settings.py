@@ -5,6 +5,7 @@ tile side and the default tiles stay those of the old pixel spelling."""
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -141,6 +142,32 @@ def test_python_callers_override_through_the_object_or_a_mapping():
         as_settings({"tiles": {"mode": False}})
     with pytest.raises(TypeError, match="settings must be an InferenceSettings or a mapping"):
         ImagePredictor("resize")
+
+
+def test_predict_and_eval_refuse_a_bad_value_before_anything_runs(tmp_path, monkeypatch, capsys):
+    """Up front (``precompose``): exit 2, ``error: ...`` naming the key, no traceback, no folder; the checkpoint is
+    never looked at (it does not exist)."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from dbd_lightning import eval as eval_cli
+    from dbd_lightning import predict as predict_cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DBD_LOG_DIR", str(tmp_path / "outputs"))
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    cases = [(predict_cli, ["ckpt=runs/none", "input=x.png", "output=o", "tile.overlap=128"],
+              "error: tile.overlap must be a fraction"),
+             (predict_cli, ["ckpt=runs/none", "input=x.png", "output=o", "tile.batch=abc"], "error: tile.batch"),
+             (eval_cli, ["ckpt=runs/none", "infer.mode=[resize,tiles]"], "error: infer.mode='tiles'"),
+             (eval_cli, ["ckpt=runs/none", "image_size=abc"], "error: image_size must be")]
+    for module, args, message in cases:
+        GlobalHydra.instance().clear()
+        monkeypatch.setattr(sys, "argv", [module.__name__, *args])
+        with pytest.raises(SystemExit) as exc:
+            module.main()
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and message in err and "Traceback" not in err, (args, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written
 
 
 def test_check_inference_config_covers_every_eval_mode_and_int8():

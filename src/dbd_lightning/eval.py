@@ -37,7 +37,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from .inference.predictor import CheckpointPredictor, build_predictor
-from .inference.settings import int8_settings, settings_per_mode
+from .inference.settings import check_inference_config, int8_settings, settings_per_mode
 from .runs.resolver import find_checkpoint, resolve_checkpoint
 from .runs.run import CheckpointSpecError, RunCheckpoint
 from .utils.atomic import write_json, write_text
@@ -226,7 +226,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 def main() -> None:
     """CLI entry point: an unknown option / key is ``error: ...`` + exit 2 before Hydra creates a folder."""
     with handle_user_errors(log_file=False):
-        precompose("eval", sys.argv[1:])
+        precompose("eval", sys.argv[1:], check=check_inference_config)
     _hydra_main()
 
 

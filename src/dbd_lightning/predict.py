@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from .data.io import IMAGE_SUFFIXES, read_rgb
 from .inference.predictor import Predictor, build_predictor, check_prediction
-from .inference.settings import InferenceSettings, int8_settings
+from .inference.settings import InferenceSettings, check_inference_config, int8_settings
 from .models import registry
 from .predict_output import OutputFolder, is_within, own_output_folders
 from .render import normalised_png, overlay, to_uint8
@@ -291,7 +291,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 def main() -> None:
     """CLI entry point: an unknown option / key is ``error: ...`` + exit 2 before Hydra creates a folder."""
     with handle_user_errors(log_file=False):
-        precompose("predict", sys.argv[1:])
+        precompose("predict", sys.argv[1:], check=check_inference_config)
     _hydra_main()
 
 

@@ -25,6 +25,7 @@ out the same way (``error: ...``, exit 2).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -246,9 +247,11 @@ def _job_overrides(args: list[str]) -> tuple[list[list[str]], bool] | None:
     return [list(job) for batch in batches for job in batch], True
 
 
-def precompose(config_name: str, args: list[str]) -> None:
+def precompose(config_name: str, args: list[str], check: Callable[[DictConfig], None] | None = None) -> None:
     """Compose ``config_name`` with the command line's overrides once before Hydra runs, so an unknown
-    option or key is a :class:`ConfigError` (exit 2, no output folder) rather than Hydra's exit 1."""
+    option or key is a :class:`ConfigError` (exit 2, no output folder) rather than Hydra's exit 1.
+    ``check(cfg)`` (the command's own value checks, e.g. predict's inference settings) runs on each
+    composed config: a bad value stops there too, before anything is loaded or written."""
     jobs = _job_overrides(args)
     if jobs is None:
         return
@@ -268,6 +271,8 @@ def precompose(config_name: str, args: list[str]) -> None:
                     raise
                 raise error from exc
             check_missing_values(cfg, config_name)
+            if check is not None:
+                check(cfg)
 
 
 def check_missing_values(cfg: DictConfig, command: str) -> None:
