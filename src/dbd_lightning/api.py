@@ -11,8 +11,9 @@
 This is ``python -m dbd_lightning.predict`` without the files: the same checkpoint
 resolver (:func:`dbd_lightning.runs.resolver.resolve_checkpoint`), the same predictor
 (:class:`~dbd_lightning.inference.predictor.CheckpointPredictor`) and the same defaults,
-read from ``conf/predict.yaml`` (``backend=auto``: onnxruntime on CPU, ``device=auto``,
-tiling of large images), so a map from here equals the CLI's ``focus/<name>.npy``.
+read from ``conf/predict.yaml`` and the ``conf/inference/`` option it composes (``backend=auto``:
+onnxruntime on CPU, ``device=auto``, tiling of large images), so a map from here equals the CLI's
+``focus/<name>.npy``.
 """
 
 from __future__ import annotations
