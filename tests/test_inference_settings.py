@@ -79,6 +79,8 @@ def test_the_old_command_line_spellings_still_work(tmp_path):
     ({"infer": {"mode": ["resize", "tile"]}}, r"infer.mode=.*one mode here \(only eval takes a list"),
     ({"infer": {"scale": "abc"}}, r"infer.scale must be a number"),
     ({"infer": {"scale": -7}}, r"infer.scale must be > 0"),
+    ({"infer": {"scale": float("inf")}}, r"infer.scale must be a number"),
+    ({"infer": {"fusion_scales": [1.0, float("nan")]}}, r"infer.fusion_scales must be a list of positive numbers"),
     ({"infer": {"overlap": 0.5}}, r"infer.overlap must be a fraction of the tile side in \[0, 0.5\)"),
     ({"infer": {"flip": "maybe"}}, r"infer.flip must be true or false, got 'maybe'"),
     ({"infer": {"fusion_scales": "abc"}}, r"infer.fusion_scales must be a list of positive numbers"),

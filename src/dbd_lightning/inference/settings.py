@@ -26,6 +26,7 @@ with the fraction that replaces it.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -57,7 +58,7 @@ def _whole(key: str, value, low: int, what: str, example: int) -> int:
 
 
 def _number(key: str, value, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ConfigError(f"{key} must be a number ({what}), got {_shown(value)}")
     return float(value)
 
@@ -113,7 +114,8 @@ def _fusion_scales(value) -> tuple[float, ...]:
         values = list(values) if not isinstance(values, str | bytes | Mapping) else []
     except TypeError:
         values = []
-    if not values or not all(isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in values):
+    if not values or not all(isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < math.inf
+                             for v in values):
         raise ConfigError(f"infer.fusion_scales must be a list of positive numbers (e.g. infer.fusion_scales=[1.0] "
                           f"or [0.75,1.0,1.25]), got {_shown(value)}")
     return tuple(float(v) for v in values)
