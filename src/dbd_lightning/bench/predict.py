@@ -49,7 +49,8 @@ def bench_predict_tiling(encoder: str = "resnet18", height: int = 1024, width: i
     t_whole = _median_ms(lambda: whole.predict_image(rgb), repeats)
     t_tiled = _median_ms(lambda: tiled.predict_image(rgb), repeats)
     return {"encoder": encoder, "image": [height, width], "input_size": input_size, "tile_size": tile_size,
-            "overlap": overlap_px, "overlap_fraction": overlap, "tiles": n_tiles, "whole_ms_per_image": t_whole, "tiled_ms_per_image": t_tiled,
+            "overlap": overlap_px, "overlap_fraction": overlap, "tiles": n_tiles, "whole_ms_per_image": t_whole,
+            "tiled_ms_per_image": t_tiled,
             "tiled_over_whole": t_tiled / t_whole}
 
 
