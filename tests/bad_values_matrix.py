@@ -51,14 +51,33 @@ def _leaves(node: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _group_files(defaults: Any, group: str, inside: bool = False) -> list[DictConfig]:
+    """The files of ``group`` that a defaults list composes, in order (an option's own defaults list first)."""
+    out = []
+    for entry in defaults or []:
+        if isinstance(entry, DictConfig):
+            option = entry.get(group)
+        else:  # a bare entry: another option of the same group inside a group file, else a file of the primary's
+            option = entry if inside and entry != "_self_" else None
+        if option:
+            node = OmegaConf.load(CONF / group / f"{option}.yaml")
+            out += [*_group_files(node.get("defaults"), group, inside=True), node]
+    return out
+
+
+#: config groups whose keys are the CLI's own top-level keys (``# @package _global_``), documented there
+GLOBAL_GROUPS = ("inference",)
+
+
 def documented_keys(cli: str) -> dict[str, Any]:
-    """key -> default of the CLI's documented keys."""
+    """key -> default of the CLI's documented keys (its config file and the ``_global_`` groups it composes)."""
     if cli == "synth":
         from dbd_lightning.synth import parse_args
 
         defaults = parse_args(["out=x"])
         return {k: v for k, v in defaults.items() if k not in ("overrides", "out")} | {"out": "x"}
-    keys = _leaves(OmegaConf.load(CONF / CONFIGS[cli]))
+    config = OmegaConf.load(CONF / CONFIGS[cli])
+    keys = _leaves(OmegaConf.merge(config, *(f for g in GLOBAL_GROUPS for f in _group_files(config.get("defaults"), g))))
     if cli == "train":
         data = OmegaConf.load(CONF / "data" / "synthetic.yaml")
         keys |= {f"data.{k}": v for k, v in _leaves(data).items() if "." not in k}

@@ -105,11 +105,12 @@ def test_released_graph_predictor_equals_the_torch_predictor():
     from dbd_lightning.zoo import resolve_zoo
 
     entry = resolve_zoo("zoo:dffnet_lite0_synth")
-    fast = released_graph_predictor(entry, backend="onnxruntime", device="cpu", tile=False)
+    whole = {"tile": {"mode": False}}
+    fast = released_graph_predictor(entry, whole, backend="onnxruntime", device="cpu")
     assert isinstance(fast, OnnxGraphPredictor)
-    ref_ort = CheckpointPredictor.from_run(entry, device="cpu", backend="onnxruntime", tile=False)
+    ref_ort = CheckpointPredictor.from_run(entry, whole, device="cpu", backend="onnxruntime")
     assert ref_ort.backend.path == fast.graph  # the torch path uses the same shipped graph
-    ref_torch = CheckpointPredictor.from_run(entry, device="cpu", backend="torch", tile=False)
+    ref_torch = CheckpointPredictor.from_run(entry, whole, device="cpu", backend="torch")
     rng = np.random.default_rng(1)
     for shape in ((200, 300, 3), (400, 520, 3)):  # network input 320: one smaller, one larger
         rgb = rng.integers(0, 256, shape, dtype=np.uint8)
@@ -119,9 +120,10 @@ def test_released_graph_predictor_equals_the_torch_predictor():
         np.testing.assert_allclose(got, ref_ort.predict_image(rgb)["focus"], atol=1e-5)
         np.testing.assert_allclose(got, ref_torch.predict_image(rgb)["focus"], atol=1e-4)
     # the scale-aware mode goes through the same geometry
-    scaled = released_graph_predictor(entry, backend="auto", device="cpu", mode="scale", scale=0.5)
+    scale = {"infer": {"mode": "scale", "scale": 0.5}}
+    scaled = released_graph_predictor(entry, scale, backend="auto", device="cpu")
     rgb = rng.integers(0, 256, (256, 384, 3), dtype=np.uint8)
-    ref = CheckpointPredictor.from_run(entry, device="cpu", backend="onnxruntime", mode="scale", scale=0.5)
+    ref = CheckpointPredictor.from_run(entry, scale, device="cpu", backend="onnxruntime")
     np.testing.assert_allclose(scaled.predict_image(rgb)["focus"], ref.predict_image(rgb)["focus"], atol=1e-5)
 
 

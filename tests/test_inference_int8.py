@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from dbd_lightning.inference.backends import OnnxRuntimeInt8Backend, resolve_backend
-from dbd_lightning.inference.modes import predictor_kwargs
 from dbd_lightning.inference.predictor import CheckpointPredictor
 from dbd_lightning.inference.quantize import Int8Settings, scene_batches
+from dbd_lightning.inference.settings import InferenceSettings, int8_settings
 from dbd_lightning.runs.resolver import resolve_checkpoint
 from dbd_lightning.utils.errors import UserError
 
@@ -118,18 +118,18 @@ def test_an_int8_graph_that_disagrees_too_much_is_refused_and_float32_runs(tmp_p
 
 def test_int8_settings_errors_name_the_key_and_auto_never_picks_int8():
     with pytest.raises(UserError, match=r"unknown key\(s\) \['calibration'\]"):
-        predictor_kwargs({"int8": {"calibration": 3}})
-    assert predictor_kwargs({"int8": {"percentile": 99.0}})["int8"].percentile == 99.0
-    assert predictor_kwargs({"int8": {"calibration_images": 8.0}})["int8"].calibration_images == 8
+        int8_settings({"int8": {"calibration": 3}})
+    assert int8_settings({"int8": {"percentile": 99.0}}).percentile == 99.0
+    assert int8_settings({"int8": {"calibration_images": 8.0}}).calibration_images == 8
     for bad, message in [({"percentile": "abc"}, r"int8.percentile='abc' must be a number"),
                          ({"calibration_images": 2.5}, r"int8.calibration_images=2.5 must be an integer"),
                          ({"quantize_encoder": 1}, r"int8.quantize_encoder=1 must be true or false"),
                          ({"percentile": 120.0}, r"int8.percentile=120.0 is out of range"),
                          ({"check_images": 0}, r"int8.check_images=0 is out of range")]:
         with pytest.raises(UserError, match=message):
-            predictor_kwargs({"int8": bad})
+            int8_settings({"int8": bad})
     with pytest.raises(UserError, match=r"tile.window='box' is not a blending window; use one of hann, linear"):
-        predictor_kwargs({"tile": {"window": "box"}})
+        InferenceSettings.from_mapping({"tile": {"window": "box"}})
     assert resolve_backend("auto", "cpu") == "onnxruntime"
     assert resolve_backend("onnxruntime_int8", "cpu") == "onnxruntime_int8"
 

@@ -13,8 +13,9 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from dbd_lightning.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from dbd_lightning.inference.modes import predictor_kwargs, scaled_size, tile_side
+from dbd_lightning.inference.modes import scaled_size, tile_side
 from dbd_lightning.inference.predictor import CheckpointPredictor
+from dbd_lightning.inference.settings import InferenceSettings, InferSettings
 from dbd_lightning.inference.tiling import axis_windows, blend_tiles, cosine_taper, tile_starts
 from dbd_lightning.utils.errors import UserError
 
@@ -80,12 +81,14 @@ def test_hann_blending_of_a_constant_per_tile_network_has_no_seam():
     tiles (computed here by hand). A seam (a step at a tile edge) breaks that bound, as the linear ramps do.
     """
     rgb, t, L = ramp_image(300, 500), 128, 32  # overlap = 0.25 * 128; actual overlaps are >= L (flatter)
-    kw = dict(image_size=(t, t), mode="tile", scale=1.0, overlap_fraction=0.25, size_multiple=1, device="cpu")
+    settings = InferenceSettings(image_size=(t, t), infer=InferSettings(mode="tile", scale=1.0, overlap=0.25))
+    kw = dict(size_multiple=1, device="cpu")
     net = TileMeanNet()
-    hann_pred = CheckpointPredictor(net, tile_window="hann", **kw)
+    hann_pred = CheckpointPredictor(net, settings.updated({"tile": {"window": "hann"}}), **kw)
     hann = hann_pred.predict_image(rgb)["focus"]
     net = hann_pred.backend.net  # the inference copy that ran (the torch backend never runs the trained module)
-    linear = CheckpointPredictor(TileMeanNet(), tile_window="linear", **kw).predict_image(rgb)["focus"]
+    linear = CheckpointPredictor(TileMeanNet(), settings.updated({"tile": {"window": "linear"}}), **kw
+                                 ).predict_image(rgb)["focus"]
     ys, xs = tile_starts(300, t, L), tile_starts(500, t, L)
     assert set(net.seen) == {(t, t)} and len(net.seen) == len(ys) * len(xs)
     red = (rgb[..., 0] / 255.0 - IMAGENET_MEAN[0]) / IMAGENET_STD[0]
@@ -105,16 +108,16 @@ def test_tiles_reproduce_a_smooth_function_of_position_across_borders():
         def forward(self, x):  # logit = normalised red: a smooth function of position here
             return {"logits": x[:, :1]}
 
-    kw = dict(image_size=(48, 48), size_multiple=1, device="cpu")
-    whole = CheckpointPredictor(RedNet(), image_size=None, tile=False, size_multiple=1, device="cpu")
-    tiled = CheckpointPredictor(RedNet(), mode="tile", scale=1.0, **kw)
+    whole = CheckpointPredictor(RedNet(), InferenceSettings.papers_protocol(), size_multiple=1, device="cpu")
+    tiled = CheckpointPredictor(RedNet(), {"image_size": [48, 48], "infer": {"mode": "tile", "scale": 1.0}},
+                                size_multiple=1, device="cpu")
     np.testing.assert_allclose(tiled.predict_image(rgb)["focus"], whole.predict_image(rgb)["focus"], atol=1e-6)
 
 
 def test_scale_mode_equals_manual_resize_net_resize_back():
     rgb = ramp_image(100, 150)
     net = ConvNet()
-    pred = CheckpointPredictor(net, mode="scale", scale=0.5, size_multiple=8, device="cpu")
+    pred = CheckpointPredictor(net, {"infer": {"mode": "scale", "scale": 0.5}}, size_multiple=8, device="cpu")
     focus = pred.predict_image(rgb)["focus"]
     net = pred.backend.net  # the inference copy that ran
     assert net.seen == [(48, 72)]  # 100 * 0.5 = 50 -> 48, 150 * 0.5 = 75 -> 72 (nearest multiples of 8)
@@ -130,15 +133,15 @@ def test_scale_mode_equals_manual_resize_net_resize_back():
 
 def test_tile_mode_tiles_are_image_size_over_scale_native_pixels():
     net = TileMeanNet()
-    pred = CheckpointPredictor(net, image_size=(32, 32), mode="tile", scale=0.5, overlap_fraction=0.25,
-                               size_multiple=1, device="cpu", tile_batch=64)
+    pred = CheckpointPredictor(net, {"image_size": [32, 32], "infer": {"mode": "tile", "scale": 0.5, "overlap": 0.25},
+                                     "tile": {"batch": 64}}, size_multiple=1, device="cpu")
     pred.predict_image(ramp_image(130, 200))
     assert tile_side(32, 0.5) == 64
     # 64-pixel native tiles overlapping by 16: ceil((130-16)/48) = 3 rows, ceil((200-16)/48) = 4 columns
     net = pred.backend.net  # the inference copy that ran
     assert len(net.seen) == 12 and set(net.seen) == {(32, 32)}
     assert pred.uses_tiles(10, 10)  # tile mode: always, whatever the size
-    assert not CheckpointPredictor(net, mode="scale", device="cpu").uses_tiles(5000, 5000)
+    assert not CheckpointPredictor(net, {"infer": {"mode": "scale"}}, device="cpu").uses_tiles(5000, 5000)
 
 
 def test_blending_memory_is_one_float32_map_plus_tiles():
@@ -158,12 +161,12 @@ def test_blending_memory_is_one_float32_map_plus_tiles():
 
 def test_config_keys_and_bad_values():
     cfg = OmegaConf.create({"tile": {"mode": "auto", "window": "linear"}, "infer": {"mode": "tile", "scale": 0.5}})
-    kw = predictor_kwargs(cfg)
-    assert (kw["mode"], kw["scale"], kw["tile_window"], kw["tile"]) == ("tile", 0.5, "linear", "auto")
+    s = InferenceSettings.from_mapping(cfg)
+    assert (s.infer.mode, s.infer.scale, s.tile.window, s.tile.mode) == ("tile", 0.5, "linear", "auto")
     with pytest.raises(UserError, match="infer.mode='tiles' is not a mode"):
-        predictor_kwargs(OmegaConf.create({"infer": {"mode": "tiles"}}))
-    with pytest.raises(UserError, match="infer.scale=0.0 must be > 0"):
-        predictor_kwargs(OmegaConf.create({"infer": {"mode": "scale", "scale": 0}}))
+        InferenceSettings.from_mapping(OmegaConf.create({"infer": {"mode": "tiles"}}))
+    with pytest.raises(UserError, match=r"infer.scale must be > 0 .*, got 0"):
+        InferenceSettings.from_mapping(OmegaConf.create({"infer": {"mode": "scale", "scale": 0}}))
 
 
 def test_eval_scores_each_checkpoint_once_per_inference_mode(tmp_path):
@@ -190,7 +193,8 @@ def test_eval_scores_each_checkpoint_once_per_inference_mode(tmp_path):
     assert list(results) == ["run0 [resize]", "run0 [scale 0.5]"]
     images, gts = list_images(CUHK_SAMPLE / "image"), [read_mask(p) for p in list_images(CUHK_SAMPLE / "gt")]
     for mode, row in (("resize", "run0 [resize]"), ("scale", "run0 [scale 0.5]")):
-        pred = CheckpointPredictor.from_run(resolve_checkpoint(run), device="cpu", mode=mode, scale=0.5)
+        pred = CheckpointPredictor.from_run(resolve_checkpoint(run), {"infer": {"mode": mode, "scale": 0.5}},
+                                            device="cpu")
         maes = [np.abs(pred.predict_image(read_rgb(p))["focus"].astype(np.float64) - g).mean()
                 for p, g in zip(images, gts, strict=True)]
         assert results[row]["folder"]["mae"] == pytest.approx(np.mean(maes), abs=1e-5)
@@ -199,7 +203,8 @@ def test_eval_scores_each_checkpoint_once_per_inference_mode(tmp_path):
 
 def test_tile_mode_keeps_the_scale_when_the_image_is_smaller_than_a_tile():
     net = TileMeanNet()
-    pred = CheckpointPredictor(net, image_size=(64, 64), mode="tile", scale=0.5, size_multiple=8, device="cpu")
+    pred = CheckpointPredictor(net, {"image_size": [64, 64], "infer": {"mode": "tile", "scale": 0.5}}, size_multiple=8,
+                               device="cpu")
     pred.predict_image(ramp_image(90, 300))  # tiles are 128 native px; only 90 rows: 90 * 0.5 = 45 -> 48
     net = pred.backend.net  # the inference copy that ran
     assert set(net.seen) == {(48, 64)}

@@ -78,15 +78,15 @@ def test_single_tile_when_the_image_is_smaller_and_bad_overlap_raises():
 
 def test_tiled_prediction_equals_whole_image_for_a_per_pixel_net():
     rgb = np.random.default_rng(0).integers(0, 256, (300, 520, 3), dtype=np.uint8)
-    whole = CheckpointPredictor(PixelNet(), image_size=None, tile=False, size_multiple=1, device="cpu")
-    tiled = CheckpointPredictor(PixelNet(), image_size=None, tile=True, tile_size=128, tile_overlap=32,
-                                size_multiple=1, device="cpu", tile_batch=3)
+    whole = CheckpointPredictor(PixelNet(), {"tile": {"mode": False}}, size_multiple=1, device="cpu")
+    tiled = CheckpointPredictor(PixelNet(), {"tile": {"mode": True, "size": 128, "overlap": 0.25, "batch": 3}},
+                                size_multiple=1, device="cpu")
     a = whole.predict_image(rgb)["focus"]
     b = tiled.predict_image(rgb)["focus"]
     assert a.shape == b.shape == (300, 520) and a.dtype == np.float32
     np.testing.assert_allclose(b, a, atol=1e-6)
     assert tiled.uses_tiles(300, 520) and not whole.uses_tiles(3000, 3000)
-    auto = CheckpointPredictor(PixelNet(), tile="auto", tile_above=500, device="cpu")
+    auto = CheckpointPredictor(PixelNet(), {"tile": {"mode": "auto", "above": 500}}, device="cpu")
     assert auto.uses_tiles(300, 520) and not auto.uses_tiles(300, 480)
 
 
@@ -146,7 +146,7 @@ def test_large_images_are_tiled_automatically(tmp_path, run_dir):
     write_image(tmp_path / "in" / "small.png", 120, 160, seed=2)
     out = tmp_path / "out"
     cfg = _cfg(tmp_path, [f"ckpt={run_dir}", f"input={tmp_path}/in/*.png", f"output={out}", "overlay=false",
-                          "tile.above=600", "tile.size=256", "tile.overlap=64", "device=cpu"])
+                          "tile.above=600", "tile.size=256", "tile.overlap=0.25", "device=cpu"])
     report = predict(cfg)
     assert report["tiled"] == ["big"] and sorted(report["written"]) == ["big", "small"]
     assert np.asarray(Image.open(out / "focus" / "big.png")).shape == (300, 700)

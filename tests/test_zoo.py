@@ -8,6 +8,7 @@ import torch
 from omegaconf import OmegaConf
 
 from dbd_lightning.inference.predictor import CheckpointPredictor
+from dbd_lightning.inference.settings import InferenceSettings
 from dbd_lightning.models.dffnet import DFFNet
 from dbd_lightning.runs import released as released_models
 from dbd_lightning.runs.resolver import resolve_checkpoint
@@ -41,12 +42,13 @@ def test_release_roundtrip_equals_the_fp16_rounded_network(released):
     entry = resolve_checkpoint("zoo:tiny")
     assert entry.label == "zoo:tiny" and entry.load_config().data.image_size == [96, 96]
     assert entry.load_config().model.net.pretrained is False  # released weights replace any init
-    pred = CheckpointPredictor.from_run(entry, device="cpu", tile=False)
+    pred = CheckpointPredictor.from_run(entry, {"tile": {"mode": False}}, device="cpu")
     ref = DFFNet("efficientnet_lite0", channels=8).eval()
     ref.load_state_dict({k: (v.half().float() if v.is_floating_point() else v) for k, v in net.state_dict().items()})
     rgb = np.random.default_rng(0).integers(0, 256, (70, 90, 3), dtype=np.uint8)
     got = pred.predict_image(rgb)["focus"]
-    ref_pred = CheckpointPredictor(ref, image_size=(96, 96), device="cpu", tile=False).predict_image(rgb)["focus"]
+    ref_pred = CheckpointPredictor(ref, InferenceSettings.papers_protocol((96, 96)), device="cpu").predict_image(
+        rgb)["focus"]
     assert got.shape == (70, 90)
     np.testing.assert_allclose(got, ref_pred, atol=1e-5)
 
@@ -94,8 +96,8 @@ def test_shipped_models_are_listed_with_their_data_and_beat_the_all_blurred_floo
     assert "CUHK TR-1" in lines[0] and "synthetic photographic scenes only" in lines[1]
     floor = score_on_real_samples(0.0, {"preset": "ddffnet"})
     for name in ("dffnet_lite0_cuhk", "dffnet_lite0_synth"):
-        pred = CheckpointPredictor.from_run(resolve_checkpoint(f"zoo:{name}"), device="cpu", tile=False,
-                                            backend="torch")
+        pred = CheckpointPredictor.from_run(resolve_checkpoint(f"zoo:{name}"), InferenceSettings.papers_protocol(),
+                                            device="cpu", backend="torch")
         assert pred.image_size == (320, 320)
         model = score_on_real_samples(lambda rgb, p=pred: p.predict_image(rgb)["focus"], {"preset": "ddffnet"})
         for subset in ("real_cuhk", "real_dut"):

@@ -48,7 +48,7 @@ CONDITIONS: dict[str, list[str]] = {
     "input_128px": ["data.image_size=[128,128]", "data.render_size=[128,128]"],
 }
 MODES = {"resize": {"mode": "resize"}, "native": {"mode": "scale", "scale": 1.0},
-         "tile": {"mode": "tile", "scale": 1.0}}
+         "tile": {"mode": "tile", "scale": 1.0}}  # infer.* of each mode
 COMMON = ["experiment=demo", "logger=csv", "real_report.enabled=false", "callbacks.progress_bar.refresh_rate=0"]
 
 
@@ -77,7 +77,7 @@ def score_run(run_dir: Path) -> dict:
     run = RunCheckpoint(run_dir, find_checkpoint(run_dir, "best"))
     out = {"checkpoint": run.ckpt.name}
     for name, kw in MODES.items():
-        pred = CheckpointPredictor.from_run(run, tile=False, device="cpu", backend="torch", **kw)
+        pred = CheckpointPredictor.from_run(run, {"tile": {"mode": False}, "infer": kw}, device="cpu", backend="torch")
         out[name] = score_on_real_samples(lambda rgb, p=pred: p.predict_image(rgb)["focus"], {"preset": "ddffnet"})
     return out
 

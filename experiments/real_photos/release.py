@@ -31,6 +31,7 @@ import torch
 
 from dbd_lightning.data.real_mini import REAL_MINI_SUBSETS, real_mini_folder
 from dbd_lightning.inference.predictor import CheckpointPredictor
+from dbd_lightning.inference.settings import InferenceSettings
 from dbd_lightning.reports.real_samples import CONSTANTS, score_on_real_samples
 from dbd_lightning.runs.resolver import find_checkpoint
 from dbd_lightning.runs.run import RunCheckpoint
@@ -72,8 +73,8 @@ def main() -> None:
                  "file_mb": round(zoo.ckpt.stat().st_size / 2**20, 2),
                  "onnx_graph_mb": round(graph.stat().st_size / 2**20, 2)}
 
-    fp32 = CheckpointPredictor.from_run(run, tile=False, device="cpu")
-    fp16 = CheckpointPredictor.from_run(zoo, tile=False, device="cpu")
+    fp32 = CheckpointPredictor.from_run(run, InferenceSettings.papers_protocol(), device="cpu")
+    fp16 = CheckpointPredictor.from_run(zoo, InferenceSettings.papers_protocol(), device="cpu")
     diffs = []
     for subset in REAL_MINI_SUBSETS:
         ds = real_mini_folder(subset)

@@ -96,7 +96,8 @@ def adapt(ckpt: str, photos: str, out: str, exclude_cuhk_tr1_holdout: int = 0, f
 
     from .data.errors import DataConfigError
     from .data.unlabeled import UnlabeledFolder
-    from .inference.image_predictor import run_input_defaults
+    from .inference.image_predictor import run_input
+    from .inference.settings import InferenceSettings
     from .models.components.batchnorm_stats import recompute_batchnorm_statistics
     from .runs.released import training_data
     from .runs.resolver import resolve_checkpoint
@@ -119,10 +120,10 @@ def adapt(ckpt: str, photos: str, out: str, exclude_cuhk_tr1_holdout: int = 0, f
         indices = sorted(random.Random(seed).sample(indices, limit))
     net = instantiate_network(net_cfg, pretrained=False, weights_file=None)
     load_weights(net, run.ckpt, prefix="net.")
-    geometry = run_input_defaults(cfg, {})
-    size = tuple(int(s) for s in geometry["image_size"])
+    settings, mean, std = run_input(cfg, InferenceSettings())
+    size = tuple(int(s) for s in settings.image_size)
     n_layers = recompute_batchnorm_statistics(
-        net, _batches(folder, indices, size, geometry["mean"], geometry["std"], batch, flip))
+        net, _batches(folder, indices, size, mean, std, batch, flip))
     if n_layers == 0:
         raise UserError(f"ckpt={ckpt}: the network has no BatchNorm layer; there is nothing to adapt")
     out_path = Path(out).expanduser()

@@ -11,8 +11,9 @@
 This is ``python -m dbd_lightning.predict`` without the files: the same checkpoint
 resolver (:func:`dbd_lightning.runs.resolver.resolve_checkpoint`), the same predictor
 (:class:`~dbd_lightning.inference.predictor.CheckpointPredictor`) and the same defaults,
-read from ``conf/predict.yaml`` (``backend=auto``: onnxruntime on CPU, ``device=auto``,
-tiling of large images), so a map from here equals the CLI's ``focus/<name>.npy``.
+read from ``conf/predict.yaml`` and the ``conf/inference/`` option it composes (``backend=auto``:
+onnxruntime on CPU, ``device=auto``, tiling of large images), so a map from here equals the CLI's
+``focus/<name>.npy``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ from omegaconf import DictConfig, OmegaConf
 __all__ = ["FocusPredictor", "load_predictor"]
 
 #: ``conf/predict.yaml`` keys that describe the predictor (the rest are about files: input, output, ...)
-PREDICTOR_KEYS = ("which", "device", "amp", "backend", "int8", "image_size", "infer", "tile")
+RUNTIME_KEYS = ("which", "device", "amp", "backend", "int8")
+#: the inference settings (``conf/inference/``, :class:`~dbd_lightning.inference.settings.InferenceSettings`)
+SETTINGS_KEYS = ("image_size", "infer", "tile")
+PREDICTOR_KEYS = RUNTIME_KEYS + SETTINGS_KEYS
 
 
 class FocusPredictor:
@@ -79,11 +83,17 @@ def as_rgb(image) -> np.ndarray:
 
 
 def predict_defaults() -> DictConfig:
-    """The predictor part of ``conf/predict.yaml``: the CLI's defaults, so both give the same maps."""
+    """The predictor part of predict's config: ``conf/predict.yaml`` and the ``conf/inference/`` option it
+    composes (without Hydra, which the light path does not import): the CLI's defaults, so both give the same
+    maps."""
     from .utils.config import config_dir
 
-    cfg = OmegaConf.load(Path(config_dir()) / "predict.yaml")
-    return OmegaConf.create({k: cfg[k] for k in PREDICTOR_KEYS})
+    conf = Path(config_dir())
+    cfg = OmegaConf.load(conf / "predict.yaml")
+    choice = next((d["inference"] for d in cfg.get("defaults", []) if isinstance(d, DictConfig) and "inference" in d),
+                  "default")
+    settings = OmegaConf.load(conf / "inference" / f"{choice}.yaml")
+    return OmegaConf.create({**{k: cfg[k] for k in RUNTIME_KEYS}, **{k: settings[k] for k in SETTINGS_KEYS}})
 
 
 def load_predictor(ckpt: str | os.PathLike, **options) -> FocusPredictor:
@@ -102,16 +112,16 @@ def load_predictor(ckpt: str | os.PathLike, **options) -> FocusPredictor:
             what ``ckpt`` accepts).
         ValueError: an option that is not one of the predictor keys, or a bad value.
     """
-    from .inference.modes import predictor_kwargs
     from .inference.predictor import build_predictor
+    from .inference.settings import InferenceSettings, int8_settings
 
     unknown = sorted(set(options) - set(PREDICTOR_KEYS))
     if unknown:
         raise ValueError(f"load_predictor: unknown option(s) {unknown}; the options are {list(PREDICTOR_KEYS)} "
                          "(conf/predict.yaml documents each)")
     cfg = OmegaConf.merge(predict_defaults(), {k: _plain(v) for k, v in options.items()})
-    kwargs = dict(device=cfg.device, amp=cfg.amp, **predictor_kwargs(cfg), backend=str(cfg.backend),
-                  image_size=list(cfg.image_size) if cfg.get("image_size") else None)
+    kwargs = dict(settings=InferenceSettings.from_mapping(cfg), device=cfg.device, amp=cfg.amp,
+                  backend=str(cfg.backend), int8=int8_settings(cfg))
     search_root = os.environ.get("DBD_LOG_DIR", "outputs")  # wandb:<id> runs, as paths.log_dir in the CLI
     predictor, name = build_predictor(ckpt=str(os.fspath(ckpt)), which=str(cfg.which), search_root=search_root,
                                       **kwargs)

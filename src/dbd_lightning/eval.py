@@ -36,8 +36,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
-from .inference.modes import infer_modes, mode_label, predictor_kwargs
 from .inference.predictor import CheckpointPredictor, build_predictor
+from .inference.settings import check_inference_config, int8_settings, settings_per_mode
 from .runs.resolver import find_checkpoint, resolve_checkpoint
 from .runs.run import CheckpointSpecError, RunCheckpoint
 from .utils import key_checks as kc
@@ -63,8 +63,10 @@ KEY_CHECKS = {
 
 
 def check_config(cfg) -> None:
-    """Refuse a bad value of a documented key (:data:`KEY_CHECKS`), naming it; nothing is loaded or written."""
+    """Refuse a bad value of a documented key (:data:`KEY_CHECKS`, and the inference settings through
+    :func:`~dbd_lightning.inference.settings.check_inference_config`), naming it; nothing is loaded or written."""
     kc.check_keys(cfg, KEY_CHECKS, fix="Nothing was written.")
+    check_inference_config(cfg)
 
 
 def resolve_runs(cfg: DictConfig) -> list[RunCheckpoint]:
@@ -191,18 +193,16 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     L.seed_everything(cfg.seed, workers=True)
     data_cfg, metrics_cfg = eval_config(cfg, runs)
     names = unique_names([r.label for r in runs], cfg.get("names"))
-    modes = infer_modes(cfg)
+    per_mode = settings_per_mode(cfg)
+    int8 = int8_settings(cfg)
     sources: dict = {}
     origin: dict[str, str] = {}
     for name, run in zip(names, runs, strict=True):
-        for mode in modes:  # infer.mode=[resize,tile]: one row per mode, named "<run> [<mode>]"
-            row = name if len(modes) == 1 else f"{name} [{mode_label(cfg, mode)}]"
-            sources[row] = CheckpointPredictor.from_run(
-                run, device=cfg.device, **predictor_kwargs(cfg, mode),
-                image_size=list(cfg.image_size) if cfg.get("image_size") else None,
-                backend=str(cfg.get("backend", "auto")))
-            label = mode_label(cfg, mode)
-            origin[row] = str(run.ckpt) + ("" if label == "resize" else f" (infer {label})")
+        for settings in per_mode:  # infer.mode=[resize,tile]: one row per mode, named "<run> [<mode>]"
+            row = name if len(per_mode) == 1 else f"{name} [{settings.label}]"
+            sources[row] = CheckpointPredictor.from_run(run, settings, device=cfg.device, int8=int8,
+                                                        backend=str(cfg.get("backend", "auto")))
+            origin[row] = str(run.ckpt) + ("" if settings.label == "resize" else f" (infer {settings.label})")
     if cfg.get("model") is not None:  # a non-learned pipeline (model=<name>, predict_image protocol)
         choice = HydraConfig.get().runtime.choices.get("model") if HydraConfig.initialized() else None
         note_pipeline_backend(str(cfg.get("backend", "auto")), choice)

@@ -100,9 +100,7 @@ def export(cfg: DictConfig) -> dict:
     folder = ExportFolder(out)  # refuses a foreign export.json and, next, a foreign file at a target
     folder.refuse_foreign(targets.values())
     run = resolve_checkpoint(str(cfg.ckpt), str(cfg.which), cfg.paths.log_dir)
-    size = cfg.get("image_size")
-    pred = CheckpointPredictor.from_run(run, device="cpu", image_size=None if size is None else (
-        [int(size)] * 2 if isinstance(size, int) else list(size)))
+    pred = CheckpointPredictor.from_run(run, {"image_size": cfg.get("image_size")}, device="cpu")
     model = ExportWrapper(pred.net.cpu(), pred.mean.view(-1).tolist(), pred.std.view(-1).tolist(),
                           output=str(cfg.output)).eval()
     h, w = pred.image_size

@@ -4,8 +4,8 @@
 or ``model=<name>`` for a non-learned pipeline (see :mod:`dbd_lightning.inference.predictor`
 for the ``predict_image`` protocol both share). Every map is written at the
 image's native resolution; large images are tiled with overlap blending
-(``tile.*`` in ``conf/predict.yaml``), or predicted at a chosen pixel scale
-(``infer.*``, :mod:`dbd_lightning.inference.modes`). Unreadable files are
+(``tile.*``), or predicted at a chosen pixel scale (``infer.*``): the ``conf/inference/``
+group, read into one :class:`~dbd_lightning.inference.settings.InferenceSettings`. Unreadable files are
 skipped and listed in ``report.json``. Nothing predict did not write is ever
 overwritten: an output folder is recognised as predict's own only by its own
 earlier ``report.json`` (:mod:`dbd_lightning.predict_output`). Every file is
@@ -36,8 +36,8 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .data.io import IMAGE_SUFFIXES, read_rgb
-from .inference.modes import predictor_kwargs
 from .inference.predictor import Predictor, build_predictor, check_prediction
+from .inference.settings import InferenceSettings, check_inference_config, int8_settings
 from .models import registry
 from .predict_output import OutputFolder, is_within, own_output_folders
 from .render import normalised_png, overlay, to_uint8
@@ -66,8 +66,10 @@ KEY_CHECKS = {
 
 
 def check_config(cfg) -> None:
-    """Refuse a bad value of a documented key (:data:`KEY_CHECKS`), naming it; nothing is loaded or written."""
+    """Refuse a bad value of a documented key (:data:`KEY_CHECKS`, and the inference settings through
+    :func:`~dbd_lightning.inference.settings.check_inference_config`), naming it; nothing is loaded or written."""
     kc.check_keys(cfg, KEY_CHECKS, fix="Nothing was written.")
+    check_inference_config(cfg)
 
 
 class PredictInputError(UserError, ValueError):
@@ -199,8 +201,8 @@ def write_maps(out: Path, rel: Path, rgb: np.ndarray, maps: dict, cfg: DictConfi
 def make_predictor(cfg: DictConfig) -> tuple[Predictor, str]:
     kwargs = {}
     if cfg.get("ckpt"):
-        kwargs = dict(device=cfg.device, amp=cfg.amp, **predictor_kwargs(cfg), backend=str(cfg.get("backend", "auto")),
-                      image_size=list(cfg.image_size) if cfg.get("image_size") else None)
+        kwargs = dict(settings=InferenceSettings.from_mapping(cfg), device=cfg.device, amp=cfg.amp,
+                      backend=str(cfg.get("backend", "auto")), int8=int8_settings(cfg))
     model_name = None
     if cfg.get("model") is not None and not cfg.get("ckpt"):
         from .inference.backends import note_pipeline_backend  # torch: only pipelines (model=) need it here

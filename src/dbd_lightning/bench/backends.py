@@ -99,6 +99,7 @@ def bench_backend_eval(encoder: str = "resnest101e", n: int = 100, size: int = 3
     """``eval`` of ``n`` 640 x 480 pairs, end to end, per backend (today = eager torch, as before ``backend=``)."""
     from ..data.folder import ImageMaskFolder
     from ..inference.predictor import CheckpointPredictor
+    from ..inference.settings import InferenceSettings
     from ..models.dffnet import DFFNet
     from ..reports.evaluate import evaluate_sources
 
@@ -110,7 +111,8 @@ def bench_backend_eval(encoder: str = "resnest101e", n: int = 100, size: int = 3
         dataset = ImageMaskFolder(write_synthetic_pairs(Path(tmp) / "data", n))
         predictors = {}
         for name in ("today", "torch", "onnxruntime"):
-            pred = CheckpointPredictor(net, image_size=(size, size), tile=False, device="cpu", backend="torch")
+            pred = CheckpointPredictor(net, InferenceSettings.papers_protocol((size, size)), device="cpu",
+                                       backend="torch")
             if name == "today":
                 pred.backend = _Eager(net)
             elif name == "onnxruntime":

@@ -38,6 +38,7 @@ def conv_flops(net: nn.Module, size: int) -> float:
 
 def bench_compute_floor(size: int = 320, repeats: int = 10, matmul: int = 2048, threads: int | None = 2) -> dict:
     from ..inference.predictor import CheckpointPredictor
+    from ..inference.settings import InferenceSettings
     from ..models.dffnet import DFFNet
     from ..zoo import resolve_zoo
 
@@ -48,7 +49,8 @@ def bench_compute_floor(size: int = 320, repeats: int = 10, matmul: int = 2048, 
     peak = {"median": 2 * matmul**3 / mm.median / 1e9, "best": 2 * matmul**3 / mm.min / 1e9}
     torch.manual_seed(0)
     nets = {"dffnet_resnest101e": DFFNet("resnest101e").eval(),
-            "zoo:dffnet_lite0_synth": CheckpointPredictor.from_run(resolve_zoo("zoo:dffnet_lite0_synth"), tile=False,
+            "zoo:dffnet_lite0_synth": CheckpointPredictor.from_run(resolve_zoo("zoo:dffnet_lite0_synth"),
+                                                                   InferenceSettings.papers_protocol(),
                                                                    device="cpu", backend="torch").net}
     x = torch.randn(1, 3, size, size)
     out = {}

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..inference.predictor import CheckpointPredictor
+from ..inference.settings import InferenceSettings, TileSettings, overlap_pixels
 from ..inference.tiling import tile_starts
 from ..utils.timer import measure
 
@@ -34,17 +35,22 @@ def _net(encoder: str):
 
 
 def bench_predict_tiling(encoder: str = "resnet18", height: int = 1024, width: int = 1600, input_size: int = 320,
-                         tile_size: int = 640, overlap: int = 128, repeats: int = 3) -> dict:
+                         tile_size: int = 640, overlap: float = 0.2, repeats: int = 3) -> dict:
+    """``overlap``: a fraction of ``tile_size``, as ``tile.overlap`` (0.2 of 640 = 128 px); the result's ``overlap``
+    is in pixels."""
     rgb = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
     net = _net(encoder)
-    whole = CheckpointPredictor(net, image_size=(input_size, input_size), tile=False, device="cpu")
-    tiled = CheckpointPredictor(net, image_size=(input_size, input_size), tile=True, tile_size=tile_size,
-                                tile_overlap=overlap, device="cpu")
-    n_tiles = len(tile_starts(height, tile_size, overlap)) * len(tile_starts(width, tile_size, overlap))
+    size = (input_size, input_size)
+    whole = CheckpointPredictor(net, InferenceSettings.papers_protocol(size), device="cpu")
+    tiled = CheckpointPredictor(net, InferenceSettings(size, tile=TileSettings(mode=True, size=tile_size,
+                                                                               overlap=overlap)), device="cpu")
+    overlap_px = overlap_pixels(overlap, tile_size)
+    n_tiles = len(tile_starts(height, tile_size, overlap_px)) * len(tile_starts(width, tile_size, overlap_px))
     t_whole = _median_ms(lambda: whole.predict_image(rgb), repeats)
     t_tiled = _median_ms(lambda: tiled.predict_image(rgb), repeats)
     return {"encoder": encoder, "image": [height, width], "input_size": input_size, "tile_size": tile_size,
-            "overlap": overlap, "tiles": n_tiles, "whole_ms_per_image": t_whole, "tiled_ms_per_image": t_tiled,
+            "overlap": overlap_px, "overlap_fraction": overlap, "tiles": n_tiles, "whole_ms_per_image": t_whole,
+            "tiled_ms_per_image": t_tiled,
             "tiled_over_whole": t_tiled / t_whole}
 
 

@@ -25,13 +25,15 @@ from .backends import _Eager
 def bench_released_forward(name: str = "zoo:dffnet_lite0_synth", size: int = 320, repeats: int = 20,
                            threads: int | None = 2, real_samples: bool = True) -> dict:
     from ..inference.predictor import CheckpointPredictor
+    from ..inference.settings import InferenceSettings
     from ..reports.real_samples import score_on_real_samples
     from ..zoo import resolve_zoo
 
     if threads:
         torch.set_num_threads(int(threads))
     zoo = resolve_zoo(name)
-    base = CheckpointPredictor.from_run(zoo, tile=False, device="cpu", backend="torch", image_size=(size, size))
+    base = CheckpointPredictor.from_run(zoo, InferenceSettings.papers_protocol((size, size)), device="cpu",
+                                        backend="torch")
     net = base.net
     x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(1))
     mean, std = base.mean.flatten().tolist(), base.std.flatten().tolist()

@@ -1,5 +1,6 @@
 """Inference shared by predict and eval: backends (``backend=torch|onnxruntime|auto``), tiling with seamless
-blending and scale-aware modes (``infer.mode=resize|scale|tile``).
+blending and scale-aware modes (``infer.mode=resize|scale|tile``), all set by one
+:class:`~.settings.InferenceSettings` (``conf/inference/``).
 
 The names below load :mod:`.backends` (and torch) on first use, not on ``import``: a released model's
 shipped ONNX graph predicts without torch (:mod:`.onnx_predictor`).

@@ -7,63 +7,58 @@ resized by a pixel scale (:mod:`.modes`), optionally fused over mirrored and res
 (test-time fusion, :meth:`ImagePredictor._fused_probabilities`). Kept free of torch so that a released model whose
 ONNX graph is already built predicts without importing it
 (:class:`~.onnx_predictor.OnnxGraphPredictor`); :class:`~.predictor.CheckpointPredictor` is the
-torch subclass. The arguments are documented there.
+torch subclass. What it does is set by one :class:`~.settings.InferenceSettings`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Mapping, Sequence
 
 import cv2
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from ..data.normalization import IMAGENET_MEAN, IMAGENET_STD
-from .modes import INFER_MODES, scaled_size, tile_side
+from .modes import scaled_size, tile_side
+from .settings import InferenceSettings, as_settings, overlap_pixels
 from .tiling import blend_tiles
 
 
 class ImagePredictor:
-    """Whole-image / tiled / scale-aware prediction over an abstract ``_probabilities``."""
+    """Whole-image / tiled / scale-aware prediction over an abstract ``_probabilities``.
 
-    def __init__(
-        self,
-        image_size: Sequence[int] | None = (320, 320),
-        tile: bool | str = "auto",
-        tile_above: int = 1280,
-        tile_size: int = 640,
-        tile_overlap: int = 128,
-        tile_batch: int = 4,
-        size_multiple: int = 32,
-        tile_window: str = "hann",
-        mode: str = "resize",
-        scale: float = 1.0,
-        overlap_fraction: float = 0.25,
-        flip: bool = False,
-        fusion_scales: Sequence[float] = (1.0,),
-    ) -> None:
-        if tile not in ("auto", True, False):
-            raise ValueError(f"tile must be 'auto', true or false, got {tile!r}")
-        if mode not in INFER_MODES:
-            raise ValueError(f"infer.mode must be one of {INFER_MODES}, got {mode!r}")
-        if not float(scale) > 0:
-            raise ValueError(f"infer.scale must be > 0, got {scale!r}")
-        self.mode, self.scale, self.tile_window = mode, float(scale), str(tile_window)
-        self.overlap_fraction = float(overlap_fraction)
-        self.image_size = tuple(int(s) for s in image_size) if image_size else None
-        self.tile, self.tile_above = tile, int(tile_above)
-        self.tile_size, self.tile_overlap, self.tile_batch = int(tile_size), int(tile_overlap), int(tile_batch)
+    Args:
+        settings: :class:`~.settings.InferenceSettings` (image size, ``infer.*``, ``tile.*``), a mapping in the
+            config's layout (``{"tile": {"mode": False}}``, checked), or ``None`` for the defaults.
+        size_multiple: the network's stride: a size the network is given is rounded to a multiple of it.
+    """
+
+    def __init__(self, settings: InferenceSettings | Mapping | None = None, size_multiple: int = 32) -> None:
+        self.settings = as_settings(settings)
         self.size_multiple = int(size_multiple)
-        self.flip = _switch(flip, "infer.flip")
-        self.fusion_scales = _fusion_scales(fusion_scales)
+
+    @property
+    def image_size(self) -> tuple[int, int] | None:
+        """Network input ``(h, w)``; ``None``: the native size rounded to ``size_multiple``."""
+        return self.settings.image_size
+
+    @property
+    def fusion_scales(self) -> tuple[float, ...]:
+        return self.settings.infer.fusion_scales
+
+    @property
+    def flip(self) -> bool:
+        return self.settings.infer.flip
 
     # ---------------------------------------------------------------- helpers
     def uses_tiles(self, h: int, w: int) -> bool:
-        if self.mode != "resize":
-            return self.mode == "tile"
-        if self.tile == "auto":
-            return max(h, w) > self.tile_above
-        return bool(self.tile)
+        mode, tile = self.settings.infer.mode, self.settings.tile
+        if mode != "resize":
+            return mode == "tile"
+        if tile.mode == "auto":
+            return max(h, w) > tile.above
+        return bool(tile.mode)
 
     def _input_size(self, h: int, w: int) -> tuple[int, int]:
         if self.image_size:
@@ -113,23 +108,33 @@ class ImagePredictor:
         n = np.float32(self.forwards_per_crop)
         return [np.ascontiguousarray(t / n) for t in total]
 
+    def tile_geometry(self) -> tuple[tuple[int, int], int]:
+        """``((tile height, tile width), overlap)`` in native pixels; both overlaps are fractions of the tile side.
+
+        ``infer.mode=tile``: tiles of ``image_size / infer.scale`` overlapping by ``infer.overlap`` of their shorter
+        side; ``infer.mode=resize``: ``tile.size`` squares overlapping by ``tile.overlap`` of ``tile.size``.
+        """
+        s = self.settings
+        if s.infer.mode == "tile":
+            size = s.image_size or (s.tile.size, s.tile.size)
+            tile = (tile_side(size[0], s.infer.scale), tile_side(size[1], s.infer.scale))
+            return tile, overlap_pixels(s.infer.overlap, min(tile))
+        return (s.tile.size, s.tile.size), overlap_pixels(s.tile.overlap, s.tile.size)
+
     def _tiled(self, rgb: np.ndarray) -> np.ndarray:
         h, w = rgb.shape[:2]
-        if self.mode == "tile":
-            size = self.image_size or (self.tile_size, self.tile_size)
-            tile = (tile_side(size[0], self.scale), tile_side(size[1], self.scale))
-            overlap = round(self.overlap_fraction * min(tile))
-        else:
-            tile, overlap = (self.tile_size, self.tile_size), self.tile_overlap
+        tile, overlap = self.tile_geometry()
+        scale = self.settings.infer.scale if self.settings.infer.mode == "tile" else None
 
         def predict(boxes):
             crops = [rgb[y:y + th, x:x + tw] for y, x, th, tw in boxes]
-            if self.mode == "tile":  # seen at `scale` also when the image is smaller than a tile
+            if scale is not None:  # tile mode: seen at `scale` also when the image is smaller than a tile
                 th, tw = crops[0].shape[:2]
-                return self._fused_probabilities(crops, scaled_size(th, tw, self.scale, self.size_multiple))
+                return self._fused_probabilities(crops, scaled_size(th, tw, scale, self.size_multiple))
             return self._fused_probabilities(crops)
 
-        return blend_tiles((h, w), tile, overlap, predict, batch=self.tile_batch, window=self.tile_window)
+        return blend_tiles((h, w), tile, overlap, predict, batch=self.settings.tile.batch,
+                           window=self.settings.tile.window)
 
     # -------------------------------------------------------------- protocol
     def predict_image(self, rgb: np.ndarray) -> dict[str, np.ndarray]:
@@ -138,42 +143,23 @@ class ImagePredictor:
         h, w = rgb.shape[:2]
         if self.uses_tiles(h, w):
             focus = self._tiled(rgb)
-        elif self.mode == "scale":
-            focus = self._fused_probabilities([rgb], scaled_size(h, w, self.scale, self.size_multiple))[0]
+        elif self.settings.infer.mode == "scale":
+            focus = self._fused_probabilities([rgb], scaled_size(h, w, self.settings.infer.scale,
+                                                                 self.size_multiple))[0]
         else:
             focus = self._fused_probabilities([rgb])[0]
         return {"focus": focus}
 
 
-def _switch(value, key: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    raise ValueError(f"{key} must be true or false, got {value!r}")
-
-
-def _fusion_scales(scales) -> tuple[float, ...]:
-    """``infer.fusion_scales`` as a tuple of positive floats (a single number is one scale)."""
-    values = [scales] if isinstance(scales, int | float) and not isinstance(scales, bool) else list(scales or [])
-    try:
-        out = tuple(float(v) for v in values if not isinstance(v, bool))
-    except (TypeError, ValueError):
-        out = ()
-    if not out or len(out) != len(values) or not all(v > 0 for v in out):
-        raise ValueError(f"infer.fusion_scales must be a list of positive numbers (e.g. [1.0] or [0.75,1.0,1.25]), "
-                         f"got {scales!r}")
-    return out
-
-
-def run_input_defaults(cfg: DictConfig, kwargs: dict) -> dict:
-    """``kwargs`` with ``image_size`` / ``mean`` / ``std`` taken from the run's eval transform where unset."""
-    kwargs = dict(kwargs)
+def run_input(cfg: DictConfig, settings: InferenceSettings, mean: Sequence[float] | None = None,
+              std: Sequence[float] | None = None) -> tuple[InferenceSettings, list[float], list[float]]:
+    """``settings`` with ``image_size`` set to the run's (``data.image_size``, else its eval transform's size) where
+    unset, and ``mean`` / ``std`` (the run's eval transform's where not given)."""
     tf = OmegaConf.select(cfg, "data.datamodule.eval_transform", default=None) or {}
-    defaults = {
-        "image_size": OmegaConf.select(cfg, "data.image_size", default=None) or tf.get("size") or (320, 320),
-        "mean": tf.get("mean", IMAGENET_MEAN),
-        "std": tf.get("std", IMAGENET_STD),
-    }
-    for k, v in defaults.items():
-        if kwargs.get(k) is None:
-            kwargs[k] = list(v) if not isinstance(v, str) else v
-    return kwargs
+    if settings.image_size is None:
+        size = OmegaConf.select(cfg, "data.image_size", default=None) or tf.get("size") or (320, 320)
+        settings = dataclasses.replace(settings, image_size=OmegaConf.to_container(size) if isinstance(
+            size, ListConfig) else size)
+    mean = list(mean) if mean is not None else list(tf.get("mean", IMAGENET_MEAN))
+    std = list(std) if std is not None else list(tf.get("std", IMAGENET_STD))
+    return settings, mean, std

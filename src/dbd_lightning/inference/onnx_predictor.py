@@ -7,7 +7,7 @@ weights and of the graph checked), :func:`released_graph_predictor` returns an
 :class:`OnnxGraphPredictor`: the same steps as :class:`~.predictor.CheckpointPredictor` with
 ``backend=onnxruntime`` (cv2 bilinear resize of the uint8 image, normalisation in float32, the
 graph, sigmoid, bilinear resize back, clip to [0, 1]; tiles and ``infer.*`` modes from
-:class:`~.image_predictor.ImagePredictor`), computed in numpy. The maps equal the torch
+:class:`~.image_predictor.ImagePredictor`, set by the same :class:`~.settings.InferenceSettings`), computed in numpy. The maps equal the torch
 predictor's within float32 rounding (a few 1e-6, ``tests/test_fast_start.py``).
 
 It is used only when nothing else could have been chosen: ``backend=auto`` or ``onnxruntime``,
@@ -23,23 +23,21 @@ import importlib.util
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from .image_predictor import ImagePredictor, run_input_defaults
+from .image_predictor import ImagePredictor, run_input
 from .onnx_graphs import in_package, valid_released_graph
+from .settings import InferenceSettings, as_settings
 
 log = logging.getLogger(__name__)
 
 #: device nodes one of which exists wherever torch can use a GPU on Linux (NVIDIA, ROCm, WSL)
 GPU_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia", "/dev/kfd", "/dev/dxg")
-#: the CheckpointPredictor arguments the graph predictor takes (the geometry of ImagePredictor)
-GEOMETRY = ("image_size", "tile", "tile_above", "tile_size", "tile_overlap", "tile_batch", "size_multiple",
-            "tile_window", "mode", "scale", "overlap_fraction", "flip", "fusion_scales")
 
 
 def gpu_ruled_out() -> bool:
@@ -67,14 +65,14 @@ class OnnxGraphPredictor(ImagePredictor):
         mean / std: input normalisation (of the run's eval transform).
         threads: onnxruntime intra-op threads (default: ``OMP_NUM_THREADS``, else onnxruntime's own,
             one per physical core, as torch's default).
-        **geometry: :class:`~.image_predictor.ImagePredictor`'s arguments (image size, tiles, modes).
+        settings / size_multiple: :class:`~.image_predictor.ImagePredictor`'s (image size, ``infer.*``, ``tile.*``).
     """
 
     backend_name = "onnxruntime"
 
     def __init__(self, graph: str | Path, mean: Sequence[float], std: Sequence[float], threads: int | None = None,
-                 **geometry) -> None:
-        super().__init__(**geometry)
+                 settings: InferenceSettings | Mapping | None = None, size_multiple: int = 32) -> None:
+        super().__init__(settings, size_multiple=size_multiple)
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -107,18 +105,22 @@ def _onnxruntime_installed() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
 
-def released_graph_predictor(run, backend: str = "torch", device: str = "auto", amp: bool = False, int8=None,
-                             **kwargs) -> OnnxGraphPredictor | None:
+def released_graph_predictor(run, settings: InferenceSettings | Mapping | None = None, backend: str = "torch",
+                             device: str = "auto", amp: bool = False, int8=None, mean: Sequence[float] | None = None,
+                             std: Sequence[float] | None = None, size_multiple: int = 32,
+                             **others) -> OnnxGraphPredictor | None:
     """An :class:`OnnxGraphPredictor` of a released model's shipped graph, or ``None`` (module docstring).
 
     ``run``: the resolved checkpoint (:class:`~dbd_lightning.runs.run.RunCheckpoint`); the other
-    arguments are :class:`~.predictor.CheckpointPredictor`'s.
+    arguments are :class:`~.predictor.CheckpointPredictor.from_run`'s (any argument the graph
+    predictor has no use for, e.g. ``checkpoint``, leaves the choice to the torch predictor: ``None``).
     """
+    settings = as_settings(settings)  # a bad setting is an error here too, not a silent fall-back
     if str(backend) not in ("auto", "onnxruntime") or not in_package(run.ckpt):
         return None
     if str(device) != "cpu" and not (str(device) == "auto" and gpu_ruled_out()):
         return None
-    if not _onnxruntime_installed() or any(k not in GEOMETRY + ("mean", "std") for k in kwargs):
+    if not _onnxruntime_installed() or others:
         return None
     graph = valid_released_graph(run.ckpt)
     if graph is None:
@@ -126,8 +128,7 @@ def released_graph_predictor(run, backend: str = "torch", device: str = "auto", 
     cfg = run.load_config()
     if not isinstance(OmegaConf.select(cfg, "model.net", default=None), DictConfig):
         return None  # not a network: the torch path says why
-    args = run_input_defaults(cfg, kwargs)
-    geometry = {k: v for k, v in args.items() if k in GEOMETRY}
+    settings, mean, std = run_input(cfg, settings, mean, std)
     log.info("predictor: the released ONNX graph %s in onnxruntime (max |diff| to torch when built: %s)",
              graph[0], graph[1].get("max_abs_diff"))
-    return OnnxGraphPredictor(graph[0], args["mean"], args["std"], **geometry)
+    return OnnxGraphPredictor(graph[0], mean, std, settings=settings, size_multiple=size_multiple)

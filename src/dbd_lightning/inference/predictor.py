@@ -29,7 +29,7 @@ Two ways to get one (:func:`build_predictor`):
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -39,7 +39,8 @@ from omegaconf import DictConfig, open_dict
 from ..data.normalization import IMAGENET_MEAN, IMAGENET_STD
 from ..runs.resolver import resolve_checkpoint
 from ..runs.run import CheckpointSpecError, RunCheckpoint
-from .image_predictor import ImagePredictor, run_input_defaults
+from .image_predictor import ImagePredictor, run_input
+from .settings import InferenceSettings, as_settings
 
 if TYPE_CHECKING:  # torch is imported where a network runs, not by `import` (a released model's graph needs none)
     import torch
@@ -88,70 +89,51 @@ class CheckpointPredictor(ImagePredictor):
     :class:`~dbd_lightning.tasks.detection.DetectionTask` scores in ``test``.
 
     Tiled mode (large images, e.g. EBD ~1600x1024): the native image is cut into
-    ``tile_size`` squares overlapping by at least ``tile_overlap`` pixels; each
+    ``tile.size`` squares overlapping by ``tile.overlap`` of their side; each
     tile is resized to ``image_size``, predicted, resized back, and the
     probabilities are blended with :func:`~.tiling.axis_windows` weights. With the
-    default ``tile_size`` (2x the network input) a tile sees the same scale as a
+    default ``tile.size`` (2x the network input) a tile sees the same scale as a
     CUHK image (~640x480) resized to 320 in training. Tiles are blended with
-    ``tile_window`` (:mod:`.tiling`: ``hann`` = seamless
+    ``tile.window`` (:mod:`.tiling`: ``hann`` = seamless
     raised-cosine, ``linear`` = the earlier ramps).
 
-    Scale-aware modes (``mode``, :mod:`dbd_lightning.inference.modes`) run the
+    Scale-aware modes (``infer.mode``, :mod:`dbd_lightning.inference.modes`) run the
     network at a chosen pixel scale instead of the training input size:
-    ``scale`` = the whole image resized by ``scale`` (to a multiple of
+    ``scale`` = the whole image resized by ``infer.scale`` (to a multiple of
     ``size_multiple``), predicted, resized back; ``tile`` = tiles of
-    ``image_size / scale`` native pixels (each resized to ``image_size``, i.e.
-    seen at ``scale``), always on, blended with ``tile_window``.
+    ``image_size / infer.scale`` native pixels (each resized to ``image_size``, i.e.
+    seen at ``infer.scale``), always on, blended with ``tile.window``.
 
     Args:
         net: the torch model (returns ``{"logits": ...}``).
-        image_size: network input ``(h, w)``; ``None`` = native size (rounded
-            to ``size_multiple``).
-        tile: ``"auto"`` (tile when the long side exceeds ``tile_above``),
-            ``True`` (always) or ``False`` (never).
-        tile_above / tile_size / tile_overlap / tile_batch: tiling numbers (pixels).
-        tile_window: ``hann`` (seamless) or ``linear`` blending of overlapping tiles.
-        mode: ``resize`` (the papers' protocol, default) | ``scale`` | ``tile``.
-        scale: pixel scale of the ``scale`` / ``tile`` modes (1.0 = native pixels).
-        overlap_fraction: ``tile`` mode: overlap of neighbouring tiles, as a fraction of the tile side.
+        settings: what the network sees: :class:`~.settings.InferenceSettings` (``image_size``, ``infer.*``
+            with test-time fusion, ``tile.*``), a mapping in the config's layout (``{"tile": {"mode": False}}``)
+            or ``None`` (the defaults: predict's; ``image_size=None`` = native size rounded to
+            ``size_multiple``, :meth:`from_run` fills in the run's).
         mean / std: input normalisation (ImageNet by default, as the eval transform).
         device: ``"auto"`` = CUDA when available, else CPU.
         amp: bfloat16/float16 autocast on CUDA.
-        flip / fusion_scales: test-time fusion (opt-in): also the mirrored image and/or the network input
-            rescaled by each factor, probabilities averaged (:meth:`~.image_predictor.ImagePredictor._fused_probabilities`).
-        int8: ``backend=onnxruntime_int8``'s settings (:class:`~dbd_lightning.inference.quantize.Int8Settings`).
         backend: ``torch | onnxruntime | onnxruntime_int8 | auto`` (:mod:`dbd_lightning.inference.backends`);
             ``checkpoint`` (the weights' file) keys the cached ONNX graph.
+        int8: ``backend=onnxruntime_int8``'s settings (:class:`~dbd_lightning.inference.quantize.Int8Settings`).
+        size_multiple: the network's stride (sizes it is given are rounded to a multiple of it).
     """
 
     def __init__(
         self,
         net: nn.Module,
-        image_size: Sequence[int] | None = (320, 320),
-        tile: bool | str = "auto",
-        tile_above: int = 1280,
-        tile_size: int = 640,
-        tile_overlap: int = 128,
-        tile_batch: int = 4,
+        settings: InferenceSettings | Mapping | None = None,
+        *,
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
         device: str | torch.device = "auto",
-        size_multiple: int = 32,
         amp: bool = False,
         backend: str = "torch",
         checkpoint: str | Path | None = None,
-        tile_window: str = "hann",
-        mode: str = "resize",
-        scale: float = 1.0,
-        overlap_fraction: float = 0.25,
         int8=None,
-        flip: bool = False,
-        fusion_scales: Sequence[float] = (1.0,),
+        size_multiple: int = 32,
     ) -> None:
-        super().__init__(image_size=image_size, tile=tile, tile_above=tile_above, tile_size=tile_size,
-                         tile_overlap=tile_overlap, tile_batch=tile_batch, size_multiple=size_multiple,
-                         tile_window=tile_window, mode=mode, scale=scale, overlap_fraction=overlap_fraction,
-                         flip=flip, fusion_scales=fusion_scales)
+        super().__init__(settings, size_multiple=size_multiple)
         import torch
 
         from .backends import make_backend
@@ -189,10 +171,12 @@ class CheckpointPredictor(ImagePredictor):
 
     # ---------------------------------------------------------------- builder
     @classmethod
-    def from_run(cls, run: RunCheckpoint, **kwargs) -> CheckpointPredictor:
+    def from_run(cls, run: RunCheckpoint, settings: InferenceSettings | Mapping | None = None,
+                 **kwargs) -> CheckpointPredictor:
         """Rebuild the run's network from its saved config and load the checkpoint (``weights_only=True``).
 
-        ``image_size`` / ``mean`` / ``std`` default to the run's eval transform.
+        ``settings`` as in the constructor; its ``image_size`` (when ``None``) and ``mean`` / ``std`` (when not
+        given in ``kwargs``, the constructor's other arguments) default to the run's eval transform.
         """
         cfg = run.load_config()
         net_cfg = cfg.get("model", {}).get("net") if isinstance(cfg.get("model"), DictConfig) else None
@@ -210,9 +194,10 @@ class CheckpointPredictor(ImagePredictor):
         check_checkpoint_matches_run(run.ckpt, cfg, run.config_file)  # another run's checkpoint: refused
         net = instantiate_network(net_cfg)
         load_weights(net, run.ckpt, prefix="net.")
-        kwargs = run_input_defaults(cfg, kwargs)
+        settings, kwargs["mean"], kwargs["std"] = run_input(cfg, as_settings(settings), kwargs.get("mean"),
+                                                            kwargs.get("std"))
         kwargs.setdefault("checkpoint", run.ckpt)
-        return cls(net, **kwargs)
+        return cls(net, settings, **kwargs)
 
 
 def build_predictor(

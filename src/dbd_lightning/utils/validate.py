@@ -257,7 +257,8 @@ def _job_overrides(args: list[str]) -> tuple[list[list[str]], bool] | None:
 def precompose(config_name: str, args: list[str], check: Callable[[DictConfig], None] | None = None) -> None:
     """Compose ``config_name`` with the command line's overrides once before Hydra runs, so an unknown
     option or key is a :class:`ConfigError` (exit 2, no output folder) rather than Hydra's exit 1.
-    ``check`` (the command's typed key check, :mod:`.key_checks`) runs on each composed job's config."""
+    ``check(cfg)`` (the command's typed key checks, :mod:`.key_checks`, and e.g. predict's inference settings)
+    runs on each composed job's config: a bad value stops there, before anything is loaded or written."""
     jobs = _job_overrides(args)
     if jobs is None:
         return

@@ -28,8 +28,9 @@ ATOL = 1e-4
 def build_released_graph(entry: ZooCheckpoint) -> Path:
     """Export, check and write the dynamic-size graph of a released model beside its weights."""
     from ..inference.predictor import CheckpointPredictor
+    from ..inference.settings import InferenceSettings
 
-    pred = CheckpointPredictor.from_run(entry, device="cpu", backend="torch", tile=False)
+    pred = CheckpointPredictor.from_run(entry, InferenceSettings.papers_protocol(), device="cpu", backend="torch")
     return write_released_graph(pred.net, entry.ckpt, pred.image_size or (320, 320))
 
 
