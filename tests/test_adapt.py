@@ -68,7 +68,9 @@ def test_cli_writes_a_released_file_whose_statistics_are_the_photos(tmp_path, ca
     source = CheckpointPredictor.from_run(resolve_checkpoint(run), device="cpu", backend="torch").net
     imgs = [cv2.resize(cv2.cvtColor(cv2.imread(str(photos / f"p{i}.png")), cv2.COLOR_BGR2RGB), (64, 64),
                        interpolation=cv2.INTER_LINEAR) for i in range(3)]
-    x = (torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float()
+    # a contiguous (N, C, H, W) batch, as the predictor's network input: a channels-last one runs another
+    # convolution kernel, whose float32 sums differ in the last bit
+    x = (torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).contiguous().float()
          - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255) / (torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255)
     recompute_batchnorm_statistics(source, iter([x[:2], x[2:]]))
     saved = load_file(out)

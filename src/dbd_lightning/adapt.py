@@ -33,55 +33,62 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from .utils import key_checks as kc
+from .utils.cli import argv_or_usage
 from .utils.errors import UserError, handle_user_errors
 
 USAGE = __doc__ or ""
 DEFAULTS = {"ckpt": None, "photos": None, "out": None, "exclude_cuhk_tr1_holdout": 0, "flip": False, "batch": 8,
             "limit": 0, "seed": 0}
+#: the typed keys (:mod:`.utils.key_checks`): the project's one check of a command's values
+KEY_CHECKS = {
+    "photos": kc.existing("folder", example="<folder of photos>", nullable=False),
+    "exclude_cuhk_tr1_holdout": kc.whole(0, example=60),
+    "flip": kc.flag(),
+    "batch": kc.whole(1, example=8),
+    "limit": kc.whole(0, example=54),
+    "seed": kc.whole(0, example=0),
+}
 _BOOL = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
 
 
+def _typed(key: str, value: str):
+    """The text of ``key=value`` as the type its default has (``flip``: a word of :data:`_BOOL`; the counts:
+    an integer); text that does not convert stays text, for :data:`KEY_CHECKS` to refuse by name."""
+    if isinstance(DEFAULTS[key], bool):
+        return _BOOL.get(value.lower(), value)
+    if isinstance(DEFAULTS[key], int):
+        try:
+            return int(value)
+        except ValueError:
+            return value
+    return value
+
+
 def parse_args(argv: Sequence[str]) -> dict:
-    """``key=value`` arguments checked against :data:`DEFAULTS` (types, ranges); a bad one is a user error."""
+    """``key=value`` arguments: keys among :data:`DEFAULTS`, values checked by :data:`KEY_CHECKS`; a bad one is a
+    user error naming it."""
     args = dict(DEFAULTS)
     for item in argv:
         key, sep, value = item.partition("=")
         if not sep or key not in DEFAULTS:
             raise UserError(f"{item!r} is not an argument of adapt; use key=value with a key among "
                             f"{', '.join(DEFAULTS)} (python -m dbd_lightning.adapt --help)")
-        if key == "flip":
-            if value.lower() not in _BOOL:
-                raise UserError(f"flip must be true or false, got {value!r}")
-            args[key] = _BOOL[value.lower()]
-        elif key in ("exclude_cuhk_tr1_holdout", "batch", "limit", "seed"):
-            try:
-                args[key] = int(value)
-            except ValueError:
-                raise UserError(f"{key} must be an integer, got {value!r}") from None
-            if args[key] < (1 if key == "batch" else 0):
-                raise UserError(f"{key} must be >= {1 if key == 'batch' else 0}, got {value!r}")
-        else:
-            args[key] = value
+        args[key] = _typed(key, value)
     missing = [k for k in ("ckpt", "photos", "out") if not args[k]]
     if missing:
         raise UserError(f"adapt needs {', '.join(f'{k}=...' for k in missing)} (python -m dbd_lightning.adapt --help)")
+    kc.check_keys(args, KEY_CHECKS)
     if Path(args["out"]).suffix != ".safetensors":
         raise UserError(f"out={args['out']}: the adapted model is written as a .safetensors file; name one")
     return args
 
 
-def _batches(photos, indices: list[int], size: tuple[int, int], mean, std, batch: int, flip: bool) -> Iterator:
-    import cv2
-    import numpy as np
-    import torch
-
-    mean_t = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
-    std_t = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
-    h, w = size
-    for start in range(0, len(indices), batch):  # the eval transform: cv2 bilinear resize, then normalise
-        imgs = [cv2.resize(photos[i]["image"], (w, h), interpolation=cv2.INTER_LINEAR)
-                for i in indices[start:start + batch]]
-        x = (torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float() - mean_t) / std_t
+def _batches(predictor, photos, indices: list[int], batch: int, flip: bool) -> Iterator:
+    """The photos as ``predictor``'s network sees them (resized to its input size, normalised as the eval
+    transform: :meth:`~.inference.predictor.CheckpointPredictor.network_input`), ``batch`` at a time."""
+    for start in range(0, len(indices), batch):
+        _, x = predictor.network_input([photos[i]["image"] for i in indices[start:start + batch]])
         yield x
         if flip:
             yield x.flip(-1)
@@ -92,24 +99,17 @@ def adapt(ckpt: str, photos: str, out: str, exclude_cuhk_tr1_holdout: int = 0, f
     """Write the adapted model (module docstring); returns the ``.safetensors`` path."""
     import random
 
-    from omegaconf import DictConfig, OmegaConf
-
     from .data.errors import DataConfigError
     from .data.unlabeled import UnlabeledFolder
-    from .inference.image_predictor import run_input
-    from .inference.settings import InferenceSettings
+    from .inference.predictor import CheckpointPredictor
     from .models.components.batchnorm_stats import recompute_batchnorm_statistics
     from .runs.released import training_data
     from .runs.resolver import resolve_checkpoint
-    from .utils.checkpoint import load_weights
-    from .utils.config import instantiate_network
     from .zoo.writer import release
 
     run = resolve_checkpoint(ckpt)
-    cfg = run.load_config()
-    net_cfg = OmegaConf.select(cfg, "model.net", default=None)
-    if not isinstance(net_cfg, DictConfig):
-        raise UserError(f"ckpt={ckpt}: its config has no model.net: not a network to adapt")
+    # the run's network with its weights and input protocol (no model.net: refused, naming the config)
+    predictor = CheckpointPredictor.from_run(run, device="cpu", backend="torch")
     try:
         folder = UnlabeledFolder(photos, exclude_cuhk_tr1_holdout)
     except DataConfigError as exc:
@@ -118,12 +118,8 @@ def adapt(ckpt: str, photos: str, out: str, exclude_cuhk_tr1_holdout: int = 0, f
     indices = list(range(len(folder)))
     if limit and limit < len(indices):
         indices = sorted(random.Random(seed).sample(indices, limit))
-    net = instantiate_network(net_cfg, pretrained=False, weights_file=None)
-    load_weights(net, run.ckpt, prefix="net.")
-    settings, mean, std = run_input(cfg, InferenceSettings())
-    size = tuple(int(s) for s in settings.image_size)
-    n_layers = recompute_batchnorm_statistics(
-        net, _batches(folder, indices, size, mean, std, batch, flip))
+    net = predictor.net
+    n_layers = recompute_batchnorm_statistics(net, _batches(predictor, folder, indices, batch, flip))
     if n_layers == 0:
         raise UserError(f"ckpt={ckpt}: the network has no BatchNorm layer; there is nothing to adapt")
     out_path = Path(out).expanduser()
@@ -150,10 +146,9 @@ def adapt(ckpt: str, photos: str, out: str, exclude_cuhk_tr1_holdout: int = 0, f
 @handle_user_errors(log_file=False)
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m dbd_lightning.adapt``; returns the exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or any(a in ("-h", "--help", "help") for a in argv):
-        print(USAGE)
-        return 0 if argv else 2
+    argv, code = argv_or_usage(argv, USAGE)
+    if code is not None:
+        return code
     args = parse_args(argv)
     path = adapt(**args)
     print(f"wrote {path} and {path.with_suffix('.md')}")

@@ -27,6 +27,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from .utils.cli import argv_or_usage
 from .utils.errors import UserError, handle_user_errors
 
 USAGE = __doc__ or ""
@@ -118,10 +119,9 @@ def parse_args(argv: Sequence[str]) -> dict[str, Any]:
 @handle_user_errors(log_file=False)
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m dbd_lightning.synth`` / ``dbd-synth``; returns the exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or any(a in ("-h", "--help", "help") for a in argv):
-        print(USAGE)
-        return 0 if argv else 2
+    argv, code = argv_or_usage(argv, USAGE)
+    if code is not None:
+        return code
     from .data.synthetic.writer import write_dataset
 
     try:

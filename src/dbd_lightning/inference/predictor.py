@@ -153,14 +153,22 @@ class CheckpointPredictor(ImagePredictor):
         with torch.inference_mode():
             return self._torch_probabilities(crops, input_size)
 
+    def network_input(self, crops: list[np.ndarray], input_size: tuple[int, int] | None = None
+                      ) -> tuple[list[tuple[int, int]], torch.Tensor]:
+        """Each uint8 RGB crop's own size, and the float32 batch the network is given: the crops resized
+        (:meth:`_resized_crops`) and normalised as the eval transform, ``(x - 255 mean) / (255 std)``."""
+        import torch
+
+        sizes, resized = self._resized_crops(crops, input_size)
+        x = torch.stack([torch.from_numpy(np.ascontiguousarray(c)).permute(2, 0, 1) for c in resized])
+        x = x.to(self.device).float()
+        return sizes, (x - self.mean * 255.0) / (self.std * 255.0)
+
     def _torch_probabilities(self, crops: list[np.ndarray], input_size: tuple[int, int] | None) -> list[np.ndarray]:
         import torch
         import torch.nn.functional as F
 
-        sizes, resized = self._resized_crops(crops, input_size)  # then normalise, as the eval transform
-        x = torch.stack([torch.from_numpy(np.ascontiguousarray(c)).permute(2, 0, 1) for c in resized])
-        x = x.to(self.device).float()
-        x = (x - self.mean * 255.0) / (self.std * 255.0)
+        sizes, x = self.network_input(crops, input_size)
         probs = torch.sigmoid(self.backend.run(x))
         out = []
         for p, size in zip(probs, sizes, strict=True):
