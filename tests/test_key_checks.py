@@ -147,7 +147,7 @@ def test_train_accepts_the_documented_values(tmp_path):
 
     (tmp_path / "w.ckpt").write_bytes(b"x")
     for overrides in (["compile.mode=max-autotune", "compile.dynamic=true", "preflight.min_free_mb=0"],
-                      ["test_ckpt=current"], [f"test_ckpt={tmp_path / 'w.ckpt'}"],
+                      ["test_ckpt=current"], ["test_ckpt=null"], [f"test_ckpt={tmp_path / 'w.ckpt'}"],
                       ["data=photographic", "data.preset=photographic", "data.val_length=0"],
                       ["+data.render_overrides.noise_prob=0.0", "data.render_size=64", "data.cache=true"]):
         validate_train_config(compose_cfg(tmp_path / "h", [*TRAIN_BASE, *overrides]))

@@ -51,7 +51,7 @@ TRAIN_KEY_CHECKS: dict[str, kc.Check] = {
     "data.image_size": kc.image_size(nullable=True),
     "train": kc.flag(),
     "test": kc.flag(),
-    "test_ckpt": kc.existing("file", example="best", nullable=False, words=("best", "last", "current")),
+    "test_ckpt": kc.existing("file", example="best", words=("best", "last", "current")),
     "compile.enabled": kc.flag(),
     "compile.mode": kc.choice(COMPILE_MODES, nullable=True),
     "compile.dynamic": kc.flag(nullable=True),
