@@ -8,15 +8,19 @@ with the released model the README recommends (``ckpt=zoo:dffnet_lite0_synth``) 
 * ``photo_48mp``: an 8000x6000 photo (synthesized: smooth shapes + texture, JPEG quality 92; not a
   benchmark photo), tiled as predict does by default;
 * ``int8_build``: the 640x480 photo with ``backend=onnxruntime_int8`` and an empty cache
-  (``DBD_CACHE_DIR``), so the run builds (calibrates, quantizes, checks) the int8 graph.
+  (``DBD_CACHE_DIR``), so the run builds (calibrates, quantizes, checks) the int8 graph; once per
+  ``--int8-chunks`` value (``int8.calibration_chunk``: calibration images held at once; the case of the
+  default 4 is ``int8_build``, the others ``int8_build_chunk<N>``).
 
 Bytes per pixel = (peak of ``photo_48mp`` - peak of ``small``) / (pixels of the big photo - of the small
 one): what predict needs per pixel beyond the loaded model, the quantity ``memory.bytes_per_pixel``
-estimates (``inference/image_memory.py``). Writes ``experiments/predict_memory.json`` (``--append``: adds this
+estimates (``inference/image_memory.py``). Bytes per calibration pixel = (peak of an int8 build - peak of
+``small``) / (chunk x 320 x 320): what ``int8.build_bytes_per_pixel`` estimates (``inference/quantize.py``);
+with two or more chunks, a straight line through them says how much of it grows with the chunk. Writes ``experiments/predict_memory.json`` (``--append``: adds this
 run to the ones already there; the baseline's peak varies by ~0.1 GB from run to run, the 48 MP one much less).
 
     nice -n 19 python experiments/predict_memory.py [--out experiments/predict_memory.json]
-        [--ckpt zoo:dffnet_lite0_synth] [--size 8000x6000] [--cases small photo_48mp int8_build] [--append]
+        [--ckpt zoo:dffnet_lite0_synth] [--size 8000x6000] [--cases small photo_48mp int8_build] [--int8-chunks 4] [--append]
 """
 
 from __future__ import annotations
@@ -79,6 +83,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--ckpt", default="zoo:dffnet_lite0_synth")
     ap.add_argument("--size", default="8000x6000", help="WIDTHxHEIGHT of the big photo")
     ap.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES)
+    ap.add_argument("--int8-chunks", nargs="+", type=int, default=[4],
+                    help="int8.calibration_chunk values of the int8_build case (one build each)")
     ap.add_argument("--append", action="store_true", help="add this run to the runs already in --out")
     args = ap.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
@@ -93,26 +99,45 @@ def main(argv: list[str] | None = None) -> dict:
             photos["big"] = synth_photo(tmp / "big.jpg", width, height)
         common = [f"ckpt={args.ckpt}", "hydra.run.dir=" + str(tmp / "hydra")]
         results: dict = {}
-        for case in args.cases:
+        jobs = [(case, []) for case in args.cases if case != "int8_build"]
+        if "int8_build" in args.cases:
+            jobs += [("int8_build" if n == 4 else f"int8_build_chunk{n}",
+                      ["backend=onnxruntime_int8", f"int8.calibration_chunk={n}"]) for n in args.int8_chunks]
+        for case, extra in jobs:
             photo = photos["big" if case == "photo_48mp" else "small"]
-            extra = ["backend=onnxruntime_int8"] if case == "int8_build" else []
             run_env = dict(env, DBD_CACHE_DIR=str(tmp / f"cache_{case}"))  # empty: int8_build builds its graph
             results[case] = peak_rss([*common, f"input={photo}", f"output={tmp / ('pred_' + case)}", *extra],
                                      run_env, tmp / f"{case}.log")
-            if case == "int8_build":
+            if extra:
                 built = sorted(p.name for p in (tmp / f"cache_{case}").rglob("*.int8.onnx"))
                 results[case]["int8_graphs_built"] = built
+                results[case]["int8.calibration_chunk"] = int(extra[1].split("=")[1])
             print(case, results[case], flush=True)
     import yaml
 
     run: dict = {"commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
                                           text=True).stdout.strip(),
                  "date": time.strftime("%Y-%m-%d %H:%M"), "load_average_at_end": [round(v, 1) for v in os.getloadavg()],
+                 # without the graphs `make setup` builds (zoo --build-graphs), the first predict exports one from
+                 # torch: torch is imported and the baseline is ~1 GiB instead of ~0.2
+                 "zoo_graphs_built": sorted(p.name for p in (REPO / "src" / "dbd_lightning" / "zoo" / "weights").glob(
+                     "*.dyn.onnx")),
                  "cases": results}
     if "small" in results and "photo_48mp" in results:
         grown = (results["photo_48mp"]["peak_rss_MiB"] - results["small"]["peak_rss_MiB"]) * 2**20
         run["bytes_per_pixel_measured"] = round(grown / (width * height - small[0] * small[1]), 2)
         run["measured_growth_big_GiB"] = round(grown / 2**30, 2)
+    builds = {r["int8.calibration_chunk"]: r["peak_rss_MiB"] for r in results.values() if "int8.calibration_chunk" in r}
+    if builds and "small" in results:
+        calib_pixels = 320 * 320  # the released model's graph size
+        run["int8_build_bytes_per_calibration_pixel"] = {
+            str(n): round((peak - results["small"]["peak_rss_MiB"]) * 2**20 / (n * calib_pixels))
+            for n, peak in sorted(builds.items())}
+        if len(builds) >= 2:
+            chunks, peaks = zip(*sorted(builds.items()), strict=True)
+            slope, intercept = np.polyfit(chunks, peaks, 1)
+            run["int8_build_fit_MiB"] = {"per_chunk_image": round(float(slope), 1),
+                                         "fixed_over_small": round(float(intercept) - results["small"]["peak_rss_MiB"], 1)}
     bpp = yaml.safe_load((REPO / "conf" / "predict.yaml").read_text())["memory"]["bytes_per_pixel"]
     path = Path(args.out)
     earlier = json.loads(path.read_text())["runs"] if args.append and path.is_file() else []

@@ -248,12 +248,15 @@ class OnnxRuntimeInt8Backend(OnnxRuntimeBackend):
 
     def _session(self, size: tuple[int, int]):
         if size not in self.int8_sessions:
-            from .quantize import int8_graph
+            from .quantize import Int8BuildMemoryError, int8_graph
 
             fp32 = super()._session(size)
             try:
                 session, _, meta = int8_graph(self.path, fp32, size, self.mean, self.std, self.int8, self._open,
                                               folder=self.folder)
+            except Int8BuildMemoryError as exc:  # checked before building: nothing was written
+                log.warning("backend=onnxruntime_int8: %s; using the float32 graph (exact maps, no int8 speed-up)", exc)
+                session, meta = None, {"accepted": False, "error": f"{type(exc).__name__}: {exc}"}
             except Exception as exc:  # quantization failed: the float32 graph gives the exact maps
                 log.warning("backend=onnxruntime_int8: quantization failed (%s: %s); using the float32 graph",
                             type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")

@@ -54,6 +54,13 @@ class Int8Settings:
             calibrator otherwise keeps every intermediate tensor of all of them (issue 26: 4.0 GB for
             16 images at 320 px). The histograms are merged chunk by chunk (the largest divisor of
             ``calibration_images`` not above this).
+        build_fixed_mib, build_bytes_per_pixel: the build's memory beyond the loaded predictor, a fixed part
+            plus a part per pixel of each calibration image held at once (measured at 320 px with chunks of
+            1, 4 and 8: 941 MiB + 176 MiB per image, i.e. ~1800 bytes per pixel;
+            ``experiments/predict_memory.json``). Before building, ``build_fixed_mib MiB + chunk x h x w x
+            build_bytes_per_pixel`` is compared with the memory available; above it, no int8 graph is built
+            and the float32 graph runs (one warning naming the fix). ``build_bytes_per_pixel=0`` turns the
+            check off. Neither is part of the cache key.
     """
 
     calibration_images: int = 16
@@ -64,6 +71,8 @@ class Int8Settings:
     max_mean_abs_diff: float = 0.05
     seed: int = 7
     calibration_chunk: int = 4
+    build_fixed_mib: float = 1000.0
+    build_bytes_per_pixel: float = 1900.0
 
     @classmethod
     def from_mapping(cls, values) -> Int8Settings:
@@ -84,17 +93,51 @@ class Int8Settings:
         settings = cls(**out)
         limits = {"calibration_images": settings.calibration_images >= 1, "check_images": settings.check_images >= 1,
                   "calibration_chunk": settings.calibration_chunk >= 1,
+                  "build_fixed_mib": settings.build_fixed_mib >= 0,
+                  "build_bytes_per_pixel": settings.build_bytes_per_pixel >= 0,
                   "percentile": 0 < settings.percentile <= 100, "max_mean_abs_diff": settings.max_mean_abs_diff >= 0}
         bad = [k for k, fine in limits.items() if not fine]
         if bad:
             raise ValueError(f"int8.{bad[0]}={getattr(settings, bad[0])!r} is out of range (images >= 1, "
-                             "0 < percentile <= 100, max_mean_abs_diff >= 0)")
+                             "0 < percentile <= 100, max_mean_abs_diff >= 0, build_* >= 0)")
         return settings
 
 
 def calibration_stride(n: int, chunk: int) -> int:
     """The largest divisor of ``n`` not above ``chunk`` (onnxruntime's strided calibration needs one)."""
     return max(d for d in range(1, max(1, min(n, chunk)) + 1) if n % d == 0)
+
+
+class Int8BuildMemoryError(MemoryError):
+    """Building the int8 graph would need more memory than is available (the float32 graph runs instead)."""
+
+
+CACHE_IRRELEVANT = ("build_fixed_mib", "build_bytes_per_pixel")  # settings that do not change the int8 graph
+
+
+def build_memory_need(size: Sequence[int], settings: Int8Settings) -> int:
+    """Bytes the int8 build needs beyond the loaded predictor: ``settings.build_fixed_mib`` MiB plus the
+    calibration images held at once (:func:`calibration_stride`) x their pixels x ``settings.build_bytes_per_pixel``."""
+    h, w = (int(v) for v in size)
+    chunk = calibration_stride(settings.calibration_images, settings.calibration_chunk)
+    return int(settings.build_fixed_mib * 2**20 + chunk * h * w * settings.build_bytes_per_pixel)
+
+
+def check_build_memory(size: Sequence[int], settings: Int8Settings, available: int | None) -> int:
+    """The build's estimated need; :class:`Int8BuildMemoryError` naming the keys when it exceeds ``available``."""
+    need = build_memory_need(size, settings)
+    if settings.build_bytes_per_pixel > 0 and available is not None and need > available:
+        h, w = (int(v) for v in size)
+        chunk = calibration_stride(settings.calibration_images, settings.calibration_chunk)
+        one = build_memory_need(size, Int8Settings(**{**asdict(settings), "calibration_images": 1}))
+        gib = 2**30
+        raise Int8BuildMemoryError(
+            f"building the int8 graph for {h}x{w} needs about {need / gib:.2f} GiB (int8.build_fixed_mib="
+            f"{settings.build_fixed_mib:g} MiB + {chunk} calibration images held at once, int8.calibration_chunk, x "
+            f"{h}x{w} px x int8.build_bytes_per_pixel={settings.build_bytes_per_pixel:g}) but only "
+            f"{available / gib:.2f} GiB is available. Free memory, or "
+            f"lower int8.calibration_chunk (1 needs about {one / gib:.2f} GiB), or use backend=onnxruntime")
+    return need
 
 
 def scene_batches(split: str, n: int, size: Sequence[int], mean: Sequence[float], std: Sequence[float],
@@ -166,16 +209,21 @@ def int8_graph(fp32_path: Path, fp32_session, size: Sequence[int], mean: Sequenc
     from .onnx_cache import _atomic_write
 
     h, w = (int(s) for s in size)
+    key_settings = {k: v for k, v in asdict(settings).items() if k not in CACHE_IRRELEVANT}
     path = (Path(folder) if folder is not None else fp32_path.parent) / (
         fp32_path.name.replace(".onnx", "") + f".{h}x{w}.int8.onnx")
     expected = {"format": INT8_FORMAT_VERSION, "float32_sha256": file_sha256(fp32_path), "size": [h, w],
-                "settings": asdict(settings), "mean": [float(v) for v in mean], "std": [float(v) for v in std]}
+                "settings": key_settings, "mean": [float(v) for v in mean], "std": [float(v) for v in std]}
     meta = _valid_int8(path, expected)
     if meta is not None:
         try:
             return (open_session(path) if meta["accepted"] else None), path, meta
         except Exception as exc:  # a file onnxruntime cannot load is rebuilt
             log.info("int8 cache: %s does not load (%s), quantizing again", path, type(exc).__name__)
+    if settings.build_bytes_per_pixel > 0:
+        from .image_memory import available_bytes
+
+        check_build_memory((h, w), settings, available_bytes())
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
