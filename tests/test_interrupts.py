@@ -39,15 +39,37 @@ def test_a_signal_inside_a_deferred_section_acts_after_it(tmp_path):
         steps.append("plain")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_interrupted_training_ends_with_the_resume_command(tmp_path, sig):
+def test_an_error_that_follows_a_signal_is_reported_as_the_signal(tmp_path):
+    """SIGTERM to the process group: the loader's workers die too, and the job may end with the loader's
+    RuntimeError rather than the handler's exception; it is still the signal's line and 143 (before: a
+    crash report, exit 1, no resume command). Without a signal received, an error stays an error."""
+    log_file = tmp_path / "train.log"
+    log_file.write_text("")
+    with pytest.raises(SystemExit) as end:
+        with handle_interrupts(lambda: "advice", log_file=log_file):
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+            except KeyboardInterrupt:
+                pass  # swallowed on the way, as a library's cleanup may do
+            raise RuntimeError("DataLoader worker (pid 1234) is killed by signal: Terminated.")
+    assert end.value.code == 143
+    assert "interrupted by SIGTERM: advice" in log_file.read_text()
+    with pytest.raises(RuntimeError, match="worker"):
+        with handle_interrupts(lambda: "advice", log_file=log_file):
+            raise RuntimeError("DataLoader worker (pid 1234) is killed by signal: Killed.")  # the OOM killer
+
+
+@pytest.mark.parametrize("sig,group", [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGTERM, True)],
+                         ids=["SIGINT", "SIGTERM", "SIGTERM-to-the-group-with-a-worker"])
+def test_interrupted_training_ends_with_the_resume_command(tmp_path, sig, group):
     env = dict(os.environ, WANDB_MODE="offline", HF_HUB_OFFLINE="1", NO_ALBUMENTATIONS_UPDATE="1",
                OMP_NUM_THREADS="1", DBD_LOG_DIR=str(tmp_path / "outputs"))
     run = tmp_path / "run"
     last = run / "checkpoints" / "last.ckpt"
-    proc = subprocess.Popen([sys.executable, "-m", "dbd_lightning.train", *SMALL, *QUIET, "trainer.max_epochs=100000",
-                             "hydra.run.dir=run"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
+    workers = ["data.num_workers=1"] if group else []  # `timeout` / `kill -- -PGID` also end the worker
+    proc = subprocess.Popen([sys.executable, "-m", "dbd_lightning.train", *SMALL, *QUIET, *workers,
+                             "trainer.max_epochs=100000", "hydra.run.dir=run"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=group,
                             # as started from a terminal (a shell's background job would ignore SIGINT)
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
@@ -57,7 +79,10 @@ def test_interrupted_training_ends_with_the_resume_command(tmp_path, sig):
             assert time.monotonic() < deadline, "no checkpoint within the time limit"
             time.sleep(0.2)
         time.sleep(0.5)  # somewhere in a later epoch (or its checkpoint saves)
-        proc.send_signal(sig)
+        if group:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
         out, err = proc.communicate(timeout=300)
     finally:
         if proc.poll() is None:

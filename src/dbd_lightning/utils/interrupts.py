@@ -10,7 +10,9 @@ both signals that raise :class:`Interrupted`, a ``KeyboardInterrupt`` (so Lightn
 shutdown for SIGTERM as well), and ends the job with one line on stderr, also appended to the run's
 ``train.log``: what was interrupted and the exact command that continues it. The exit status is
 ``128 + signal number`` (130 for SIGINT, 143 for SIGTERM), the shell's convention for a process ended by
-a signal: status 2 is kept for user errors (:mod:`.errors`) and 1 for crashes.
+a signal: status 2 is kept for user errors (:mod:`.errors`) and 1 for crashes. A signal sent to the whole
+process group also ends the DataLoader's workers; when the job then fails with another error (the
+loader's "worker is killed by signal"), the signal received is still what ended it.
 
 :func:`deferred_interrupts` marks a section that a signal must not split (the epoch-end checkpoint
 saves, :mod:`dbd_lightning.callbacks.checkpoint`): a signal arriving inside is raised when it ends.
@@ -120,7 +122,13 @@ class handle_interrupts(contextlib.ContextDecorator):  # noqa: N801 (used like h
         self._previous = {}
 
     def __exit__(self, exc_type, exc, tb) -> bool:
-        signum = _signal_of(exc) if isinstance(exc, KeyboardInterrupt | SystemExit) else None
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            signum = _signal_of(exc)
+        else:
+            # a signal sent to the whole process group (Ctrl-C aside: `timeout`, `kill -- -PGID`, a scheduler)
+            # also ends the data loader's workers, and the job may then fail with the loader's RuntimeError
+            # ("DataLoader worker ... is killed by signal") before or instead of the handler's exception
+            signum = _State.received if exc is not None else None
         if signum is None:
             self._restore()
             return False
