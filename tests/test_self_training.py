@@ -123,3 +123,64 @@ def test_training_step_on_a_mixed_batch_labels_only_the_unlabeled_part():
     conf = float(torch.maximum(views[0], 1 - views[0]).mean())
     assert logged["threshold"] == pytest.approx(min(max(conf, 0.5), 0.98), abs=1e-6)
     assert logged["sup"] + task.unlabeled_weight * logged["unsup"] == pytest.approx(float(loss), rel=1e-5)
+
+
+def test_domain_batchnorm_statistics_keep_each_domain_apart_hand_computed():
+    """Two forward passes in train mode, one per domain: each set of running statistics holds PyTorch's
+    momentum update from its own batch only (mu <- 0.9 mu + 0.1 mean, var <- 0.9 var + 0.1 unbiased var)."""
+    from dbd_lightning.tasks.domain_batchnorm import DomainBatchNormStatistics
+
+    net = nn.Sequential(nn.Conv2d(1, 1, 1, bias=False), nn.BatchNorm2d(1)).train()
+    with torch.no_grad():
+        net[0].weight.fill_(1.0)
+    other = DomainBatchNormStatistics(net)
+    assert len(other) == 1 and torch.equal(other.mean_0, torch.zeros(1)) and torch.equal(other.var_0, torch.ones(1))
+    real = torch.tensor([1.0, 3.0, 5.0, 7.0]).view(1, 1, 2, 2)   # mean 4, unbiased var 20 / 3
+    synth = torch.tensor([0.0, 0.0, 2.0, 2.0]).view(1, 1, 2, 2)  # mean 1, unbiased var 4 / 3
+    net(real)
+    with other.swapped():
+        net(synth)
+    bn = net[1]
+    torch.testing.assert_close(bn.running_mean, torch.tensor([0.4]))
+    torch.testing.assert_close(bn.running_var, torch.tensor([0.9 + 0.1 * 20 / 3]))
+    torch.testing.assert_close(other.mean_0, torch.tensor([0.1]))
+    torch.testing.assert_close(other.var_0, torch.tensor([0.9 + 0.1 * 4 / 3]))
+    assert int(bn.num_batches_tracked) == 1 and int(other.count_0) == 1
+    # saved with its owner: a state dict round trip keeps the second domain
+    restored = DomainBatchNormStatistics(nn.Sequential(nn.Conv2d(1, 1, 1, bias=False), nn.BatchNorm2d(1)))
+    restored.load_state_dict(other.state_dict())
+    assert torch.equal(restored.mean_0, other.mean_0) and set(other.state_dict()) == {"mean_0", "var_0", "count_0"}
+
+
+def test_domain_bn_self_training_leaves_the_network_with_the_unlabeled_statistics():
+    """domain_bn=true: after a mixed step the network's (and so the teacher's) BatchNorm buffers moved
+    only with the unlabeled photos; the labeled batch's statistics are in task.labeled_bn."""
+    from dbd_lightning.losses.detection import DeepSupervisionLoss
+    from dbd_lightning.models.dffnet import DFFNet
+    from dbd_lightning.tasks.self_training import SelfTrainingTask
+
+    torch.manual_seed(0)
+    batch = {"image": torch.randn(4, 3, 64, 64), "mask": (torch.rand(4, 1, 64, 64) > 0.5).float(),
+             "labeled": torch.tensor([1.0, 1.0, 0.0, 0.0]), "name": list("abcd")}
+    batch["image"][:2] += 5.0  # the labeled domain is far brighter: its statistics differ from the photos'
+
+    def first_bn_mean(domain_bn: bool, only_unlabeled: bool = False):
+        torch.manual_seed(1)
+        net = DFFNet("resnet18", channels=8)
+        task = SelfTrainingTask(net, DeepSupervisionLoss(), torch.optim.Adam, teacher_scales=[1.0],
+                                domain_bn=domain_bn)
+        task.log_train_terms = lambda terms, n: None
+        task.on_fit_start()
+        task.train()
+        b = {k: (v[2:] if isinstance(v, torch.Tensor) else v[2:]) for k, v in batch.items()} if only_unlabeled else batch
+        torch.manual_seed(2)
+        task.training_step(b, 0)
+        bn = next(m for m in net.modules() if isinstance(m, nn.BatchNorm2d))
+        return task, bn.running_mean.clone()
+
+    task, with_domains = first_bn_mean(True)
+    _, unlabeled_only = first_bn_mean(True, only_unlabeled=True)
+    _, shared = first_bn_mean(False)
+    torch.testing.assert_close(with_domains, unlabeled_only)  # the labeled pass did not touch the net's buffers
+    assert not torch.allclose(shared, unlabeled_only, atol=1e-3)  # without domain_bn it does
+    assert float(task.labeled_bn.mean_0.abs().sum()) > 0 and "labeled_bn.mean_0" in task.state_dict()

@@ -3,7 +3,7 @@
     DBD_DATA_ROOT=<folder holding CUHK/> python experiments/label_free/study.py run --out <runs folder>
     python experiments/label_free/study.py table --out <runs folder>
 
-Protocol (``COMMON``): every arm starts from ``zoo:dffnet_lite0_synth`` and trains 600 steps (6 epochs
+Protocol (``COMMON``): every arm starts from ``zoo:dffnet_lite0_synth`` (``selftrain_adabn``: its AdaBN release) and trains 600 steps (6 epochs
 of 100) at 320 px, batch 8, Adam 1e-4 with poly 0.9 per epoch; the 60-image TR-1 hold-out is scored
 after the last step (``test_ckpt=last``: nothing is chosen on it). No real mask is read for training.
 
@@ -11,6 +11,9 @@ after the last step (``test_ckpt=last``: nothing is chosen on it). No real mask 
   control, so that the gain of self-training is not the gain of 600 more steps.
 * ``selftrain``: the same, with half of each batch (on average) unlabeled TR-1 photographs
   (hold-out excluded) labelled by the mean teacher (``experiment=dffnet_lite_synth_selftrain``).
+* ``selftrain_adabn``: self-training started from the AdaBN release (``zoo:dffnet_lite0_synth_adabn``)
+  with the synthetic batches' BatchNorm statistics kept apart (``model.domain_bn=true``,
+  ``experiment=dffnet_lite_synth_selftrain_adabn``): does self-training add to AdaBN?
 
 Seeds: ``seed=S`` (batch order, scenes drawn, augmentations).
 """
@@ -28,7 +31,8 @@ EPOCHS = 6  # x 100 steps (the experiments' limit_train_batches)
 COMMON = ["logger=csv", "model.log_images=0", "test_ckpt=last", f"trainer.max_epochs={EPOCHS}",
           "real_report.enabled=false"]
 RECIPES = {"selftrain": "experiment=dffnet_lite_synth_selftrain",
-           "finetune": "experiment=dffnet_lite_synth_finetune"}
+           "finetune": "experiment=dffnet_lite_synth_finetune",
+           "selftrain_adabn": "experiment=dffnet_lite_synth_selftrain_adabn"}
 
 
 def build_arms(options: argparse.Namespace) -> list[Arm]:

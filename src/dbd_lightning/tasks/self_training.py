@@ -20,6 +20,12 @@ Choices, from the semi-supervised segmentation literature, and why:
   ``[threshold_min, threshold_max]``: low while the teacher is unsure, rising as it becomes confident.
   Pixels with confidence >= ``tau`` are kept.
 
+* **Domain BatchNorm statistics** (opt-in, ``domain_bn``): the labeled (synthetic) forward passes
+  run with their own set of BatchNorm running statistics (:class:`DomainBatchNormStatistics`), so the
+  network's buffers, which the teacher copies, validation and the release use, hold the *unlabeled
+  photos'* statistics only: AdaBN (Li et al. 2017) kept up during training, where one set of buffers
+  averages the two domains. Off: the recipe as first released.
+
 Loss: ``l_sup(labeled) + lambda_u * mean(mask * BCE(student_strong, pseudo))`` over all unlabeled
 pixels (FixMatch's normalisation: the term grows with the kept fraction), final map only. The
 supervised term is the configured loss on the labeled samples of the batch. The student (``net``) is
@@ -38,6 +44,7 @@ from torch import nn
 
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from .detection import DetectionTask
+from .domain_batchnorm import DomainBatchNormStatistics
 
 
 @torch.no_grad()
@@ -73,6 +80,7 @@ class SelfTrainingTask(DetectionTask):
         teacher_scales: extra scales the teacher sees (besides 1.0 and its flip), e.g. ``[0.8]`` (each size is
             rounded to a multiple of the encoder's output stride, 32: 0.8 at 320 px = 256 px).
         strong_jitter: (brightness, contrast, saturation, hue) of the strong view; ``strong_gray_p``.
+        domain_bn: keep the labeled batches' BatchNorm statistics apart (module docstring).
     """
 
     def __init__(self, net: nn.Module, loss: nn.Module, optimizer: Callable[..., torch.optim.Optimizer],
@@ -82,7 +90,7 @@ class SelfTrainingTask(DetectionTask):
                  ema_momentum: float = 0.999, threshold_init: float = 0.9, threshold_min: float = 0.7,
                  threshold_max: float = 0.98, threshold_momentum: float = 0.999,
                  teacher_scales: Sequence[float] = (0.8,), strong_jitter: Sequence[float] = (0.4, 0.4, 0.4, 0.05),
-                 strong_gray_p: float = 0.2) -> None:
+                 strong_gray_p: float = 0.2, domain_bn: bool = False) -> None:
         super().__init__(net, loss, optimizer, scheduler, scheduler_interval, metrics, log_images, param_groups)
         if not 0.0 <= ema_momentum < 1.0:
             raise ValueError(f"model.ema_momentum must be in [0, 1), got {ema_momentum}")
@@ -99,6 +107,8 @@ class SelfTrainingTask(DetectionTask):
         self.register_buffer("threshold", torch.tensor(float(threshold_init)))
         self.register_buffer("teacher_ready", torch.tensor(0))
         self.strong = self._strong_view(strong_jitter, strong_gray_p)
+        # saved as labeled_bn.*: the labeled domain's statistics (None: one set for both domains)
+        self.labeled_bn = DomainBatchNormStatistics(net) if domain_bn else None
 
     @staticmethod
     def _strong_view(jitter: Sequence[float], gray_p: float) -> nn.Module:
@@ -143,7 +153,12 @@ class SelfTrainingTask(DetectionTask):
         total = batch["image"].new_zeros(())
         if is_l.any():
             sub = {k: v[is_l] for k, v in batch.items() if isinstance(v, torch.Tensor) and v.shape[:1] == is_l.shape}
-            sup = self.loss(self.net(sub["image"]), sub)
+            if self.labeled_bn is not None:
+                with self.labeled_bn.swapped():
+                    out = self.net(sub["image"])
+            else:
+                out = self.net(sub["image"])
+            sup = self.loss(out, sub)
             total = total + sup["loss"]
             terms.update({f"sup_{k}" if k != "loss" else "sup": v for k, v in sup.items()})
         if (~is_l).any():
