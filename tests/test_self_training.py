@@ -137,9 +137,10 @@ def test_domain_batchnorm_statistics_keep_each_domain_apart_hand_computed():
     assert len(other) == 1 and torch.equal(other.mean_0, torch.zeros(1)) and torch.equal(other.var_0, torch.ones(1))
     real = torch.tensor([1.0, 3.0, 5.0, 7.0]).view(1, 1, 2, 2)   # mean 4, unbiased var 20 / 3
     synth = torch.tensor([0.0, 0.0, 2.0, 2.0]).view(1, 1, 2, 2)  # mean 1, unbiased var 4 / 3
-    net(real)
+    out = net(real).sum()
     with other.swapped():
-        net(synth)
+        out = out + net(synth).sum()
+    out.backward()  # the swaps left every tensor autograd saved untouched (a copy_ would fail here)
     bn = net[1]
     torch.testing.assert_close(bn.running_mean, torch.tensor([0.4]))
     torch.testing.assert_close(bn.running_var, torch.tensor([0.9 + 0.1 * 20 / 3]))
@@ -174,7 +175,7 @@ def test_domain_bn_self_training_leaves_the_network_with_the_unlabeled_statistic
         task.train()
         b = {k: (v[2:] if isinstance(v, torch.Tensor) else v[2:]) for k, v in batch.items()} if only_unlabeled else batch
         torch.manual_seed(2)
-        task.training_step(b, 0)
+        task.training_step(b, 0).backward()  # as Lightning does after the step
         bn = next(m for m in net.modules() if isinstance(m, nn.BatchNorm2d))
         return task, bn.running_mean.clone()
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-import torch
 from torch import nn
 
 __all__ = ["DomainBatchNormStatistics"]
@@ -43,14 +42,16 @@ class DomainBatchNormStatistics(nn.Module):
     def __len__(self) -> int:
         return len(self.norms)
 
-    @torch.no_grad()
     def _exchange(self) -> None:
+        # the tensors change places (attribute assignment), no value is copied: a copy_ into a running
+        # statistic would bump its version counter, and autograd saved it for the backward pass of the
+        # forward just run (native_batch_norm_backward takes the running statistics)
         for i, m in enumerate(self.norms):
-            for own, other in ((m.running_mean, getattr(self, f"mean_{i}")), (m.running_var, getattr(self, f"var_{i}")),
-                               (m.num_batches_tracked, getattr(self, f"count_{i}"))):
-                kept = own.clone()
-                own.copy_(other)
-                other.copy_(kept)
+            for attr, name in (("running_mean", f"mean_{i}"), ("running_var", f"var_{i}"),
+                               ("num_batches_tracked", f"count_{i}")):
+                own, other = getattr(m, attr), getattr(self, name)
+                setattr(m, attr, other)
+                setattr(self, name, own)
 
     @contextmanager
     def swapped(self):
