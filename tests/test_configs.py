@@ -71,7 +71,7 @@ def test_every_loss_config_fast_dev_run(tmp_path, loss):
 
 
 #: experiments whose data is part of the recipe (run on it, tiny, instead of data=synthetic)
-OWN_DATA = {"dffnet_lite_synth_selftrain": "photographic"}
+OWN_DATA = {"dffnet_lite_synth_selftrain": "photographic", "dffnet_lite_synth_selftrain_adabn": "photographic"}
 
 
 def _photos(folder: Path) -> Path:
@@ -86,7 +86,7 @@ def _photos(folder: Path) -> Path:
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_config_fast_dev_run(tmp_path, experiment):
-    if experiment in OWN_DATA:  # the self-training recipe on a folder of plain photos (no masks anywhere)
+    if experiment in OWN_DATA:  # the self-training recipes on a folder of plain photos (no masks anywhere)
         fdr = ["++trainer.fast_dev_run=true", "logger=none", f"data.unlabeled_root={_photos(tmp_path / 'photos')}",
                "data.exclude_cuhk_tr1_holdout=0", "real_report.enabled=false"]
     else:
