@@ -129,7 +129,7 @@ def check_build_memory(size: Sequence[int], settings: Int8Settings, available: i
     if settings.build_bytes_per_pixel > 0 and available is not None and need > available:
         h, w = (int(v) for v in size)
         chunk = calibration_stride(settings.calibration_images, settings.calibration_chunk)
-        one = build_memory_need(size, Int8Settings(**{**asdict(settings), "calibration_images": 1}))
+        one = need - (chunk - 1) * h * w * settings.build_bytes_per_pixel  # the need with a chunk of 1
         gib = 2**30
         raise Int8BuildMemoryError(
             f"building the int8 graph for {h}x{w} needs about {need / gib:.2f} GiB (int8.build_fixed_mib="
@@ -220,10 +220,9 @@ def int8_graph(fp32_path: Path, fp32_session, size: Sequence[int], mean: Sequenc
             return (open_session(path) if meta["accepted"] else None), path, meta
         except Exception as exc:  # a file onnxruntime cannot load is rebuilt
             log.info("int8 cache: %s does not load (%s), quantizing again", path, type(exc).__name__)
-    if settings.build_bytes_per_pixel > 0:
-        from .image_memory import available_bytes
+    from .image_memory import available_bytes
 
-        check_build_memory((h, w), settings, available_bytes())
+    check_build_memory((h, w), settings, available_bytes())
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,

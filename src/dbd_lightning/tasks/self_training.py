@@ -34,6 +34,7 @@ what validation, checkpoints' ``net.*`` and release use; the teacher is saved as
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -153,10 +154,7 @@ class SelfTrainingTask(DetectionTask):
         total = batch["image"].new_zeros(())
         if is_l.any():
             sub = {k: v[is_l] for k, v in batch.items() if isinstance(v, torch.Tensor) and v.shape[:1] == is_l.shape}
-            if self.labeled_bn is not None:
-                with self.labeled_bn.swapped():
-                    out = self.net(sub["image"])
-            else:
+            with self.labeled_bn.swapped() if self.labeled_bn is not None else contextlib.nullcontext():
                 out = self.net(sub["image"])
             sup = self.loss(out, sub)
             total = total + sup["loss"]
