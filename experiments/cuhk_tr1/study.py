@@ -7,8 +7,8 @@ Protocol (``COMMON``): 192 x 192 px, batch 8, 272 steps (4 epochs of the 544 tra
 2e-4 with poly 0.9 stepped per step over the 272 steps, horizontal flips, colour jitter 0.1, the hold-out
 scored after the last step (no epoch choice: ``test_ckpt=last``). Each arm changes one thing: the start
 (synthetic release or ImageNet Lite0/1/2), the share of TR-1 (seeded subsets), the batches (real +
-synthetic), the crops, or the stage (D-DFFNet stage 2 distilled from the same seed's stage-1 run and the
-offline depth teacher). Seeds: ``seed=S data.subset_seed=S``.
+synthetic), the crops, the weights' moving average, or the stage (D-DFFNet stage 2 distilled from the
+same seed's stage-1 run and the offline depth teacher). Seeds: ``seed=S data.subset_seed=S``.
 
 ``run`` trains the arms one after another in this order and resumes after a stop; ``table`` prints the
 hold-out MAE / F / IoU of every finished arm, mean and range over seeds; ``curves`` writes every finished
@@ -81,6 +81,8 @@ def build_arms(options: argparse.Namespace) -> list[Arm]:
             s1("synth", 1.0, seed, "mixed", ("data=cuhk_tr1_mixed", "data.render_size=[192,192]")),
             s1("synth", 1.0, seed, "crops", ("+data.datamodule.train_transform.crop_scale=[0.5,1.0]",)),
         ]
+    for seed in (0, 1):  # the weights' moving average (callbacks=ema): ~50 of the 272 steps
+        arms.append(s1("synth", 1.0, seed, "ema", ("callbacks=ema", "callbacks.weight_ema.decay=0.98")))
     return arms
 
 

@@ -59,6 +59,10 @@ TRAIN_KEY_CHECKS: dict[str, kc.Check] = {
     "preflight.memory": kc.flag(nullable=True),
     "preflight.min_free_mb": kc.number(0, example=500, nullable=True),
     "real_report.enabled": kc.flag(),
+    # callbacks=ema (Lightning's EMAWeightAveraging checks none of these: decay=1.5 would train silently wrong)
+    "callbacks.weight_ema.decay": kc.number(0, below=1, example=0.995),
+    "callbacks.weight_ema.update_every_n_steps": kc.whole(1, example=1),
+    "callbacks.weight_ema.update_starting_at_step": kc.whole(0, example=100, nullable=True),
 }
 #: flags that make Hydra do something else than run the job (no check then)
 SKIP_FLAGS = ("--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i", "--resolve", "--package", "-p",
