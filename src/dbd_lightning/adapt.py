@@ -1,13 +1,18 @@
-"""Adapt a trained network to a folder of unlabeled photographs: BatchNorm statistics (AdaBN), no label.
+"""Adapt a trained network to a folder of unlabeled photographs, no label: AdaBN or TENT.
 
 Usage (``key=value`` arguments)::
 
     python -m dbd_lightning.adapt ckpt=zoo:dffnet_lite0_synth photos=DIR out=adapted.safetensors
-        [exclude_cuhk_tr1_holdout=0] [flip=false] [batch=8] [limit=0] [seed=0]
+        [method=adabn] [exclude_cuhk_tr1_holdout=0] [flip=false] [batch=8] [limit=0] [seed=0]
+        [tent_lr=0.0001] [tent_epochs=1]
 
-Every BatchNorm layer's running mean and variance are recomputed on the photographs as the network
-sees them at test time (resized to the run's input size, normalised as its eval transform), and the
-weights are kept (:mod:`dbd_lightning.models.components.batchnorm_stats`). No mask is read. The result
+``method=adabn`` (default): every BatchNorm layer's running mean and variance are recomputed on the
+photographs as the network sees them at test time (resized to the run's input size, normalised as its
+eval transform), and the weights are kept (:mod:`dbd_lightning.models.components.batchnorm_stats`).
+``method=tent``: AdaBN, then ``tent_epochs`` passes over the photos (a seeded order per pass) in which the
+BatchNorm scales and shifts alone minimise the entropy of the network's own maps, one Adam step of
+``tent_lr`` per batch (Wang et al., ICLR 2021: :mod:`dbd_lightning.models.components.entropy_minimization`),
+then AdaBN again, so the running statistics are those of the adapted network. No mask is read. The result
 is a released-style ``.safetensors`` file plus its model card (``.md``) that ``predict``, ``eval``,
 ``export`` and ``load_predictor`` take as ``ckpt=<file>``.
 
@@ -17,7 +22,8 @@ is a released-style ``.safetensors`` file plus its model card (``.md``) that ``p
   replaced only if an earlier ``adapt``/release wrote it.
 * ``exclude_cuhk_tr1_holdout=N``: ``photos`` is CUHK's image folder: leave out CUHK-TE-1 and the
   ``N``-image TR-1 hold-out that ``data=cuhk_tr1`` validates on (60), so no evaluation photo is used.
-* ``flip``: also each photo mirrored. ``limit`` / ``seed``: a seeded random subset of ``limit`` photos.
+* ``flip``: also each photo mirrored. ``limit`` / ``seed``: a seeded random subset of ``limit`` photos
+  (``seed`` also orders TENT's passes).
 
 On the 60 held-out CUHK TR-1 photographs, ``zoo:dffnet_lite0_synth`` (synthetic training only) goes
 from MAE 0.242 to 0.169 with the statistics of the 544 other TR-1 photos (experiments/label_free).
@@ -38,16 +44,20 @@ from .utils.cli import argv_or_usage
 from .utils.errors import UserError, handle_user_errors
 
 USAGE = __doc__ or ""
-DEFAULTS = {"ckpt": None, "photos": None, "out": None, "exclude_cuhk_tr1_holdout": 0, "flip": False, "batch": 8,
-            "limit": 0, "seed": 0}
+DEFAULTS = {"ckpt": None, "photos": None, "out": None, "method": "adabn", "exclude_cuhk_tr1_holdout": 0,
+            "flip": False, "batch": 8, "limit": 0, "seed": 0, "tent_lr": 1e-4, "tent_epochs": 1}
+METHODS = ("adabn", "tent")
 #: the typed keys (:mod:`.utils.key_checks`): the project's one check of a command's values
 KEY_CHECKS = {
     "photos": kc.existing("folder", example="<folder of photos>", nullable=False),
+    "method": kc.choice(METHODS),
     "exclude_cuhk_tr1_holdout": kc.whole(0, example=60),
     "flip": kc.flag(),
     "batch": kc.whole(1, example=8),
     "limit": kc.whole(0, example=54),
     "seed": kc.whole(0, example=0),
+    "tent_lr": kc.number(above=0, example=1e-4),
+    "tent_epochs": kc.whole(1, example=1),
 }
 _BOOL = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
 
@@ -57,11 +67,12 @@ def _typed(key: str, value: str):
     an integer); text that does not convert stays text, for :data:`KEY_CHECKS` to refuse by name."""
     if isinstance(DEFAULTS[key], bool):
         return _BOOL.get(value.lower(), value)
-    if isinstance(DEFAULTS[key], int):
-        try:
-            return int(value)
-        except ValueError:
-            return value
+    for kind in (int, float):
+        if isinstance(DEFAULTS[key], kind):
+            try:
+                return kind(value)
+            except ValueError:
+                return value
     return value
 
 
@@ -94,8 +105,9 @@ def _batches(predictor, photos, indices: list[int], batch: int, flip: bool) -> I
             yield x.flip(-1)
 
 
-def adapt(ckpt: str, photos: str, out: str, exclude_cuhk_tr1_holdout: int = 0, flip: bool = False, batch: int = 8,
-          limit: int = 0, seed: int = 0) -> Path:
+def adapt(ckpt: str, photos: str, out: str, method: str = "adabn", exclude_cuhk_tr1_holdout: int = 0,
+          flip: bool = False, batch: int = 8, limit: int = 0, seed: int = 0, tent_lr: float = 1e-4,
+          tent_epochs: int = 1) -> Path:
     """Write the adapted model (module docstring); returns the ``.safetensors`` path."""
     import random
 
@@ -122,25 +134,53 @@ def adapt(ckpt: str, photos: str, out: str, exclude_cuhk_tr1_holdout: int = 0, f
     n_layers = recompute_batchnorm_statistics(net, _batches(predictor, folder, indices, batch, flip))
     if n_layers == 0:
         raise UserError(f"ckpt={ckpt}: the network has no BatchNorm layer; there is nothing to adapt")
+    tent = ""
+    if method == "tent":
+        entropies = _tent(predictor, folder, indices, batch, flip, seed, tent_lr, tent_epochs)
+        recompute_batchnorm_statistics(net, _batches(predictor, folder, indices, batch, flip))
+        tent = (f"; then TENT: the BatchNorm scales and shifts alone minimised the maps' entropy, {len(entropies)} "
+                f"Adam steps of lr {tent_lr:g} over {tent_epochs} pass(es) (mean entropy {entropies[0]:.4f} at the "
+                f"first step, {entropies[-1]:.4f} at the last), and the statistics were re-estimated after it")
     out_path = Path(out).expanduser()
     source_data = (training_data(run.ckpt.stem, run.ckpt.parent) if run.ckpt.suffix == ".safetensors"
                    else f"that of the run {run.run_dir}")
     what = (f"BatchNorm statistics ({n_layers} layers) re-estimated on {len(indices)} unlabeled photos of "
             f"{folder.root}{' and their mirror images' if flip else ''}, no mask read"
             + (f", CUHK TE-1 and the {exclude_cuhk_tr1_holdout}-image TR-1 hold-out left out"
-               if exclude_cuhk_tr1_holdout else "") + (f", a random {limit} (seed {seed})" if limit else ""))
+               if exclude_cuhk_tr1_holdout else "") + (f", a random {limit} (seed {seed})" if limit else "") + tent)
     card = "\n".join([
         f"# {out_path.stem}", "",
-        f"`{ckpt}` adapted to a folder of photographs by `python -m dbd_lightning.adapt` (AdaBN): the trained",
-        "weights are kept; only the BatchNorm running statistics are the photographs'.", "",
+        *([f"`{ckpt}` adapted to a folder of photographs by `python -m dbd_lightning.adapt` (AdaBN): the trained",
+           "weights are kept; only the BatchNorm running statistics are the photographs'.", ""] if method == "adabn" else
+          [f"`{ckpt}` adapted to a folder of photographs by `python -m dbd_lightning.adapt method=tent` (AdaBN, then",
+           "TENT): the convolution weights are kept; the BatchNorm scales, shifts and running statistics are",
+           "the photographs'.", ""]),
         f"Training data: {source_data}; {what}", "",
         "Command:", "", "    python -m dbd_lightning.adapt " + " ".join(
-            f"{k}={v}" for k, v in dict(ckpt=ckpt, photos=photos, out=out, exclude_cuhk_tr1_holdout=exclude_cuhk_tr1_holdout,
-                                         flip=str(flip).lower(), batch=batch, limit=limit, seed=seed).items()), ""])
+            f"{k}={v}" for k, v in dict(ckpt=ckpt, photos=photos, out=out, method=method,
+                                         exclude_cuhk_tr1_holdout=exclude_cuhk_tr1_holdout, flip=str(flip).lower(),
+                                         batch=batch, limit=limit, seed=seed,
+                                         **(dict(tent_lr=f"{tent_lr:g}", tent_epochs=tent_epochs)
+                                            if method == "tent" else {})).items()), ""])
     out_path.parent.mkdir(parents=True, exist_ok=True)
     state = {f"net.{k}": v for k, v in net.state_dict().items()}
     return release(run, out_path.stem, card, folder=out_path.parent, state=state,
                    extra={"adapted": what, "adapted_from": str(ckpt)})
+
+
+def _tent(predictor, photos, indices: list[int], batch: int, flip: bool, seed: int, lr: float,
+          epochs: int) -> list[float]:
+    """TENT's passes over the photos, each in its own seeded order; returns each step's entropy."""
+    import random
+
+    from .models.components.entropy_minimization import minimize_entropy
+
+    entropies: list[float] = []
+    for epoch in range(epochs):
+        order = list(indices)
+        random.Random(seed * 1000 + epoch).shuffle(order)
+        entropies += minimize_entropy(predictor.net, _batches(predictor, photos, order, batch, flip), lr=lr)
+    return entropies
 
 
 @handle_user_errors(log_file=False)

@@ -1,0 +1,74 @@
+"""Test-time entropy minimisation of the BatchNorm scales and shifts (TENT), no label.
+
+Wang, Shelhamer, Liu, Olshausen & Darrell, "Tent: Fully Test-Time Adaptation by Entropy Minimization"
+(ICLR 2021). A trained network adapts to unlabeled target images by minimising the entropy of its own
+predictions, Eq. (1) ``H(y) = - sum_c p(y_c) log p(y_c)``, with two restrictions that keep it from drifting
+(their Sec. 3): only the BatchNorm affine parameters ``gamma``, ``beta`` are updated, and every BatchNorm layer
+normalises with the current batch's statistics. For a per-pixel two-class map with ``p = sigmoid(z)`` the
+entropy is ``H = -p log p - (1 - p) log(1 - p) = softplus(z) - p z`` (:func:`binary_entropy`), averaged over
+the pixels and the images of a batch.
+
+Written here because no maintained library offers TENT for an arbitrary torch network (the authors'
+reference is a script for classifiers); it is a few lines on top of ``torch.optim.Adam``.
+The BatchNorm running statistics are left as they were: the network predicts with them afterwards, so
+re-estimate them for the adapted scales (:mod:`.batchnorm_stats`), as ``python -m dbd_lightning.adapt
+method=tent`` does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["binary_entropy", "minimize_entropy"]
+
+
+def binary_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Per-element entropy (nats) of ``Bernoulli(sigmoid(logits))``: ``softplus(z) - sigmoid(z) z``, exact
+    and finite for any logit (the ``p log p`` form is ``0 * -inf`` at saturation)."""
+    return F.softplus(logits) - torch.sigmoid(logits) * logits
+
+
+def minimize_entropy(net: nn.Module, batches: Iterable[torch.Tensor], lr: float, output: str = "logits") -> list[float]:
+    """One Adam step (``lr``, betas 0.9 / 0.999) per batch on the mean :func:`binary_entropy` of
+    ``net(x)[output]``, updating only the BatchNorm ``weight`` / ``bias``; the BatchNorm layers normalise with
+    each batch's own statistics, the rest of the network runs in eval mode (no dropout, no stochastic depth).
+
+    The running statistics, the other parameters and their ``requires_grad`` flags are as before
+    afterwards, and ``net`` is in eval mode. Returns the entropy of each batch, before its step."""
+    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    affine = [p for m in norms for p in (m.weight, m.bias) if p is not None]
+    if not affine:
+        raise ValueError("minimize_entropy: the network has no BatchNorm layer with affine parameters")
+    flags = {p: p.requires_grad for p in net.parameters()}
+    momenta = [m.momentum for m in norms]
+    tracked = [None if m.num_batches_tracked is None else m.num_batches_tracked.clone() for m in norms]
+    chosen = {id(p) for p in affine}
+    for p in net.parameters():
+        p.requires_grad_(id(p) in chosen)
+    net.eval()
+    for m in norms:
+        m.train()
+        m.momentum = 0.0  # batch statistics for normalising; running = 1 * running + 0 * batch: kept
+    optimizer = torch.optim.Adam(affine, lr=lr, betas=(0.9, 0.999))
+    losses: list[float] = []
+    try:
+        for x in batches:
+            loss = binary_entropy(net(x)[output]).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+    finally:
+        for p, flag in flags.items():
+            p.requires_grad_(flag)
+            p.grad = None
+        for m, momentum, count in zip(norms, momenta, tracked, strict=True):
+            m.momentum = momentum
+            if count is not None:
+                m.num_batches_tracked.copy_(count)
+        net.eval()
+    return losses

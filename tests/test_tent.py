@@ -1,0 +1,116 @@
+"""TENT (models/components/entropy_minimization.py, ``adapt method=tent``): the binary entropy equals its
+textbook form, one step moves only the BatchNorm scales and shifts by Adam's first step on the hand-derived
+gradient, and the adapted file keeps every convolution weight."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from dbd_lightning.adapt import main as adapt_main
+from dbd_lightning.models.components.entropy_minimization import binary_entropy, minimize_entropy
+
+from .run_fixtures import make_run, write_image
+
+
+def test_binary_entropy_is_minus_p_log_p_minus_q_log_q_and_finite_at_saturation():
+    z = torch.tensor([-3.0, -0.5, 0.0, 0.7, 4.0], dtype=torch.float64)
+    p = 1 / (1 + torch.exp(-z))
+    torch.testing.assert_close(binary_entropy(z), -p * p.log() - (1 - p) * (1 - p).log(), rtol=1e-12, atol=1e-12)
+    assert binary_entropy(torch.tensor([0.0])).item() == pytest.approx(math.log(2))
+    far = binary_entropy(torch.tensor([-200.0, 200.0]))
+    assert torch.isfinite(far).all() and far.abs().max().item() < 1e-30
+
+
+class ConvBNHead(nn.Module):
+    """conv -> BN -> conv, returning a dict as the project's networks do."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.head = nn.Conv2d(4, 1, 1)
+        self.drop = nn.Dropout(0.9)  # must stay off
+
+    def forward(self, x):
+        return {"logits": self.head(self.drop(torch.relu(self.bn(self.conv(x)))))}
+
+
+def test_one_step_is_adams_first_step_on_the_bn_affine_gradient_alone():
+    net = ConvBNHead()
+    net.bn.running_mean.fill_(0.3)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    x = torch.randn(2, 3, 6, 5, generator=torch.Generator().manual_seed(1)) * 2 + 1
+    # by hand: the gradient of the mean entropy with batch statistics, the dropout off
+    gamma = before["bn.weight"].clone().requires_grad_(True)
+    beta = before["bn.bias"].clone().requires_grad_(True)
+    f = nn.functional.conv2d(x, before["conv.weight"], before["conv.bias"], padding=1)
+    mean, var = f.mean(dim=(0, 2, 3), keepdim=True), f.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
+    y = (f - mean) / torch.sqrt(var + net.bn.eps) * gamma.view(1, -1, 1, 1) + beta.view(1, -1, 1, 1)
+    z = nn.functional.conv2d(torch.relu(y), before["head.weight"], before["head.bias"])
+    p = torch.sigmoid(z)
+    (-(p * p.log() + (1 - p) * (1 - p).log())).mean().backward()
+    lr = 0.01
+    losses = minimize_entropy(net, [x], lr=lr)
+    assert len(losses) == 1
+    after = net.state_dict()
+    for name, grad in (("bn.weight", gamma.grad), ("bn.bias", beta.grad)):
+        # Adam's first step: m_hat = g, v_hat = g^2, so the update is lr * g / (|g| + eps)
+        torch.testing.assert_close(after[name], before[name] - lr * grad / (grad.abs() + 1e-8), rtol=0, atol=1e-6)
+        assert (after[name] - before[name]).abs().min() > 0.5 * lr
+    for name in ("conv.weight", "conv.bias", "head.weight", "head.bias", "bn.running_mean", "bn.running_var",
+                 "bn.num_batches_tracked"):
+        torch.testing.assert_close(after[name], before[name], rtol=0, atol=0, msg=name)
+    assert not net.training and not net.bn.training and net.bn.momentum == 0.1
+    assert all(p.requires_grad and p.grad is None for p in net.parameters())
+
+
+def test_entropy_falls_over_steps_and_no_bn_is_an_error():
+    net = ConvBNHead()
+    x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    losses = minimize_entropy(net, [x] * 30, lr=0.05)
+    assert losses[-1] < 0.8 * losses[0]
+    with pytest.raises(ValueError, match="no BatchNorm"):
+        minimize_entropy(nn.Sequential(nn.Conv2d(3, 1, 1)), [x], lr=0.1)
+
+
+def test_cli_method_tent_changes_only_the_batchnorm_tensors(tmp_path, capsys):
+    from dbd_lightning import load_predictor
+
+    run = make_run(tmp_path / "runs", seed=0)
+    photos = tmp_path / "photos"
+    for i, (h, w) in enumerate([(40, 60), (50, 50), (70, 30), (64, 64)]):
+        write_image(photos / f"p{i}.png", h, w, seed=i)
+    adabn, tent = tmp_path / "a" / "m_adabn.safetensors", tmp_path / "t" / "m_tent.safetensors"
+    common = [f"ckpt={run}", f"photos={photos}", "batch=2"]
+    assert adapt_main([*common, f"out={adabn}"]) == 0
+    assert adapt_main([*common, f"out={tent}", "method=tent", "tent_lr=0.01", "tent_epochs=2"]) == 0
+    a, t = load_file(adabn), load_file(tent)
+    assert a.keys() == t.keys()
+    bn_names = {k.rsplit(".", 1)[0] for k in a if k.endswith("running_mean")}
+    changed = [k for k in a if not torch.equal(a[k], t[k])]
+    assert changed and all(k.rsplit(".", 1)[0] in bn_names for k in changed)  # convolutions untouched
+    assert any(k.endswith(".weight") for k in changed) and any(k.endswith(".bias") for k in changed)
+    card = tent.with_suffix(".md").read_text()
+    assert "method=tent" in card and "4 Adam steps of lr 0.01 over 2 pass(es)" in card
+    rgb = np.full((40, 40, 3), 120, np.uint8)
+    rgb[:, :20] = 30
+    assert load_predictor(str(tent), device="cpu", backend="torch")(rgb).shape == (40, 40)
+
+
+@pytest.mark.parametrize("arg, key", [("method=tnet", "method"), ("tent_lr=0", "tent_lr"),
+                                      ("tent_lr=fast", "tent_lr"), ("tent_epochs=0", "tent_epochs")])
+def test_cli_bad_tent_values_exit_2_naming_the_key(tmp_path, capsys, arg, key):
+    run = make_run(tmp_path / "runs", seed=0)
+    write_image(tmp_path / "photos" / "p.png", 32, 32)
+    with pytest.raises(SystemExit) as exc:
+        adapt_main([f"ckpt={run}", f"photos={tmp_path / 'photos'}", f"out={tmp_path / 'o.safetensors'}", arg])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.startswith("error:") and key in err and "Traceback" not in err
+    assert not (tmp_path / "o.safetensors").exists()
