@@ -1,0 +1,55 @@
+"""The shipped adapted releases (``adapt``: AdaBN, TENT) keep what their cards say they keep.
+
+``zoo:dffnet_lite0_synth_adabn`` changes only the BatchNorm running statistics of ``zoo:dffnet_lite0_synth``;
+``zoo:dffnet_lite0_synth_tent`` changes the BatchNorm scales, shifts and statistics. Every other tensor
+(every convolution and linear weight) must be the source model's, bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+from dbd_lightning.runs.released import METADATA_KEY, WEIGHTS_DIR, training_data, zoo_names
+
+ADAPTED = [n for n in zoo_names() if "adapted_from" in json.loads(
+    safe_open(str(WEIGHTS_DIR / f"{n}.safetensors"), framework="numpy").metadata()[METADATA_KEY])]
+
+
+def _batchnorm_prefixes(state: dict[str, torch.Tensor]) -> set[str]:
+    return {k[: -len("running_mean")] for k in state if k.endswith("running_mean")}
+
+
+def test_the_adapted_releases_are_found():
+    assert {"dffnet_lite0_synth_adabn", "dffnet_lite0_synth_tent"} <= set(ADAPTED)
+
+
+@pytest.mark.parametrize("name", ADAPTED)
+def test_an_adapted_release_changes_batchnorm_tensors_only(name):
+    meta = json.loads(safe_open(str(WEIGHTS_DIR / f"{name}.safetensors"), framework="numpy").metadata()[METADATA_KEY])
+    source = meta["adapted_from"].removeprefix("zoo:")
+    adapted, original = load_file(WEIGHTS_DIR / f"{name}.safetensors"), load_file(WEIGHTS_DIR / f"{source}.safetensors")
+    assert set(adapted) == set(original)
+    bn = _batchnorm_prefixes(original)
+    assert len(bn) == 119  # DFFNet-Lite0's BatchNorm layers (the card's count)
+    tent = "TENT" in meta["adapted"]
+    changed = {"statistics": 0, "affine": 0}
+    for key, value in original.items():
+        prefix, leaf = key.rsplit(".", 1)[0] + ".", key.rsplit(".", 1)[1]
+        same = torch.equal(adapted[key], value)
+        if prefix not in bn:
+            assert same, f"{name}: {key} is not a BatchNorm statistic or affine tensor, yet it changed"
+        elif leaf == "num_batches_tracked":  # a counter of the batches AdaBN averaged: no eval-mode forward reads it
+            continue
+        elif leaf in ("running_mean", "running_var"):
+            changed["statistics"] += not same
+        else:  # weight / bias of a BatchNorm layer: TENT's parameters, AdaBN's never
+            assert tent or same, f"{name}: AdaBN changed {key}"
+            changed["affine"] += not same
+    assert changed["statistics"] >= 2 * 119 * 0.9  # (nearly) every layer's statistics are the photos'
+    assert (changed["affine"] > 0) == tent
+    assert "no real mask" in training_data(name)
