@@ -128,13 +128,20 @@ TRAIN_BASE = ["model=dffnet_small", "logger=none"]
     ("data.cache=maybe", "data.cache='maybe' is not valid: it must be true or false"),
     # a literal argument (no data.* key to name): its own path
     ("data.datamodule.val.synthetic.length=-3", "data.datamodule.val.synthetic.length=-3 is not valid"),
+    # a callback group's keys (a tuple: the group, then the bad value)
+    (("callbacks=ema", "callbacks.weight_ema.decay=1.5"),
+     "callbacks.weight_ema.decay=1.5 is not valid: it must be a number >= 0 and < 1"),
+    (("callbacks=ema", "callbacks.weight_ema.decay=-0.1"), "callbacks.weight_ema.decay=-0.1 is not valid"),
+    (("callbacks=ema", "callbacks.weight_ema.decay=fast"), "callbacks.weight_ema.decay='fast' is not valid"),
+    (("callbacks=ema", "callbacks.weight_ema.update_every_n_steps=0"),
+     "callbacks.weight_ema.update_every_n_steps=0 is not valid"),
 ])
 def test_train_refuses_a_bad_value_before_the_run(tmp_path, override, words):
     from dbd_lightning.utils.validate import validate_train_config
 
     from .helpers import compose_cfg
 
-    cfg = compose_cfg(tmp_path, [*TRAIN_BASE, override])
+    cfg = compose_cfg(tmp_path, [*TRAIN_BASE, *([override] if isinstance(override, str) else override)])
     with pytest.raises(ConfigError) as info:
         validate_train_config(cfg)
     assert words in str(info.value), str(info.value)
