@@ -102,6 +102,12 @@ def test_cli_method_tent_changes_only_the_batchnorm_tensors(tmp_path, capsys):
     rgb = np.full((40, 40, 3), 120, np.uint8)
     rgb[:, :20] = 30
     assert load_predictor(str(tent), device="cpu", backend="torch")(rgb).shape == (40, 40)
+    # the Python form (README) writes the same tensors as the command
+    from dbd_lightning.adapt import adapt
+
+    again = adapt(str(run), str(photos), str(tmp_path / "py" / "m.safetensors"), method="tent", batch=2,
+                  tent_lr=0.01, tent_epochs=2)
+    assert all(torch.equal(v, t[k]) for k, v in load_file(again).items())
 
 
 @pytest.mark.parametrize("arg, key", [("method=tnet", "method"), ("tent_lr=0", "tent_lr"),
