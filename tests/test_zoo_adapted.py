@@ -2,12 +2,14 @@
 
 ``zoo:dffnet_lite0_synth_adabn`` changes only the BatchNorm running statistics of ``zoo:dffnet_lite0_synth``;
 ``zoo:dffnet_lite0_synth_tent`` changes the BatchNorm scales, shifts and statistics. Every other tensor
-(every convolution and linear weight) must be the source model's, bit for bit.
+(every convolution and linear weight) must be the source model's, bit for bit. ``zoo:dffnet_lite2_synth_tent``
+was adapted from a run that is not released: its record must still name the layers it adapted.
 """
 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -16,8 +18,14 @@ from safetensors.torch import load_file
 
 from dbd_lightning.runs.released import METADATA_KEY, WEIGHTS_DIR, training_data, zoo_names
 
-ADAPTED = [n for n in zoo_names() if "adapted_from" in json.loads(
-    safe_open(str(WEIGHTS_DIR / f"{n}.safetensors"), framework="numpy").metadata()[METADATA_KEY])]
+
+def _record(name: str) -> dict:
+    with safe_open(str(WEIGHTS_DIR / f"{name}.safetensors"), framework="numpy") as f:
+        return json.loads(f.metadata()[METADATA_KEY])
+
+
+ADAPTED = [n for n in zoo_names() if "adapted_from" in _record(n)]
+FROM_ZOO = [n for n in ADAPTED if _record(n)["adapted_from"].startswith("zoo:")]
 
 
 def _batchnorm_prefixes(state: dict[str, torch.Tensor]) -> set[str]:
@@ -25,12 +33,21 @@ def _batchnorm_prefixes(state: dict[str, torch.Tensor]) -> set[str]:
 
 
 def test_the_adapted_releases_are_found():
-    assert {"dffnet_lite0_synth_adabn", "dffnet_lite0_synth_tent"} <= set(ADAPTED)
+    assert {"dffnet_lite0_synth_adabn", "dffnet_lite0_synth_tent"} <= set(FROM_ZOO)
+    assert "dffnet_lite2_synth_tent" in ADAPTED
 
 
 @pytest.mark.parametrize("name", ADAPTED)
+def test_an_adapted_release_names_its_batchnorm_layers(name):
+    """The record's layer count is the file's number of BatchNorm layers; the card states no real mask."""
+    layers = int(re.search(r"BatchNorm statistics \((\d+) layers\)", _record(name)["adapted"]).group(1))
+    assert layers == len(_batchnorm_prefixes(load_file(WEIGHTS_DIR / f"{name}.safetensors")))
+    assert "no real mask" in training_data(name)
+
+
+@pytest.mark.parametrize("name", FROM_ZOO)
 def test_an_adapted_release_changes_batchnorm_tensors_only(name):
-    meta = json.loads(safe_open(str(WEIGHTS_DIR / f"{name}.safetensors"), framework="numpy").metadata()[METADATA_KEY])
+    meta = _record(name)
     source = meta["adapted_from"].removeprefix("zoo:")
     adapted, original = load_file(WEIGHTS_DIR / f"{name}.safetensors"), load_file(WEIGHTS_DIR / f"{source}.safetensors")
     assert set(adapted) == set(original)
@@ -52,4 +69,3 @@ def test_an_adapted_release_changes_batchnorm_tensors_only(name):
             changed["affine"] += not same
     assert changed["statistics"] >= 2 * 119 * 0.9  # (nearly) every layer's statistics are the photos'
     assert (changed["affine"] > 0) == tent
-    assert "no real mask" in training_data(name)
