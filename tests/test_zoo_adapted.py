@@ -8,24 +8,18 @@ was adapted from a run that is not released: its record must still name the laye
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
 import torch
-from safetensors import safe_open
 from safetensors.torch import load_file
 
-from dbd_lightning.runs.released import METADATA_KEY, WEIGHTS_DIR, training_data, zoo_names
+from dbd_lightning.runs.released import WEIGHTS_DIR, resolve_zoo, training_data, zoo_names
 
-
-def _record(name: str) -> dict:
-    with safe_open(str(WEIGHTS_DIR / f"{name}.safetensors"), framework="numpy") as f:
-        return json.loads(f.metadata()[METADATA_KEY])
-
-
-ADAPTED = [n for n in zoo_names() if "adapted_from" in _record(n)]
-FROM_ZOO = [n for n in ADAPTED if _record(n)["adapted_from"].startswith("zoo:")]
+#: each release's record (the file's metadata), read once
+RECORDS = {n: resolve_zoo(n).metadata() for n in zoo_names()}
+ADAPTED = [n for n, record in RECORDS.items() if "adapted_from" in record]
+FROM_ZOO = [n for n in ADAPTED if RECORDS[n]["adapted_from"].startswith("zoo:")]
 
 
 def _batchnorm_prefixes(state: dict[str, torch.Tensor]) -> set[str]:
@@ -40,14 +34,14 @@ def test_the_adapted_releases_are_found():
 @pytest.mark.parametrize("name", ADAPTED)
 def test_an_adapted_release_names_its_batchnorm_layers(name):
     """The record's layer count is the file's number of BatchNorm layers; the card states no real mask."""
-    layers = int(re.search(r"BatchNorm statistics \((\d+) layers\)", _record(name)["adapted"]).group(1))
+    layers = int(re.search(r"BatchNorm statistics \((\d+) layers\)", RECORDS[name]["adapted"]).group(1))
     assert layers == len(_batchnorm_prefixes(load_file(WEIGHTS_DIR / f"{name}.safetensors")))
     assert "no real mask" in training_data(name)
 
 
 @pytest.mark.parametrize("name", FROM_ZOO)
 def test_an_adapted_release_changes_batchnorm_tensors_only(name):
-    meta = _record(name)
+    meta = RECORDS[name]
     source = meta["adapted_from"].removeprefix("zoo:")
     adapted, original = load_file(WEIGHTS_DIR / f"{name}.safetensors"), load_file(WEIGHTS_DIR / f"{source}.safetensors")
     assert set(adapted) == set(original)

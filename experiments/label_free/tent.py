@@ -19,31 +19,27 @@ import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from study_driver import scores as split_scores  # noqa: E402
+
 #: learning rate : passes : seed (the grid of experiments/label_free/README.md, section 2c)
 SETTINGS = ["1e-4:1:0", "1e-4:1:1", "1e-3:1:0", "1e-3:1:1", "3e-3:1:0", "3e-3:1:1", "3e-3:1:2", "3e-3:1:3",
             "1e-2:1:0", "1e-2:1:1", "1e-2:1:2", "1e-2:1:3", "1e-3:3:0", "1e-3:3:1"]
 SPLITS = {"cuhk_tr1_val": "hold-out", "real_cuhk": "sanity CUHK (5)", "real_dut": "sanity DUT (5)"}
 
 
-def adapted_file(work: Path, tag: str, setting: str) -> Path:
-    lr, passes, seed = setting.split(":")
-    return work / f"{tag}_tent_lr{lr}_e{passes}_s{seed}.safetensors"
-
-
 def run_setting(setting: str, ckpt: str, photos: Path, work: Path, tag: str) -> dict:
     lr, passes, seed = setting.split(":")
-    out = adapted_file(work, tag, setting)
+    out = work / f"{tag}_tent_lr{lr}_e{passes}_s{seed}.safetensors"
     if not out.is_file():
         subprocess.run([sys.executable, "-m", "dbd_lightning.adapt", f"ckpt={ckpt}", f"photos={photos}", f"out={out}",
                         "method=tent", "exclude_cuhk_tr1_holdout=60", f"tent_lr={lr}", f"tent_epochs={passes}",
                         f"seed={seed}", "batch=8"], check=True)
-    folder = work / "eval" / out.stem
-    if not (folder / "results.json").is_file():
+    folder = work / "eval" / out.stem  # eval's metrics.json: test/<split>/<metric>, as a training run's
+    if split_scores(folder, next(iter(SPLITS))) is None:
         subprocess.run([sys.executable, "-m", "dbd_lightning.eval", f"ckpt={out}", "data=[cuhk_tr1,real_mini]",
                         f"hydra.run.dir={folder}"], check=True)
-    (row,) = json.loads((folder / "results.json").read_text())["results"].values()
-    return {split: {k: round(float(v), 4) for k, v in row[split].items() if k in ("mae", "fbeta", "iou")}
-            for split in SPLITS}
+    return {split: {k: round(v, 4) for k, v in split_scores(folder, split).items()} for split in SPLITS}
 
 
 def main() -> None:
