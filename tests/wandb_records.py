@@ -29,6 +29,8 @@ def _payloads(data: bytes):
         if kind == 0 and length == 0:
             pos += 7
             continue
+        if pos + 7 + length > len(data):
+            raise ValueError(f"record at byte {pos} cut short (the writer is still appending)")
         chunk = data[pos + 7: pos + 7 + length]
         pos += 7 + length
         if kind == 1:
@@ -49,17 +51,20 @@ def read_run(run_file: Path, wait_s: float = 30.0) -> dict:
     """``{"history": [ {key: value} ... ], "summary": {key: value}, "config": {key: value}}`` of a run file.
 
     W&B's writer process may still be appending when the run has finished on our side (seen on a loaded
-    machine): the file is read again until it holds the run's ``exit`` record, for at most ``wait_s``.
+    machine): the file is read again until it holds the run's ``exit`` record, for at most ``wait_s``. A
+    record caught half-written (cut short, or a protobuf that does not parse yet) counts as "not yet";
+    past ``wait_s`` the error is raised.
     """
     import time
 
+    from google.protobuf.message import DecodeError
     from wandb.proto import wandb_internal_pb2 as pb
 
     deadline = time.monotonic() + wait_s
     while True:
         try:
             out = _read_records(Path(run_file), pb)
-        except ValueError:  # a record still being written
+        except (ValueError, DecodeError):  # a record still being written
             if time.monotonic() > deadline:
                 raise
             out = {"_complete": False}
