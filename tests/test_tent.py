@@ -13,7 +13,11 @@ from safetensors.torch import load_file
 from torch import nn
 
 from dbd_lightning.adapt import main as adapt_main
-from dbd_lightning.models.components.entropy_minimization import binary_entropy, minimize_entropy
+from dbd_lightning.models.components.entropy_minimization import (
+    binary_entropy,
+    filtered_entropy,
+    minimize_entropy,
+)
 
 from .run_fixtures import make_run, write_image
 
@@ -42,7 +46,20 @@ class ConvBNHead(nn.Module):
         return {"logits": self.head(self.drop(torch.relu(self.bn(self.conv(x)))))}
 
 
-def test_one_step_is_adams_first_step_on_the_bn_affine_gradient_alone():
+def test_filtered_entropy_averages_the_confident_pixels_alone():
+    z = torch.tensor([0.0, 3.0, -5.0, 0.2, -1.0])
+    h = [math.log(2), 0.1909, 0.0402, 0.6882, 0.5822]  # -p ln p - q ln q by hand, p = 1 / (1 + e^-z)
+    torch.testing.assert_close(binary_entropy(z), torch.tensor(h), rtol=0, atol=1e-4)
+    loss, kept = filtered_entropy(z, 0.4 * math.log(2))  # 0.2773: keeps z = 3 and z = -5
+    assert kept == pytest.approx(2 / 5) and loss.item() == pytest.approx((0.1909 + 0.0402) / 2, abs=1e-4)
+    loss, kept = filtered_entropy(z)
+    assert kept == 1.0 and loss.item() == pytest.approx(sum(h) / 5, abs=1e-4)
+    loss, kept = filtered_entropy(z, 0.01)
+    assert kept == 0.0 and loss.item() == 0.0
+
+
+@pytest.mark.parametrize("quantile", [None, 0.4])
+def test_one_step_is_adams_first_step_on_the_bn_affine_gradient_alone(quantile):
     net = ConvBNHead()
     net.bn.running_mean.fill_(0.3)
     before = {k: v.clone() for k, v in net.state_dict().items()}
@@ -55,10 +72,16 @@ def test_one_step_is_adams_first_step_on_the_bn_affine_gradient_alone():
     y = (f - mean) / torch.sqrt(var + net.bn.eps) * gamma.view(1, -1, 1, 1) + beta.view(1, -1, 1, 1)
     z = nn.functional.conv2d(torch.relu(y), before["head.weight"], before["head.bias"])
     p = torch.sigmoid(z)
-    (-(p * p.log() + (1 - p) * (1 - p).log())).mean().backward()
+    h = -(p * p.log() + (1 - p) * (1 - p).log())
+    max_entropy = None if quantile is None else float(h.detach().flatten().quantile(quantile))
+    keep = torch.ones_like(h) if max_entropy is None else (h <= max_entropy).to(h.dtype).detach()
+    assert max_entropy is None or 0.3 < keep.mean() < 0.5  # the filter drops some pixels, not all
+    ((h * keep).sum() / keep.sum()).backward()
     lr = 0.01
-    losses = minimize_entropy(net, [x], lr=lr)
-    assert len(losses) == 1
+    kept: list[float] = []
+    losses = minimize_entropy(net, [x], lr=lr, max_entropy=max_entropy, kept=kept)
+    assert len(losses) == 1 and losses[0] == pytest.approx(h.mean().item(), rel=1e-5)  # every pixel's entropy
+    assert kept == [pytest.approx(keep.mean().item())]
     after = net.state_dict()
     for name, grad in (("bn.weight", gamma.grad), ("bn.bias", beta.grad)):
         # Adam's first step: m_hat = g, v_hat = g^2, so the update is lr * g / (|g| + eps)
@@ -69,6 +92,16 @@ def test_one_step_is_adams_first_step_on_the_bn_affine_gradient_alone():
         torch.testing.assert_close(after[name], before[name], rtol=0, atol=0, msg=name)
     assert not net.training and not net.bn.training and net.bn.momentum == 0.1
     assert all(p.requires_grad and p.grad is None for p in net.parameters())
+
+
+def test_a_batch_with_no_pixel_under_the_filter_moves_nothing():
+    net = ConvBNHead()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    x = torch.randn(2, 3, 6, 5, generator=torch.Generator().manual_seed(1))
+    kept: list[float] = []
+    minimize_entropy(net, [x, x], lr=0.1, max_entropy=1e-12, kept=kept)
+    assert kept == [0.0, 0.0]
+    assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
 
 
 def test_entropy_falls_over_steps_and_no_bn_is_an_error():
@@ -108,10 +141,20 @@ def test_cli_method_tent_changes_only_the_batchnorm_tensors(tmp_path, capsys):
     again = adapt(str(run), str(photos), str(tmp_path / "py" / "m.safetensors"), method="tent", batch=2,
                   tent_lr=0.01, tent_epochs=2)
     assert all(torch.equal(v, t[k]) for k, v in load_file(again).items())
+    # the reliable-pixel filter: named on the card and in its command, and it changes the result
+    filtered = tmp_path / "f" / "m_f.safetensors"
+    assert adapt_main([*common, f"out={filtered}", "method=tent", "tent_lr=0.01", "tent_epochs=2",
+                       "tent_entropy_margin=0.4"]) == 0
+    card = filtered.with_suffix(".md").read_text()
+    assert "of the pixels at most 0.4 ln 2 (" in card and "tent_entropy_margin=0.4" in card
+    f = load_file(filtered)
+    assert any(not torch.equal(f[k], t[k]) for k in changed)
 
 
 @pytest.mark.parametrize("arg, key", [("method=tnet", "method"), ("tent_lr=0", "tent_lr"),
-                                      ("tent_lr=fast", "tent_lr"), ("tent_epochs=0", "tent_epochs")])
+                                      ("tent_lr=fast", "tent_lr"), ("tent_epochs=0", "tent_epochs"),
+                                      ("tent_entropy_margin=0", "tent_entropy_margin"),
+                                      ("tent_entropy_margin=1.5", "tent_entropy_margin")])
 def test_cli_bad_tent_values_exit_2_naming_the_key(tmp_path, capsys, arg, key):
     run = make_run(tmp_path / "runs", seed=0)
     write_image(tmp_path / "photos" / "p.png", 32, 32)

@@ -4,7 +4,7 @@ Usage (``key=value`` arguments)::
 
     python -m dbd_lightning.adapt ckpt=zoo:dffnet_lite0_synth photos=DIR out=adapted.safetensors
         [method=adabn] [exclude_cuhk_tr1_holdout=0] [flip=false] [batch=8] [limit=0] [seed=0]
-        [tent_lr=0.003] [tent_epochs=1]
+        [tent_lr=0.003] [tent_epochs=1] [tent_entropy_margin=1]
 
 ``method=adabn`` (default): every BatchNorm layer's running mean and variance are recomputed on the
 photographs as the network sees them at test time (resized to the run's input size, normalised as its
@@ -12,7 +12,9 @@ eval transform), and the weights are kept (:mod:`dbd_lightning.models.components
 ``method=tent``: AdaBN, then ``tent_epochs`` passes over the photos (a seeded order per pass) in which the
 BatchNorm scales and shifts alone minimise the entropy of the network's own maps, one Adam step of
 ``tent_lr`` per batch (Wang et al., ICLR 2021: :mod:`dbd_lightning.models.components.entropy_minimization`),
-then AdaBN again, so the running statistics are those of the adapted network. No mask is read. The result
+then AdaBN again, so the running statistics are those of the adapted network. ``tent_entropy_margin=m`` < 1
+keeps only the pixels whose entropy is at most ``m ln 2`` in the loss (EATA / SAR's reliable-sample filter;
+SAR uses 0.4); 1, the default, is TENT's every pixel. No mask is read. The result
 is a released-style ``.safetensors`` file plus its model card (``.md``) that ``predict``, ``eval``,
 ``export`` and ``load_predictor`` take as ``ckpt=<file>``.
 
@@ -47,7 +49,8 @@ from .utils.errors import UserError, handle_user_errors
 
 USAGE = __doc__ or ""
 DEFAULTS = {"ckpt": None, "photos": None, "out": None, "method": "adabn", "exclude_cuhk_tr1_holdout": 0,
-            "flip": False, "batch": 8, "limit": 0, "seed": 0, "tent_lr": 3e-3, "tent_epochs": 1}
+            "flip": False, "batch": 8, "limit": 0, "seed": 0, "tent_lr": 3e-3, "tent_epochs": 1,
+            "tent_entropy_margin": 1.0}
 METHODS = ("adabn", "tent")
 #: the typed keys (:mod:`.utils.key_checks`): the project's one check of a command's values
 KEY_CHECKS = {
@@ -60,6 +63,7 @@ KEY_CHECKS = {
     "seed": kc.whole(0, example=0),
     "tent_lr": kc.number(above=0, example=3e-3),
     "tent_epochs": kc.whole(1, example=1),
+    "tent_entropy_margin": kc.number(above=0, high=1, example=0.4),
 }
 _BOOL = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
 
@@ -109,7 +113,7 @@ def _batches(predictor, photos, indices: list[int], batch: int, flip: bool) -> I
 
 def adapt(ckpt: str, photos: str, out: str, method: str = "adabn", exclude_cuhk_tr1_holdout: int = 0,
           flip: bool = False, batch: int = 8, limit: int = 0, seed: int = 0, tent_lr: float = 3e-3,
-          tent_epochs: int = 1) -> Path:
+          tent_epochs: int = 1, tent_entropy_margin: float = 1.0) -> Path:
     """Write the adapted model (module docstring); returns the ``.safetensors`` path."""
     import random
 
@@ -138,11 +142,15 @@ def adapt(ckpt: str, photos: str, out: str, method: str = "adabn", exclude_cuhk_
         raise UserError(f"ckpt={ckpt}: the network has no BatchNorm layer; there is nothing to adapt")
     tent = ""
     if method == "tent":
-        entropies = _tent(predictor, folder, indices, batch, flip, seed, tent_lr, tent_epochs)
+        entropies, kept = _tent(predictor, folder, indices, batch, flip, seed, tent_lr, tent_epochs,
+                                tent_entropy_margin)
         recompute_batchnorm_statistics(net, _batches(predictor, folder, indices, batch, flip))
-        tent = (f"; then TENT: the BatchNorm scales and shifts alone minimised the maps' entropy, {len(entropies)} "
-                f"Adam steps of lr {tent_lr:g} over {tent_epochs} pass(es) (mean entropy {entropies[0]:.4f} at the "
-                f"first step, {entropies[-1]:.4f} at the last), and the statistics were re-estimated after it")
+        filtered = (f" of the pixels at most {tent_entropy_margin:g} ln 2 ({min(kept):.0%}-{max(kept):.0%} of them "
+                    f"per batch)" if tent_entropy_margin < 1 else "")
+        tent = (f"; then TENT: the BatchNorm scales and shifts alone minimised the maps' entropy{filtered}, "
+                f"{len(entropies)} Adam steps of lr {tent_lr:g} over {tent_epochs} pass(es) (mean entropy "
+                f"{entropies[0]:.4f} at the first step, {entropies[-1]:.4f} at the last), and the statistics were "
+                f"re-estimated after it")
     out_path = Path(out).expanduser()
     source_data = (training_data(run.ckpt.stem, run.ckpt.parent) if run.ckpt.suffix == ".safetensors"
                    else f"that of the run {run.run_dir}")
@@ -163,7 +171,9 @@ def adapt(ckpt: str, photos: str, out: str, method: str = "adabn", exclude_cuhk_
                                          exclude_cuhk_tr1_holdout=exclude_cuhk_tr1_holdout, flip=str(flip).lower(),
                                          batch=batch, limit=limit, seed=seed,
                                          **(dict(tent_lr=f"{tent_lr:g}", tent_epochs=tent_epochs)
-                                            if method == "tent" else {})).items()), ""])
+                                            if method == "tent" else {}),
+                                         **(dict(tent_entropy_margin=f"{tent_entropy_margin:g}")
+                                            if method == "tent" and tent_entropy_margin < 1 else {})).items()), ""])
     out_path.parent.mkdir(parents=True, exist_ok=True)
     state = {f"net.{k}": v for k, v in net.state_dict().items()}
     return release(run, out_path.stem, card, folder=out_path.parent, state=state,
@@ -171,18 +181,23 @@ def adapt(ckpt: str, photos: str, out: str, method: str = "adabn", exclude_cuhk_
 
 
 def _tent(predictor, photos, indices: list[int], batch: int, flip: bool, seed: int, lr: float,
-          epochs: int) -> list[float]:
-    """TENT's passes over the photos, each in its own seeded order; returns each step's entropy."""
+          epochs: int, margin: float) -> tuple[list[float], list[float]]:
+    """TENT's passes over the photos, each in its own seeded order; returns each step's entropy and the
+    fraction of pixels in its loss (``margin`` < 1: those with entropy <= ``margin`` ln 2)."""
+    import math
     import random
 
     from .models.components.entropy_minimization import minimize_entropy
 
+    max_entropy = margin * math.log(2) if margin < 1 else None  # 1: every pixel (H <= ln 2 always)
     entropies: list[float] = []
+    kept: list[float] = []
     for epoch in range(epochs):
         order = list(indices)
         random.Random(seed * 1000 + epoch).shuffle(order)
-        entropies += minimize_entropy(predictor.net, _batches(predictor, photos, order, batch, flip), lr=lr)
-    return entropies
+        entropies += minimize_entropy(predictor.net, _batches(predictor, photos, order, batch, flip), lr=lr,
+                                      max_entropy=max_entropy, kept=kept)
+    return entropies, kept
 
 
 @handle_user_errors(log_file=False)

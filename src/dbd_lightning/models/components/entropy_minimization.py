@@ -10,6 +10,12 @@ the pixels and the images of a batch.
 
 Written here because no maintained library offers TENT for an arbitrary torch network (the authors'
 reference is a script for classifiers); it is a few lines on top of ``torch.optim.Adam``.
+``max_entropy`` is the reliable-sample filter of EATA (Niu et al., ICML 2022, Eq. 6) and SAR (Niu et al., ICLR
+2023, Eq. 2), applied per pixel: only pixels whose entropy is at most ``E0`` enter the loss, averaged over them.
+High-entropy predictions give large and noisy gradients (SAR Sec. 4) -- here, the pixels near the decision
+boundary that a large step can flip either way. SAR's ``E0 = 0.4 ln C`` is ``0.4 ln 2`` for two classes; the
+default (no filter) is TENT. SAR's sharpness-aware step and model reset are not implemented.
+
 The BatchNorm running statistics are left as they were: the network predicts with them afterwards, so
 re-estimate them for the adapted scales (:mod:`.batchnorm_stats`), as ``python -m dbd_lightning.adapt
 method=tent`` does.
@@ -23,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["binary_entropy", "minimize_entropy"]
+__all__ = ["binary_entropy", "filtered_entropy", "minimize_entropy"]
 
 
 def binary_entropy(logits: torch.Tensor) -> torch.Tensor:
@@ -32,13 +38,27 @@ def binary_entropy(logits: torch.Tensor) -> torch.Tensor:
     return F.softplus(logits) - torch.sigmoid(logits) * logits
 
 
-def minimize_entropy(net: nn.Module, batches: Iterable[torch.Tensor], lr: float, output: str = "logits") -> list[float]:
+def filtered_entropy(logits: torch.Tensor, max_entropy: float | None = None) -> tuple[torch.Tensor, float]:
+    """The mean :func:`binary_entropy` over the elements whose entropy is at most ``max_entropy`` (all when
+    ``None``), and the fraction kept. Nothing kept: a zero loss that still depends on ``logits`` (no step)."""
+    entropy = binary_entropy(logits)
+    if max_entropy is None:
+        return entropy.mean(), 1.0
+    kept = (entropy <= max_entropy).to(entropy.dtype)
+    count = kept.sum()
+    return (entropy * kept).sum() / count.clamp_min(1.0), float(count) / entropy.numel()
+
+
+def minimize_entropy(net: nn.Module, batches: Iterable[torch.Tensor], lr: float, output: str = "logits",
+                     max_entropy: float | None = None, kept: list[float] | None = None) -> list[float]:
     """One Adam step (``lr``, betas 0.9 / 0.999) per batch on the mean :func:`binary_entropy` of
-    ``net(x)[output]``, updating only the BatchNorm ``weight`` / ``bias``; the BatchNorm layers normalise with
-    each batch's own statistics, the rest of the network runs in eval mode (no dropout, no stochastic depth).
+    ``net(x)[output]`` (over the pixels at most ``max_entropy`` when given: :func:`filtered_entropy`),
+    updating only the BatchNorm ``weight`` / ``bias``; the BatchNorm layers normalise with each batch's own
+    statistics, the rest of the network runs in eval mode (no dropout, no stochastic depth).
 
     The running statistics, the other parameters and their ``requires_grad`` flags are as before
-    afterwards, and ``net`` is in eval mode. Returns the entropy of each batch, before its step."""
+    afterwards, and ``net`` is in eval mode. Returns the entropy of each batch (every pixel), before its
+    step; ``kept``, when given, gets each batch's fraction of pixels in the loss."""
     norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     affine = [p for m in norms for p in (m.weight, m.bias) if p is not None]
     if not affine:
@@ -57,11 +77,15 @@ def minimize_entropy(net: nn.Module, batches: Iterable[torch.Tensor], lr: float,
     losses: list[float] = []
     try:
         for x in batches:
-            loss = binary_entropy(net(x)[output]).mean()
+            logits = net(x)[output]
+            loss, fraction = filtered_entropy(logits, max_entropy)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(float(loss.detach()))
+            if fraction > 0:  # Adam would still move the parameters on a zero gradient (its momentum)
+                loss.backward()
+                optimizer.step()
+            losses.append(float(binary_entropy(logits.detach()).mean()))
+            if kept is not None:
+                kept.append(fraction)
     finally:
         for p, flag in flags.items():
             p.requires_grad_(flag)
