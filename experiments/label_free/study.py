@@ -3,7 +3,7 @@
     DBD_DATA_ROOT=<folder holding CUHK/> python experiments/label_free/study.py run --out <runs folder>
     python experiments/label_free/study.py table --out <runs folder>
 
-Protocol (``COMMON``): every arm starts from ``zoo:dffnet_lite0_synth`` (``selftrain_adabn``: its AdaBN release) and trains 600 steps (6 epochs
+Protocol (``COMMON``): every arm starts from ``zoo:dffnet_lite0_synth`` (``selftrain_adabn``: its AdaBN release; ``selftrain_tent_lite2``: the Lite2 TENT release) and trains 600 steps (6 epochs
 of 100) at 320 px, batch 8, Adam 1e-4 with poly 0.9 per epoch; the 60-image TR-1 hold-out is scored
 after the last step (``test_ckpt=last``: nothing is chosen on it). No real mask is read for training.
 
@@ -14,6 +14,8 @@ after the last step (``test_ckpt=last``: nothing is chosen on it). No real mask 
 * ``selftrain_adabn``: self-training started from the AdaBN release (``zoo:dffnet_lite0_synth_adabn``)
   with the synthetic batches' BatchNorm statistics kept apart (``model.domain_bn=true``,
   ``experiment=dffnet_lite_synth_selftrain_adabn``): does self-training add to AdaBN?
+* ``selftrain_tent_lite2``: the same from the Lite2 TENT release (``zoo:dffnet_lite2_synth_tent``,
+  ``experiment=dffnet_lite2_synth_selftrain_tent``): does self-training add to TENT?
 
 Seeds: ``seed=S`` (batch order, scenes drawn, augmentations).
 """
@@ -32,7 +34,8 @@ COMMON = ["logger=csv", "model.log_images=0", "test_ckpt=last", f"trainer.max_ep
           "real_report.enabled=false"]
 RECIPES = {"selftrain": "experiment=dffnet_lite_synth_selftrain",
            "finetune": "experiment=dffnet_lite_synth_finetune",
-           "selftrain_adabn": "experiment=dffnet_lite_synth_selftrain_adabn"}
+           "selftrain_adabn": "experiment=dffnet_lite_synth_selftrain_adabn",
+           "selftrain_tent_lite2": "experiment=dffnet_lite2_synth_selftrain_tent"}
 
 
 def build_arms(options: argparse.Namespace) -> list[Arm]:
