@@ -28,7 +28,7 @@ def _batchnorm_prefixes(state: dict[str, torch.Tensor]) -> set[str]:
 
 def test_the_adapted_releases_are_found():
     assert {"dffnet_lite0_synth_adabn", "dffnet_lite0_synth_tent"} <= set(FROM_ZOO)
-    assert "dffnet_lite2_synth_tent" in ADAPTED
+    assert {"dffnet_lite2_synth_tent", "dffnet_lite2_synth_selftrain_tent"} <= set(ADAPTED)
 
 
 @pytest.mark.parametrize("name", ADAPTED)
