@@ -16,6 +16,8 @@ after the last step (``test_ckpt=last``: nothing is chosen on it). No real mask 
   ``experiment=dffnet_lite_synth_selftrain_adabn``): does self-training add to AdaBN?
 * ``selftrain_tent_lite2``: the same from the Lite2 TENT release (``zoo:dffnet_lite2_synth_tent``,
   ``experiment=dffnet_lite2_synth_selftrain_tent``): does self-training add to TENT?
+* ``selftrain_tent_lite2_r2``: a second round, the same from ``zoo:dffnet_lite2_synth_selftrain_tent`` (the
+  first round's release, TENT after it): do rounds add up?
 
 Seeds: ``seed=S`` (batch order, scenes drawn, augmentations).
 """
@@ -35,7 +37,9 @@ COMMON = ["logger=csv", "model.log_images=0", "test_ckpt=last", f"trainer.max_ep
 RECIPES = {"selftrain": "experiment=dffnet_lite_synth_selftrain",
            "finetune": "experiment=dffnet_lite_synth_finetune",
            "selftrain_adabn": "experiment=dffnet_lite_synth_selftrain_adabn",
-           "selftrain_tent_lite2": "experiment=dffnet_lite2_synth_selftrain_tent"}
+           "selftrain_tent_lite2": "experiment=dffnet_lite2_synth_selftrain_tent",
+           "selftrain_tent_lite2_r2": "experiment=dffnet_lite2_synth_selftrain_tent "
+                                      "model.net.init_ckpt=zoo:dffnet_lite2_synth_selftrain_tent"}
 
 
 def build_arms(options: argparse.Namespace) -> list[Arm]:
@@ -43,7 +47,7 @@ def build_arms(options: argparse.Namespace) -> list[Arm]:
     for seed in (0, 1):
         for recipe, experiment in RECIPES.items():
             name = f"{recipe}_s{seed}"
-            arms.append(Arm(name, seed, [experiment, *COMMON, f"seed={seed}",
+            arms.append(Arm(name, seed, [*experiment.split(), *COMMON, f"seed={seed}",
                                          f"hydra.run.dir={options.out / name}"]))
     return arms
 
