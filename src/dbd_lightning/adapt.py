@@ -170,10 +170,10 @@ def adapt(ckpt: str, photos: str, out: str, method: str = "adabn", exclude_cuhk_
             f"{k}={v}" for k, v in dict(ckpt=ckpt, photos=photos, out=out, method=method,
                                          exclude_cuhk_tr1_holdout=exclude_cuhk_tr1_holdout, flip=str(flip).lower(),
                                          batch=batch, limit=limit, seed=seed,
-                                         **(dict(tent_lr=f"{tent_lr:g}", tent_epochs=tent_epochs)
-                                            if method == "tent" else {}),
-                                         **(dict(tent_entropy_margin=f"{tent_entropy_margin:g}")
-                                            if method == "tent" and tent_entropy_margin < 1 else {})).items()), ""])
+                                         **(dict(tent_lr=f"{tent_lr:g}", tent_epochs=tent_epochs,
+                                                 **({"tent_entropy_margin": f"{tent_entropy_margin:g}"}
+                                                    if tent_entropy_margin < 1 else {}))
+                                            if method == "tent" else {})).items()), ""])
     out_path.parent.mkdir(parents=True, exist_ok=True)
     state = {f"net.{k}": v for k, v in net.state_dict().items()}
     return release(run, out_path.stem, card, folder=out_path.parent, state=state,

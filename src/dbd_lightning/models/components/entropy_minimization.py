@@ -41,7 +41,11 @@ def binary_entropy(logits: torch.Tensor) -> torch.Tensor:
 def filtered_entropy(logits: torch.Tensor, max_entropy: float | None = None) -> tuple[torch.Tensor, float]:
     """The mean :func:`binary_entropy` over the elements whose entropy is at most ``max_entropy`` (all when
     ``None``), and the fraction kept. Nothing kept: a zero loss that still depends on ``logits`` (no step)."""
-    entropy = binary_entropy(logits)
+    return _kept_mean(binary_entropy(logits), max_entropy)
+
+
+def _kept_mean(entropy: torch.Tensor, max_entropy: float | None) -> tuple[torch.Tensor, float]:
+    """:func:`filtered_entropy` of already computed per-element entropies."""
     if max_entropy is None:
         return entropy.mean(), 1.0
     kept = (entropy <= max_entropy).to(entropy.dtype)
@@ -77,13 +81,13 @@ def minimize_entropy(net: nn.Module, batches: Iterable[torch.Tensor], lr: float,
     losses: list[float] = []
     try:
         for x in batches:
-            logits = net(x)[output]
-            loss, fraction = filtered_entropy(logits, max_entropy)
+            entropy = binary_entropy(net(x)[output])
+            loss, fraction = _kept_mean(entropy, max_entropy)
             optimizer.zero_grad(set_to_none=True)
             if fraction > 0:  # Adam would still move the parameters on a zero gradient (its momentum)
                 loss.backward()
                 optimizer.step()
-            losses.append(float(binary_entropy(logits.detach()).mean()))
+            losses.append(float(entropy.detach().mean()))
             if kept is not None:
                 kept.append(fraction)
     finally:
