@@ -11,7 +11,8 @@
   ``PAPER.data_serves``);
 * the run / sweep folder cannot be written (:func:`~dbd_lightning.utils.preflight.check_writable`);
 * a benchmark the data config uses is not on disk (:func:`~dbd_lightning.utils.validate.check_data_present`:
-  one paragraph with the ``python -m dbd_lightning.data.prepare`` command);
+  one paragraph with the ``python -m dbd_lightning.data.prepare`` command), or a plain folder is not
+  (:func:`check_folders_present`: ``data=folder``'s ``image/`` and ``gt/``, ``data.unlabeled_root``);
 * ``ckpt_path`` names a missing or unreadable checkpoint;
 * a resume (``run_dir=R ckpt_path=last``) would run another model / data / loss than the run's
   own config (:func:`~dbd_lightning.runs.resume.check_resume_config`), or its run folder cannot be
@@ -81,6 +82,34 @@ def check_model_fits_data(cfg: DictConfig) -> None:
                       f"{data_advice}; choose a DBD data config (data=synthetic, data=cuhk_tr1, ...)")
 
 
+def check_folders_present(cfg: DictConfig) -> None:
+    """``data=folder``'s image/gt folders and ``data.unlabeled_root``: the datasets' own errors, said here,
+    before the memory estimate and the model are built (a missing folder then fails the same on every machine)."""
+    from .data.errors import DataConfigError, DatasetLayoutError
+    from .data.folder import missing_folders_message
+
+    dm = _select(cfg, "data.datamodule")
+    if dm is None:
+        return
+    for split in ("train", "val", "test"):
+        for node in (dm.get(split) or {}).values() if hasattr(dm.get(split) or {}, "values") else ():
+            if not isinstance(node, DictConfig) or _select(node, "_target_") != "dbd_lightning.data.folder.ImageMaskFolder":
+                continue
+            try:
+                root, image_dir, gt_dir = (str(_select(node, k) or d) for k, d in
+                                           (("root", ""), ("image_dir", "image"), ("gt_dir", "gt")))
+            except Exception:  # an unusual node: the dataset's own check reports it
+                continue
+            message = missing_folders_message(root, image_dir, gt_dir) if root else None
+            if message:
+                raise DatasetLayoutError(f"{message}. Nothing was written.")
+    unlabeled = _select(cfg, "data.unlabeled_root")
+    if unlabeled is not None and not Path(str(unlabeled)).expanduser().is_dir():
+        raise DataConfigError(f"unlabeled photo folder not found: {Path(str(unlabeled)).expanduser()} "
+                              "(data.unlabeled_root): give a folder of photographs (jpg/png/...); no masks are "
+                              "needed. Nothing was written.")
+
+
 def paper_with_experiment_hint(text: str, overrides: list[str]) -> str | None:
     """``experiment=X model=<paper>``: the paper option brings its own experiment, and a group both include
     appears twice; say so (Hydra's message names only the group)."""
@@ -141,6 +170,7 @@ def precheck_train(args: list[str], memory: bool = True) -> None:
                 check_train_config(cfg)
                 check_ckpt_path(cfg)
                 check_data_present(cfg)
+                check_folders_present(cfg)
             except ConfigError as exc:
                 raise type(exc)(exc.message + where) from exc
             run_dir = _select(cfg, "run_dir")

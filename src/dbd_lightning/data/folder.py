@@ -10,7 +10,8 @@ from torch.utils.data import Dataset
 from .errors import DataConfigError, DatasetLayoutError
 from .io import POLARITIES, Polarity, list_images, read_mask, read_rgb
 
-__all__ = ["DataConfigError", "DatasetLayoutError", "ImageMaskFolder", "duplicate_keys", "match_by_key"]
+__all__ = ["DataConfigError", "DatasetLayoutError", "ImageMaskFolder", "duplicate_keys", "match_by_key",
+           "missing_folders_message"]
 
 
 def _stem(path: Path) -> str:
@@ -29,6 +30,17 @@ def match_by_key(
     by_image = {image_key(p): p for p in images}
     by_gt = {gt_key(p): p for p in gts}
     return by_image, by_gt, sorted(set(by_image) - set(by_gt)), sorted(set(by_gt) - set(by_image))
+
+
+def missing_folders_message(root: str | Path, image_dir: str = "image", gt_dir: str = "gt") -> str | None:
+    """The error text when ``root/<image_dir>`` or ``root/<gt_dir>`` is not a folder, else None. Shared by
+    :class:`ImageMaskFolder` and the train precheck (which says it before the memory estimate or any model)."""
+    root = Path(root).expanduser()
+    missing = [str(p) for p in (root / image_dir, root / gt_dir) if not p.is_dir()]
+    if not missing:
+        return None
+    return (f"dataset folder(s) not found: {', '.join(missing)} (expected {root}/{image_dir}/ and {root}/{gt_dir}/; "
+            "set data.root or the DBD_DATA_ROOT environment variable to where the data lives)")
 
 
 def duplicate_keys(files: list[Path], key: Callable[[Path], str] = _stem) -> list[tuple[Path, Path]]:
@@ -77,13 +89,9 @@ class ImageMaskFolder(Dataset):
         self.polarity = polarity
         self.issues: list[LayoutIssue] = []
         img_dir, gt_path = self.root / image_dir, self.root / gt_dir
-        missing = [str(p) for p in (img_dir, gt_path) if not p.is_dir()]
+        missing = missing_folders_message(self.root, image_dir, gt_dir)
         if missing:
-            raise DatasetLayoutError(
-                f"dataset folder(s) not found: {', '.join(missing)} "
-                f"(expected {self.root}/{image_dir}/ and {self.root}/{gt_dir}/; set data.root or the "
-                "DBD_DATA_ROOT environment variable to where the data lives)"
-            )
+            raise DatasetLayoutError(missing)
         image_files, gt_files = list_images(img_dir), list_images(gt_path)
         lines = []
         for files, folder in ((image_files, img_dir), (gt_files, gt_path)):
