@@ -72,7 +72,7 @@ def test_every_loss_config_fast_dev_run(tmp_path, loss):
 
 #: experiments whose data is part of the recipe (run on it, tiny, instead of data=synthetic)
 OWN_DATA = {"dffnet_lite_synth_selftrain": "photographic", "dffnet_lite_synth_selftrain_adabn": "photographic",
-            "dffnet_lite2_synth_selftrain_tent": "photographic"}
+            "dffnet_lite2_synth_selftrain_tent": "photographic", "dffnet_lite2_synth_selftrain_tent_photos": "photographic"}
 
 
 def _photos(folder: Path) -> Path:

@@ -38,6 +38,21 @@ def test_unlabeled_folder_reads_plain_photos_without_masks(tmp_path):
         UnlabeledFolder(_photos(tmp_path / "empty", []))
 
 
+def test_unlabeled_folder_length_repeats_the_photos_in_order(tmp_path):
+    root = _photos(tmp_path / "photos", ["a.jpg", "b.jpg", "c.jpg"])
+    ds = UnlabeledFolder(root, length=7)
+    assert len(ds) == 7
+    assert [ds[i]["name"] for i in range(7)] == ["a", "b", "c", "a", "b", "c", "a"]
+    assert ds[4]["image"][0, 0, 0] == ds[1]["image"][0, 0, 0] == 10  # the second photo's grey level
+    assert "7 draws" in ds.describe() and "3 images" in ds.describe()
+    with pytest.raises(IndexError):
+        ds[7]
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(DataConfigError, match="length"):
+            UnlabeledFolder(root, length=bad)
+    assert len(UnlabeledFolder(root, length=None)) == 3
+
+
 def test_unlabeled_cuhk_folder_leaves_out_te1_and_the_holdout(tmp_path):
     from dbd_lightning.data.benchmarks import CUHK
 

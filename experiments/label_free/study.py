@@ -18,6 +18,8 @@ after the last step (``test_ckpt=last``: nothing is chosen on it). No real mask 
   ``experiment=dffnet_lite2_synth_selftrain_tent``): does self-training add to TENT?
 * ``selftrain_tent_lite2_r2``: a second round, the same from ``zoo:dffnet_lite2_synth_selftrain_tent`` (the
   first round's release, TENT after it): do rounds add up?
+* ``selftrain_tent_lite2_photos``: ``selftrain_tent_lite2`` on the photos alone, no synthetic half
+  (``experiment=dffnet_lite2_synth_selftrain_tent_photos``): does the synthetic anchor help or hold back?
 
 Seeds: ``seed=S`` (batch order, scenes drawn, augmentations).
 """
@@ -39,7 +41,8 @@ RECIPES = {"selftrain": "experiment=dffnet_lite_synth_selftrain",
            "selftrain_adabn": "experiment=dffnet_lite_synth_selftrain_adabn",
            "selftrain_tent_lite2": "experiment=dffnet_lite2_synth_selftrain_tent",
            "selftrain_tent_lite2_r2": "experiment=dffnet_lite2_synth_selftrain_tent "
-                                      "model.net.init_ckpt=zoo:dffnet_lite2_synth_selftrain_tent"}
+                                      "model.net.init_ckpt=zoo:dffnet_lite2_synth_selftrain_tent",
+           "selftrain_tent_lite2_photos": "experiment=dffnet_lite2_synth_selftrain_tent_photos"}
 
 
 def build_arms(options: argparse.Namespace) -> list[Arm]:

@@ -4,7 +4,9 @@
   Samples carry a zero mask (a placeholder that the transforms move along; never a label) and
   ``labeled = 0``. ``exclude_cuhk_tr1_holdout=N`` treats the folder as CUHK's images: the CUHK-TE-1
   names and the same ``N``-image TR-1 hold-out as ``data=cuhk_tr1``'s validation set are left out, so
-  neither a test image nor a validation image is ever trained on, even without its mask.
+  neither a test image nor a validation image is ever trained on, even without its mask. ``length=n``
+  serves ``n`` draws (image ``i mod`` the folder's count), so a photos-only training set can be as long as
+  an epoch needs (``experiment=dffnet_lite2_synth_selftrain_tent_photos``).
 * :class:`MixedLabeledUnlabeled`: a labeled dataset plus an unlabeled one, sized so that a fraction
   ``unlabeled_fraction`` of the samples (hence, on average, of each shuffled batch) are unlabeled;
   unlabeled images repeat when fewer are available. Every sample gets ``labeled`` = 1 or 0.
@@ -25,7 +27,11 @@ __all__ = ["MixedLabeledUnlabeled", "UnlabeledFolder"]
 class UnlabeledFolder(Dataset):
     """Images of ``root`` (sorted by name), no masks. Args: see the module docstring."""
 
-    def __init__(self, root: str | Path, exclude_cuhk_tr1_holdout: int = 0, holdout_seed: int = 0) -> None:
+    def __init__(self, root: str | Path, exclude_cuhk_tr1_holdout: int = 0, holdout_seed: int = 0,
+                 length: int | None = None) -> None:
+        if length is not None and (isinstance(length, bool) or not isinstance(length, int) or length < 1):
+            raise DataConfigError(f"length must be a positive number of draws or null (the folder once), got "
+                                  f"{length!r}")
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
             raise DataConfigError(f"unlabeled photo folder not found: {self.root} (data.unlabeled_root): give a folder "
@@ -49,20 +55,25 @@ class UnlabeledFolder(Dataset):
         if not files:
             raise DataConfigError(f"no images in {self.root} (data.unlabeled_root): expected .jpg/.png/... files")
         self.files = files
+        self.length = len(files) if length is None else int(length)
 
     def __len__(self) -> int:
-        return len(self.files)
+        return self.length
 
     def __getitem__(self, index: int) -> dict:
         import numpy as np
 
-        image = read_rgb(self.files[index])
-        return {"image": image, "mask": np.zeros(image.shape[:2], np.uint8), "name": self.files[index].stem,
-                "labeled": 0}
+        index = int(index)
+        if not 0 <= index < self.length:
+            raise IndexError(f"draw {index} of {self.length}")
+        path = self.files[index % len(self.files)]
+        image = read_rgb(path)
+        return {"image": image, "mask": np.zeros(image.shape[:2], np.uint8), "name": path.stem, "labeled": 0}
 
     def describe(self) -> str:
         extra = f", {len(self.excluded)} excluded (CUHK TE-1 and the TR-1 hold-out)" if self.excluded else ""
-        return f"unlabeled photos at {self.root}: {len(self.files)} images{extra}"
+        draws = f", {self.length} draws" if self.length != len(self.files) else ""
+        return f"unlabeled photos at {self.root}: {len(self.files)} images{extra}{draws}"
 
 
 class MixedLabeledUnlabeled(Dataset):
