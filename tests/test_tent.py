@@ -17,6 +17,7 @@ from dbd_lightning.models.components.entropy_minimization import (
     binary_entropy,
     filtered_entropy,
     minimize_entropy,
+    sharpness_aware_gradient,
 )
 
 from .run_fixtures import make_run, write_image
@@ -94,6 +95,71 @@ def test_one_step_is_adams_first_step_on_the_bn_affine_gradient_alone(quantile):
     assert all(p.requires_grad and p.grad is None for p in net.parameters())
 
 
+def _hand_entropy(state: dict, x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float) -> torch.Tensor:
+    """ConvBNHead's per-pixel entropy written out: batch statistics, dropout off."""
+    f = nn.functional.conv2d(x, state["conv.weight"], state["conv.bias"], padding=1)
+    mean, var = f.mean(dim=(0, 2, 3), keepdim=True), f.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
+    y = (f - mean) / torch.sqrt(var + eps) * gamma.view(1, -1, 1, 1) + beta.view(1, -1, 1, 1)
+    p = torch.sigmoid(nn.functional.conv2d(torch.relu(y), state["head.weight"], state["head.bias"]))
+    return -(p * p.log() + (1 - p) * (1 - p).log())
+
+
+def _hand_grad(state, x, gamma, beta, eps):
+    gamma, beta = gamma.detach().clone().requires_grad_(True), beta.detach().clone().requires_grad_(True)
+    _hand_entropy(state, x, gamma, beta, eps).mean().backward()
+    return gamma.grad, beta.grad
+
+
+def test_sharpness_aware_gradient_is_the_gradient_at_the_perturbed_point_and_restores_w():
+    """SAR Eq. 4-5: g at w, e = rho g / ||g|| (one norm over every scale and shift), gradient at w + e."""
+    net = ConvBNHead()
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    x = torch.randn(2, 3, 6, 5, generator=torch.Generator().manual_seed(1)) * 2 + 1
+    g_gamma, g_beta = _hand_grad(state, x, state["bn.weight"], state["bn.bias"], net.bn.eps)
+    rho = 0.5
+    norm = torch.sqrt((g_gamma ** 2).sum() + (g_beta ** 2).sum())
+    e_gamma, e_beta = rho * g_gamma / norm, rho * g_beta / norm
+    want_gamma, want_beta = _hand_grad(state, x, state["bn.weight"] + e_gamma, state["bn.bias"] + e_beta, net.bn.eps)
+    assert not torch.allclose(want_gamma, g_gamma, atol=1e-4)  # the perturbation changes the gradient
+    # the network as minimize_entropy holds it: batch statistics, gradient g already in .grad
+    net.eval()
+    net.bn.train()
+    net.bn.momentum = 0.0
+    params = [net.bn.weight, net.bn.bias]
+    for p in net.parameters():
+        p.requires_grad_(p is net.bn.weight or p is net.bn.bias)
+    binary_entropy(net(x)["logits"]).mean().backward()
+    torch.testing.assert_close(net.bn.weight.grad, g_gamma, rtol=1e-4, atol=1e-6)
+    assert sharpness_aware_gradient(net, x, params, rho) == 1.0
+    torch.testing.assert_close(net.bn.weight.grad, want_gamma, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(net.bn.bias.grad, want_beta, rtol=1e-4, atol=1e-6)
+    for k, v in net.state_dict().items():  # w is back, bit for bit (the batch counter is minimize_entropy's)
+        assert k == "bn.num_batches_tracked" or torch.equal(v, state[k]), k
+
+
+def test_minimize_entropy_with_sam_steps_on_the_perturbed_gradient():
+    net, plain = ConvBNHead(), ConvBNHead()
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    x = torch.randn(2, 3, 6, 5, generator=torch.Generator().manual_seed(1)) * 2 + 1
+    g_gamma, g_beta = _hand_grad(state, x, state["bn.weight"], state["bn.bias"], net.bn.eps)
+    rho = 3.0  # large, so that some coordinates of the perturbed gradient change sign
+    norm = torch.sqrt((g_gamma ** 2).sum() + (g_beta ** 2).sum())
+    s_gamma, s_beta = _hand_grad(state, x, state["bn.weight"] + rho * g_gamma / norm,
+                                 state["bn.bias"] + rho * g_beta / norm, net.bn.eps)
+    assert (torch.sign(torch.cat([s_gamma, s_beta])) != torch.sign(torch.cat([g_gamma, g_beta]))).any()
+    lr = 0.01
+    minimize_entropy(net, [x], lr=lr, sam_rho=rho)
+    minimize_entropy(plain, [x], lr=lr)
+    after = net.state_dict()
+    for name, grad in (("bn.weight", s_gamma), ("bn.bias", s_beta)):  # Adam's first step on the SAM gradient
+        torch.testing.assert_close(after[name], state[name] - lr * grad / (grad.abs() + 1e-8), rtol=0, atol=1e-6)
+    assert not torch.equal(after["bn.weight"], plain.state_dict()["bn.weight"]) or not torch.equal(
+        after["bn.bias"], plain.state_dict()["bn.bias"])
+    for name in ("conv.weight", "head.weight", "bn.running_mean", "bn.running_var"):
+        assert torch.equal(after[name], state[name]), name
+    assert all(p.requires_grad and p.grad is None for p in net.parameters())
+
+
 def test_a_batch_with_no_pixel_under_the_filter_moves_nothing():
     net = ConvBNHead()
     before = {k: v.clone() for k, v in net.state_dict().items()}
@@ -149,12 +215,20 @@ def test_cli_method_tent_changes_only_the_batchnorm_tensors(tmp_path, capsys):
     assert "of the pixels at most 0.4 ln 2 (" in card and "tent_entropy_margin=0.4" in card
     f = load_file(filtered)
     assert any(not torch.equal(f[k], t[k]) for k in changed)
+    # SAR's sharpness-aware step: named on the card and in its command, and it changes the result
+    sam = tmp_path / "s" / "m_s.safetensors"
+    assert adapt_main([*common, f"out={sam}", "method=tent", "tent_lr=0.01", "tent_epochs=2", "tent_sam_rho=5"]) == 0
+    card = sam.with_suffix(".md").read_text()
+    assert "with SAR's sharpness-aware gradient (rho 5)" in card and "tent_sam_rho=5" in card
+    assert "tent_sam_rho" not in tent.with_suffix(".md").read_text()
+    assert any(not torch.equal(load_file(sam)[k], t[k]) for k in changed)
 
 
 @pytest.mark.parametrize("arg, key", [("method=tnet", "method"), ("tent_lr=0", "tent_lr"),
                                       ("tent_lr=fast", "tent_lr"), ("tent_epochs=0", "tent_epochs"),
                                       ("tent_entropy_margin=0", "tent_entropy_margin"),
-                                      ("tent_entropy_margin=1.5", "tent_entropy_margin")])
+                                      ("tent_entropy_margin=1.5", "tent_entropy_margin"),
+                                      ("tent_sam_rho=-0.1", "tent_sam_rho"), ("tent_sam_rho=nan", "tent_sam_rho")])
 def test_cli_bad_tent_values_exit_2_naming_the_key(tmp_path, capsys, arg, key):
     run = make_run(tmp_path / "runs", seed=0)
     write_image(tmp_path / "photos" / "p.png", 32, 32)

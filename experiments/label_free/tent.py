@@ -1,12 +1,13 @@
 """TENT on the unlabeled TR-1 photographs: learning rate x passes x seed, scored on the 60-image hold-out.
 
     DBD_DATA_ROOT=<folder holding CUHK/> python experiments/label_free/tent.py --work <scratch folder> \
-        --out experiments/label_free/tent.json [--settings 1e-3:1:0 3e-3:1:1 1e-2:1:0:0.4 ...]
+        --out experiments/label_free/tent.json [--settings 1e-3:1:0 3e-3:1:1 1e-2:1:0:0.4 3e-3:1:0:1:0.05 ...]
 
-Each setting ``LR:PASSES:SEED[:MARGIN]`` is one ``python -m dbd_lightning.adapt method=tent`` of ``--ckpt`` on the
+Each setting ``LR:PASSES:SEED[:MARGIN[:RHO]]`` is one ``python -m dbd_lightning.adapt method=tent`` of ``--ckpt`` on the
 CUHK image folder without the hold-out and TE-1 (``exclude_cuhk_tr1_holdout=60``: 544 photos, batch 8, so
 68 Adam steps per pass; no mask is read), then ``python -m dbd_lightning.eval data=[cuhk_tr1,real_mini]``
-of the adapted file (``MARGIN``: ``tent_entropy_margin``, the reliable-pixel filter): the hold-out, and the 10 sanity photographs read after the choice. Work already in
+of the adapted file (``MARGIN``: ``tent_entropy_margin``, the reliable-pixel filter, 1 = none; ``RHO``: ``tent_sam_rho``, SAR's
+sharpness-aware step): the hold-out, and the 10 sanity photographs read after the choice. Work already in
 ``--work`` (an adapted file, an eval folder) is reused, so an interrupted grid continues where it stopped.
 """
 
@@ -29,12 +30,15 @@ SPLITS = {"cuhk_tr1_val": "hold-out", "real_cuhk": "sanity CUHK (5)", "real_dut"
 
 
 def run_setting(setting: str, ckpt: str, photos: Path, work: Path, tag: str) -> dict:
-    lr, passes, seed, *margin = setting.split(":")
-    out = work / f"{tag}_tent_lr{lr}_e{passes}_s{seed}{''.join(f'_m{m}' for m in margin)}.safetensors"
+    lr, passes, seed, *extra = setting.split(":")
+    margin, rho = (extra + [None, None])[:2]
+    suffix = (f"_m{margin}" if margin is not None else "") + (f"_r{rho}" if rho is not None else "")
+    out = work / f"{tag}_tent_lr{lr}_e{passes}_s{seed}{suffix}.safetensors"
     if not out.is_file():
         subprocess.run([sys.executable, "-m", "dbd_lightning.adapt", f"ckpt={ckpt}", f"photos={photos}", f"out={out}",
                         "method=tent", "exclude_cuhk_tr1_holdout=60", f"tent_lr={lr}", f"tent_epochs={passes}",
-                        f"seed={seed}", "batch=8", *(f"tent_entropy_margin={m}" for m in margin)], check=True)
+                        f"seed={seed}", "batch=8", *([f"tent_entropy_margin={margin}"] if margin is not None else []),
+                        *([f"tent_sam_rho={rho}"] if rho is not None else [])], check=True)
     folder = work / "eval" / out.stem  # eval's metrics.json: test/<split>/<metric>, as a training run's
     if split_scores(folder, next(iter(SPLITS))) is None:
         subprocess.run([sys.executable, "-m", "dbd_lightning.eval", f"ckpt={out}", "data=[cuhk_tr1,real_mini]",
@@ -49,7 +53,7 @@ def main() -> None:
     parser.add_argument("--photos", type=Path, default=None, help="CUHK image folder (default: $DBD_DATA_ROOT/CUHK/image)")
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True, help="JSON of the scores (written at the end)")
-    parser.add_argument("--settings", nargs="+", default=SETTINGS, help="LR:PASSES:SEED[:MARGIN] each")
+    parser.add_argument("--settings", nargs="+", default=SETTINGS, help="LR:PASSES:SEED[:MARGIN[:RHO]] each")
     args = parser.parse_args()
     photos = args.photos or Path(os.environ.get("DBD_DATA_ROOT", "data")) / "CUHK" / "image"
     args.work.mkdir(parents=True, exist_ok=True)

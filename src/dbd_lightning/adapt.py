@@ -4,7 +4,7 @@ Usage (``key=value`` arguments)::
 
     python -m dbd_lightning.adapt ckpt=zoo:dffnet_lite0_synth photos=DIR out=adapted.safetensors
         [method=adabn] [exclude_cuhk_tr1_holdout=0] [flip=false] [batch=8] [limit=0] [seed=0]
-        [tent_lr=0.003] [tent_epochs=1] [tent_entropy_margin=1]
+        [tent_lr=0.003] [tent_epochs=1] [tent_entropy_margin=1] [tent_sam_rho=0]
 
 ``method=adabn`` (default): every BatchNorm layer's running mean and variance are recomputed on the
 photographs as the network sees them at test time (resized to the run's input size, normalised as its
@@ -14,7 +14,9 @@ BatchNorm scales and shifts alone minimise the entropy of the network's own maps
 ``tent_lr`` per batch (Wang et al., ICLR 2021: :mod:`dbd_lightning.models.components.entropy_minimization`),
 then AdaBN again, so the running statistics are those of the adapted network. ``tent_entropy_margin=m`` < 1
 keeps only the pixels whose entropy is at most ``m ln 2`` in the loss (EATA / SAR's reliable-sample filter;
-SAR uses 0.4); 1, the default, is TENT's every pixel. No mask is read. The result
+SAR uses 0.4); 1, the default, is TENT's every pixel. ``tent_sam_rho=r`` > 0 takes each step from the gradient
+at the point ``r`` away along the normalised gradient (SAR's sharpness-aware step; SAR uses 0.05; 0, the
+default, is TENT's plain gradient; twice the forward and backward passes). No mask is read. The result
 is a released-style ``.safetensors`` file plus its model card (``.md``) that ``predict``, ``eval``,
 ``export`` and ``load_predictor`` take as ``ckpt=<file>``.
 
@@ -50,7 +52,7 @@ from .utils.errors import UserError, handle_user_errors
 USAGE = __doc__ or ""
 DEFAULTS = {"ckpt": None, "photos": None, "out": None, "method": "adabn", "exclude_cuhk_tr1_holdout": 0,
             "flip": False, "batch": 8, "limit": 0, "seed": 0, "tent_lr": 3e-3, "tent_epochs": 1,
-            "tent_entropy_margin": 1.0}
+            "tent_entropy_margin": 1.0, "tent_sam_rho": 0.0}
 METHODS = ("adabn", "tent")
 #: the typed keys (:mod:`.utils.key_checks`): the project's one check of a command's values
 KEY_CHECKS = {
@@ -64,6 +66,7 @@ KEY_CHECKS = {
     "tent_lr": kc.number(above=0, example=3e-3),
     "tent_epochs": kc.whole(1, example=1),
     "tent_entropy_margin": kc.number(above=0, high=1, example=0.4),
+    "tent_sam_rho": kc.number(low=0, example=0.05),
 }
 _BOOL = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
 
@@ -113,7 +116,7 @@ def _batches(predictor, photos, indices: list[int], batch: int, flip: bool) -> I
 
 def adapt(ckpt: str, photos: str, out: str, method: str = "adabn", exclude_cuhk_tr1_holdout: int = 0,
           flip: bool = False, batch: int = 8, limit: int = 0, seed: int = 0, tent_lr: float = 3e-3,
-          tent_epochs: int = 1, tent_entropy_margin: float = 1.0) -> Path:
+          tent_epochs: int = 1, tent_entropy_margin: float = 1.0, tent_sam_rho: float = 0.0) -> Path:
     """Write the adapted model (module docstring); returns the ``.safetensors`` path."""
     import random
 
@@ -143,12 +146,13 @@ def adapt(ckpt: str, photos: str, out: str, method: str = "adabn", exclude_cuhk_
     tent = ""
     if method == "tent":
         entropies, kept = _tent(predictor, folder, indices, batch, flip, seed, tent_lr, tent_epochs,
-                                tent_entropy_margin)
+                                tent_entropy_margin, tent_sam_rho)
         recompute_batchnorm_statistics(net, _batches(predictor, folder, indices, batch, flip))
         filtered = (f" of the pixels at most {tent_entropy_margin:g} ln 2 ({min(kept):.0%}-{max(kept):.0%} of them "
                     f"per batch)" if tent_entropy_margin < 1 else "")
+        sam = f" with SAR's sharpness-aware gradient (rho {tent_sam_rho:g})" if tent_sam_rho > 0 else ""
         tent = (f"; then TENT: the BatchNorm scales and shifts alone minimised the maps' entropy{filtered}, "
-                f"{len(entropies)} Adam steps of lr {tent_lr:g} over {tent_epochs} pass(es) (mean entropy "
+                f"{len(entropies)} Adam steps{sam} of lr {tent_lr:g} over {tent_epochs} pass(es) (mean entropy "
                 f"{entropies[0]:.4f} at the first step, {entropies[-1]:.4f} at the last), and the statistics were "
                 f"re-estimated after it")
     out_path = Path(out).expanduser()
@@ -172,7 +176,8 @@ def adapt(ckpt: str, photos: str, out: str, method: str = "adabn", exclude_cuhk_
                                          batch=batch, limit=limit, seed=seed,
                                          **(dict(tent_lr=f"{tent_lr:g}", tent_epochs=tent_epochs,
                                                  **({"tent_entropy_margin": f"{tent_entropy_margin:g}"}
-                                                    if tent_entropy_margin < 1 else {}))
+                                                    if tent_entropy_margin < 1 else {}),
+                                                 **({"tent_sam_rho": f"{tent_sam_rho:g}"} if tent_sam_rho > 0 else {}))
                                             if method == "tent" else {})).items()), ""])
     out_path.parent.mkdir(parents=True, exist_ok=True)
     state = {f"net.{k}": v for k, v in net.state_dict().items()}
@@ -181,9 +186,10 @@ def adapt(ckpt: str, photos: str, out: str, method: str = "adabn", exclude_cuhk_
 
 
 def _tent(predictor, photos, indices: list[int], batch: int, flip: bool, seed: int, lr: float,
-          epochs: int, margin: float) -> tuple[list[float], list[float]]:
+          epochs: int, margin: float, sam_rho: float = 0.0) -> tuple[list[float], list[float]]:
     """TENT's passes over the photos, each in its own seeded order; returns each step's entropy and the
-    fraction of pixels in its loss (``margin`` < 1: those with entropy <= ``margin`` ln 2)."""
+    fraction of pixels in its loss (``margin`` < 1: those with entropy <= ``margin`` ln 2; ``sam_rho`` > 0:
+    SAR's sharpness-aware gradient)."""
     import math
     import random
 
@@ -196,7 +202,7 @@ def _tent(predictor, photos, indices: list[int], batch: int, flip: bool, seed: i
         order = list(indices)
         random.Random(seed * 1000 + epoch).shuffle(order)
         entropies += minimize_entropy(predictor.net, _batches(predictor, photos, order, batch, flip), lr=lr,
-                                      max_entropy=max_entropy, kept=kept)
+                                      max_entropy=max_entropy, kept=kept, sam_rho=sam_rho)
     return entropies, kept
 
 

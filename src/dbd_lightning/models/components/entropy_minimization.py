@@ -14,7 +14,12 @@ reference is a script for classifiers); it is a few lines on top of ``torch.opti
 2023, Eq. 2), applied per pixel: only pixels whose entropy is at most ``E0`` enter the loss, averaged over them.
 High-entropy predictions give large and noisy gradients (SAR Sec. 4) -- here, the pixels near the decision
 boundary that a large step can flip either way. SAR's ``E0 = 0.4 ln C`` is ``0.4 ln 2`` for two classes; the
-default (no filter) is TENT. SAR's sharpness-aware step and model reset are not implemented.
+default (no filter) is TENT. ``sam_rho`` > 0 is SAR's sharpness-aware step (their Eq. 4-5, after Foret et al.,
+"Sharpness-Aware Minimization", ICLR 2021): the gradient is taken at ``w + rho g / ||g||`` (``g`` the gradient of
+the filtered entropy at ``w``, the norm over all BatchNorm scales and shifts together), where the filter is
+applied again, and the step is taken from ``w``; it seeks flat minima of the entropy, which SAR found keeps
+the adaptation from collapsing. Its base optimiser here is the same Adam as TENT's (SAR used SGD). SAR's model
+reset is not implemented.
 
 The BatchNorm running statistics are left as they were: the network predicts with them afterwards, so
 re-estimate them for the adapted scales (:mod:`.batchnorm_stats`), as ``python -m dbd_lightning.adapt
@@ -29,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["binary_entropy", "filtered_entropy", "minimize_entropy"]
+__all__ = ["binary_entropy", "filtered_entropy", "minimize_entropy", "sharpness_aware_gradient"]
 
 
 def binary_entropy(logits: torch.Tensor) -> torch.Tensor:
@@ -53,10 +58,41 @@ def _kept_mean(entropy: torch.Tensor, max_entropy: float | None) -> tuple[torch.
     return (entropy * kept).sum() / count.clamp_min(1.0), float(count) / entropy.numel()
 
 
+def sharpness_aware_gradient(net: nn.Module, x: torch.Tensor, params: list[nn.Parameter], rho: float,
+                             output: str = "logits", max_entropy: float | None = None) -> float:
+    """Replace the ``.grad`` of ``params`` (the gradient ``g`` at ``w``, already computed) by the gradient of the
+    filtered entropy at ``w + rho g / ||g||`` (SAR Eq. 4-5); ``params`` are back at ``w`` afterwards, bit for bit.
+    Returns the fraction of pixels kept at the perturbed point (0: every ``.grad`` is zero, take no step)."""
+    grads = [p.grad for p in params]
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads if g is not None]))
+    if not torch.isfinite(norm) or float(norm) == 0.0:
+        return 1.0  # a flat point: the plain gradient (zero) is already the sharpness-aware one
+    saved = [p.detach().clone() for p in params]
+    with torch.no_grad():
+        for p, g in zip(params, grads, strict=True):
+            if g is not None:
+                p.add_(g, alpha=rho / float(norm))
+            p.grad = None
+    try:
+        loss, fraction = filtered_entropy(net(x)[output], max_entropy)
+        if fraction > 0:
+            loss.backward()
+        else:
+            for p in params:
+                p.grad = torch.zeros_like(p)
+    finally:
+        with torch.no_grad():
+            for p, w in zip(params, saved, strict=True):
+                p.copy_(w)
+    return fraction
+
+
 def minimize_entropy(net: nn.Module, batches: Iterable[torch.Tensor], lr: float, output: str = "logits",
-                     max_entropy: float | None = None, kept: list[float] | None = None) -> list[float]:
+                     max_entropy: float | None = None, kept: list[float] | None = None,
+                     sam_rho: float = 0.0) -> list[float]:
     """One Adam step (``lr``, betas 0.9 / 0.999) per batch on the mean :func:`binary_entropy` of
-    ``net(x)[output]`` (over the pixels at most ``max_entropy`` when given: :func:`filtered_entropy`),
+    ``net(x)[output]`` (over the pixels at most ``max_entropy`` when given: :func:`filtered_entropy`; with
+    ``sam_rho`` > 0 its gradient is the sharpness-aware one, :func:`sharpness_aware_gradient`),
     updating only the BatchNorm ``weight`` / ``bias``; the BatchNorm layers normalise with each batch's own
     statistics, the rest of the network runs in eval mode (no dropout, no stochastic depth).
 
@@ -86,7 +122,8 @@ def minimize_entropy(net: nn.Module, batches: Iterable[torch.Tensor], lr: float,
             optimizer.zero_grad(set_to_none=True)
             if fraction > 0:  # Adam would still move the parameters on a zero gradient (its momentum)
                 loss.backward()
-                optimizer.step()
+                if sam_rho <= 0 or sharpness_aware_gradient(net, x, affine, sam_rho, output, max_entropy) > 0:
+                    optimizer.step()
             losses.append(float(entropy.detach().mean()))
             if kept is not None:
                 kept.append(fraction)
