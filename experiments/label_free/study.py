@@ -20,6 +20,7 @@ after the last step (``test_ckpt=last``: nothing is chosen on it). No real mask 
   first round's release, TENT after it): do rounds add up?
 * ``selftrain_tent_lite2_photos``: ``selftrain_tent_lite2`` on the photos alone, no synthetic half
   (``experiment=dffnet_lite2_synth_selftrain_tent_photos``): does the synthetic anchor help or hold back?
+  (It helps: without it the maps degrade within 100 steps; README section 2f.)
 
 Seeds: ``seed=S`` (batch order, scenes drawn, augmentations).
 """

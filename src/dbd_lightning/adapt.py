@@ -152,7 +152,7 @@ def adapt(ckpt: str, photos: str, out: str, method: str = "adabn", exclude_cuhk_
                     f"per batch)" if tent_entropy_margin < 1 else "")
         sam = f" with SAR's sharpness-aware gradient (rho {tent_sam_rho:g})" if tent_sam_rho > 0 else ""
         tent = (f"; then TENT: the BatchNorm scales and shifts alone minimised the maps' entropy{filtered}, "
-                f"{len(entropies)} Adam steps{sam} of lr {tent_lr:g} over {tent_epochs} pass(es) (mean entropy "
+                f"{len(entropies)} Adam steps of lr {tent_lr:g}{sam} over {tent_epochs} pass(es) (mean entropy "
                 f"{entropies[0]:.4f} at the first step, {entropies[-1]:.4f} at the last), and the statistics were "
                 f"re-estimated after it")
     out_path = Path(out).expanduser()
