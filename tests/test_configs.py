@@ -102,6 +102,20 @@ def test_every_experiment_config_fast_dev_run(tmp_path, experiment):
     assert (tmp_path / "config_resolved.yaml").is_file() and (tmp_path / "metrics.json").is_file()
 
 
+def test_photos_only_selftraining_trains_on_the_photos_alone(tmp_path):
+    """experiment=dffnet_lite2_synth_selftrain_tent_photos: the one training set is the unlabeled folder (the
+    synthetic half of its parent recipe is gone), with data.train_length draws."""
+    from hydra.utils import instantiate
+
+    photos = _photos(tmp_path / "photos")
+    cfg = compose_cfg(tmp_path, ["experiment=dffnet_lite2_synth_selftrain_tent_photos", f"data.unlabeled_root={photos}",
+                                 "data.exclude_cuhk_tr1_holdout=0", "data.train_length=7"])
+    train = {k: v for k, v in cfg.data.datamodule.train.items() if v is not None}
+    assert list(train) == ["unlabeled_photos"]
+    folder = instantiate(train["unlabeled_photos"])
+    assert len(folder) == 7 and len(folder.files) == 3 and {folder[i]["labeled"] for i in range(7)} == {0}
+
+
 def test_authors_code_switches_reach_the_objects(tmp_path):
     from dbd_lightning.runs.task_builder import build_task
 

@@ -1,6 +1,7 @@
 """TENT (models/components/entropy_minimization.py, ``adapt method=tent``): the binary entropy equals its
 textbook form, one step moves only the BatchNorm scales and shifts by Adam's first step on the hand-derived
-gradient, and the adapted file keeps every convolution weight."""
+gradient (also with EATA / SAR's reliable-pixel filter and SAR's sharpness-aware step), and the adapted file
+keeps every convolution weight."""
 
 from __future__ import annotations
 
@@ -121,20 +122,77 @@ def test_sharpness_aware_gradient_is_the_gradient_at_the_perturbed_point_and_res
     e_gamma, e_beta = rho * g_gamma / norm, rho * g_beta / norm
     want_gamma, want_beta = _hand_grad(state, x, state["bn.weight"] + e_gamma, state["bn.bias"] + e_beta, net.bn.eps)
     assert not torch.allclose(want_gamma, g_gamma, atol=1e-4)  # the perturbation changes the gradient
-    # the network as minimize_entropy holds it: batch statistics, gradient g already in .grad
-    net.eval()
-    net.bn.train()
-    net.bn.momentum = 0.0
-    params = [net.bn.weight, net.bn.bias]
-    for p in net.parameters():
-        p.requires_grad_(p is net.bn.weight or p is net.bn.bias)
-    binary_entropy(net(x)["logits"]).mean().backward()
+    params = _sam_ready(net, x)  # the network as minimize_entropy holds it, gradient g already in .grad
     torch.testing.assert_close(net.bn.weight.grad, g_gamma, rtol=1e-4, atol=1e-6)
     assert sharpness_aware_gradient(net, x, params, rho) == 1.0
     torch.testing.assert_close(net.bn.weight.grad, want_gamma, rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(net.bn.bias.grad, want_beta, rtol=1e-4, atol=1e-6)
     for k, v in net.state_dict().items():  # w is back, bit for bit (the batch counter is minimize_entropy's)
         assert k == "bn.num_batches_tracked" or torch.equal(v, state[k]), k
+
+
+def _sam_ready(net: ConvBNHead, x: torch.Tensor) -> list[nn.Parameter]:
+    """``net`` as minimize_entropy holds it (batch statistics, only the BatchNorm affine trainable), with the
+    plain gradient at ``w`` in ``.grad``."""
+    net.eval()
+    net.bn.train()
+    net.bn.momentum = 0.0
+    for p in net.parameters():
+        p.requires_grad_(p is net.bn.weight or p is net.bn.bias)
+    binary_entropy(net(x)["logits"]).mean().backward()
+    return [net.bn.weight, net.bn.bias]
+
+
+def test_sam_with_the_filter_keeps_the_pixels_reliable_at_both_points():
+    """SAR filters the first pass's reliable pixels again: the perturbed loss averages the pixels under E0 at
+    w + e that were also under E0 at w."""
+    net = ConvBNHead()
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    x = torch.randn(2, 3, 6, 5, generator=torch.Generator().manual_seed(1)) * 2 + 1
+    params = _sam_ready(net, x)
+    g_gamma, g_beta = params[0].grad.clone(), params[1].grad.clone()
+    norm = torch.sqrt((g_gamma ** 2).sum() + (g_beta ** 2).sum())
+    rho = 0.5
+    h_w = _hand_entropy(state, x, state["bn.weight"], state["bn.bias"], net.bn.eps).detach()
+    e0 = float(h_w.flatten().median())
+    kept_at_w = h_w <= e0
+    gamma = (state["bn.weight"] + rho * g_gamma / norm).requires_grad_(True)
+    beta = (state["bn.bias"] + rho * g_beta / norm).requires_grad_(True)
+    h = _hand_entropy(state, x, gamma, beta, net.bn.eps)
+    both = ((h.detach() <= e0) & kept_at_w).to(h.dtype)
+    assert 0 < both.sum() < ((h.detach() <= e0).sum())  # the first pass's filter removes some pixels
+    ((h * both).sum() / both.sum()).backward()
+    fraction = sharpness_aware_gradient(net, x, params, rho, max_entropy=e0, kept_at_w=kept_at_w)
+    assert fraction == pytest.approx(both.mean().item())
+    torch.testing.assert_close(params[0].grad, gamma.grad, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(params[1].grad, beta.grad, rtol=1e-4, atol=1e-6)
+    # nothing kept at w: no gradient and no step (0 returned)
+    _sam_ready(net, x)
+    assert sharpness_aware_gradient(net, x, params, rho, max_entropy=e0,
+                                    kept_at_w=torch.zeros_like(kept_at_w)) == 0.0
+    assert params[0].grad is None and params[1].grad is None
+    assert torch.equal(net.bn.weight, state["bn.weight"]) and torch.equal(net.bn.bias, state["bn.bias"])
+
+
+def test_sam_at_a_flat_or_broken_gradient():
+    net = ConvBNHead()
+    x = torch.randn(2, 3, 6, 5, generator=torch.Generator().manual_seed(1))
+    params = _sam_ready(net, x)
+    before = [p.detach().clone() for p in params]
+    for p in params:  # flat: the zero gradient is already the sharpness-aware one
+        p.grad = torch.zeros_like(p)
+    assert sharpness_aware_gradient(net, x, params, 0.5) == 1.0
+    assert all(torch.equal(p.grad, torch.zeros_like(p)) for p in params)
+    params[0].grad[0] = float("nan")  # non-finite: no step, the gradients dropped
+    assert sharpness_aware_gradient(net, x, params, 0.5) == 0.0
+    assert all(p.grad is None for p in params)
+    assert sharpness_aware_gradient(net, x, params, 0.5) == 0.0  # no gradient at all
+    assert all(torch.equal(p, b) for p, b in zip(params, before, strict=True))
+    for bad in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="sam_rho"):
+            minimize_entropy(ConvBNHead(), [x], lr=0.01, sam_rho=bad)
+    with pytest.raises(ValueError, match="rho"):
+        sharpness_aware_gradient(net, x, params, 0.0)
 
 
 def test_minimize_entropy_with_sam_steps_on_the_perturbed_gradient():

@@ -31,6 +31,8 @@ SPLITS = {"cuhk_tr1_val": "hold-out", "real_cuhk": "sanity CUHK (5)", "real_dut"
 
 def run_setting(setting: str, ckpt: str, photos: Path, work: Path, tag: str) -> dict:
     lr, passes, seed, *extra = setting.split(":")
+    if len(extra) > 2:
+        raise SystemExit(f"--settings {setting}: expected LR:PASSES:SEED[:MARGIN[:RHO]]")
     margin, rho = (extra + [None, None])[:2]
     suffix = (f"_m{margin}" if margin is not None else "") + (f"_r{rho}" if rho is not None else "")
     out = work / f"{tag}_tent_lr{lr}_e{passes}_s{seed}{suffix}.safetensors"

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from .utils.errors import ConfigError
+from .utils.errors import ConfigError, UserError
 from .utils.validate import (
     MAX_SWEEP_JOBS,
     _job_overrides,
@@ -87,6 +87,7 @@ def check_folders_present(cfg: DictConfig) -> None:
     before the memory estimate and the model are built (a missing folder then fails the same on every machine)."""
     from .data.errors import DataConfigError, DatasetLayoutError
     from .data.folder import missing_folders_message
+    from .data.unlabeled import missing_unlabeled_message
 
     dm = _select(cfg, "data.datamodule")
     if dm is None:
@@ -104,10 +105,9 @@ def check_folders_present(cfg: DictConfig) -> None:
             if message:
                 raise DatasetLayoutError(f"{message}. Nothing was written.")
     unlabeled = _select(cfg, "data.unlabeled_root")
-    if unlabeled is not None and not Path(str(unlabeled)).expanduser().is_dir():
-        raise DataConfigError(f"unlabeled photo folder not found: {Path(str(unlabeled)).expanduser()} "
-                              "(data.unlabeled_root): give a folder of photographs (jpg/png/...); no masks are "
-                              "needed. Nothing was written.")
+    message = missing_unlabeled_message(str(unlabeled)) if unlabeled is not None else None
+    if message:
+        raise DataConfigError(f"{message}. Nothing was written.")
 
 
 def paper_with_experiment_hint(text: str, overrides: list[str]) -> str | None:
@@ -171,7 +171,7 @@ def precheck_train(args: list[str], memory: bool = True) -> None:
                 check_ckpt_path(cfg)
                 check_data_present(cfg)
                 check_folders_present(cfg)
-            except ConfigError as exc:
+            except UserError as exc:  # a config value, a missing benchmark or folder: name the sweep job
                 raise type(exc)(exc.message + where) from exc
             run_dir = _select(cfg, "run_dir")
             if run_dir and not multirun:

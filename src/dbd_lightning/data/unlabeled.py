@@ -21,7 +21,17 @@ from torch.utils.data import Dataset
 from .errors import DataConfigError
 from .io import list_images, read_rgb
 
-__all__ = ["MixedLabeledUnlabeled", "UnlabeledFolder"]
+__all__ = ["MixedLabeledUnlabeled", "UnlabeledFolder", "missing_unlabeled_message"]
+
+
+def missing_unlabeled_message(root: str | Path) -> str | None:
+    """The error text when the unlabeled photo folder ``root`` is not a folder, else None. Shared by
+    :class:`UnlabeledFolder` and the train precheck (which says it before the memory estimate or any model)."""
+    root = Path(root).expanduser()
+    if root.is_dir():
+        return None
+    return (f"unlabeled photo folder not found: {root} (data.unlabeled_root): give a folder of photographs "
+            "(jpg/png/...); no masks are needed")
 
 
 class UnlabeledFolder(Dataset):
@@ -30,12 +40,13 @@ class UnlabeledFolder(Dataset):
     def __init__(self, root: str | Path, exclude_cuhk_tr1_holdout: int = 0, holdout_seed: int = 0,
                  length: int | None = None) -> None:
         if length is not None and (isinstance(length, bool) or not isinstance(length, int) or length < 1):
-            raise DataConfigError(f"length must be a positive number of draws or null (the folder once), got "
-                                  f"{length!r}")
+            raise DataConfigError(f"the unlabeled set's length (data.train_length in "
+                                  f"experiment=dffnet_lite2_synth_selftrain_tent_photos) must be a positive number of "
+                                  f"draws, or null for the folder once; got {length!r}")
         self.root = Path(root).expanduser()
-        if not self.root.is_dir():
-            raise DataConfigError(f"unlabeled photo folder not found: {self.root} (data.unlabeled_root): give a folder "
-                                  "of photographs (jpg/png/...); no masks are needed")
+        missing = missing_unlabeled_message(self.root)
+        if missing:
+            raise DataConfigError(missing)
         files = list_images(self.root)
         self.excluded: list[str] = []
         if exclude_cuhk_tr1_holdout:

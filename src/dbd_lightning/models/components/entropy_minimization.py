@@ -16,8 +16,8 @@ High-entropy predictions give large and noisy gradients (SAR Sec. 4) -- here, th
 boundary that a large step can flip either way. SAR's ``E0 = 0.4 ln C`` is ``0.4 ln 2`` for two classes; the
 default (no filter) is TENT. ``sam_rho`` > 0 is SAR's sharpness-aware step (their Eq. 4-5, after Foret et al.,
 "Sharpness-Aware Minimization", ICLR 2021): the gradient is taken at ``w + rho g / ||g||`` (``g`` the gradient of
-the filtered entropy at ``w``, the norm over all BatchNorm scales and shifts together), where the filter is
-applied again, and the step is taken from ``w``; it seeks flat minima of the entropy, which SAR found keeps
+the filtered entropy at ``w``, the norm over all BatchNorm scales and shifts together), over the pixels the
+filter keeps at both points, and the step is taken from ``w``; it seeks flat minima of the entropy, which SAR found keeps
 the adaptation from collapsing. Its base optimiser here is the same Adam as TENT's (SAR used SGD). SAR's model
 reset is not implemented.
 
@@ -28,6 +28,7 @@ method=tent`` does.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import torch
@@ -59,13 +60,25 @@ def _kept_mean(entropy: torch.Tensor, max_entropy: float | None) -> tuple[torch.
 
 
 def sharpness_aware_gradient(net: nn.Module, x: torch.Tensor, params: list[nn.Parameter], rho: float,
-                             output: str = "logits", max_entropy: float | None = None) -> float:
+                             output: str = "logits", max_entropy: float | None = None,
+                             kept_at_w: torch.Tensor | None = None) -> float:
     """Replace the ``.grad`` of ``params`` (the gradient ``g`` at ``w``, already computed) by the gradient of the
     filtered entropy at ``w + rho g / ||g||`` (SAR Eq. 4-5); ``params`` are back at ``w`` afterwards, bit for bit.
-    Returns the fraction of pixels kept at the perturbed point (0: every ``.grad`` is zero, take no step)."""
+
+    With the filter (``max_entropy``), a pixel enters the loss at the perturbed point when its entropy there is
+    at most ``max_entropy`` *and* it was kept at ``w`` (``kept_at_w``, boolean, the shape of the map): SAR
+    filters the first pass's reliable samples again. Returns the fraction of pixels in the perturbed loss;
+    0 means take no step (nothing kept, no gradient at all, or a non-finite one: every ``.grad`` is then None)."""
+    if not (math.isfinite(rho) and rho > 0):
+        raise ValueError(f"sharpness_aware_gradient: rho must be a finite number > 0, got {rho}")
     grads = [p.grad for p in params]
-    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads if g is not None]))
-    if not torch.isfinite(norm) or float(norm) == 0.0:
+    present = [g for g in grads if g is not None]
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in present])) if present else None
+    if norm is None or not torch.isfinite(norm):
+        for p in params:
+            p.grad = None
+        return 0.0
+    if float(norm) == 0.0:
         return 1.0  # a flat point: the plain gradient (zero) is already the sharpness-aware one
     saved = [p.detach().clone() for p in params]
     with torch.no_grad():
@@ -74,12 +87,18 @@ def sharpness_aware_gradient(net: nn.Module, x: torch.Tensor, params: list[nn.Pa
                 p.add_(g, alpha=rho / float(norm))
             p.grad = None
     try:
-        loss, fraction = filtered_entropy(net(x)[output], max_entropy)
+        entropy = binary_entropy(net(x)[output])
+        if max_entropy is None:
+            loss, fraction = entropy.mean(), 1.0
+        else:
+            keep = entropy <= max_entropy
+            if kept_at_w is not None:
+                keep = keep & kept_at_w
+            weight = keep.to(entropy.dtype)
+            count = weight.sum()
+            loss, fraction = (entropy * weight).sum() / count.clamp_min(1.0), float(count) / entropy.numel()
         if fraction > 0:
             loss.backward()
-        else:
-            for p in params:
-                p.grad = torch.zeros_like(p)
     finally:
         with torch.no_grad():
             for p, w in zip(params, saved, strict=True):
@@ -99,6 +118,8 @@ def minimize_entropy(net: nn.Module, batches: Iterable[torch.Tensor], lr: float,
     The running statistics, the other parameters and their ``requires_grad`` flags are as before
     afterwards, and ``net`` is in eval mode. Returns the entropy of each batch (every pixel), before its
     step; ``kept``, when given, gets each batch's fraction of pixels in the loss."""
+    if not (math.isfinite(sam_rho) and sam_rho >= 0):
+        raise ValueError(f"minimize_entropy: sam_rho must be a finite number >= 0 (0: TENT's plain step), got {sam_rho}")
     norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     affine = [p for m in norms for p in (m.weight, m.bias) if p is not None]
     if not affine:
@@ -122,7 +143,9 @@ def minimize_entropy(net: nn.Module, batches: Iterable[torch.Tensor], lr: float,
             optimizer.zero_grad(set_to_none=True)
             if fraction > 0:  # Adam would still move the parameters on a zero gradient (its momentum)
                 loss.backward()
-                if sam_rho <= 0 or sharpness_aware_gradient(net, x, affine, sam_rho, output, max_entropy) > 0:
+                kept_at_w = None if max_entropy is None else entropy.detach() <= max_entropy
+                if sam_rho == 0 or sharpness_aware_gradient(net, x, affine, sam_rho, output, max_entropy,
+                                                            kept_at_w) > 0:
                     optimizer.step()
             losses.append(float(entropy.detach().mean()))
             if kept is not None:
