@@ -40,6 +40,7 @@ from .utils.validate import (
     check_ckpt_path,
     check_data_present,
     check_missing_values,
+    dataset_nodes,
     validate_train_config,
 )
 
@@ -89,21 +90,17 @@ def check_folders_present(cfg: DictConfig) -> None:
     from .data.folder import missing_folders_message
     from .data.unlabeled import missing_unlabeled_message
 
-    dm = _select(cfg, "data.datamodule")
-    if dm is None:
-        return
-    for split in ("train", "val", "test"):
-        for node in (dm.get(split) or {}).values() if hasattr(dm.get(split) or {}, "values") else ():
-            if not isinstance(node, DictConfig) or _select(node, "_target_") != "dbd_lightning.data.folder.ImageMaskFolder":
-                continue
-            try:
-                root, image_dir, gt_dir = (str(_select(node, k) or d) for k, d in
-                                           (("root", ""), ("image_dir", "image"), ("gt_dir", "gt")))
-            except Exception:  # an unusual node: the dataset's own check reports it
-                continue
-            message = missing_folders_message(root, image_dir, gt_dir) if root else None
-            if message:
-                raise DatasetLayoutError(f"{message}. Nothing was written.")
+    for _, _, node in dataset_nodes(cfg):
+        if _select(node, "_target_") != "dbd_lightning.data.folder.ImageMaskFolder":
+            continue
+        try:
+            root, image_dir, gt_dir = (str(_select(node, k) or d) for k, d in
+                                       (("root", ""), ("image_dir", "image"), ("gt_dir", "gt")))
+        except Exception:  # an unusual node: the dataset's own check reports it
+            continue
+        message = missing_folders_message(root, image_dir, gt_dir) if root else None
+        if message:
+            raise DatasetLayoutError(f"{message}. Nothing was written.")
     unlabeled = _select(cfg, "data.unlabeled_root")
     message = missing_unlabeled_message(str(unlabeled)) if unlabeled is not None else None
     if message:

@@ -180,30 +180,39 @@ def check_data_args(cfg: DictConfig, root: str = "data.datamodule") -> None:
         walk(node, root, 0)
 
 
+def dataset_nodes(cfg: DictConfig):
+    """``(split, name, node)`` for every dataset config node of ``data.datamodule``'s train / val / test
+    (a disabled ``null`` entry is left out): what the data prechecks walk."""
+    dm = _select(cfg, "data.datamodule")
+    if dm is None:
+        return
+    for split in ("train", "val", "test"):
+        sets = dm.get(split) or {}
+        for name, node in sets.items() if hasattr(sets, "items") else ():
+            if isinstance(node, DictConfig):
+                yield split, name, node
+
+
 def check_data_present(cfg: DictConfig) -> None:
     """Raise one readable :class:`DataMissingError` paragraph when a benchmark a data config uses is not
     on disk: what is missing, where it looked, and the ``data.prepare`` command that imports it."""
     import hydra
 
     missing: dict[str, dict[str, Any]] = {}
-    dm = _select(cfg, "data.datamodule")
-    if dm is None:
-        return
-    for split in ("train", "val", "test"):
-        for name, node in (dm.get(split) or {}).items() if hasattr(dm.get(split) or {}, "items") else ():
-            target = str(_select(node, "_target_") or "") if isinstance(node, DictConfig) else ""
-            if not target.startswith("dbd_lightning.data.benchmarks.") or _select(node, "optional") is True:
-                continue  # an optional set (e.g. TE-1 when withheld) is left out by the datamodule, said once
-            try:
-                cls = hydra.utils.get_class(target)
-                root = Path(str(_select(node, "root"))).expanduser()
-                images, _ = cls.FOLDERS[str(_select(node, "split") or "all")]
-            except Exception:  # an unusual node: the datamodule's own check reports it
-                continue
-            if any((root / c).is_dir() for c in images):
-                continue
-            entry = missing.setdefault(cls.NAME, {"root": root, "looked": [str(root / c) for c in images], "uses": []})
-            entry["uses"].append(f"{split} {name}")
+    for split, name, node in dataset_nodes(cfg):
+        target = str(_select(node, "_target_") or "")
+        if not target.startswith("dbd_lightning.data.benchmarks.") or _select(node, "optional") is True:
+            continue  # an optional set (e.g. TE-1 when withheld) is left out by the datamodule, said once
+        try:
+            cls = hydra.utils.get_class(target)
+            root = Path(str(_select(node, "root"))).expanduser()
+            images, _ = cls.FOLDERS[str(_select(node, "split") or "all")]
+        except Exception:  # an unusual node: the datamodule's own check reports it
+            continue
+        if any((root / c).is_dir() for c in images):
+            continue
+        entry = missing.setdefault(cls.NAME, {"root": root, "looked": [str(root / c) for c in images], "uses": []})
+        entry["uses"].append(f"{split} {name}")
     if not missing:
         return
     data_name = _select(cfg, "data.name") or "this data config"

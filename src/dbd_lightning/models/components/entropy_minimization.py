@@ -47,16 +47,28 @@ def binary_entropy(logits: torch.Tensor) -> torch.Tensor:
 def filtered_entropy(logits: torch.Tensor, max_entropy: float | None = None) -> tuple[torch.Tensor, float]:
     """The mean :func:`binary_entropy` over the elements whose entropy is at most ``max_entropy`` (all when
     ``None``), and the fraction kept. Nothing kept: a zero loss that still depends on ``logits`` (no step)."""
-    return _kept_mean(binary_entropy(logits), max_entropy)
+    entropy = binary_entropy(logits)
+    return _kept_mean(entropy, _reliable(entropy, max_entropy))
 
 
-def _kept_mean(entropy: torch.Tensor, max_entropy: float | None) -> tuple[torch.Tensor, float]:
-    """:func:`filtered_entropy` of already computed per-element entropies."""
+def _reliable(entropy: torch.Tensor, max_entropy: float | None,
+              within: torch.Tensor | None = None) -> torch.Tensor | None:
+    """The boolean mask of elements with entropy at most ``max_entropy`` (and inside ``within`` when given);
+    None without a filter (every element)."""
     if max_entropy is None:
+        return None
+    keep = entropy.detach() <= max_entropy
+    return keep if within is None else keep & within
+
+
+def _kept_mean(entropy: torch.Tensor, keep: torch.Tensor | None) -> tuple[torch.Tensor, float]:
+    """The mean of ``entropy`` over ``keep`` (all when None) and the fraction kept; nothing kept: a zero loss
+    that still depends on ``entropy``."""
+    if keep is None:
         return entropy.mean(), 1.0
-    kept = (entropy <= max_entropy).to(entropy.dtype)
-    count = kept.sum()
-    return (entropy * kept).sum() / count.clamp_min(1.0), float(count) / entropy.numel()
+    weight = keep.to(entropy.dtype)
+    count = weight.sum()
+    return (entropy * weight).sum() / count.clamp_min(1.0), float(count) / entropy.numel()
 
 
 def sharpness_aware_gradient(net: nn.Module, x: torch.Tensor, params: list[nn.Parameter], rho: float,
@@ -88,15 +100,7 @@ def sharpness_aware_gradient(net: nn.Module, x: torch.Tensor, params: list[nn.Pa
             p.grad = None
     try:
         entropy = binary_entropy(net(x)[output])
-        if max_entropy is None:
-            loss, fraction = entropy.mean(), 1.0
-        else:
-            keep = entropy <= max_entropy
-            if kept_at_w is not None:
-                keep = keep & kept_at_w
-            weight = keep.to(entropy.dtype)
-            count = weight.sum()
-            loss, fraction = (entropy * weight).sum() / count.clamp_min(1.0), float(count) / entropy.numel()
+        loss, fraction = _kept_mean(entropy, _reliable(entropy, max_entropy, kept_at_w))
         if fraction > 0:
             loss.backward()
     finally:
@@ -139,13 +143,12 @@ def minimize_entropy(net: nn.Module, batches: Iterable[torch.Tensor], lr: float,
     try:
         for x in batches:
             entropy = binary_entropy(net(x)[output])
-            loss, fraction = _kept_mean(entropy, max_entropy)
+            keep = _reliable(entropy, max_entropy)
+            loss, fraction = _kept_mean(entropy, keep)
             optimizer.zero_grad(set_to_none=True)
             if fraction > 0:  # Adam would still move the parameters on a zero gradient (its momentum)
                 loss.backward()
-                kept_at_w = None if max_entropy is None else entropy.detach() <= max_entropy
-                if sam_rho == 0 or sharpness_aware_gradient(net, x, affine, sam_rho, output, max_entropy,
-                                                            kept_at_w) > 0:
+                if sam_rho == 0 or sharpness_aware_gradient(net, x, affine, sam_rho, output, max_entropy, keep) > 0:
                     optimizer.step()
             losses.append(float(entropy.detach().mean()))
             if kept is not None:
