@@ -223,9 +223,31 @@ def test_a_batch_with_no_pixel_under_the_filter_moves_nothing():
     before = {k: v.clone() for k, v in net.state_dict().items()}
     x = torch.randn(2, 3, 6, 5, generator=torch.Generator().manual_seed(1))
     kept: list[float] = []
-    minimize_entropy(net, [x, x], lr=0.1, max_entropy=1e-12, kept=kept)
-    assert kept == [0.0, 0.0]
+    stepped: list[bool] = []
+    minimize_entropy(net, [x, x], lr=0.1, max_entropy=1e-12, kept=kept, stepped=stepped)
+    assert kept == [0.0, 0.0] and stepped == [False, False]
     assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
+    stepped.clear()  # and a batch that passes the filter does step
+    minimize_entropy(net, [x], lr=0.1, stepped=stepped)
+    assert stepped == [True] and not torch.equal(net.bn.weight, before["bn.weight"])
+
+
+@pytest.mark.parametrize("rho", [0.0, 0.5])
+def test_a_batch_with_a_non_finite_gradient_moves_nothing(rho):
+    # one NaN pixel makes the batch statistics, hence every BatchNorm gradient, NaN: Adam would spread it to
+    # every scale and shift; the batch is skipped instead, and the clean batch after it still steps
+    net = ConvBNHead()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    clean = torch.randn(2, 3, 6, 5, generator=torch.Generator().manual_seed(1))
+    bad = clean.clone()
+    bad[0, 0, 2, 2] = float("nan")
+    stepped: list[bool] = []
+    minimize_entropy(net, [bad], lr=0.1, sam_rho=rho, stepped=stepped)
+    assert stepped == [False]
+    assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
+    minimize_entropy(net, [clean], lr=0.1, sam_rho=rho, stepped=stepped)
+    assert stepped == [False, True] and torch.isfinite(net.bn.weight).all()
+    assert not torch.equal(net.bn.weight, before["bn.weight"])
 
 
 def test_entropy_falls_over_steps_and_no_bn_is_an_error():
@@ -280,6 +302,13 @@ def test_cli_method_tent_changes_only_the_batchnorm_tensors(tmp_path, capsys):
     assert "with SAR's sharpness-aware gradient (rho 5)" in card and "tent_sam_rho=5" in card
     assert "tent_sam_rho" not in tent.with_suffix(".md").read_text()
     assert any(not torch.equal(load_file(sam)[k], t[k]) for k in changed)
+    # a filter that keeps no pixel: no step is counted as one, and the file is AdaBN's
+    none = tmp_path / "n" / "m_n.safetensors"
+    assert adapt_main([*common, f"out={none}", "method=tent", "tent_lr=0.01", "tent_epochs=2",
+                       "tent_entropy_margin=1e-9"]) == 0
+    card = none.with_suffix(".md").read_text()
+    assert "0 Adam steps of lr 0.01 over 2 pass(es) (4 of the 4 batches took no step" in card
+    assert all(torch.equal(v, a[k]) for k, v in load_file(none).items())
 
 
 @pytest.mark.parametrize("arg, key", [("method=tnet", "method"), ("tent_lr=0", "tent_lr"),

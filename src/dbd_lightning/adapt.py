@@ -145,14 +145,17 @@ def adapt(ckpt: str, photos: str, out: str, method: str = "adabn", exclude_cuhk_
         raise UserError(f"ckpt={ckpt}: the network has no BatchNorm layer; there is nothing to adapt")
     tent = ""
     if method == "tent":
-        entropies, kept = _tent(predictor, folder, indices, batch, flip, seed, tent_lr, tent_epochs,
+        entropies, kept, stepped = _tent(predictor, folder, indices, batch, flip, seed, tent_lr, tent_epochs,
                                 tent_entropy_margin, tent_sam_rho)
         recompute_batchnorm_statistics(net, _batches(predictor, folder, indices, batch, flip))
         filtered = (f" of the pixels at most {tent_entropy_margin:g} ln 2 ({min(kept):.0%}-{max(kept):.0%} of them "
                     f"per batch)" if tent_entropy_margin < 1 else "")
         sam = f" with SAR's sharpness-aware gradient (rho {tent_sam_rho:g})" if tent_sam_rho > 0 else ""
+        skipped = len(stepped) - sum(stepped)
+        skipped = (f" ({skipped} of the {len(stepped)} batches took no step: no pixel in the loss or a non-finite "
+                   f"gradient)" if skipped else "")
         tent = (f"; then TENT: the BatchNorm scales and shifts alone minimised the maps' entropy{filtered}, "
-                f"{len(entropies)} Adam steps of lr {tent_lr:g}{sam} over {tent_epochs} pass(es) (mean entropy "
+                f"{sum(stepped)} Adam steps of lr {tent_lr:g}{sam} over {tent_epochs} pass(es){skipped} (mean entropy "
                 f"{entropies[0]:.4f} at the first step, {entropies[-1]:.4f} at the last), and the statistics were "
                 f"re-estimated after it")
     out_path = Path(out).expanduser()
@@ -186,10 +189,10 @@ def adapt(ckpt: str, photos: str, out: str, method: str = "adabn", exclude_cuhk_
 
 
 def _tent(predictor, photos, indices: list[int], batch: int, flip: bool, seed: int, lr: float,
-          epochs: int, margin: float, sam_rho: float = 0.0) -> tuple[list[float], list[float]]:
-    """TENT's passes over the photos, each in its own seeded order; returns each step's entropy and the
+          epochs: int, margin: float, sam_rho: float = 0.0) -> tuple[list[float], list[float], list[bool]]:
+    """TENT's passes over the photos, each in its own seeded order; returns each batch's entropy, the
     fraction of pixels in its loss (``margin`` < 1: those with entropy <= ``margin`` ln 2; ``sam_rho`` > 0:
-    SAR's sharpness-aware gradient)."""
+    SAR's sharpness-aware gradient) and whether it took its Adam step."""
     import math
     import random
 
@@ -198,12 +201,14 @@ def _tent(predictor, photos, indices: list[int], batch: int, flip: bool, seed: i
     max_entropy = margin * math.log(2) if margin < 1 else None  # 1: every pixel (H <= ln 2 always)
     entropies: list[float] = []
     kept: list[float] = []
+    stepped: list[bool] = []
     for epoch in range(epochs):
         order = list(indices)
         random.Random(seed * 1000 + epoch).shuffle(order)
         entropies += minimize_entropy(predictor.net, _batches(predictor, photos, order, batch, flip), lr=lr,
-                                      max_entropy=max_entropy, kept=kept, sam_rho=sam_rho)
-    return entropies, kept
+                                      max_entropy=max_entropy, kept=kept, sam_rho=sam_rho,
+                                      stepped=stepped)
+    return entropies, kept, stepped
 
 
 @handle_user_errors(log_file=False)

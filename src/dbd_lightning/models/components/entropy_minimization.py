@@ -71,6 +71,12 @@ def _kept_mean(entropy: torch.Tensor, keep: torch.Tensor | None) -> tuple[torch.
     return (entropy * weight).sum() / count.clamp_min(1.0), float(count) / entropy.numel()
 
 
+def _finite(grads: list[torch.Tensor | None]) -> bool:
+    """Whether at least one gradient is present and every present one is finite."""
+    present = [g for g in grads if g is not None]
+    return bool(present) and all(bool(torch.isfinite(g).all()) for g in present)
+
+
 def sharpness_aware_gradient(net: nn.Module, x: torch.Tensor, params: list[nn.Parameter], rho: float,
                              output: str = "logits", max_entropy: float | None = None,
                              kept_at_w: torch.Tensor | None = None) -> float:
@@ -112,16 +118,19 @@ def sharpness_aware_gradient(net: nn.Module, x: torch.Tensor, params: list[nn.Pa
 
 def minimize_entropy(net: nn.Module, batches: Iterable[torch.Tensor], lr: float, output: str = "logits",
                      max_entropy: float | None = None, kept: list[float] | None = None,
-                     sam_rho: float = 0.0) -> list[float]:
+                     sam_rho: float = 0.0, stepped: list[bool] | None = None) -> list[float]:
     """One Adam step (``lr``, betas 0.9 / 0.999) per batch on the mean :func:`binary_entropy` of
     ``net(x)[output]`` (over the pixels at most ``max_entropy`` when given: :func:`filtered_entropy`; with
     ``sam_rho`` > 0 its gradient is the sharpness-aware one, :func:`sharpness_aware_gradient`),
     updating only the BatchNorm ``weight`` / ``bias``; the BatchNorm layers normalise with each batch's own
     statistics, the rest of the network runs in eval mode (no dropout, no stochastic depth).
 
+    A batch takes no step when no pixel is in its loss, at ``w`` or (with ``sam_rho``) at the perturbed point,
+    or when its gradient is not finite.
     The running statistics, the other parameters and their ``requires_grad`` flags are as before
     afterwards, and ``net`` is in eval mode. Returns the entropy of each batch (every pixel), before its
-    step; ``kept``, when given, gets each batch's fraction of pixels in the loss."""
+    step; ``kept``, when given, gets each batch's fraction of pixels in the loss at ``w``; ``stepped``, when
+    given, whether the batch took its Adam step."""
     if not (math.isfinite(sam_rho) and sam_rho >= 0):
         raise ValueError(f"minimize_entropy: sam_rho must be a finite number >= 0 (0: TENT's plain step), got {sam_rho}")
     norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
@@ -130,14 +139,16 @@ def minimize_entropy(net: nn.Module, batches: Iterable[torch.Tensor], lr: float,
         raise ValueError("minimize_entropy: the network has no BatchNorm layer with affine parameters")
     flags = {p: p.requires_grad for p in net.parameters()}
     momenta = [m.momentum for m in norms]
-    tracked = [None if m.num_batches_tracked is None else m.num_batches_tracked.clone() for m in norms]
+    # the running buffers are restored afterwards: momentum 0 alone keeps them only for finite batches
+    # (0 * NaN is NaN)
+    buffers = [{name: b.clone() for name, b in m.named_buffers(recurse=False) if b is not None} for m in norms]
     chosen = {id(p) for p in affine}
     for p in net.parameters():
         p.requires_grad_(id(p) in chosen)
     net.eval()
     for m in norms:
         m.train()
-        m.momentum = 0.0  # batch statistics for normalising; running = 1 * running + 0 * batch: kept
+        m.momentum = 0.0  # batch statistics for normalising; running = 1 * running + 0 * batch
     optimizer = torch.optim.Adam(affine, lr=lr, betas=(0.9, 0.999))
     losses: list[float] = []
     try:
@@ -146,20 +157,27 @@ def minimize_entropy(net: nn.Module, batches: Iterable[torch.Tensor], lr: float,
             keep = _reliable(entropy, max_entropy)
             loss, fraction = _kept_mean(entropy, keep)
             optimizer.zero_grad(set_to_none=True)
-            if fraction > 0:  # Adam would still move the parameters on a zero gradient (its momentum)
+            step = fraction > 0  # Adam would still move the parameters on a zero gradient (its momentum)
+            if step:
                 loss.backward()
-                if sam_rho == 0 or sharpness_aware_gradient(net, x, affine, sam_rho, output, max_entropy, keep) > 0:
+                if sam_rho > 0:
+                    step = sharpness_aware_gradient(net, x, affine, sam_rho, output, max_entropy, keep) > 0
+                step = step and _finite([p.grad for p in affine])  # a NaN would spread to every weight
+                if step:
                     optimizer.step()
             losses.append(float(entropy.detach().mean()))
             if kept is not None:
                 kept.append(fraction)
+            if stepped is not None:
+                stepped.append(step)
     finally:
         for p, flag in flags.items():
             p.requires_grad_(flag)
             p.grad = None
-        for m, momentum, count in zip(norms, momenta, tracked, strict=True):
-            m.momentum = momentum
-            if count is not None:
-                m.num_batches_tracked.copy_(count)
+        with torch.no_grad():
+            for m, momentum, saved in zip(norms, momenta, buffers, strict=True):
+                m.momentum = momentum
+                for name, value in saved.items():
+                    getattr(m, name).copy_(value)
         net.eval()
     return losses
