@@ -124,7 +124,7 @@ def test_sharpness_aware_gradient_is_the_gradient_at_the_perturbed_point_and_res
     assert not torch.allclose(want_gamma, g_gamma, atol=1e-4)  # the perturbation changes the gradient
     params = _sam_ready(net, x)  # the network as minimize_entropy holds it, gradient g already in .grad
     torch.testing.assert_close(net.bn.weight.grad, g_gamma, rtol=1e-4, atol=1e-6)
-    assert sharpness_aware_gradient(net, x, params, rho) == 1.0
+    assert sharpness_aware_gradient(net, x, params, rho)[0] == 1.0
     torch.testing.assert_close(net.bn.weight.grad, want_gamma, rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(net.bn.bias.grad, want_beta, rtol=1e-4, atol=1e-6)
     for k, v in net.state_dict().items():  # w is back, bit for bit (the batch counter is minimize_entropy's)
@@ -162,14 +162,15 @@ def test_sam_with_the_filter_keeps_the_pixels_reliable_at_both_points():
     both = ((h.detach() <= e0) & kept_at_w).to(h.dtype)
     assert 0 < both.sum() < ((h.detach() <= e0).sum())  # the first pass's filter removes some pixels
     ((h * both).sum() / both.sum()).backward()
-    fraction = sharpness_aware_gradient(net, x, params, rho, max_entropy=e0, kept_at_w=kept_at_w)
+    fraction, loss = sharpness_aware_gradient(net, x, params, rho, max_entropy=e0, kept_at_w=kept_at_w)
     assert fraction == pytest.approx(both.mean().item())
+    assert loss == pytest.approx(((h * both).sum() / both.sum()).item(), rel=1e-5)  # SAR's L at w + e
     torch.testing.assert_close(params[0].grad, gamma.grad, rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(params[1].grad, beta.grad, rtol=1e-4, atol=1e-6)
     # nothing kept at w: no gradient and no step (0 returned)
     _sam_ready(net, x)
     assert sharpness_aware_gradient(net, x, params, rho, max_entropy=e0,
-                                    kept_at_w=torch.zeros_like(kept_at_w)) == 0.0
+                                    kept_at_w=torch.zeros_like(kept_at_w)) == (0.0, None)
     assert params[0].grad is None and params[1].grad is None
     assert torch.equal(net.bn.weight, state["bn.weight"]) and torch.equal(net.bn.bias, state["bn.bias"])
 
@@ -181,12 +182,12 @@ def test_sam_at_a_flat_or_broken_gradient():
     before = [p.detach().clone() for p in params]
     for p in params:  # flat: the zero gradient is already the sharpness-aware one
         p.grad = torch.zeros_like(p)
-    assert sharpness_aware_gradient(net, x, params, 0.5) == 1.0
+    assert sharpness_aware_gradient(net, x, params, 0.5) == (1.0, None)
     assert all(torch.equal(p.grad, torch.zeros_like(p)) for p in params)
     params[0].grad[0] = float("nan")  # non-finite: no step, the gradients dropped
-    assert sharpness_aware_gradient(net, x, params, 0.5) == 0.0
+    assert sharpness_aware_gradient(net, x, params, 0.5) == (0.0, None)
     assert all(p.grad is None for p in params)
-    assert sharpness_aware_gradient(net, x, params, 0.5) == 0.0  # no gradient at all
+    assert sharpness_aware_gradient(net, x, params, 0.5) == (0.0, None)  # no gradient at all
     assert all(torch.equal(p, b) for p, b in zip(params, before, strict=True))
     for bad in (-0.1, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="sam_rho"):
@@ -309,13 +310,24 @@ def test_cli_method_tent_changes_only_the_batchnorm_tensors(tmp_path, capsys):
     card = none.with_suffix(".md").read_text()
     assert "0 Adam steps of lr 0.01 over 2 pass(es) (4 of the 4 batches took no step" in card
     assert all(torch.equal(v, a[k]) for k, v in load_file(none).items())
+    # SAR's recovery at a threshold above every entropy (ln 2): a reset after each of the 4 steps, so the
+    # scales and shifts end where they started and the file is AdaBN's
+    reset = tmp_path / "r" / "m_r.safetensors"
+    assert adapt_main([*common, f"out={reset}", "method=tent", "tent_lr=0.01", "tent_epochs=2",
+                       "tent_reset_margin=1"]) == 0
+    card = reset.with_suffix(".md").read_text()
+    assert "SAR's model recovery below 1 ln 2 (4 resets, after step(s) 1, 2, 3, 4)" in card
+    assert "tent_reset_margin=1" in card and "tent_reset_margin" not in tent.with_suffix(".md").read_text()
+    assert all(torch.equal(v, a[k]) for k, v in load_file(reset).items())
 
 
 @pytest.mark.parametrize("arg, key", [("method=tnet", "method"), ("tent_lr=0", "tent_lr"),
                                       ("tent_lr=fast", "tent_lr"), ("tent_epochs=0", "tent_epochs"),
                                       ("tent_entropy_margin=0", "tent_entropy_margin"),
                                       ("tent_entropy_margin=1.5", "tent_entropy_margin"),
-                                      ("tent_sam_rho=-0.1", "tent_sam_rho"), ("tent_sam_rho=nan", "tent_sam_rho")])
+                                      ("tent_sam_rho=-0.1", "tent_sam_rho"), ("tent_sam_rho=nan", "tent_sam_rho"),
+                                      ("tent_reset_margin=-1", "tent_reset_margin"),
+                                      ("tent_reset_margin=2", "tent_reset_margin")])
 def test_cli_bad_tent_values_exit_2_naming_the_key(tmp_path, capsys, arg, key):
     run = make_run(tmp_path / "runs", seed=0)
     write_image(tmp_path / "photos" / "p.png", 32, 32)
@@ -324,3 +336,67 @@ def test_cli_bad_tent_values_exit_2_naming_the_key(tmp_path, capsys, arg, key):
     err = capsys.readouterr().err
     assert exc.value.code == 2 and err.startswith("error:") and key in err and "Traceback" not in err
     assert not (tmp_path / "o.safetensors").exists()
+
+
+def _moving_average(losses: list[float]) -> list[float]:
+    """SAR's e_m after each step, by hand: the first loss, then 0.9 e_m + 0.1 L."""
+    out: list[float] = []
+    for loss in losses:
+        out.append(loss if not out else 0.9 * out[-1] + 0.1 * loss)
+    return out
+
+
+def test_sar_recovery_resets_when_the_moving_average_falls_below_the_threshold():
+    # the same batch each step, no filter: each step's loss is the entropy minimize_entropy returns for it;
+    # a threshold between e_m after step 4 and after step 5 resets after step 5 (index 4); the scales and
+    # shifts are then the first step's and Adam starts afresh, so the run repeats itself from there
+    x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    plain = minimize_entropy(ConvBNHead(), [x] * 12, lr=0.05)
+    e_m = _moving_average(plain)
+    assert all(b < a for a, b in zip(e_m[:-1], e_m[1:], strict=True))  # falling, so the crossing is at one step
+    threshold = (e_m[3] + e_m[4]) / 2
+    net, resets = ConvBNHead(), []
+    start = net.bn.weight.detach().clone(), net.bn.bias.detach().clone()
+    losses = minimize_entropy(net, [x] * 12, lr=0.05, reset_entropy=threshold, resets=resets)
+    assert resets == [4, 9]  # and again five steps later: the run repeats
+    assert losses[:5] == plain[:5]
+    assert losses[5:10] == pytest.approx(plain[:5], rel=1e-6, abs=1e-7)
+    assert losses[10:] == pytest.approx(plain[:2], rel=1e-6, abs=1e-7)
+    # without the threshold nothing resets; after a reset on the last batch, the scales are the start's
+    net, resets = ConvBNHead(), []
+    minimize_entropy(net, [x] * 5, lr=0.05, reset_entropy=threshold, resets=resets)
+    assert resets == [4]
+    assert torch.equal(net.bn.weight, start[0]) and torch.equal(net.bn.bias, start[1])
+    none: list[int] = []
+    minimize_entropy(ConvBNHead(), [x] * 12, lr=0.05, resets=none)
+    assert none == []
+
+
+def test_sar_recovery_goes_to_the_given_point_and_rejects_bad_values():
+    x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    net = ConvBNHead()
+    point = [torch.full_like(net.bn.weight, 0.5), torch.full_like(net.bn.bias, -0.25)]
+    resets: list[int] = []
+    minimize_entropy(net, [x], lr=0.05, reset_entropy=1.0, resets=resets, recovery=point)  # H < ln 2 < 1: reset
+    assert resets == [0]
+    assert torch.equal(net.bn.weight, point[0]) and torch.equal(net.bn.bias, point[1])
+    for bad in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="reset_entropy"):
+            minimize_entropy(ConvBNHead(), [x], lr=0.01, reset_entropy=bad)
+    with pytest.raises(ValueError, match="recovery"):
+        minimize_entropy(ConvBNHead(), [x], lr=0.01, reset_entropy=0.1, recovery=point[:1])
+
+
+def test_sar_recovery_with_sam_averages_the_loss_at_the_perturbed_point():
+    # SAR's e_m takes the second (perturbed) loss: a threshold between the loss at w and the one at w + e
+    # resets only if the loss at w were used
+    x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    net, rho = ConvBNHead(), 0.5
+    params = _sam_ready(net, x)
+    at_w = float(binary_entropy(net(x)["logits"]).mean().detach())
+    _, there = sharpness_aware_gradient(net, x, params, rho)
+    assert there > at_w
+    for threshold, want in (((at_w + there) / 2, []), (there * 1.001, [0])):
+        resets: list[int] = []
+        minimize_entropy(ConvBNHead(), [x], lr=0.05, sam_rho=rho, reset_entropy=threshold, resets=resets)
+        assert resets == want

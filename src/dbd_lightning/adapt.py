@@ -4,7 +4,7 @@ Usage (``key=value`` arguments)::
 
     python -m dbd_lightning.adapt ckpt=zoo:dffnet_lite0_synth photos=DIR out=adapted.safetensors
         [method=adabn] [exclude_cuhk_tr1_holdout=0] [flip=false] [batch=8] [limit=0] [seed=0]
-        [tent_lr=0.003] [tent_epochs=1] [tent_entropy_margin=1] [tent_sam_rho=0]
+        [tent_lr=0.003] [tent_epochs=1] [tent_entropy_margin=1] [tent_sam_rho=0] [tent_reset_margin=0]
 
 ``method=adabn`` (default): every BatchNorm layer's running mean and variance are recomputed on the
 photographs as the network sees them at test time (resized to the run's input size, normalised as its
@@ -16,7 +16,10 @@ then AdaBN again, so the running statistics are those of the adapted network. ``
 keeps only the pixels whose entropy is at most ``m ln 2`` in the loss (EATA / SAR's reliable-sample filter;
 SAR uses 0.4); 1, the default, is TENT's every pixel. ``tent_sam_rho=r`` > 0 takes each step from the gradient
 at the point ``r`` away along the normalised gradient (SAR's sharpness-aware step; SAR uses 0.05; 0, the
-default, is TENT's plain gradient; twice the forward and backward passes). No mask is read. The result
+default, is TENT's plain gradient; twice the forward and backward passes). ``tent_reset_margin=r`` > 0 is SAR's
+model recovery: when the moving average of the step losses falls below ``r ln 2``, the scales and shifts go
+back to where TENT started (SAR's 0.2 nats for 1000 classes is ``r`` = 0.029; 0, the default, never resets).
+No mask is read. The result
 is a released-style ``.safetensors`` file plus its model card (``.md``) that ``predict``, ``eval``,
 ``export`` and ``load_predictor`` take as ``ckpt=<file>``.
 
@@ -52,7 +55,7 @@ from .utils.errors import UserError, handle_user_errors
 USAGE = __doc__ or ""
 DEFAULTS = {"ckpt": None, "photos": None, "out": None, "method": "adabn", "exclude_cuhk_tr1_holdout": 0,
             "flip": False, "batch": 8, "limit": 0, "seed": 0, "tent_lr": 3e-3, "tent_epochs": 1,
-            "tent_entropy_margin": 1.0, "tent_sam_rho": 0.0}
+            "tent_entropy_margin": 1.0, "tent_sam_rho": 0.0, "tent_reset_margin": 0.0}
 METHODS = ("adabn", "tent")
 #: the typed keys (:mod:`.utils.key_checks`): the project's one check of a command's values
 KEY_CHECKS = {
@@ -67,6 +70,7 @@ KEY_CHECKS = {
     "tent_epochs": kc.whole(1, example=1),
     "tent_entropy_margin": kc.number(above=0, high=1, example=0.4),
     "tent_sam_rho": kc.number(low=0, example=0.05),
+    "tent_reset_margin": kc.number(low=0, high=1, example=0.029),
 }
 _BOOL = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
 
@@ -116,7 +120,8 @@ def _batches(predictor, photos, indices: list[int], batch: int, flip: bool) -> I
 
 def adapt(ckpt: str, photos: str, out: str, method: str = "adabn", exclude_cuhk_tr1_holdout: int = 0,
           flip: bool = False, batch: int = 8, limit: int = 0, seed: int = 0, tent_lr: float = 3e-3,
-          tent_epochs: int = 1, tent_entropy_margin: float = 1.0, tent_sam_rho: float = 0.0) -> Path:
+          tent_epochs: int = 1, tent_entropy_margin: float = 1.0, tent_sam_rho: float = 0.0,
+          tent_reset_margin: float = 0.0) -> Path:
     """Write the adapted model (module docstring); returns the ``.safetensors`` path."""
     import random
 
@@ -145,12 +150,16 @@ def adapt(ckpt: str, photos: str, out: str, method: str = "adabn", exclude_cuhk_
         raise UserError(f"ckpt={ckpt}: the network has no BatchNorm layer; there is nothing to adapt")
     tent = ""
     if method == "tent":
-        entropies, kept, stepped = _tent(predictor, folder, indices, batch, flip, seed, tent_lr, tent_epochs,
-                                tent_entropy_margin, tent_sam_rho)
+        entropies, kept, stepped, resets = _tent(predictor, folder, indices, batch, flip, seed, tent_lr, tent_epochs,
+                                                 tent_entropy_margin, tent_sam_rho, tent_reset_margin)
         recompute_batchnorm_statistics(net, _batches(predictor, folder, indices, batch, flip))
         filtered = (f" of the pixels at most {tent_entropy_margin:g} ln 2 ({min(kept):.0%}-{max(kept):.0%} of them "
                     f"per batch)" if tent_entropy_margin < 1 else "")
         sam = f" with SAR's sharpness-aware gradient (rho {tent_sam_rho:g})" if tent_sam_rho > 0 else ""
+        if tent_reset_margin > 0:
+            sam += (f", SAR's model recovery below {tent_reset_margin:g} ln 2 ({len(resets)} reset"
+                    f"{'' if len(resets) == 1 else 's'}" + (f", after step(s) {', '.join(str(i + 1) for i in resets)}"
+                                                            if resets else "") + ")")
         skipped = len(stepped) - sum(stepped)
         skipped = (f" ({skipped} of the {len(stepped)} batches took no step: no pixel in the loss or a non-finite "
                    f"gradient)" if skipped else "")
@@ -180,7 +189,9 @@ def adapt(ckpt: str, photos: str, out: str, method: str = "adabn", exclude_cuhk_
                                          **(dict(tent_lr=f"{tent_lr:g}", tent_epochs=tent_epochs,
                                                  **({"tent_entropy_margin": f"{tent_entropy_margin:g}"}
                                                     if tent_entropy_margin < 1 else {}),
-                                                 **({"tent_sam_rho": f"{tent_sam_rho:g}"} if tent_sam_rho > 0 else {}))
+                                                 **({"tent_sam_rho": f"{tent_sam_rho:g}"} if tent_sam_rho > 0 else {}),
+                                                 **({"tent_reset_margin": f"{tent_reset_margin:g}"}
+                                                    if tent_reset_margin > 0 else {}))
                                             if method == "tent" else {})).items()), ""])
     out_path.parent.mkdir(parents=True, exist_ok=True)
     state = {f"net.{k}": v for k, v in net.state_dict().items()}
@@ -189,26 +200,33 @@ def adapt(ckpt: str, photos: str, out: str, method: str = "adabn", exclude_cuhk_
 
 
 def _tent(predictor, photos, indices: list[int], batch: int, flip: bool, seed: int, lr: float,
-          epochs: int, margin: float, sam_rho: float = 0.0) -> tuple[list[float], list[float], list[bool]]:
+          epochs: int, margin: float, sam_rho: float = 0.0,
+          reset_margin: float = 0.0) -> tuple[list[float], list[float], list[bool], list[int]]:
     """TENT's passes over the photos, each in its own seeded order; returns each batch's entropy, the
     fraction of pixels in its loss (``margin`` < 1: those with entropy <= ``margin`` ln 2; ``sam_rho`` > 0:
-    SAR's sharpness-aware gradient) and whether it took its Adam step."""
+    SAR's sharpness-aware gradient), whether it took its Adam step, and the batches (counted over all
+    passes) after which SAR's recovery (``reset_margin`` ln 2 > 0) reset the scales and shifts to where the
+    first pass started. Each pass starts a new Adam and a new moving average."""
     import math
     import random
 
-    from .models.components.entropy_minimization import minimize_entropy
+    from .models.components.entropy_minimization import batchnorm_affine, minimize_entropy
 
     max_entropy = margin * math.log(2) if margin < 1 else None  # 1: every pixel (H <= ln 2 always)
     entropies: list[float] = []
     kept: list[float] = []
     stepped: list[bool] = []
+    resets: list[int] = []
+    start = [p.detach().clone() for p in batchnorm_affine(predictor.net)]
     for epoch in range(epochs):
         order = list(indices)
         random.Random(seed * 1000 + epoch).shuffle(order)
+        done, in_pass = len(entropies), []
         entropies += minimize_entropy(predictor.net, _batches(predictor, photos, order, batch, flip), lr=lr,
-                                      max_entropy=max_entropy, kept=kept, sam_rho=sam_rho,
-                                      stepped=stepped)
-    return entropies, kept, stepped
+                                      max_entropy=max_entropy, kept=kept, sam_rho=sam_rho, stepped=stepped,
+                                      reset_entropy=reset_margin * math.log(2), resets=in_pass, recovery=start)
+        resets += [done + i for i in in_pass]
+    return entropies, kept, stepped, resets
 
 
 @handle_user_errors(log_file=False)

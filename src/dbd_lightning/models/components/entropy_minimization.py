@@ -18,8 +18,12 @@ default (no filter) is TENT. ``sam_rho`` > 0 is SAR's sharpness-aware step (thei
 "Sharpness-Aware Minimization", ICLR 2021): the gradient is taken at ``w + rho g / ||g||`` (``g`` the gradient of
 the filtered entropy at ``w``, the norm over all BatchNorm scales and shifts together), over the pixels the
 filter keeps at both points, and the step is taken from ``w``; it seeks flat minima of the entropy, which SAR found keeps
-the adaptation from collapsing. Its base optimiser here is the same Adam as TENT's (SAR used SGD). SAR's model
-reset is not implemented.
+the adaptation from collapsing. Its base optimiser here is the same Adam as TENT's (SAR used SGD).
+``reset_entropy`` is SAR's model recovery (their Sec. 5, "Model recovery scheme"): a moving average
+``e_m <- 0.9 e_m + 0.1 L`` of each step's loss (the filtered entropy of the step's gradient, at the perturbed point
+with ``sam_rho``; ``e_m`` starts at the first one) that falls below ``reset_entropy`` marks a collapse to trivial
+maps, and the scales and shifts go back to their values before the first step, Adam's moments cleared, ``e_m``
+started afresh. SAR's threshold is 0.2 nats for 1000 classes (0.029 of the largest entropy, ``ln 1000``).
 
 The BatchNorm running statistics are left as they were: the network predicts with them afterwards, so
 re-estimate them for the adapted scales (:mod:`.batchnorm_stats`), as ``python -m dbd_lightning.adapt
@@ -35,7 +39,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["binary_entropy", "filtered_entropy", "minimize_entropy", "sharpness_aware_gradient"]
+__all__ = ["batchnorm_affine", "binary_entropy", "filtered_entropy", "minimize_entropy", "sharpness_aware_gradient"]
+
+
+def batchnorm_affine(net: nn.Module) -> list[nn.Parameter]:
+    """The BatchNorm scales and shifts of ``net`` (what TENT updates), in module order."""
+    return [p for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+            for p in (m.weight, m.bias) if p is not None]
 
 
 def binary_entropy(logits: torch.Tensor) -> torch.Tensor:
@@ -77,16 +87,26 @@ def _finite(grads: list[torch.Tensor | None]) -> bool:
     return bool(present) and all(bool(torch.isfinite(g).all()) for g in present)
 
 
+def _reset(params: list[nn.Parameter], initial: list[torch.Tensor], optimizer: torch.optim.Optimizer) -> None:
+    """SAR's model recovery: ``params`` back to ``initial``, the optimiser's moments and step counts cleared."""
+    with torch.no_grad():
+        for p, w in zip(params, initial, strict=True):
+            p.copy_(w)
+    optimizer.state.clear()
+
+
 def sharpness_aware_gradient(net: nn.Module, x: torch.Tensor, params: list[nn.Parameter], rho: float,
                              output: str = "logits", max_entropy: float | None = None,
-                             kept_at_w: torch.Tensor | None = None) -> float:
+                             kept_at_w: torch.Tensor | None = None) -> tuple[float, float | None]:
     """Replace the ``.grad`` of ``params`` (the gradient ``g`` at ``w``, already computed) by the gradient of the
     filtered entropy at ``w + rho g / ||g||`` (SAR Eq. 4-5); ``params`` are back at ``w`` afterwards, bit for bit.
 
     With the filter (``max_entropy``), a pixel enters the loss at the perturbed point when its entropy there is
     at most ``max_entropy`` *and* it was kept at ``w`` (``kept_at_w``, boolean, the shape of the map): SAR
     filters the first pass's reliable samples again. Returns the fraction of pixels in the perturbed loss;
-    0 means take no step (nothing kept, no gradient at all, or a non-finite one: every ``.grad`` is then None)."""
+    0 means take no step (nothing kept, no gradient at all, or a non-finite one: every ``.grad`` is then None).
+    Also returns the perturbed loss (SAR's ``L`` for its moving average), None where no perturbed pass ran (at a
+    flat point, where the perturbed point is ``w`` itself, or when no step is taken)."""
     if not (math.isfinite(rho) and rho > 0):
         raise ValueError(f"sharpness_aware_gradient: rho must be a finite number > 0, got {rho}")
     grads = [p.grad for p in params]
@@ -95,9 +115,9 @@ def sharpness_aware_gradient(net: nn.Module, x: torch.Tensor, params: list[nn.Pa
     if norm is None or not torch.isfinite(norm):
         for p in params:
             p.grad = None
-        return 0.0
+        return 0.0, None
     if float(norm) == 0.0:
-        return 1.0  # a flat point: the plain gradient (zero) is already the sharpness-aware one
+        return 1.0, None  # a flat point: the plain gradient (zero) is already the sharpness-aware one
     saved = [p.detach().clone() for p in params]
     with torch.no_grad():
         for p, g in zip(params, grads, strict=True):
@@ -113,12 +133,13 @@ def sharpness_aware_gradient(net: nn.Module, x: torch.Tensor, params: list[nn.Pa
         with torch.no_grad():
             for p, w in zip(params, saved, strict=True):
                 p.copy_(w)
-    return fraction
+    return fraction, (float(loss.detach()) if fraction > 0 else None)
 
 
 def minimize_entropy(net: nn.Module, batches: Iterable[torch.Tensor], lr: float, output: str = "logits",
                      max_entropy: float | None = None, kept: list[float] | None = None,
-                     sam_rho: float = 0.0, stepped: list[bool] | None = None) -> list[float]:
+                     sam_rho: float = 0.0, stepped: list[bool] | None = None, reset_entropy: float = 0.0,
+                     resets: list[int] | None = None, recovery: list[torch.Tensor] | None = None) -> list[float]:
     """One Adam step (``lr``, betas 0.9 / 0.999) per batch on the mean :func:`binary_entropy` of
     ``net(x)[output]`` (over the pixels at most ``max_entropy`` when given: :func:`filtered_entropy`; with
     ``sam_rho`` > 0 its gradient is the sharpness-aware one, :func:`sharpness_aware_gradient`),
@@ -130,11 +151,15 @@ def minimize_entropy(net: nn.Module, batches: Iterable[torch.Tensor], lr: float,
     The running statistics, the other parameters and their ``requires_grad`` flags are as before
     afterwards, and ``net`` is in eval mode. Returns the entropy of each batch (every pixel), before its
     step; ``kept``, when given, gets each batch's fraction of pixels in the loss at ``w``; ``stepped``, when
-    given, whether the batch took its Adam step."""
+    given, whether the batch took its Adam step. ``reset_entropy`` > 0: SAR's model recovery (module docstring);
+    ``resets``, when given, gets the index of each batch after whose step the scales and shifts were reset, to
+    ``recovery`` (values in :func:`batchnorm_affine`'s order; default: those before the first batch)."""
     if not (math.isfinite(sam_rho) and sam_rho >= 0):
         raise ValueError(f"minimize_entropy: sam_rho must be a finite number >= 0 (0: TENT's plain step), got {sam_rho}")
+    if not (math.isfinite(reset_entropy) and reset_entropy >= 0):
+        raise ValueError(f"minimize_entropy: reset_entropy must be a finite number >= 0 (0: no reset), got {reset_entropy}")
     norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    affine = [p for m in norms for p in (m.weight, m.bias) if p is not None]
+    affine = batchnorm_affine(net)
     if not affine:
         raise ValueError("minimize_entropy: the network has no BatchNorm layer with affine parameters")
     flags = {p: p.requires_grad for p in net.parameters()}
@@ -150,9 +175,14 @@ def minimize_entropy(net: nn.Module, batches: Iterable[torch.Tensor], lr: float,
         m.train()
         m.momentum = 0.0  # batch statistics for normalising; running = 1 * running + 0 * batch
     optimizer = torch.optim.Adam(affine, lr=lr, betas=(0.9, 0.999))
+    initial = [p.detach().clone() for p in affine] if recovery is None else recovery  # SAR's recovery point
+    if [tuple(w.shape) for w in initial] != [tuple(p.shape) for p in affine]:
+        raise ValueError("minimize_entropy: recovery must hold one tensor per BatchNorm scale and shift, "
+                         "in batchnorm_affine's order")
+    moving: float | None = None  # SAR's e_m
     losses: list[float] = []
     try:
-        for x in batches:
+        for index, x in enumerate(batches):
             entropy = binary_entropy(net(x)[output])
             keep = _reliable(entropy, max_entropy)
             loss, fraction = _kept_mean(entropy, keep)
@@ -160,11 +190,22 @@ def minimize_entropy(net: nn.Module, batches: Iterable[torch.Tensor], lr: float,
             step = fraction > 0  # Adam would still move the parameters on a zero gradient (its momentum)
             if step:
                 loss.backward()
+                step_loss = float(loss.detach())
                 if sam_rho > 0:
-                    step = sharpness_aware_gradient(net, x, affine, sam_rho, output, max_entropy, keep) > 0
+                    fraction_there, loss_there = sharpness_aware_gradient(net, x, affine, sam_rho, output,
+                                                                          max_entropy, keep)
+                    step = fraction_there > 0
+                    step_loss = step_loss if loss_there is None else loss_there
                 step = step and _finite([p.grad for p in affine])  # a NaN would spread to every weight
                 if step:
                     optimizer.step()
+                    if reset_entropy > 0:
+                        moving = step_loss if moving is None else 0.9 * moving + 0.1 * step_loss
+                        if moving < reset_entropy:
+                            _reset(affine, initial, optimizer)
+                            moving = None
+                            if resets is not None:
+                                resets.append(index)
             losses.append(float(entropy.detach().mean()))
             if kept is not None:
                 kept.append(fraction)
