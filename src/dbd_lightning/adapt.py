@@ -18,7 +18,9 @@ SAR uses 0.4); 1, the default, is TENT's every pixel. ``tent_sam_rho=r`` > 0 tak
 at the point ``r`` away along the normalised gradient (SAR's sharpness-aware step; SAR uses 0.05; 0, the
 default, is TENT's plain gradient; twice the forward and backward passes). ``tent_reset_margin=r`` > 0 is SAR's
 model recovery: when the moving average of the step losses falls below ``r ln 2``, the scales and shifts go
-back to where TENT started (SAR's 0.2 nats for 1000 classes is ``r`` = 0.029; 0, the default, never resets).
+back to where TENT started and Adam starts afresh (SAR's 0.2 nats for 1000 classes is ``r`` = 0.029; 0, the
+default, never resets; it must be below ``tent_entropy_margin``, else every step resets). Each pass starts
+its own Adam and moving average.
 No mask is read. The result
 is a released-style ``.safetensors`` file plus its model card (``.md``) that ``predict``, ``eval``,
 ``export`` and ``load_predictor`` take as ``ckpt=<file>``.
@@ -70,7 +72,7 @@ KEY_CHECKS = {
     "tent_epochs": kc.whole(1, example=1),
     "tent_entropy_margin": kc.number(above=0, high=1, example=0.4),
     "tent_sam_rho": kc.number(low=0, example=0.05),
-    "tent_reset_margin": kc.number(low=0, high=1, example=0.029),
+    "tent_reset_margin": kc.number(low=0, below=1, example=0.029),  # 1: every step's loss is below it
 }
 _BOOL = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
 
@@ -105,6 +107,10 @@ def parse_args(argv: Sequence[str]) -> dict:
     kc.check_keys(args, KEY_CHECKS)
     if Path(args["out"]).suffix != ".safetensors":
         raise UserError(f"out={args['out']}: the adapted model is written as a .safetensors file; name one")
+    if 0 < args["tent_entropy_margin"] <= args["tent_reset_margin"]:
+        raise UserError(f"tent_reset_margin={args['tent_reset_margin']:g} is not below tent_entropy_margin="
+                        f"{args['tent_entropy_margin']:g}: every pixel in the loss is under the threshold, so every "
+                        f"step would reset; use a smaller tent_reset_margin (SAR's is 0.029)")
     return args
 
 
@@ -155,16 +161,16 @@ def adapt(ckpt: str, photos: str, out: str, method: str = "adabn", exclude_cuhk_
         recompute_batchnorm_statistics(net, _batches(predictor, folder, indices, batch, flip))
         filtered = (f" of the pixels at most {tent_entropy_margin:g} ln 2 ({min(kept):.0%}-{max(kept):.0%} of them "
                     f"per batch)" if tent_entropy_margin < 1 else "")
-        sam = f" with SAR's sharpness-aware gradient (rho {tent_sam_rho:g})" if tent_sam_rho > 0 else ""
+        sar = f" with SAR's sharpness-aware gradient (rho {tent_sam_rho:g})" if tent_sam_rho > 0 else ""
         if tent_reset_margin > 0:
-            sam += (f", SAR's model recovery below {tent_reset_margin:g} ln 2 ({len(resets)} reset"
-                    f"{'' if len(resets) == 1 else 's'}" + (f", after step(s) {', '.join(str(i + 1) for i in resets)}"
-                                                            if resets else "") + ")")
+            after = ", ".join(str(sum(stepped[:i + 1])) for i in resets)  # counted in steps taken
+            sar += (f", SAR's model recovery below {tent_reset_margin:g} ln 2 ({len(resets)} reset"
+                    f"{'' if len(resets) == 1 else 's'}" + (f", after step(s) {after}" if resets else "") + ")")
         skipped = len(stepped) - sum(stepped)
-        skipped = (f" ({skipped} of the {len(stepped)} batches took no step: no pixel in the loss or a non-finite "
+        skipped = (f" ({skipped} of the {len(stepped)} batches of all passes took no step: no pixel in the loss or a non-finite "
                    f"gradient)" if skipped else "")
         tent = (f"; then TENT: the BatchNorm scales and shifts alone minimised the maps' entropy{filtered}, "
-                f"{sum(stepped)} Adam steps of lr {tent_lr:g}{sam} over {tent_epochs} pass(es){skipped} (mean entropy "
+                f"{sum(stepped)} Adam steps of lr {tent_lr:g}{sar} over {tent_epochs} pass(es){skipped} (mean entropy "
                 f"{entropies[0]:.4f} at the first step, {entropies[-1]:.4f} at the last), and the statistics were "
                 f"re-estimated after it")
     out_path = Path(out).expanduser()

@@ -23,7 +23,8 @@ the adaptation from collapsing. Its base optimiser here is the same Adam as TENT
 ``e_m <- 0.9 e_m + 0.1 L`` of each step's loss (the filtered entropy of the step's gradient, at the perturbed point
 with ``sam_rho``; ``e_m`` starts at the first one) that falls below ``reset_entropy`` marks a collapse to trivial
 maps, and the scales and shifts go back to their values before the first step, Adam's moments cleared, ``e_m``
-started afresh. SAR's threshold is 0.2 nats for 1000 classes (0.029 of the largest entropy, ``ln 1000``).
+started afresh (SAR's reference code keeps the old ``e_m``, so it resets again until the average climbs back;
+here the recovered model is given a fresh average). A non-finite loss does not enter the average. SAR's threshold is 0.2 nats for 1000 classes (0.029 of the largest entropy, ``ln 1000``).
 
 The BatchNorm running statistics are left as they were: the network predicts with them afterwards, so
 re-estimate them for the adapted scales (:mod:`.batchnorm_stats`), as ``python -m dbd_lightning.adapt
@@ -199,7 +200,7 @@ def minimize_entropy(net: nn.Module, batches: Iterable[torch.Tensor], lr: float,
                 step = step and _finite([p.grad for p in affine])  # a NaN would spread to every weight
                 if step:
                     optimizer.step()
-                    if reset_entropy > 0:
+                    if reset_entropy > 0 and math.isfinite(step_loss):
                         moving = step_loss if moving is None else 0.9 * moving + 0.1 * step_loss
                         if moving < reset_entropy:
                             _reset(affine, initial, optimizer)
