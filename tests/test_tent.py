@@ -282,6 +282,14 @@ def test_cli_method_tent_changes_only_the_batchnorm_tensors(tmp_path, capsys):
     rgb = np.full((40, 40, 3), 120, np.uint8)
     rgb[:, :20] = 30
     assert load_predictor(str(tent), device="cpu", backend="torch")(rgb).shape == (40, 40)
+    # a released file that lost its card adapts too; the new card says the source's data is not stated
+    bare = tmp_path / "bare" / "m_bare.safetensors"
+    bare.parent.mkdir()
+    bare.write_bytes(adabn.read_bytes())
+    again_bare = tmp_path / "bare2" / "m.safetensors"
+    assert adapt_main([f"ckpt={bare}", f"photos={photos}", "batch=2", f"out={again_bare}"]) == 0
+    assert f"Training data: not stated (no model card {bare.with_suffix('.md')} beside the weights)" in (
+        again_bare.with_suffix(".md").read_text())
     # the Python form (README) writes the same tensors as the command
     from dbd_lightning.adapt import adapt
 

@@ -79,8 +79,11 @@ TRAINING_DATA_PREFIX = "Training data:"
 
 
 def training_data(name: str, folder: Path | None = None) -> str:
-    """What a released model was trained on: its card's ``Training data: ...`` line (one per card)."""
+    """What a released model was trained on: its card's ``Training data: ...`` line (one per card); a released
+    file elsewhere on disk may have lost its card, which is said instead."""
     card = (WEIGHTS_DIR if folder is None else folder) / f"{name}.md"
+    if not card.is_file():
+        return f"not stated (no model card {card} beside the weights)"
     for line in card.read_text().splitlines():
         if line.strip().startswith(TRAINING_DATA_PREFIX):
             return line.strip()[len(TRAINING_DATA_PREFIX):].strip()
