@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from study_driver import scores as split_scores  # noqa: E402
-from tent import SPLITS  # noqa: E402
+from tent import METRICS, SPLITS, evaluate, parse_common  # noqa: E402
 
 
 def average(files: list[Path], out: Path) -> None:
@@ -52,21 +50,13 @@ def run_soup(name: str, files: list[Path], photos: Path, work: Path) -> dict:
         average(files, mixed)
         subprocess.run([sys.executable, "-m", "dbd_lightning.adapt", f"ckpt={mixed}", f"photos={photos}",
                         f"out={adapted}", "method=adabn", "exclude_cuhk_tr1_holdout=60"], check=True)
-    folder = work / "eval" / name
-    if split_scores(folder, next(iter(SPLITS))) is None:
-        subprocess.run([sys.executable, "-m", "dbd_lightning.eval", f"ckpt={adapted}", "data=[cuhk_tr1,real_mini]",
-                        f"hydra.run.dir={folder}"], check=True)
-    return {split: {k: round(v, 4) for k, v in split_scores(folder, split).items()} for split in SPLITS}
+    return evaluate(adapted, work / "eval" / name)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--photos", type=Path, default=None, help="CUHK image folder (default: $DBD_DATA_ROOT/CUHK/image)")
-    parser.add_argument("--work", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True, help="JSON of the scores (written at the end)")
     parser.add_argument("--soup", nargs="+", required=True, help="NAME=FILE,FILE,... each")
-    args = parser.parse_args()
-    photos = args.photos or Path(os.environ.get("DBD_DATA_ROOT", "data")) / "CUHK" / "image"
+    args, photos = parse_common(parser)
     soups = {}
     for item in args.soup:
         name, sep, files = item.partition("=")
@@ -76,7 +66,7 @@ def main() -> None:
     scores = {name: {"files": [f.name for f in files], **run_soup(name, files, photos, args.work)}
               for name, files in soups.items()}
     record = {"photos": "CUHK TR-1 images without the 60-image hold-out and TE-1 (544), for AdaBN after averaging",
-              "metrics": "D-DFFNet convention (MAE per image; F-beta 0.3 at 0.5; IoU pooled)",
+              "metrics": METRICS,
               "splits": SPLITS, "scores": scores}
     args.out.write_text(json.dumps(record, indent=1) + "\n")
     for name, row in scores.items():

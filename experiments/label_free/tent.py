@@ -27,6 +27,7 @@ from study_driver import scores as split_scores  # noqa: E402
 SETTINGS = ["1e-4:1:0", "1e-4:1:1", "1e-3:1:0", "1e-3:1:1", "3e-3:1:0", "3e-3:1:1", "3e-3:1:2", "3e-3:1:3",
             "1e-2:1:0", "1e-2:1:1", "1e-2:1:2", "1e-2:1:3", "1e-3:3:0", "1e-3:3:1"]
 SPLITS = {"cuhk_tr1_val": "hold-out", "real_cuhk": "sanity CUHK (5)", "real_dut": "sanity DUT (5)"}
+METRICS = "D-DFFNet convention (MAE per image; F-beta 0.3 at 0.5; IoU pooled)"
 
 
 def run_setting(setting: str, ckpt: str, photos: Path, work: Path, tag: str) -> dict:
@@ -41,27 +42,39 @@ def run_setting(setting: str, ckpt: str, photos: Path, work: Path, tag: str) -> 
                         "method=tent", "exclude_cuhk_tr1_holdout=60", f"tent_lr={lr}", f"tent_epochs={passes}",
                         f"seed={seed}", "batch=8", *([f"tent_entropy_margin={margin}"] if margin is not None else []),
                         *([f"tent_sam_rho={rho}"] if rho is not None else [])], check=True)
-    folder = work / "eval" / out.stem  # eval's metrics.json: test/<split>/<metric>, as a training run's
+    return evaluate(out, work / "eval" / out.stem)
+
+
+def evaluate(adapted: Path, folder: Path) -> dict:
+    """``python -m dbd_lightning.eval`` of ``adapted`` on the hold-out and the sanity photos into ``folder``
+    (reused when its ``metrics.json`` is there: test/<split>/<metric>, as a training run's); the scores of
+    :data:`SPLITS`, rounded."""
     if split_scores(folder, next(iter(SPLITS))) is None:
-        subprocess.run([sys.executable, "-m", "dbd_lightning.eval", f"ckpt={out}", "data=[cuhk_tr1,real_mini]",
+        subprocess.run([sys.executable, "-m", "dbd_lightning.eval", f"ckpt={adapted}", "data=[cuhk_tr1,real_mini]",
                         f"hydra.run.dir={folder}"], check=True)
     return {split: {k: round(v, 4) for k, v in split_scores(folder, split).items()} for split in SPLITS}
+
+
+def parse_common(parser: argparse.ArgumentParser) -> tuple[argparse.Namespace, Path]:
+    """Add ``--photos`` / ``--work`` / ``--out`` (what every adaptation script here takes), parse, and return
+    the arguments with the CUHK image folder (``--photos`` or ``$DBD_DATA_ROOT/CUHK/image``)."""
+    parser.add_argument("--photos", type=Path, default=None, help="CUHK image folder (default: $DBD_DATA_ROOT/CUHK/image)")
+    parser.add_argument("--work", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True, help="JSON of the scores (written at the end)")
+    args = parser.parse_args()
+    return args, args.photos or Path(os.environ.get("DBD_DATA_ROOT", "data")) / "CUHK" / "image"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ckpt", default="zoo:dffnet_lite0_synth")
     parser.add_argument("--tag", default="synth", help="prefix of the adapted files in --work")
-    parser.add_argument("--photos", type=Path, default=None, help="CUHK image folder (default: $DBD_DATA_ROOT/CUHK/image)")
-    parser.add_argument("--work", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True, help="JSON of the scores (written at the end)")
     parser.add_argument("--settings", nargs="+", default=SETTINGS, help="LR:PASSES:SEED[:MARGIN[:RHO]] each")
-    args = parser.parse_args()
-    photos = args.photos or Path(os.environ.get("DBD_DATA_ROOT", "data")) / "CUHK" / "image"
+    args, photos = parse_common(parser)
     args.work.mkdir(parents=True, exist_ok=True)
     scores = {s: run_setting(s, args.ckpt, photos, args.work, args.tag) for s in args.settings}
     record = {"ckpt": args.ckpt, "photos": "CUHK TR-1 images without the 60-image hold-out and TE-1 (544)",
-              "batch": 8, "metrics": "D-DFFNet convention (MAE per image; F-beta 0.3 at 0.5; IoU pooled)",
+              "batch": 8, "metrics": METRICS,
               "splits": SPLITS, "scores": scores}
     args.out.write_text(json.dumps(record, indent=1) + "\n")
     for setting, row in scores.items():
