@@ -94,11 +94,16 @@ def test_cli_writes_a_released_file_whose_statistics_are_the_photos(tmp_path, ca
     (["photos=PHOTOS", "out=a.safetensors", "flip=maybe"], "flip"),
     (["photos=PHOTOS", "out=a.safetensors", "colour=red"], "'colour=red'"),
     (["photos=PHOTOS"], "out=..."),
+    (["photos=PHOTOS", "out=a.safetensors", "method=tent", "method=adabn"], "method is given twice"),
+    (["photos=PHOTOS", "out=a.safetensors", "tent_epochs=5", "tent_lr=0.1"], "tent_epochs, tent_lr set TENT"),
+    (["photos=PHOTOS", "out=FILE/a.safetensors"], "is a file, not a folder"),
 ])
 def test_cli_bad_input_exits_2_naming_the_key(tmp_path, capsys, args, key):
     run = make_run(tmp_path / "runs", seed=0)
     write_image(tmp_path / "photos" / "p.png", 32, 32)
-    argv = [f"ckpt={run}", *(a.replace("PHOTOS", str(tmp_path / "photos")) for a in args)]
+    (tmp_path / "FILE").write_text("a user's file")
+    argv = [f"ckpt={run}", *(a.replace("PHOTOS", str(tmp_path / "photos")).replace("FILE", str(tmp_path / "FILE"))
+                             for a in args)]
     with pytest.raises(SystemExit) as exc:
         adapt_main(argv)
     assert exc.value.code == 2
@@ -114,3 +119,80 @@ def test_cli_never_overwrites_a_file_it_did_not_write(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         adapt_main([f"ckpt={run}", f"photos={tmp_path / 'photos'}", f"out={out}"])
     assert exc.value.code == 2 and out.read_bytes() == b"a user's own file"
+
+
+
+def _refused(argv: list[str], capsys, *words: str) -> None:
+    with pytest.raises(SystemExit) as exc:
+        adapt_main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.startswith("error:") and "Traceback" not in err
+    for word in words:
+        assert word in err, (word, err)
+
+
+def test_cli_refuses_out_before_any_work(tmp_path, capsys, monkeypatch):
+    import dbd_lightning.adapt as adapt_module
+    from dbd_lightning.runs import released
+
+    run = make_run(tmp_path / "runs", seed=0)
+    write_image(tmp_path / "photos" / "p.png", 32, 32)
+    photos = f"photos={tmp_path / 'photos'}"
+    source = tmp_path / "a" / "m.safetensors"
+    assert adapt_main([f"ckpt={run}", photos, f"out={source}"]) == 0
+    before = source.read_bytes()
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("adapt worked before refusing out")
+
+    monkeypatch.setattr(adapt_module, "_batches", no_work)
+    # the source file itself (an earlier release, so the overwrite rule alone would allow it)
+    _refused([f"ckpt={source}", photos, f"out={source}", "method=tent"], capsys, "is the file being adapted")
+    assert source.read_bytes() == before
+    # the package's released models
+    monkeypatch.setattr(released, "WEIGHTS_DIR", tmp_path / "a")
+    _refused([f"ckpt={run}", photos, f"out={tmp_path / 'a' / 'other.safetensors'}"], capsys, "released models")
+    # a user's file at out: refused before the photos are read
+    mine = tmp_path / "mine.safetensors"
+    mine.write_bytes(b"a user's own file")
+    _refused([f"ckpt={run}", photos, f"out={mine}", "method=tent"], capsys, str(mine))
+    assert mine.read_bytes() == b"a user's own file"
+
+
+def test_cli_refuses_diverged_weights_and_writes_nothing(tmp_path, capsys):
+    run = make_run(tmp_path / "runs", seed=0)
+    for i in range(3):
+        write_image(tmp_path / "photos" / f"p{i}.png", 40, 48, seed=i)
+    out = tmp_path / "o" / "q.safetensors"
+    _refused([f"ckpt={run}", f"photos={tmp_path / 'photos'}", f"out={out}", "method=tent", "tent_lr=1e30",
+              "tent_epochs=3", "batch=1"], capsys, "not finite in float16", "smaller tent_lr")
+    assert not out.exists() and not out.with_suffix(".md").exists()
+
+
+def test_release_refuses_weights_beyond_float16():
+    from dbd_lightning.zoo.writer import non_finite_tensors
+
+    state = {"a": torch.ones(2), "b": torch.tensor([1.0, 7.0e4]), "c": torch.tensor([float("nan")]),
+             "n": torch.tensor(3)}
+    assert non_finite_tensors(state) == ["b", "c"]  # 70000 > float16's 65504: inf once stored
+
+
+def test_card_names_a_random_subset_only_when_there_is_one(tmp_path):
+    run = make_run(tmp_path / "runs", seed=0)
+    for i in range(3):
+        write_image(tmp_path / "photos" / f"p{i}.png", 32, 32, seed=i)
+    common = [f"ckpt={run}", f"photos={tmp_path / 'photos'}"]
+    assert adapt_main([*common, f"out={tmp_path / 'all.safetensors'}", "limit=100"]) == 0
+    card = (tmp_path / "all.md").read_text()
+    assert "on 3 unlabeled photos" in card and "a random" not in card
+    assert adapt_main([*common, f"out={tmp_path / 'two.safetensors'}", "limit=2", "seed=4"]) == 0
+    assert "on 2 unlabeled photos" in (tmp_path / "two.md").read_text()
+    assert "a random 2 (seed 4)" in (tmp_path / "two.md").read_text()
+
+
+def test_a_damaged_user_file_is_not_told_to_reinstall(tmp_path, capsys):
+    write_image(tmp_path / "photos" / "p.png", 32, 32)
+    bad = tmp_path / "mine.safetensors"
+    bad.write_bytes(b"not a safetensors file at all")
+    _refused([f"ckpt={bad}", f"photos={tmp_path / 'photos'}", f"out={tmp_path / 'o.safetensors'}"], capsys,
+             str(bad), "written by dbd_lightning")

@@ -51,6 +51,14 @@ def test_corrupt_file_names_the_path(tmp_path):
         read_rgb(bad)
 
 
+def test_an_image_beyond_pils_pixel_limit_is_a_clear_error(tmp_path, monkeypatch):
+    path = tmp_path / "huge.png"
+    Image.fromarray(np.zeros((30, 30, 3), np.uint8)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 900 pixels > 2 x 100: PIL's DecompressionBombError
+    with pytest.raises(ImageReadError, match="huge.png is too large to read"):
+        read_rgb(path)
+
+
 def make_folder(root, n=3, size=(12, 16), gt_size=None):
     (root / "image").mkdir(parents=True)
     (root / "gt").mkdir()

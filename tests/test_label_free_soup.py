@@ -1,4 +1,5 @@
-"""experiments/label_free/soup.py: the uniform soup is the plain mean of the files' floating-point tensors."""
+"""experiments/label_free/soup.py and tent.py: the uniform soup is the plain mean of the files' floating-point tensors;
+the scripts refuse what would file scores under the wrong model."""
 
 from __future__ import annotations
 
@@ -41,3 +42,25 @@ def test_files_of_different_networks_are_refused(tmp_path):
     with pytest.raises(SystemExit, match="does not hold the tensors"):
         average([a, other], tmp_path / "m.safetensors")
     assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_a_file_given_twice_or_missing_is_refused(tmp_path):
+    a = _file(tmp_path / "a.safetensors", [1.0], 1, "x")
+    with pytest.raises(SystemExit, match="given twice"):
+        average([a, tmp_path / "." / "a.safetensors"], tmp_path / "m.safetensors")
+    with pytest.raises(SystemExit, match="cannot read"):
+        average([a, tmp_path / "missing.safetensors"], tmp_path / "m.safetensors")
+
+
+def test_tent_script_refuses_a_short_setting_and_a_file_from_another_checkpoint(tmp_path):
+    import json
+
+    from tent import reused_from, run_setting
+
+    with pytest.raises(SystemExit, match="expected LR:PASSES:SEED"):
+        run_setting("3e-3:1", "zoo:x", tmp_path, tmp_path, "t")
+    made = tmp_path / "made.safetensors"
+    save_file({"w": torch.zeros(1)}, str(made), metadata={"dbd_lightning": json.dumps({"adapted_from": "zoo:a"})})
+    reused_from(made, "zoo:a")  # the same source: reused
+    with pytest.raises(SystemExit, match="adapted from zoo:a, not --ckpt zoo:b"):
+        reused_from(made, "zoo:b")

@@ -66,6 +66,13 @@ def test_unlabeled_cuhk_folder_leaves_out_te1_and_the_holdout(tmp_path):
     assert len(ds) == 544 and not names & held and not names & te1 and len(ds.excluded) == 160
     with pytest.raises(DataConfigError, match="not 604"):
         UnlabeledFolder(_photos(tmp_path / "other", ["x.jpg"]), exclude_cuhk_tr1_holdout=60)
+    # another collection of 604 photos: leaving out 60 of them would not leave out CUHK's hold-out
+    holiday = tmp_path / "holiday"
+    holiday.mkdir()
+    for i in range(604):
+        (holiday / f"holiday_{i:04d}.jpg").write_bytes(b"")  # the names are checked before any file is read
+    with pytest.raises(DataConfigError, match="'holiday_0000' is not a CUHK name"):
+        UnlabeledFolder(holiday, exclude_cuhk_tr1_holdout=60)
 
 
 def test_mixed_dataset_sizes_and_flags(tmp_path):

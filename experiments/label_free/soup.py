@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tent import METRICS, SPLITS, evaluate, parse_common  # noqa: E402
+from tent import METRICS, SPLITS, evaluate, parse_common, run  # noqa: E402
 
 
 def average(files: list[Path], out: Path) -> None:
@@ -31,7 +30,12 @@ def average(files: list[Path], out: Path) -> None:
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
-    states = [load_file(str(f)) for f in files]
+    if len(set(map(Path.resolve, files))) < len(files):
+        raise SystemExit(f"--soup: a file is given twice among {', '.join(map(str, files))}")
+    try:
+        states = [load_file(str(f)) for f in files]
+    except Exception as exc:  # noqa: BLE001 - a missing or damaged file is refused the same way
+        raise SystemExit(f"--soup: cannot read {', '.join(map(str, files))}: {exc}") from None
     keys = set(states[0])
     for f, state in zip(files, states, strict=True):
         if set(state) != keys:
@@ -46,10 +50,17 @@ def average(files: list[Path], out: Path) -> None:
 
 def run_soup(name: str, files: list[Path], photos: Path, work: Path) -> dict:
     mixed, adapted = work / f"{name}_mean.safetensors", work / f"{name}.safetensors"
-    if not adapted.is_file():
+    listed = work / f"{name}.files.json"  # what the soup in --work was made of, so a reuse is checked
+    names = [str(f.resolve()) for f in files]
+    if adapted.is_file():
+        if not listed.is_file() or json.loads(listed.read_text()) != names:
+            raise SystemExit(f"{adapted} is in --work but was not made of these files ({listed}); give another "
+                             "soup name or --work")
+    else:
         average(files, mixed)
-        subprocess.run([sys.executable, "-m", "dbd_lightning.adapt", f"ckpt={mixed}", f"photos={photos}",
-                        f"out={adapted}", "method=adabn", "exclude_cuhk_tr1_holdout=60"], check=True)
+        run([sys.executable, "-m", "dbd_lightning.adapt", f"ckpt={mixed}", f"photos={photos}", f"out={adapted}",
+             "method=adabn", "exclude_cuhk_tr1_holdout=60"])
+        listed.write_text(json.dumps(names) + "\n")
     return evaluate(adapted, work / "eval" / name)
 
 

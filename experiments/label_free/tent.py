@@ -31,18 +31,43 @@ METRICS = "D-DFFNet convention (MAE per image; F-beta 0.3 at 0.5; IoU pooled)"
 
 
 def run_setting(setting: str, ckpt: str, photos: Path, work: Path, tag: str) -> dict:
-    lr, passes, seed, *extra = setting.split(":")
-    if len(extra) > 2:
+    parts = setting.split(":")
+    if not 3 <= len(parts) <= 5:
         raise SystemExit(f"--settings {setting}: expected LR:PASSES:SEED[:MARGIN[:RHO]]")
+    lr, passes, seed, *extra = parts
     margin, rho = (extra + [None, None])[:2]
     suffix = (f"_m{margin}" if margin is not None else "") + (f"_r{rho}" if rho is not None else "")
     out = work / f"{tag}_tent_lr{lr}_e{passes}_s{seed}{suffix}.safetensors"
-    if not out.is_file():
-        subprocess.run([sys.executable, "-m", "dbd_lightning.adapt", f"ckpt={ckpt}", f"photos={photos}", f"out={out}",
-                        "method=tent", "exclude_cuhk_tr1_holdout=60", f"tent_lr={lr}", f"tent_epochs={passes}",
-                        f"seed={seed}", "batch=8", *([f"tent_entropy_margin={margin}"] if margin is not None else []),
-                        *([f"tent_sam_rho={rho}"] if rho is not None else [])], check=True)
+    if out.is_file():
+        reused_from(out, ckpt)
+    else:
+        run([sys.executable, "-m", "dbd_lightning.adapt", f"ckpt={ckpt}", f"photos={photos}", f"out={out}",
+             "method=tent", "exclude_cuhk_tr1_holdout=60", f"tent_lr={lr}", f"tent_epochs={passes}",
+             f"seed={seed}", "batch=8", *([f"tent_entropy_margin={margin}"] if margin is not None else []),
+             *([f"tent_sam_rho={rho}"] if rho is not None else [])])
     return evaluate(out, work / "eval" / out.stem)
+
+
+def reused_from(adapted: Path, ckpt: str) -> None:
+    """Stop when an adapted file already in ``--work`` was made from another checkpoint than ``ckpt`` (its
+    record's ``adapted_from``): its scores would be filed under the wrong model."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(adapted), "np") as handle:
+            source = json.loads(handle.metadata()["dbd_lightning"]).get("adapted_from")
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is refused the same way
+        raise SystemExit(f"{adapted} is in --work but is not a readable adapted file ({exc}); move it away") from None
+    if source != ckpt:
+        raise SystemExit(f"{adapted} is in --work but was adapted from {source}, not --ckpt {ckpt}: give another "
+                         "--tag or --work")
+
+
+def run(command: list[str]) -> None:
+    """Run one ``python -m dbd_lightning.<command>``; its failure (already explained on stderr) stops the script."""
+    code = subprocess.run(command).returncode
+    if code:
+        raise SystemExit(f"{' '.join(command[1:3])} exited with {code} (its message is above); stopping")
 
 
 def evaluate(adapted: Path, folder: Path) -> dict:
@@ -50,8 +75,8 @@ def evaluate(adapted: Path, folder: Path) -> dict:
     (reused when its ``metrics.json`` is there: test/<split>/<metric>, as a training run's); the scores of
     :data:`SPLITS`, rounded."""
     if split_scores(folder, next(iter(SPLITS))) is None:
-        subprocess.run([sys.executable, "-m", "dbd_lightning.eval", f"ckpt={adapted}", "data=[cuhk_tr1,real_mini]",
-                        f"hydra.run.dir={folder}"], check=True)
+        run([sys.executable, "-m", "dbd_lightning.eval", f"ckpt={adapted}", "data=[cuhk_tr1,real_mini]",
+             f"hydra.run.dir={folder}"])
     return {split: {k: round(v, 4) for k, v in split_scores(folder, split).items()} for split in SPLITS}
 
 

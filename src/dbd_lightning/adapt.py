@@ -95,12 +95,20 @@ def parse_args(argv: Sequence[str]) -> dict:
     """``key=value`` arguments: keys among :data:`DEFAULTS`, values checked by :data:`KEY_CHECKS`; a bad one is a
     user error naming it."""
     args = dict(DEFAULTS)
+    given: set[str] = set()
     for item in argv:
         key, sep, value = item.partition("=")
         if not sep or key not in DEFAULTS:
             raise UserError(f"{item!r} is not an argument of adapt; use key=value with a key among "
                             f"{', '.join(DEFAULTS)} (python -m dbd_lightning.adapt --help)")
+        if key in given:
+            raise UserError(f"{key} is given twice ({key}={args[key]} and {item}); give it once")
+        given.add(key)
         args[key] = _typed(key, value)
+    unused = sorted(k for k in given if k.startswith("tent_")) if args["method"] != "tent" else []
+    if unused:
+        raise UserError(f"{', '.join(unused)} set TENT, but method={args['method']}: add method=tent, or drop "
+                        f"{'them' if len(unused) > 1 else 'it'}")
     missing = [k for k in ("ckpt", "photos", "out") if not args[k]]
     if missing:
         raise UserError(f"adapt needs {', '.join(f'{k}=...' for k in missing)} (python -m dbd_lightning.adapt --help)")
@@ -137,9 +145,11 @@ def adapt(ckpt: str, photos: str, out: str, method: str = "adabn", exclude_cuhk_
     from .models.components.batchnorm_stats import recompute_batchnorm_statistics
     from .runs.released import training_data
     from .runs.resolver import resolve_checkpoint
-    from .zoo.writer import release
+    from .zoo.writer import non_finite_tensors, release
 
     run = resolve_checkpoint(ckpt)
+    out_path = Path(out).expanduser()
+    _check_out(out_path, run.ckpt)  # before the work: a refusal after minutes of TENT loses them
     # the run's network with its weights and input protocol (no model.net: refused, naming the config)
     predictor = CheckpointPredictor.from_run(run, device="cpu", backend="torch")
     try:
@@ -158,6 +168,11 @@ def adapt(ckpt: str, photos: str, out: str, method: str = "adabn", exclude_cuhk_
     if method == "tent":
         entropies, kept, stepped, resets = _tent(predictor, folder, indices, batch, flip, seed, tent_lr, tent_epochs,
                                                  tent_entropy_margin, tent_sam_rho, tent_reset_margin)
+        if not any(stepped):
+            raise UserError(f"TENT took no step in {len(stepped)} batches (no pixel passed tent_entropy_margin="
+                            f"{tent_entropy_margin:g}, or every gradient was non-finite, e.g. at tent_sam_rho="
+                            f"{tent_sam_rho:g}): the result would be AdaBN's, labelled TENT; nothing was written. Raise "
+                            f"tent_entropy_margin, lower tent_sam_rho, or use method=adabn")
         recompute_batchnorm_statistics(net, _batches(predictor, folder, indices, batch, flip))
         filtered = (f" of the pixels at most {tent_entropy_margin:g} ln 2 ({min(kept):.0%}-{max(kept):.0%} of them "
                     f"per batch)" if tent_entropy_margin < 1 else "")
@@ -173,13 +188,13 @@ def adapt(ckpt: str, photos: str, out: str, method: str = "adabn", exclude_cuhk_
                 f"{sum(stepped)} Adam steps of lr {tent_lr:g}{sar} over {tent_epochs} pass(es){skipped} (mean entropy "
                 f"{entropies[0]:.4f} at the first step, {entropies[-1]:.4f} at the last), and the statistics were "
                 f"re-estimated after it")
-    out_path = Path(out).expanduser()
     source_data = (training_data(run.ckpt.stem, run.ckpt.parent) if run.ckpt.suffix == ".safetensors"
                    else f"that of the run {run.run_dir}")
     what = (f"BatchNorm statistics ({n_layers} layers) re-estimated on {len(indices)} unlabeled photos of "
             f"{folder.root}{' and their mirror images' if flip else ''}, no mask read"
             + (f", CUHK TE-1 and the {exclude_cuhk_tr1_holdout}-image TR-1 hold-out left out"
-               if exclude_cuhk_tr1_holdout else "") + (f", a random {limit} (seed {seed})" if limit else "") + tent)
+               if exclude_cuhk_tr1_holdout else "") + (f", a random {limit} (seed {seed})" if limit and limit < len(folder)
+                                                        else "") + tent)
     card = "\n".join([
         f"# {out_path.stem}", "",
         *([f"`{ckpt}` adapted to a folder of photographs by `python -m dbd_lightning.adapt` (AdaBN): the trained",
@@ -199,10 +214,46 @@ def adapt(ckpt: str, photos: str, out: str, method: str = "adabn", exclude_cuhk_
                                                  **({"tent_reset_margin": f"{tent_reset_margin:g}"}
                                                     if tent_reset_margin > 0 else {}))
                                             if method == "tent" else {})).items()), ""])
-    out_path.parent.mkdir(parents=True, exist_ok=True)
     state = {f"net.{k}": v for k, v in net.state_dict().items()}
-    return release(run, out_path.stem, card, folder=out_path.parent, state=state,
-                   extra={"adapted": what, "adapted_from": str(ckpt)})
+    broken = non_finite_tensors(state)
+    if broken:
+        raise UserError(f"the adapted weights are not finite in float16 ({len(broken)} tensors, e.g. {broken[0]}): the "
+                        f"adaptation diverged{f' (tent_lr={tent_lr:g})' if method == 'tent' else ''}; nothing was "
+                        f"written. Use a smaller tent_lr" + (" or method=adabn" if method == "tent" else
+                                                              "; check the photos and the checkpoint"))
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        return release(run, out_path.stem, card, folder=out_path.parent, state=state,
+                       extra={"adapted": what, "adapted_from": str(ckpt)})
+    except OSError as exc:
+        if isinstance(exc, UserError):
+            raise
+        raise UserError(f"out={out}: cannot write the adapted model there ({type(exc).__name__}: "
+                        f"{exc.strerror or exc}); choose a writable folder") from None
+
+
+def _check_out(out: Path, source: Path) -> None:
+    """Refuse, before any work, an ``out`` that cannot or must not be written: the source file itself, a shipped
+    release, a path under a file, an unwritable folder, or files an earlier release did not write."""
+    import os
+
+    from .runs.released import WEIGHTS_DIR
+    from .zoo.writer import refuse_foreign_release
+
+    if out.resolve() == source.resolve():
+        raise UserError(f"out={out} is the file being adapted (ckpt): adapt never replaces its source; name another file")
+    if out.parent.resolve() == WEIGHTS_DIR.resolve():
+        raise UserError(f"out={out} is in the package's released models ({WEIGHTS_DIR}), which adapt never "
+                        "replaces; write it elsewhere")
+    existing = out.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"out={out}: {existing} is a file, not a folder; choose another out")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"out={out}: the folder {existing} is not writable; choose a writable folder")
+    if out.parent.is_dir():
+        refuse_foreign_release(out.parent, out.stem)
 
 
 def _tent(predictor, photos, indices: list[int], batch: int, flip: bool, seed: int, lr: float,

@@ -31,6 +31,8 @@ def _open(path: str | Path) -> Image.Image:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise ImageReadError(f"cannot decode image file {path}: {exc}") from exc
+    except Image.DecompressionBombError as exc:  # PIL's guard against images too large to hold in memory
+        raise ImageReadError(f"image file {path} is too large to read ({exc}); downscale it, or leave it out") from None
     if img.getexif().get(_EXIF_ORIENTATION, 1) in (1, None):
         return img  # exif_transpose would return a full copy (192 MB for a 48 MP photo)
     return ImageOps.exif_transpose(img, in_place=False)

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from torch.utils.data import Dataset
@@ -22,6 +23,9 @@ from .errors import DataConfigError
 from .io import list_images, read_rgb
 
 __all__ = ["MixedLabeledUnlabeled", "UnlabeledFolder", "missing_unlabeled_message"]
+
+#: the names of the CUHK defocus images (out_of_focus0001 ... out_of_focus0704: lower-cased stems)
+_CUHK_NAME = re.compile(r"out_of_focus\d{4}")
 
 
 def missing_unlabeled_message(root: str | Path) -> str | None:
@@ -60,6 +64,11 @@ class UnlabeledFolder(Dataset):
                 raise DataConfigError(f"{self.root} holds {len(tr1)} CUHK-TR-1 images, not {CUHK.TR1_COUNT}: the "
                                       "validation hold-out cannot be excluded (set data.exclude_cuhk_tr1_holdout=0 "
                                       "for a folder that is not CUHK's)")
+            foreign = [name for name in tr1 if not _CUHK_NAME.fullmatch(name)]
+            if foreign:  # another collection of 604 photos would drop 60 arbitrary ones and claim CUHK's hold-out
+                raise DataConfigError(f"{self.root} is not CUHK's image folder ({foreign[0]!r} is not a CUHK name, "
+                                      "out_of_focusNNNN): the validation hold-out cannot be excluded (set "
+                                      "data.exclude_cuhk_tr1_holdout=0 for a folder that is not CUHK's)")
             drop = te1 | seeded_pick(tr1, exclude_cuhk_tr1_holdout, holdout_seed)  # = CUHK(split="tr1_val")
             self.excluded = sorted(p.name for p in files if p.stem.lower() in drop)
             files = [p for p in files if p.stem.lower() not in drop]

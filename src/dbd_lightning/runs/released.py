@@ -64,7 +64,10 @@ class ZooCheckpoint(RunCheckpoint):
         except Exception as exc:  # corrupt file / no metadata: a released file is never trusted blindly
             raise CheckpointSpecError(
                 f"released model {self.name!r} ({self.ckpt}) is unreadable or has no {METADATA_KEY!r} metadata "
-                f"({type(exc).__name__}: {exc}); reinstall the package"
+                f"({type(exc).__name__}: {exc}); "
+                + ("reinstall the package" if self.in_zoo else
+                   "give a .safetensors file written by dbd_lightning (zoo release or adapt) whole, or a run "
+                   "folder / .ckpt file")
             ) from None
 
     def load_config(self) -> DictConfig:

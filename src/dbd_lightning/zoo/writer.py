@@ -22,7 +22,7 @@ from ..runs.released import METADATA_KEY, TRAINING_DATA_PREFIX
 from ..runs.run import RunCheckpoint
 from ..utils.errors import UserError
 
-__all__ = ["ReleaseOutputError", "refuse_foreign_release", "release"]
+__all__ = ["ReleaseOutputError", "non_finite_tensors", "refuse_foreign_release", "release"]
 
 
 class ReleaseOutputError(UserError, FileExistsError):
@@ -55,6 +55,15 @@ def refuse_foreign_release(folder: Path, name: str) -> None:
             "name, or move those files away yourself")
 
 
+def non_finite_tensors(state: dict) -> list[str]:
+    """The names of the floating-point tensors of ``state`` that are not finite once stored in float16 (a NaN,
+    an infinity, or a value beyond float16's 65504, as a diverged adaptation's running variance can be)."""
+    import torch
+
+    return [k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point()
+            and not bool(torch.isfinite(v.detach().to(torch.float16)).all())]
+
+
 def release(run: RunCheckpoint, name: str, card: str, folder: Path | None = None, extra: dict | None = None,
             state: dict | None = None) -> Path:
     """Write ``<name>.safetensors`` (float16 weights + rebuild config) and ``<name>.md`` from a trained run.
@@ -82,6 +91,10 @@ def release(run: RunCheckpoint, name: str, card: str, folder: Path | None = None
               "metrics": OmegaConf.to_container(cfg.metrics, resolve=True) if "metrics" in cfg else None}
     state = load_state_dict(run.ckpt) if state is None else state
     net_state = {k[4:]: v for k, v in state.items() if k.startswith("net.")} or state
+    broken = non_finite_tensors(net_state)
+    if broken:  # a release that loads but predicts garbage is the worst outcome: refuse it
+        raise UserError(f"release {name!r}: {len(broken)} weight tensors are not finite in float16 (e.g. "
+                        f"{broken[0]}); the run diverged or its values exceed float16's range; nothing was written")
     tensors = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in net_state.items()}
     meta = {"config": config, "source_checkpoint": run.ckpt.name, **(extra or {})}
     out = folder / f"{name}.safetensors"
