@@ -45,6 +45,36 @@ def test_statistics_are_the_average_of_per_batch_mean_and_unbiased_variance():
         torch.testing.assert_close(net.state_dict()[k], v, atol=0, rtol=0)
 
 
+def test_a_short_batch_counts_for_its_images():
+    # batches of 3 and 1 images: weights 3/4 and 1/4, not 1/2 each (a 9th photo with batch=8 would otherwise be
+    # half of the statistics)
+    net = ConvBN()
+    gen = torch.Generator().manual_seed(2)
+    batches = [torch.randn(3, 3, 4, 5, generator=gen), torch.randn(1, 3, 4, 5, generator=gen) * 4 + 3]
+    with torch.no_grad():
+        feats = [net.conv(b) for b in batches]
+    means = torch.stack([f.mean(dim=(0, 2, 3)) for f in feats])
+    variances = torch.stack([f.transpose(0, 1).reshape(2, -1).var(dim=1, unbiased=True) for f in feats])
+    weights = torch.tensor([[0.75], [0.25]])
+    recompute_batchnorm_statistics(net, iter(batches))
+    torch.testing.assert_close(net.bn.running_mean, (means * weights).sum(0), atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(net.bn.running_var, (variances * weights).sum(0), atol=1e-6, rtol=1e-5)
+    assert not torch.allclose(net.bn.running_mean, means.mean(0), atol=1e-3)
+    # equal batches: torch's own plain average (momentum=None), bit for bit
+    plain = ConvBN().eval()  # dropout off, only the BatchNorm layer gathering statistics
+    plain.bn.reset_running_stats()
+    plain.bn.momentum = None
+    plain.bn.train()
+    same = [batches[0], batches[0] * 2 + 1, batches[0] - 1]
+    with torch.no_grad():
+        for x in same:
+            plain(x)
+    mine = ConvBN()
+    recompute_batchnorm_statistics(mine, iter(same))
+    assert torch.equal(mine.bn.running_mean, plain.bn.running_mean)
+    assert torch.equal(mine.bn.running_var, plain.bn.running_var)
+
+
 def test_no_batch_is_an_error():
     with pytest.raises(ValueError, match="no batch"):
         recompute_batchnorm_statistics(ConvBN(), iter([]))

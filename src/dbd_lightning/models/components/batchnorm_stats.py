@@ -24,26 +24,37 @@ __all__ = ["recompute_batchnorm_statistics"]
 
 @torch.no_grad()
 def recompute_batchnorm_statistics(net: nn.Module, batches: Iterable[torch.Tensor]) -> int:
-    """Reset every BatchNorm layer of ``net`` and set its running statistics to the plain average, over
-    ``batches``, of each batch's mean and (unbiased) variance, as :class:`torch.nn.BatchNorm2d` with
-    ``momentum=None`` does. The rest of the network runs in eval mode; parameters are not changed.
-    ``net`` is left in eval mode with its layers' momenta restored. Returns the number of BatchNorm layers.
+    """Reset every BatchNorm layer of ``net`` and set its running statistics to the average, over
+    ``batches``, of each batch's mean and (unbiased) variance, weighted by the batch's number of images (so a
+    short last batch counts for its images, not as much as a full one; with equal batches this is the plain
+    average of :class:`torch.nn.BatchNorm2d` with ``momentum=None``, bit for bit). The rest of the network runs
+    in eval mode; parameters are not changed. ``net`` is left in eval mode with its layers' momenta restored.
+    Returns the number of BatchNorm layers.
     """
     norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
         return 0
     momenta = [m.momentum for m in norms]
     net.eval()
+    images = {m: 0 for m in norms}  # per layer: a layer may run more than once in a forward pass
+
+    def weigh(module: nn.Module, inputs: tuple) -> None:
+        # running <- running + (n / N) (this call's statistic - running): the image-weighted running mean
+        images[module] += inputs[0].shape[0]
+        module.momentum = inputs[0].shape[0] / images[module]
+
     for m in norms:
         m.reset_running_stats()
-        m.momentum = None
         m.train()
+    hooks = [m.register_forward_pre_hook(weigh) for m in norms]
     seen = 0
     try:
         for x in batches:
             net(x)
             seen += 1
     finally:
+        for hook in hooks:
+            hook.remove()
         for m, momentum in zip(norms, momenta, strict=True):
             m.momentum = momentum
         net.eval()
