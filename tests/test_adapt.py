@@ -125,7 +125,7 @@ def test_cli_writes_a_released_file_whose_statistics_are_the_photos(tmp_path, ca
     (["photos=PHOTOS", "out=a.safetensors", "colour=red"], "'colour=red'"),
     (["photos=PHOTOS"], "out=..."),
     (["photos=PHOTOS", "out=a.safetensors", "method=tent", "method=adabn"], "method is given twice"),
-    (["photos=PHOTOS", "out=a.safetensors", "tent_epochs=5", "tent_lr=0.1"], "tent_epochs, tent_lr set TENT"),
+    (["photos=PHOTOS", "out=a.safetensors", "tent_epochs=5", "tent_lr=0.1"], "tent_lr, tent_epochs set TENT"),
     (["photos=PHOTOS", "out=FILE/a.safetensors"], "is a file, not a folder"),
 ])
 def test_cli_bad_input_exits_2_naming_the_key(tmp_path, capsys, args, key):
@@ -187,6 +187,21 @@ def test_cli_refuses_out_before_any_work(tmp_path, capsys, monkeypatch):
     mine.write_bytes(b"a user's own file")
     _refused([f"ckpt={run}", photos, f"out={mine}", "method=tent"], capsys, str(mine))
     assert mine.read_bytes() == b"a user's own file"
+
+
+def test_python_api_refuses_as_the_command_does(tmp_path):
+    from dbd_lightning.adapt import adapt
+    from dbd_lightning.utils.errors import UserError
+
+    run = make_run(tmp_path / "runs", seed=0)
+    write_image(tmp_path / "photos" / "p.png", 32, 32)
+    source = adapt(str(run), str(tmp_path / "photos"), str(tmp_path / "a" / "m.safetensors"))
+    before = source.read_bytes()
+    with pytest.raises(UserError, match="written as a .safetensors file"):  # would have written a/m.safetensors
+        adapt(str(source), str(tmp_path / "photos"), str(tmp_path / "a" / "m"), method="tent")
+    with pytest.raises(UserError, match="tent_lr set TENT, but method=adabn"):
+        adapt(str(run), str(tmp_path / "photos"), str(tmp_path / "b.safetensors"), tent_lr=5.0)
+    assert source.read_bytes() == before and not (tmp_path / "b.safetensors").exists()
 
 
 def test_cli_refuses_diverged_weights_and_writes_nothing(tmp_path, capsys):

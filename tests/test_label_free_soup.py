@@ -64,3 +64,13 @@ def test_tent_script_refuses_a_short_setting_and_a_file_from_another_checkpoint(
     reused_from(made, "zoo:a")  # the same source: reused
     with pytest.raises(SystemExit, match="adapted from zoo:a, not --ckpt zoo:b"):
         reused_from(made, "zoo:b")
+
+
+def test_scores_of_an_earlier_file_are_not_reused_for_a_rebuilt_one(tmp_path):
+    from tent import evaluate
+
+    folder = tmp_path / "eval" / "m"
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text("{}")
+    with pytest.raises(SystemExit, match="was just rebuilt"):
+        evaluate(tmp_path / "m.safetensors", folder, fresh=True)

@@ -52,16 +52,20 @@ def run_soup(name: str, files: list[Path], photos: Path, work: Path) -> dict:
     mixed, adapted = work / f"{name}_mean.safetensors", work / f"{name}.safetensors"
     listed = work / f"{name}.files.json"  # what the soup in --work was made of, so a reuse is checked
     names = [str(f.resolve()) for f in files]
-    if adapted.is_file():
-        if not listed.is_file() or json.loads(listed.read_text()) != names:
-            raise SystemExit(f"{adapted} is in --work but was not made of these files ({listed}); give another "
-                             "soup name or --work")
+    fresh = not adapted.is_file()
+    if not fresh:
+        if not listed.is_file():
+            raise SystemExit(f"{adapted} is in --work with no record of the files it was made from ({listed}); give "
+                             "another soup name or --work")
+        if json.loads(listed.read_text()) != names:
+            raise SystemExit(f"{adapted} is in --work but was made of other files ({listed}); give another soup "
+                             "name or --work")
     else:
         average(files, mixed)
         run([sys.executable, "-m", "dbd_lightning.adapt", f"ckpt={mixed}", f"photos={photos}", f"out={adapted}",
              "method=adabn", "exclude_cuhk_tr1_holdout=60"])
         listed.write_text(json.dumps(names) + "\n")
-    return evaluate(adapted, work / "eval" / name)
+    return evaluate(adapted, work / "eval" / name, fresh)
 
 
 def main() -> None:

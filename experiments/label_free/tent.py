@@ -38,14 +38,15 @@ def run_setting(setting: str, ckpt: str, photos: Path, work: Path, tag: str) -> 
     margin, rho = (extra + [None, None])[:2]
     suffix = (f"_m{margin}" if margin is not None else "") + (f"_r{rho}" if rho is not None else "")
     out = work / f"{tag}_tent_lr{lr}_e{passes}_s{seed}{suffix}.safetensors"
-    if out.is_file():
+    fresh = not out.is_file()
+    if not fresh:
         reused_from(out, ckpt)
     else:
         run([sys.executable, "-m", "dbd_lightning.adapt", f"ckpt={ckpt}", f"photos={photos}", f"out={out}",
              "method=tent", "exclude_cuhk_tr1_holdout=60", f"tent_lr={lr}", f"tent_epochs={passes}",
              f"seed={seed}", "batch=8", *([f"tent_entropy_margin={margin}"] if margin is not None else []),
              *([f"tent_sam_rho={rho}"] if rho is not None else [])])
-    return evaluate(out, work / "eval" / out.stem)
+    return evaluate(out, work / "eval" / out.stem, fresh)
 
 
 def reused_from(adapted: Path, ckpt: str) -> None:
@@ -70,10 +71,14 @@ def run(command: list[str]) -> None:
         raise SystemExit(f"{' '.join(command[1:3])} exited with {code} (its message is above); stopping")
 
 
-def evaluate(adapted: Path, folder: Path) -> dict:
+def evaluate(adapted: Path, folder: Path, fresh: bool) -> dict:
     """``python -m dbd_lightning.eval`` of ``adapted`` on the hold-out and the sanity photos into ``folder``
     (reused when its ``metrics.json`` is there: test/<split>/<metric>, as a training run's); the scores of
-    :data:`SPLITS`, rounded."""
+    :data:`SPLITS`, rounded. ``fresh``: ``adapted`` was just written, so scores already in ``folder`` are another
+    file's: refused."""
+    if fresh and folder.exists():
+        raise SystemExit(f"{folder} holds the scores of an earlier {adapted.name}, which was just rebuilt: move the "
+                         "folder away, then run again")
     if split_scores(folder, next(iter(SPLITS))) is None:
         run([sys.executable, "-m", "dbd_lightning.eval", f"ckpt={adapted}", "data=[cuhk_tr1,real_mini]",
              f"hydra.run.dir={folder}"])

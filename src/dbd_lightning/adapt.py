@@ -105,16 +105,10 @@ def parse_args(argv: Sequence[str]) -> dict:
             raise UserError(f"{key} is given twice ({key}={args[key]} and {item}); give it once")
         given.add(key)
         args[key] = _typed(key, value)
-    unused = sorted(k for k in given if k.startswith("tent_")) if args["method"] != "tent" else []
-    if unused:
-        raise UserError(f"{', '.join(unused)} set TENT, but method={args['method']}: add method=tent, or drop "
-                        f"{'them' if len(unused) > 1 else 'it'}")
     missing = [k for k in ("ckpt", "photos", "out") if not args[k]]
     if missing:
         raise UserError(f"adapt needs {', '.join(f'{k}=...' for k in missing)} (python -m dbd_lightning.adapt --help)")
     kc.check_keys(args, KEY_CHECKS)
-    if Path(args["out"]).suffix != ".safetensors":
-        raise UserError(f"out={args['out']}: the adapted model is written as a .safetensors file; name one")
     if 0 < args["tent_entropy_margin"] <= args["tent_reset_margin"]:
         raise UserError(f"tent_reset_margin={args['tent_reset_margin']:g} is not below tent_entropy_margin="
                         f"{args['tent_entropy_margin']:g}: every pixel in the loss is under the threshold, so every "
@@ -147,8 +141,16 @@ def adapt(ckpt: str, photos: str, out: str, method: str = "adabn", exclude_cuhk_
     from .runs.resolver import resolve_checkpoint
     from .zoo.writer import non_finite_tensors, release
 
-    run = resolve_checkpoint(ckpt)
     out_path = Path(out).expanduser()
+    if out_path.suffix != ".safetensors":  # the release is written as <stem>.safetensors: name that file itself
+        raise UserError(f"out={out}: the adapted model is written as a .safetensors file; name one")
+    ignored = [k for k, v in dict(tent_lr=tent_lr, tent_epochs=tent_epochs, tent_entropy_margin=tent_entropy_margin,
+                                  tent_sam_rho=tent_sam_rho, tent_reset_margin=tent_reset_margin).items()
+               if method != "tent" and v != DEFAULTS[k]]
+    if ignored:
+        raise UserError(f"{', '.join(ignored)} set TENT, but method={method}: add method=tent, or drop "
+                        f"{'them' if len(ignored) > 1 else 'it'}")
+    run = resolve_checkpoint(ckpt)
     _check_out(out_path, run.ckpt)  # before the work: a refusal after minutes of TENT loses them
     # the run's network with its weights and input protocol (no model.net: refused, naming the config)
     predictor = CheckpointPredictor.from_run(run, device="cpu", backend="torch")

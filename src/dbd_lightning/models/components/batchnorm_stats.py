@@ -6,10 +6,11 @@ by replacing each BatchNorm layer's running mean and variance with the target's,
 label. Eq. (AdaBN): for every BN layer, ``mu_j <- E_target[x_j]``, ``sigma_j^2 <- Var_target[x_j]``, then
 ``y_j = gamma_j (x_j - mu_j) / sqrt(sigma_j^2 + eps) + beta_j`` with the trained ``gamma``, ``beta``.
 
-Written here rather than with :func:`torch.optim.swa_utils.update_bn`, which does the same accumulation
-but puts the *whole* network in training mode: stochastic depth and dropout would then be active while
-the statistics are gathered, so the statistics would not be those the network meets at test time. Here
-only the BatchNorm layers are in training mode.
+Written here rather than with :func:`torch.optim.swa_utils.update_bn`, which averages the batches equally
+(a short last batch counts as much as a full one; here each batch weighs by its images) and puts the *whole*
+network in training mode: stochastic depth and dropout would then be active while the statistics are
+gathered, so the statistics would not be those the network meets at test time. Here only the BatchNorm
+layers are in training mode.
 """
 
 from __future__ import annotations
