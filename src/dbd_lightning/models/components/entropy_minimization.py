@@ -137,6 +137,24 @@ def sharpness_aware_gradient(net: nn.Module, x: torch.Tensor, params: list[nn.Pa
     return fraction, (float(loss.detach()) if fraction > 0 else None)
 
 
+def _step_gradient(net: nn.Module, x: torch.Tensor, params: list[nn.Parameter], loss: torch.Tensor, fraction: float,
+                   keep: torch.Tensor | None, sam_rho: float, output: str, max_entropy: float | None) -> float | None:
+    """Put the step's gradient in ``params``' ``.grad`` (the plain one of ``loss``, or with ``sam_rho`` the
+    sharpness-aware one) and return the step's loss (SAR's ``L``: the perturbed one with ``sam_rho``); None when
+    the batch must take no step: no pixel in the loss (Adam would still move the parameters on a zero gradient,
+    by its momentum) or a gradient that is absent or not finite (a NaN would spread to every weight)."""
+    if fraction == 0:
+        return None
+    loss.backward()
+    step_loss = float(loss.detach())
+    if sam_rho > 0:
+        fraction_there, loss_there = sharpness_aware_gradient(net, x, params, sam_rho, output, max_entropy, keep)
+        if fraction_there == 0:
+            return None
+        step_loss = step_loss if loss_there is None else loss_there
+    return step_loss if _finite([p.grad for p in params]) else None
+
+
 def minimize_entropy(net: nn.Module, batches: Iterable[torch.Tensor], lr: float, output: str = "logits",
                      max_entropy: float | None = None, kept: list[float] | None = None,
                      sam_rho: float = 0.0, stepped: list[bool] | None = None, reset_entropy: float = 0.0,
@@ -163,11 +181,15 @@ def minimize_entropy(net: nn.Module, batches: Iterable[torch.Tensor], lr: float,
     affine = batchnorm_affine(net)
     if not affine:
         raise ValueError("minimize_entropy: the network has no BatchNorm layer with affine parameters")
+    initial = [p.detach().clone() for p in affine] if recovery is None else recovery  # SAR's recovery point
+    if [tuple(w.shape) for w in initial] != [tuple(p.shape) for p in affine]:
+        raise ValueError("minimize_entropy: recovery must hold one tensor per BatchNorm scale and shift, "
+                         "in batchnorm_affine's order")
     flags = {p: p.requires_grad for p in net.parameters()}
     momenta = [m.momentum for m in norms]
     # the running buffers are restored afterwards: momentum 0 alone keeps them only for finite batches
     # (0 * NaN is NaN)
-    buffers = [{name: b.clone() for name, b in m.named_buffers(recurse=False) if b is not None} for m in norms]
+    buffers = [{name: b.clone() for name, b in m.named_buffers(recurse=False)} for m in norms]
     chosen = {id(p) for p in affine}
     for p in net.parameters():
         p.requires_grad_(id(p) in chosen)
@@ -176,10 +198,6 @@ def minimize_entropy(net: nn.Module, batches: Iterable[torch.Tensor], lr: float,
         m.train()
         m.momentum = 0.0  # batch statistics for normalising; running = 1 * running + 0 * batch
     optimizer = torch.optim.Adam(affine, lr=lr, betas=(0.9, 0.999))
-    initial = [p.detach().clone() for p in affine] if recovery is None else recovery  # SAR's recovery point
-    if [tuple(w.shape) for w in initial] != [tuple(p.shape) for p in affine]:
-        raise ValueError("minimize_entropy: recovery must hold one tensor per BatchNorm scale and shift, "
-                         "in batchnorm_affine's order")
     moving: float | None = None  # SAR's e_m
     losses: list[float] = []
     try:
@@ -188,25 +206,17 @@ def minimize_entropy(net: nn.Module, batches: Iterable[torch.Tensor], lr: float,
             keep = _reliable(entropy, max_entropy)
             loss, fraction = _kept_mean(entropy, keep)
             optimizer.zero_grad(set_to_none=True)
-            step = fraction > 0  # Adam would still move the parameters on a zero gradient (its momentum)
+            step_loss = _step_gradient(net, x, affine, loss, fraction, keep, sam_rho, output, max_entropy)
+            step = step_loss is not None
             if step:
-                loss.backward()
-                step_loss = float(loss.detach())
-                if sam_rho > 0:
-                    fraction_there, loss_there = sharpness_aware_gradient(net, x, affine, sam_rho, output,
-                                                                          max_entropy, keep)
-                    step = fraction_there > 0
-                    step_loss = step_loss if loss_there is None else loss_there
-                step = step and _finite([p.grad for p in affine])  # a NaN would spread to every weight
-                if step:
-                    optimizer.step()
-                    if reset_entropy > 0 and math.isfinite(step_loss):
-                        moving = step_loss if moving is None else 0.9 * moving + 0.1 * step_loss
-                        if moving < reset_entropy:
-                            _reset(affine, initial, optimizer)
-                            moving = None
-                            if resets is not None:
-                                resets.append(index)
+                optimizer.step()
+            if step and reset_entropy > 0 and math.isfinite(step_loss):
+                moving = step_loss if moving is None else 0.9 * moving + 0.1 * step_loss
+                if moving < reset_entropy:
+                    _reset(affine, initial, optimizer)
+                    moving = None
+                    if resets is not None:
+                        resets.append(index)
             losses.append(float(entropy.detach().mean()))
             if kept is not None:
                 kept.append(fraction)
