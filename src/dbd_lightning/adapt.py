@@ -139,7 +139,7 @@ def adapt(ckpt: str, photos: str, out: str, method: str = "adabn", exclude_cuhk_
     from .models.components.batchnorm_stats import recompute_batchnorm_statistics
     from .runs.released import training_data
     from .runs.resolver import resolve_checkpoint
-    from .zoo.writer import non_finite_tensors, release
+    from .zoo.writer import NonFiniteWeightsError, release
 
     out_path = Path(out).expanduser()
     if out_path.suffix != ".safetensors":  # the release is written as <stem>.safetensors: name that file itself
@@ -183,9 +183,9 @@ def adapt(ckpt: str, photos: str, out: str, method: str = "adabn", exclude_cuhk_
             after = ", ".join(str(sum(stepped[:i + 1])) for i in resets)  # counted in steps taken
             sar += (f", SAR's model recovery below {tent_reset_margin:g} ln 2 ({len(resets)} reset"
                     f"{'' if len(resets) == 1 else 's'}" + (f", after step(s) {after}" if resets else "") + ")")
-        skipped = len(stepped) - sum(stepped)
-        skipped = (f" ({skipped} of the {len(stepped)} batches of all passes took no step: no pixel in the loss or a non-finite "
-                   f"gradient)" if skipped else "")
+        idle = len(stepped) - sum(stepped)
+        skipped = (f" ({idle} of the {len(stepped)} batches of all passes took no step: no pixel in the loss or a "
+                   f"non-finite gradient)" if idle else "")
         tent = (f"; then TENT: the BatchNorm scales and shifts alone minimised the maps' entropy{filtered}, "
                 f"{sum(stepped)} Adam steps of lr {tent_lr:g}{sar} over {tent_epochs} pass(es){skipped} (mean entropy "
                 f"{entropies[0]:.4f} at the first step, {entropies[-1]:.4f} at the last), and the statistics were "
@@ -217,19 +217,16 @@ def adapt(ckpt: str, photos: str, out: str, method: str = "adabn", exclude_cuhk_
                                                     if tent_reset_margin > 0 else {}))
                                             if method == "tent" else {})).items()), ""])
     state = {f"net.{k}": v for k, v in net.state_dict().items()}
-    broken = non_finite_tensors(state)
-    if broken:
-        raise UserError(f"the adapted weights are not finite in float16 ({len(broken)} tensors, e.g. {broken[0]}): the "
-                        f"adaptation diverged{f' (tent_lr={tent_lr:g})' if method == 'tent' else ''}; nothing was "
-                        f"written. Use a smaller tent_lr" + (" or method=adabn" if method == "tent" else
-                                                              "; check the photos and the checkpoint"))
     try:
-        out_path.parent.mkdir(parents=True, exist_ok=True)
         return release(run, out_path.stem, card, folder=out_path.parent, state=state,
                        extra={"adapted": what, "adapted_from": str(ckpt)})
+    except NonFiniteWeightsError as exc:  # the release refuses them; say what diverged and the fix
+        raise UserError(f"{exc}: the adaptation diverged" + (f" (tent_lr={tent_lr:g}); use a smaller tent_lr or "
+                                                             "method=adabn" if method == "tent" else
+                                                             "; check the photos and the checkpoint")) from None
+    except UserError:  # a foreign file at out (ReleaseOutputError is also an OSError): its own message
+        raise
     except OSError as exc:
-        if isinstance(exc, UserError):
-            raise
         raise UserError(f"out={out}: cannot write the adapted model there ({type(exc).__name__}: "
                         f"{exc.strerror or exc}); choose a writable folder") from None
 

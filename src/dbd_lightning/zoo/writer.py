@@ -22,7 +22,11 @@ from ..runs.released import METADATA_KEY, TRAINING_DATA_PREFIX
 from ..runs.run import RunCheckpoint
 from ..utils.errors import UserError
 
-__all__ = ["ReleaseOutputError", "non_finite_tensors", "refuse_foreign_release", "release"]
+__all__ = ["NonFiniteWeightsError", "ReleaseOutputError", "non_finite_tensors", "refuse_foreign_release", "release"]
+
+
+class NonFiniteWeightsError(UserError, ValueError):
+    """A release would store weights that are not finite in float16 (a diverged run or adaptation)."""
 
 
 class ReleaseOutputError(UserError, FileExistsError):
@@ -93,11 +97,12 @@ def release(run: RunCheckpoint, name: str, card: str, folder: Path | None = None
     net_state = {k[4:]: v for k, v in state.items() if k.startswith("net.")} or state
     broken = non_finite_tensors(net_state)
     if broken:  # a release that loads but predicts garbage is the worst outcome: refuse it
-        raise UserError(f"release {name!r}: {len(broken)} weight tensors are not finite in float16 (e.g. "
+        raise NonFiniteWeightsError(f"release {name!r}: {len(broken)} weight tensors are not finite in float16 (e.g. "
                         f"{broken[0]}); the run diverged or its values exceed float16's range; nothing was written")
     tensors = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in net_state.items()}
     meta = {"config": config, "source_checkpoint": run.ckpt.name, **(extra or {})}
     out = folder / f"{name}.safetensors"
+    folder.mkdir(parents=True, exist_ok=True)  # after every check: a refused release leaves no folder behind
     with atomic_path(out) as tmp:
         save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(meta)})
     write_text(folder / f"{name}.md", card)
