@@ -330,6 +330,35 @@ def test_cli_method_tent_changes_only_the_batchnorm_tensors(tmp_path, capsys):
     assert all(torch.equal(v, a[k]) for k, v in load_file(reset).items())
 
 
+def test_cli_card_counts_a_batch_that_took_no_step(tmp_path, monkeypatch):
+    # the first batch's gradient is refused (as a non-finite one is): 3 of the 4 batches step, the card says so,
+    # and the file is not the one where all 4 stepped
+    import dbd_lightning.models.components.entropy_minimization as entropy_minimization
+
+    real, calls = entropy_minimization._step_gradient, []
+
+    def first_refused(*args, **kwargs):
+        calls.append(None)
+        return None if len(calls) == 1 else real(*args, **kwargs)
+
+    run = make_run(tmp_path / "runs", seed=0)
+    photos = tmp_path / "photos"
+    for i, (h, w) in enumerate([(40, 60), (50, 50), (70, 30), (64, 64)]):
+        write_image(photos / f"p{i}.png", h, w, seed=i)
+    common = [f"ckpt={run}", f"photos={photos}", "batch=2", "method=tent", "tent_lr=0.01", "tent_epochs=2"]
+    full, partial = tmp_path / "a" / "m_all.safetensors", tmp_path / "p" / "m_part.safetensors"
+    assert adapt_main([*common, f"out={full}"]) == 0
+    assert "took no step" not in full.with_suffix(".md").read_text()
+    monkeypatch.setattr(entropy_minimization, "_step_gradient", first_refused)
+    assert adapt_main([*common, f"out={partial}"]) == 0
+    assert len(calls) == 4
+    card = partial.with_suffix(".md").read_text()
+    assert ("3 Adam steps of lr 0.01 over 2 pass(es) (1 of the 4 batches of all passes took no step: no pixel in "
+            "the loss or a non-finite gradient)") in card
+    f, p = load_file(full), load_file(partial)
+    assert any(not torch.equal(f[k], p[k]) for k in f)
+
+
 @pytest.mark.parametrize("arg, key", [("method=tnet", "method"), ("tent_lr=0", "tent_lr"),
                                       ("tent_lr=fast", "tent_lr"), ("tent_epochs=0", "tent_epochs"),
                                       ("tent_entropy_margin=0", "tent_entropy_margin"),
