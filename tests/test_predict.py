@@ -190,6 +190,19 @@ def test_same_stem_inputs_keep_their_suffix(tmp_path):
     assert sorted(r.as_posix() for _, r in collect_inputs(str(tmp_path))) == ["a_jpg", "a_png", "b"]
 
 
+def test_links_to_photos_elsewhere_are_named_by_the_link(tmp_path):
+    # a folder (or a glob) of symbolic links to photos in another folder: each map is named after its link
+    # (resolving the link first made the name relative to a folder that does not hold it: a traceback)
+    target = write_image(tmp_path / "elsewhere" / "IMG_0001.png", 8, 8)
+    (tmp_path / "links" / "sub").mkdir(parents=True)
+    (tmp_path / "links" / "hold_out_a.png").symlink_to(target)
+    (tmp_path / "links" / "sub" / "b.png").symlink_to(target)
+    assert [(f.name, r.as_posix()) for f, r in collect_inputs(str(tmp_path / "links"), recursive=True)] == [
+        ("hold_out_a.png", "hold_out_a"), ("b.png", "sub/b")]
+    assert [r.as_posix() for _, r in collect_inputs(str(tmp_path / "links" / "*.png"))] == ["hold_out_a"]
+    assert [r.as_posix() for _, r in collect_inputs(str(tmp_path / "links" / "sub" / "b.png"))] == ["b"]
+
+
 def test_model_pipeline_extra_maps_are_saved_as_npy_and_png(tmp_path):
     write_image(tmp_path / "in" / "x.png", 20, 30)
     cfg = _cfg(tmp_path, [f"input={tmp_path}/in", f"output={tmp_path}/out"])

@@ -110,15 +110,15 @@ def collect_inputs(spec: str, recursive: bool = False, exclude: Sequence[Path] =
         files = sorted(Path(p) for p in glob.glob(os.path.expanduser(spec), recursive=True) if Path(p).is_file())
         if not files:
             raise PredictInputError(f"the pattern {spec!r} matches no file")
-        base = Path(os.path.commonpath([str(p.parent.resolve()) for p in files]))
-        files = [p.resolve() for p in files]
+        files = [Path(os.path.abspath(p)) for p in files]  # links kept: a link's own name names its maps
+        base = Path(os.path.commonpath([str(p.parent) for p in files]))
     else:
         raise PredictInputError(f"input not found: {spec} (expected an image file, a folder or a glob pattern)")
     if exclude and not path.is_file():
         files = [p for p in files if not any(is_within(p, e) for e in exclude)]
         if not files:
             raise PredictInputError(f"every input under {spec} lies in an output folder ({', '.join(map(str, exclude))})")
-    rel = [p.resolve().relative_to(base.resolve()).with_suffix("") for p in files]
+    rel = [p.relative_to(base).with_suffix("") for p in files]  # lexical: a link to a file elsewhere is named here
     dup = {k for k, n in Counter(rel).items() if n > 1}
     rel = [r.with_name(f"{r.name}_{p.suffix.lstrip('.').lower()}") if r in dup else r
            for r, p in zip(rel, files, strict=True)]
