@@ -18,6 +18,7 @@ from dbd_lightning.reports import SavedMaps, latex_table, markdown_table
 from dbd_lightning.reports.plots import iso_f_precision
 from dbd_lightning.runs.resolver import resolve_checkpoint
 from dbd_lightning.runs.run import CheckpointSpecError
+from dbd_lightning.utils.errors import handle_user_errors
 
 from .helpers import compose_cfg, run_module
 from .run_fixtures import CUHK_SAMPLE, DUT_SAMPLE, make_run
@@ -132,7 +133,7 @@ def test_predict_output_folder_ranks_like_its_checkpoint(tmp_path, runs):
     assert not (tmp_path / "out" / "qualitative_grid.png").exists()
 
 
-def test_bad_inputs_fail_clearly(tmp_path, runs):
+def test_bad_inputs_fail_clearly(tmp_path, runs, capsys):
     run_a, _ = runs
     with pytest.raises(CheckpointSpecError, match="checkpoint or run folder not found"):
         evaluate(_eval_cfg(tmp_path, [f"ckpt=[{run_a},{tmp_path}/missing]"]))
@@ -147,7 +148,15 @@ def test_bad_inputs_fail_clearly(tmp_path, runs):
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "partial" / "cuhk" / "1.png")
     with pytest.raises(FileNotFoundError, match=r"4 of 5 images of cuhk have no map"):
         evaluate(_eval_cfg(tmp_path, [f"+maps.P.root={tmp_path}/partial"], sets={"cuhk": CUHK_SAMPLE}))
-    with pytest.raises(ValueError, match="unknown map polarity"):
+    # a folder of raw .npy maps read with the default (image) suffixes: a user error naming the key to set
+    (tmp_path / "raw" / "cuhk").mkdir(parents=True)
+    np.save(tmp_path / "raw" / "cuhk" / "1.npy", np.zeros((8, 8), np.float32))
+    with pytest.raises(SystemExit) as exc, handle_user_errors(log_file=False):
+        evaluate(_eval_cfg(tmp_path, [f"+maps.R.root={tmp_path}/raw"], sets={"cuhk": CUHK_SAMPLE}))
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "Traceback" not in err
+    assert "maps.R: no map files (.png" in err and "it holds .npy files: set maps.R.suffixes=[.npy]" in err
+    with pytest.raises(ValueError, match="maps.maps.polarity: unknown map polarity"):
         SavedMaps(tmp_path, polarity="white")
     # an empty test folder
     (tmp_path / "empty" / "image").mkdir(parents=True)

@@ -23,11 +23,15 @@ import numpy as np
 
 from ..data.io import POLARITIES, _open
 from ..data.masks import MaskContentError, _channels, _colour_problem
-from ..utils.errors import UserError
+from ..utils.errors import ConfigError, UserError
 
 
 class SavedMapError(UserError, ValueError):
     """A saved map that has no single grey reading (colour, transparency)."""
+
+
+class SavedMapsNotFoundError(UserError, FileNotFoundError):
+    """A method's map folder, or maps for some of the scored images, that are not there (``maps.<name>``)."""
 
 DEFAULT_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -39,9 +43,9 @@ def read_map(path: str | Path) -> np.ndarray:
         arr = np.load(path, allow_pickle=False).astype(np.float32)
         arr = arr.squeeze()
         if arr.ndim != 2:
-            raise ValueError(f"map {path}: expected a 2-D array, got shape {arr.shape}")
+            raise SavedMapError(f"map {path}: expected a 2-D array, got shape {arr.shape}")
         if arr.min(initial=0) < 0 or arr.max(initial=0) > 1:
-            raise ValueError(f"map {path}: .npy values must lie in [0, 1] (got {arr.min()}..{arr.max()})")
+            raise SavedMapError(f"map {path}: .npy values must lie in [0, 1] (got {arr.min()}..{arr.max()})")
         return arr
     try:
         values, top, rgb = _channels(_open(path), path, "saved map")
@@ -80,9 +84,10 @@ class SavedMaps:
         name: str = "maps",
     ) -> None:
         if polarity not in POLARITIES:
-            raise ValueError(f"{name}: unknown map polarity {polarity!r}; expected one of {POLARITIES}")
+            raise ConfigError(f"maps.{name}.polarity: unknown map polarity {polarity!r}; expected one of {POLARITIES}")
         if root is None and not dirs:
-            raise ValueError(f"{name}: saved maps need a root folder or per-dataset dirs")
+            raise ConfigError(f"maps.{name}: saved maps need a root folder (maps.{name}.root=) or per-dataset "
+                              f"folders (maps.{name}.dirs.<dataset>=)")
         self.root = Path(root).expanduser() if root is not None else None
         self.polarity, self.dirs, self.name = polarity, dict(dirs or {}), name
         self.name_suffix = name_suffix
@@ -97,9 +102,10 @@ class SavedMaps:
         elif self.root is not None:
             path = self.root
         else:
-            raise FileNotFoundError(f"{self.name}: no folder of maps for dataset {dataset!r} (dirs: {sorted(self.dirs)})")
+            raise SavedMapsNotFoundError(f"maps.{self.name}: no folder of maps for dataset {dataset!r} (dirs: "
+                                         f"{sorted(self.dirs)}); add maps.{self.name}.dirs.{dataset}=<folder>")
         if not path.is_dir():
-            raise FileNotFoundError(f"{self.name}: map folder not found: {path}")
+            raise SavedMapsNotFoundError(f"maps.{self.name}: map folder not found: {path}")
         return path
 
     def _files(self, dataset: str) -> tuple[Path, dict[str, Path]]:
@@ -119,7 +125,12 @@ class SavedMaps:
                 if stem not in files or rank[suf] < rank[files[stem].suffix.lower()]:
                     files[stem] = p
             if not files:
-                raise FileNotFoundError(f"{self.name}: no map files ({', '.join(self.suffixes)}) in {folder}")
+                other = sorted({p.suffix.lower() for p in folder.iterdir() if p.is_file() and p.suffix} & {
+                    ".npy", *DEFAULT_SUFFIXES})
+                hint = (f"; it holds {', '.join(other)} files: set maps.{self.name}.suffixes=[{','.join(other)}]"
+                        if other else "")
+                raise SavedMapsNotFoundError(f"maps.{self.name}: no map files ({', '.join(self.suffixes)}) in "
+                                             f"{folder}{hint}")
             self._index[dataset] = (folder, files)
         return self._index[dataset]
 
@@ -128,8 +139,8 @@ class SavedMaps:
         folder, files = self._files(dataset)
         missing = [n for n in names if n not in files]
         if missing:
-            raise FileNotFoundError(
-                f"{self.name}: {len(missing)} of {len(names)} images of {dataset} have no map in {folder} "
+            raise SavedMapsNotFoundError(
+                f"maps.{self.name}: {len(missing)} of {len(names)} images of {dataset} have no map in {folder} "
                 f"(expected <stem>{self.name_suffix}{{{','.join(self.suffixes)}}}): {missing[:10]}"
             )
 
@@ -137,7 +148,7 @@ class SavedMaps:
         """The in-focus probability map of image ``name`` of ``dataset`` at the GT ``shape`` (float32)."""
         folder, files = self._files(dataset)
         if name not in files:
-            raise FileNotFoundError(f"{self.name}: no map for image {name!r} of {dataset} in {folder}")
+            raise SavedMapsNotFoundError(f"maps.{self.name}: no map for image {name!r} of {dataset} in {folder}")
         value = read_map(files[name])
         if value.shape != tuple(shape):
             value = cv2.resize(value, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
