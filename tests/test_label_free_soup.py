@@ -64,6 +64,20 @@ def test_tent_script_refuses_a_short_setting_and_a_file_from_another_checkpoint(
     reused_from(made, "zoo:a")  # the same source: reused
     with pytest.raises(SystemExit, match="adapted from zoo:a, not --ckpt zoo:b"):
         reused_from(made, "zoo:b")
+    # a run folder: the file names the checkpoint the folder resolved to; once the run has a better one, refused
+    from dbd_lightning.runs.resolver import resolve_checkpoint
+
+    from .run_fixtures import make_run
+
+    run = make_run(tmp_path / "runs", seed=0)
+    best = resolve_checkpoint(str(run)).ckpt.name
+    for name in (best, "epoch_099.ckpt"):
+        save_file({"w": torch.zeros(1)}, str(made), metadata={"dbd_lightning": json.dumps(
+            {"adapted_from": str(run), "source_checkpoint": name})})
+        if name == best:
+            reused_from(made, str(run))
+    with pytest.raises(SystemExit, match=f"'s epoch_099.ckpt, and --ckpt {run} now resolves to {best}"):
+        reused_from(made, str(run))
 
 
 def test_scores_of_an_earlier_file_are_not_reused_for_a_rebuilt_one(tmp_path):

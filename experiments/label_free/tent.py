@@ -51,17 +51,26 @@ def run_setting(setting: str, ckpt: str, photos: Path, work: Path, tag: str) -> 
 
 def reused_from(adapted: Path, ckpt: str) -> None:
     """Stop when an adapted file already in ``--work`` was made from another checkpoint than ``ckpt`` (its
-    record's ``adapted_from``): its scores would be filed under the wrong model."""
+    record's ``adapted_from``, and ``source_checkpoint``: the file a run folder resolved to then): its scores
+    would be filed under the wrong model."""
     from safetensors import safe_open
 
     try:
         with safe_open(str(adapted), "np") as handle:
-            source = json.loads(handle.metadata()["dbd_lightning"]).get("adapted_from")
+            record = json.loads(handle.metadata()["dbd_lightning"])
     except Exception as exc:  # noqa: BLE001 - any unreadable file is refused the same way
         raise SystemExit(f"{adapted} is in --work but is not a readable adapted file ({exc}); move it away") from None
+    source = record.get("adapted_from")
     if source != ckpt:
         raise SystemExit(f"{adapted} is in --work but was adapted from {source}, not --ckpt {ckpt}: give another "
                          "--tag or --work")
+    if "source_checkpoint" in record:  # a run folder names its best checkpoint, which moves while the run trains on
+        from dbd_lightning.runs.resolver import resolve_checkpoint
+
+        now = resolve_checkpoint(ckpt).ckpt.name
+        if record["source_checkpoint"] != now:
+            raise SystemExit(f"{adapted} is in --work but was adapted from {ckpt}'s {record['source_checkpoint']}, and "
+                             f"--ckpt {ckpt} now resolves to {now}: give another --tag or --work")
 
 
 def run(command: list[str]) -> None:
