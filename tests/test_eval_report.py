@@ -16,6 +16,7 @@ from dbd_lightning.eval import evaluate
 from dbd_lightning.inference.predictor import CheckpointPredictor
 from dbd_lightning.reports import SavedMaps, latex_table, markdown_table
 from dbd_lightning.reports.plots import iso_f_precision
+from dbd_lightning.reports.saved_maps import SavedMapError, read_map
 from dbd_lightning.runs.resolver import resolve_checkpoint
 from dbd_lightning.runs.run import CheckpointSpecError
 from dbd_lightning.utils.errors import handle_user_errors
@@ -155,7 +156,15 @@ def test_bad_inputs_fail_clearly(tmp_path, runs, capsys):
         evaluate(_eval_cfg(tmp_path, [f"+maps.R.root={tmp_path}/raw"], sets={"cuhk": CUHK_SAMPLE}))
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "Traceback" not in err
-    assert "maps.R: no map files (.png" in err and "it holds .npy files: set maps.R.suffixes=[.npy]" in err
+    assert "maps.R: no map files (.png" in err and "it holds .npy files: add +maps.R.suffixes=[.npy]" in err
+    # maps of the right type whose names lack the given name_suffix: the hint names name_suffix
+    with pytest.raises(FileNotFoundError, match=r"no file name ends with name_suffix '_pred': check maps.R.name_suffix"):
+        evaluate(_eval_cfg(tmp_path, [f"+maps.R.root={tmp_path}/raw", "+maps.R.suffixes=[.npy]",
+                                      "+maps.R.name_suffix=_pred"], sets={"cuhk": CUHK_SAMPLE}))
+    # a .npy map outside [0, 1]: a user error naming the file
+    np.save(tmp_path / "raw" / "cuhk" / "1.npy", np.full((8, 8), 2.0, np.float32))
+    with pytest.raises(SavedMapError, match=r"1.npy: .npy values must lie in \[0, 1\]"):
+        read_map(tmp_path / "raw" / "cuhk" / "1.npy")
     with pytest.raises(ValueError, match="maps.maps.polarity: unknown map polarity"):
         SavedMaps(tmp_path, polarity="white")
     # an empty test folder

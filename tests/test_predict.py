@@ -200,6 +200,11 @@ def test_links_to_photos_elsewhere_are_named_by_the_link(tmp_path):
     assert [(f.name, r.as_posix()) for f, r in collect_inputs(str(tmp_path / "links"), recursive=True)] == [
         ("hold_out_a.png", "hold_out_a"), ("b.png", "sub/b")]
     assert [r.as_posix() for _, r in collect_inputs(str(tmp_path / "links" / "*.png"))] == ["hold_out_a"]
+    # ".." after a link to a folder is the folder above the link's target, as the glob read it, not the link's
+    (tmp_path / "elsewhere" / "deeper").mkdir()
+    (tmp_path / "to_deeper").symlink_to(tmp_path / "elsewhere" / "deeper")
+    [(file, name)] = collect_inputs(str(tmp_path / "to_deeper" / ".." / "*.png"))
+    assert file.resolve() == target.resolve() and file.is_file() and name.as_posix() == "IMG_0001"
     assert [r.as_posix() for _, r in collect_inputs(str(tmp_path / "links" / "sub" / "b.png"))] == ["b"]
 
 

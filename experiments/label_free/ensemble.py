@@ -48,9 +48,21 @@ def photo_folders(work: Path) -> dict[str, Path]:
     return folders
 
 
+def source_name(member: Path) -> str:
+    """A member's name in eval's table and its map folder's name (an eval key: no "-" or ".")."""
+    return member.stem.replace("-", "_").replace(".", "_")
+
+
 def predict(member: Path, folders: dict[str, Path], work: Path) -> Path:
     """``predict`` of one member on every split; returns its map folder (``<work>/maps/<stem>/<split>/*.npy``)."""
-    out = work / "maps" / member.stem
+    out = work / "maps" / source_name(member)
+    stamp = f"{member.resolve()} {member.stat().st_size} {member.stat().st_mtime_ns}\n"  # maps of this file only
+    source = out / "source.txt"
+    if source.is_file() and source.read_text() != stamp:
+        raise SystemExit(f"{out} holds the maps of {source.read_text().split()[0]} as it was then, not of {member} now: "
+                         "give another --work")
+    out.mkdir(parents=True, exist_ok=True)
+    source.write_text(stamp)
     for split, folder in folders.items():
         target = out / split
         if (target / "focus").is_dir() and len(list((target / "focus").glob("*.npy"))) == len(list(folder.iterdir())):
@@ -101,9 +113,16 @@ def main() -> None:
         if not name.isidentifier() or len(members) < 2 or not all(m.is_file() for m in members):
             raise SystemExit(f"--ensemble {spec}: expected NAME=FILE,FILE,... (a name, two or more existing files)")
         ensembles[name] = members
+    by_name: dict[str, set[Path]] = {}
+    for member in {m for ms in ensembles.values() for m in ms}:
+        by_name.setdefault(source_name(member), set()).add(member.resolve())
+    clash = sorted({name for name, files in by_name.items() if len(files) > 1} | (set(by_name) & set(ensembles)))
+    if clash:
+        raise SystemExit(f"--ensemble: {', '.join(clash)} names two different files, or a file and an ensemble (maps "
+                         "are kept by name): rename one")
     folders = photo_folders(args.work)
     member_maps = {m: predict(m, folders, args.work) for ms in ensembles.values() for m in ms}
-    sources = {m.stem.replace("-", "_").replace(".", "_"): root for m, root in member_maps.items()}
+    sources = {source_name(m): root for m, root in member_maps.items()}
     for name, members in ensembles.items():
         sources[name] = mean_maps(name, [member_maps[m] for m in members], args.work, list(folders))
     metrics = score(sources, args.work)

@@ -110,7 +110,7 @@ def collect_inputs(spec: str, recursive: bool = False, exclude: Sequence[Path] =
         files = sorted(Path(p) for p in glob.glob(os.path.expanduser(spec), recursive=True) if Path(p).is_file())
         if not files:
             raise PredictInputError(f"the pattern {spec!r} matches no file")
-        files = [Path(os.path.abspath(p)) for p in files]  # links kept: a link's own name names its maps
+        files = [p.absolute() for p in files]  # links kept (a link's own name names its maps); ".." kept, not collapsed
         base = Path(os.path.commonpath([str(p.parent) for p in files]))
     else:
         raise PredictInputError(f"input not found: {spec} (expected an image file, a folder or a glob pattern)")

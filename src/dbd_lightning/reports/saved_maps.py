@@ -33,6 +33,7 @@ class SavedMapError(UserError, ValueError):
 class SavedMapsNotFoundError(UserError, FileNotFoundError):
     """A method's map folder, or maps for some of the scored images, that are not there (``maps.<name>``)."""
 
+
 DEFAULT_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
@@ -125,10 +126,16 @@ class SavedMaps:
                 if stem not in files or rank[suf] < rank[files[stem].suffix.lower()]:
                     files[stem] = p
             if not files:
-                other = sorted({p.suffix.lower() for p in folder.iterdir() if p.is_file() and p.suffix} & {
-                    ".npy", *DEFAULT_SUFFIXES})
-                hint = (f"; it holds {', '.join(other)} files: set maps.{self.name}.suffixes=[{','.join(other)}]"
-                        if other else "")
+                present = {p.suffix.lower() for p in folder.iterdir() if p.is_file()}
+                other = sorted(present & {".npy", *DEFAULT_SUFFIXES} - set(self.suffixes))
+                if present & set(self.suffixes):  # maps of the right type, none ending with name_suffix
+                    hint = (f"; no file name ends with name_suffix {self.name_suffix!r}: check "
+                            f"maps.{self.name}.name_suffix")
+                elif other:
+                    hint = (f"; it holds {', '.join(other)} files: add +maps.{self.name}.suffixes="
+                            f"[{','.join(other)}]")
+                else:
+                    hint = ""
                 raise SavedMapsNotFoundError(f"maps.{self.name}: no map files ({', '.join(self.suffixes)}) in "
                                              f"{folder}{hint}")
             self._index[dataset] = (folder, files)
