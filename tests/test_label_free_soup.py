@@ -78,6 +78,10 @@ def test_tent_script_refuses_a_short_setting_and_a_file_from_another_checkpoint(
             reused_from(made, str(run))
     with pytest.raises(SystemExit, match=f"'s epoch_099.ckpt, and --ckpt {run} now resolves to {best}"):
         reused_from(made, str(run))
+    # a released model: its file is the checkpoint (the name adapt records), so its adapted files are reused
+    save_file({"w": torch.zeros(1)}, str(made), metadata={"dbd_lightning": json.dumps(
+        {"adapted_from": "zoo:dffnet_lite0_synth", "source_checkpoint": "dffnet_lite0_synth.safetensors"})})
+    reused_from(made, "zoo:dffnet_lite0_synth")
 
 
 def test_scores_of_an_earlier_file_are_not_reused_for_a_rebuilt_one(tmp_path):
