@@ -69,19 +69,18 @@ def test_tent_script_refuses_a_short_setting_and_a_file_from_another_checkpoint(
 
     from .run_fixtures import make_run
 
+    def adapted(source: str, checkpoint: str) -> Path:
+        save_file({"w": torch.zeros(1)}, str(made), metadata={"dbd_lightning": json.dumps(
+            {"adapted_from": source, "source_checkpoint": checkpoint})})
+        return made
+
     run = make_run(tmp_path / "runs", seed=0)
     best = resolve_checkpoint(str(run)).ckpt.name
-    for name in (best, "epoch_099.ckpt"):
-        save_file({"w": torch.zeros(1)}, str(made), metadata={"dbd_lightning": json.dumps(
-            {"adapted_from": str(run), "source_checkpoint": name})})
-        if name == best:
-            reused_from(made, str(run))
+    reused_from(adapted(str(run), best), str(run))
     with pytest.raises(SystemExit, match=f"'s epoch_099.ckpt, and --ckpt {run} now resolves to {best}"):
-        reused_from(made, str(run))
+        reused_from(adapted(str(run), "epoch_099.ckpt"), str(run))
     # a released model: its file is the checkpoint (the name adapt records), so its adapted files are reused
-    save_file({"w": torch.zeros(1)}, str(made), metadata={"dbd_lightning": json.dumps(
-        {"adapted_from": "zoo:dffnet_lite0_synth", "source_checkpoint": "dffnet_lite0_synth.safetensors"})})
-    reused_from(made, "zoo:dffnet_lite0_synth")
+    reused_from(adapted("zoo:dffnet_lite0_synth", "dffnet_lite0_synth.safetensors"), "zoo:dffnet_lite0_synth")
 
 
 def test_scores_of_an_earlier_file_are_not_reused_for_a_rebuilt_one(tmp_path):

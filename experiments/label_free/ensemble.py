@@ -113,18 +113,19 @@ def main() -> None:
         if not name.isidentifier() or len(members) < 2 or not all(m.is_file() for m in members):
             raise SystemExit(f"--ensemble {spec}: expected NAME=FILE,FILE,... (a name, two or more existing files)")
         ensembles[name] = members
+    members = list(dict.fromkeys(m for ms in ensembles.values() for m in ms))  # each file once, in order
     by_name: dict[str, set[Path]] = {}
-    for member in {m for ms in ensembles.values() for m in ms}:
+    for member in members:
         by_name.setdefault(source_name(member), set()).add(member.resolve())
     clash = sorted({name for name, files in by_name.items() if len(files) > 1} | (set(by_name) & set(ensembles)))
     if clash:
         raise SystemExit(f"--ensemble: {', '.join(clash)} names two different files, or a file and an ensemble (maps "
                          "are kept by name): rename one")
     folders = photo_folders(args.work)
-    member_maps = {m: predict(m, folders, args.work) for ms in ensembles.values() for m in ms}
+    member_maps = {m: predict(m, folders, args.work) for m in members}
     sources = {source_name(m): root for m, root in member_maps.items()}
-    for name, members in ensembles.items():
-        sources[name] = mean_maps(name, [member_maps[m] for m in members], args.work, list(folders))
+    for name, files in ensembles.items():
+        sources[name] = mean_maps(name, [member_maps[m] for m in files], args.work, list(folders))
     metrics = score(sources, args.work)
     record = {"protocol": "maps saved by predict inference=papers save_npy=true, scored by eval from the saved maps; "
                           "D-DFFNet convention (MAE per image; F-beta 0.3 at 0.5; IoU pooled)",

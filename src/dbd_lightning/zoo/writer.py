@@ -98,7 +98,8 @@ def release(run: RunCheckpoint, name: str, card: str, folder: Path | None = None
     broken = non_finite_tensors(net_state)
     if broken:  # a release that loads but predicts garbage is the worst outcome: refuse it
         raise NonFiniteWeightsError(f"release {name!r}: {len(broken)} weight tensors are not finite in float16 (e.g. "
-                        f"{broken[0]}); the run diverged or its values exceed float16's range; nothing was written")
+                                    f"{broken[0]}); the run diverged or its values exceed float16's range; nothing was "
+                                    "written")
     tensors = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in net_state.items()}
     meta = {"config": config, "source_checkpoint": run.ckpt.name, **(extra or {})}
     out = folder / f"{name}.safetensors"
